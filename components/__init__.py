@@ -1,0 +1,1 @@
+"""Pulumi components: secure defaults, reusable blocks and the pipelines composed from them."""

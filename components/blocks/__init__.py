@@ -1,0 +1,1 @@
+"""Small reusable components that the pipelines compose."""

@@ -1,0 +1,535 @@
+"""Lambda deployment archives: one reproducible zip per handler package.
+
+A handler package lives in ``handlers/<package>/`` with its entry point in ``app.py`` (``def handler(event,
+context)``); shared code in ``handlers/common/`` goes into every archive. Runtime dependencies come from
+``handlers/requirements.txt`` and are installed as binary wheels for Lambda's platform (manylinux for the
+function's architecture and Python version), never for the machine that runs the build. The archive root
+holds ``<package>/``, ``common/`` and the dependencies, so Lambda imports ``<package>.app.handler``.
+
+The archive is reproducible: entries are sorted, timestamps and permissions fixed, caches, tests and
+install-time bookkeeping left out. Unchanged code and dependencies give a byte-identical zip and the same
+``source_code_hash``, so ``pulumi up`` leaves untouched functions alone.
+
+Usage::
+
+    import pulumi_aws as aws
+    from components.blocks.packaging import function_code
+
+    aws.lambda_.Function("kb-sync", role=role.arn, timeout=60, **function_code("kb_sync"))
+
+Layout of the build directory (``.build/`` at the repository root by default)::
+
+    deps/<key>/                          installed dependencies, one tree per requirements + platform + Python
+    archives/<package>-<arch>-py<ver>.zip
+    archives/<package>-<arch>-py<ver>.zip.json   what the zip was built from, to skip an unchanged rebuild
+
+Why the standard library: the build tools that exist (``build``, ``wheel``, ``pip wheel``) make wheels, not
+Lambda's flat zip, and none of them normalises timestamps and permissions; ``zipfile`` and ``hashlib`` do
+exactly what is needed in a few lines. pip itself is run as a subprocess, its only supported interface.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Final, TypedDict
+
+import pulumi
+
+from components import defaults
+
+__all__ = [
+    "DependencyInstallError",
+    "FunctionCode",
+    "HandlerArchive",
+    "PackagingError",
+    "UnknownHandlerPackageError",
+    "UnsupportedTargetError",
+    "build_handler_archive",
+    "function_code",
+]
+
+_log = logging.getLogger(__name__)
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+DEFAULT_HANDLERS_DIR: Final = REPO_ROOT / "handlers"
+DEFAULT_BUILD_DIR: Final = REPO_ROOT / ".build"
+
+SHARED_PACKAGE: Final = "common"
+REQUIREMENTS_FILE: Final = "requirements.txt"
+HANDLER_MODULE: Final = "app"
+HANDLER_FUNCTION: Final = "handler"
+
+# Lambda's architecture names and the machine names manylinux tags use for them.
+_MACHINES: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+# Newest glibc of the Lambda runtime per Python version: Amazon Linux 2 (glibc 2.26) up to python3.11,
+# Amazon Linux 2023 (glibc 2.34) from python3.12. A wheel built for a newer glibc would fail to load.
+_RUNTIME_GLIBC_MINOR: Final = {"3.10": 26, "3.11": 26, "3.12": 34, "3.13": 34, "3.14": 34}
+# Oldest manylinux glibc per machine: manylinux1 (2.5) on x86_64, manylinux2014 (2.17) on aarch64.
+_OLDEST_GLIBC_MINOR: Final = {"x86_64": 5, "aarch64": 17}
+# Pre-PEP 600 names; some wheels carry only these.
+_LEGACY_MANYLINUX: Final = {5: "manylinux1", 12: "manylinux2010", 17: "manylinux2014"}
+
+# The runtime ships these; a bundled copy would only shadow the runtime's and add megabytes.
+RUNTIME_PROVIDED: Final = frozenset({"boto3", "botocore", "s3transfer"})
+
+# What never goes into an archive, from handler code or dependencies alike.
+_SKIPPED_DIRS: Final = frozenset({"__pycache__", "tests"})
+_SKIPPED_SUFFIXES: Final = (".pyc", ".pyo")
+# Install-time bookkeeping in *.dist-info: RECORD lists files and hashes of an installation, INSTALLER and
+# REQUESTED say how it was installed; Python needs none of them at run time (METADATA stays, for
+# importlib.metadata.version()).
+_SKIPPED_DIST_INFO: Final = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+# pip --target puts console scripts in bin/, with the build machine's interpreter in their shebang.
+_SKIPPED_DEPS_TOP: Final = frozenset({"bin"})
+
+# 1980-01-01 is the earliest time a zip entry can hold.
+_ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)
+# Deflate output is a function of the input, the level and the zlib build; the level is fixed here and
+# the zlib version goes into the build fingerprint.
+_COMPRESS_LEVEL: Final = 6
+_PIP_TIMEOUT_SECONDS: Final = 900
+# A half-finished dependency install older than this was abandoned by a process that died.
+_ABANDONED_AFTER_SECONDS: Final = 3600
+
+
+class PackagingError(Exception):
+    """An archive could not be built."""
+
+
+class UnknownHandlerPackageError(PackagingError, LookupError):
+    """The handler package does not exist (or has no ``app.py``)."""
+
+
+class UnsupportedTargetError(PackagingError, ValueError):
+    """The architecture or Python version is not one Lambda runs."""
+
+
+class DependencyInstallError(PackagingError):
+    """pip could not install the runtime dependencies for the target platform."""
+
+
+@dataclass(frozen=True)
+class HandlerArchive:
+    """A built deployment archive.
+
+    >>> archive = build_handler_archive("kb_sync")  # doctest: +SKIP
+    >>> archive.path.name, archive.handler, archive.runtime  # doctest: +SKIP
+    ('kb_sync-arm64-py3.13.zip', 'kb_sync.app.handler', 'python3.13')
+    """
+
+    package: str
+    path: Path
+    sha256: str  # hex digest of the zip file
+    source_code_hash: str  # base64 of the same digest: what aws.lambda_.Function(source_code_hash=...) expects
+    architecture: str
+    python_version: str
+
+    @property
+    def handler(self) -> str:
+        """The function's handler setting."""
+        return f"{self.package}.{HANDLER_MODULE}.{HANDLER_FUNCTION}"
+
+    @property
+    def runtime(self) -> str:
+        """The Lambda runtime the dependencies were built for."""
+        return f"python{self.python_version}"
+
+
+class FunctionCode(TypedDict):
+    """Keyword arguments of ``aws.lambda_.Function`` that belong to the code, all consistent with each other."""
+
+    code: pulumi.Archive
+    source_code_hash: str
+    handler: str
+    runtime: str
+    architectures: list[str]
+
+
+def function_code(
+    package: str,
+    *,
+    architecture: str = defaults.LAMBDA_ARCHITECTURE,
+    python_version: str = defaults.LAMBDA_PYTHON_VERSION,
+    handlers_dir: Path = DEFAULT_HANDLERS_DIR,
+    build_dir: Path = DEFAULT_BUILD_DIR,
+) -> FunctionCode:
+    """Build the package's archive and return the code-related arguments of ``aws.lambda_.Function``.
+
+    The runtime and architecture come along with the archive, so a function can never run code built for
+    another platform.
+
+    >>> aws.lambda_.Function("worker", role=role.arn, **function_code("kb_sync"))  # doctest: +SKIP
+    """
+    archive = build_handler_archive(
+        package,
+        architecture=architecture,
+        python_version=python_version,
+        handlers_dir=handlers_dir,
+        build_dir=build_dir,
+    )
+    return FunctionCode(
+        code=pulumi.FileArchive(str(archive.path)),
+        source_code_hash=archive.source_code_hash,
+        handler=archive.handler,
+        runtime=archive.runtime,
+        architectures=[archive.architecture],
+    )
+
+
+def build_handler_archive(
+    package: str,
+    *,
+    architecture: str = defaults.LAMBDA_ARCHITECTURE,
+    python_version: str = defaults.LAMBDA_PYTHON_VERSION,
+    handlers_dir: Path = DEFAULT_HANDLERS_DIR,
+    build_dir: Path = DEFAULT_BUILD_DIR,
+) -> HandlerArchive:
+    """Build (or reuse) the deployment archive of ``handlers_dir/<package>``.
+
+    Dependencies are installed once per requirements file, platform and Python version and cached under
+    ``build_dir/deps``; the zip is rewritten only when its content changes.
+
+    >>> archive = build_handler_archive("kb_sync", architecture="x86_64")  # doctest: +SKIP
+    >>> archive.path  # doctest: +SKIP
+    PosixPath('.../.build/archives/kb_sync-x86_64-py3.13.zip')
+
+    Raises:
+        UnknownHandlerPackageError: no ``handlers_dir/<package>/app.py``.
+        UnsupportedTargetError: an architecture or Python version Lambda does not run.
+        DependencyInstallError: pip failed (its output's tail and the platform asked for are in the message).
+    """
+    machine = _machine(architecture)
+    platforms = _platform_tags(machine, python_version)
+    package_dir = _package_dir(package, handlers_dir)
+
+    requirements = handlers_dir / REQUIREMENTS_FILE
+    deps_dir = (
+        _installed_dependencies(requirements, platforms, architecture, python_version, build_dir / "deps")
+        if requirements.is_file()
+        else None
+    )
+
+    entries = list(_code_entries(package, package_dir, handlers_dir / SHARED_PACKAGE))
+    if deps_dir is not None:
+        entries.extend(_dependency_entries(deps_dir))
+    entries.sort()
+    _reject_duplicates(entries)
+
+    archive_path = build_dir / "archives" / f"{package}-{architecture}-py{python_version}.zip"
+    digest = _write_archive(archive_path, entries, _fingerprint(entries))
+    return HandlerArchive(
+        package=package,
+        path=archive_path,
+        sha256=digest.hex(),
+        source_code_hash=base64.b64encode(digest).decode("ascii"),
+        architecture=architecture,
+        python_version=python_version,
+    )
+
+
+# --- target platform --------------------------------------------------------------------------------
+
+
+def _machine(architecture: str) -> str:
+    try:
+        return _MACHINES[architecture]
+    except KeyError:
+        raise UnsupportedTargetError(
+            f"unsupported Lambda architecture {architecture!r}; use one of {', '.join(sorted(_MACHINES))}"
+        ) from None
+
+
+def _platform_tags(machine: str, python_version: str) -> list[str]:
+    """Every manylinux tag whose wheels load on the Lambda runtime, most specific first (pip's preference)."""
+    newest = _RUNTIME_GLIBC_MINOR.get(python_version)
+    if newest is None:
+        raise UnsupportedTargetError(
+            f"unsupported Lambda Python version {python_version!r}; use one of {', '.join(_RUNTIME_GLIBC_MINOR)}"
+        )
+    tags: list[str] = []
+    for minor in range(newest, _OLDEST_GLIBC_MINOR[machine] - 1, -1):
+        tags.append(f"manylinux_2_{minor}_{machine}")
+        if minor in _LEGACY_MANYLINUX:
+            tags.append(f"{_LEGACY_MANYLINUX[minor]}_{machine}")
+    return tags
+
+
+def _describe_target(platforms: list[str], architecture: str, python_version: str) -> str:
+    oldest, newest = platforms[-1], platforms[0]
+    return f"Lambda {architecture} python{python_version} (CPython wheels for {newest} down to {oldest})"
+
+
+# --- handler code -----------------------------------------------------------------------------------
+
+
+def _package_dir(package: str, handlers_dir: Path) -> Path:
+    package_dir = handlers_dir / package
+    app = package_dir / f"{HANDLER_MODULE}.py"
+    if package.isidentifier() and package != SHARED_PACKAGE and app.is_file():
+        return package_dir
+    known = sorted(
+        p.name for p in handlers_dir.glob(f"*/{HANDLER_MODULE}.py") if p.parent.name != SHARED_PACKAGE
+    ) if handlers_dir.is_dir() else []
+    reason = (
+        f"{package_dir} has no {HANDLER_MODULE}.py (Lambda's handler would be {package}.app.handler)"
+        if package_dir.is_dir() and package.isidentifier() and package != SHARED_PACKAGE
+        else f"looked for {package_dir}"
+    )
+    raise UnknownHandlerPackageError(
+        f"unknown handler package {package!r}: {reason}; "
+        f"handler packages in {handlers_dir}: {', '.join(known) or 'none'}"
+    )
+
+
+def _code_entries(package: str, package_dir: Path, shared_dir: Path) -> Iterator[tuple[str, Path]]:
+    yield from _tree_entries(package_dir, PurePosixPath(package))
+    if shared_dir.is_dir():
+        yield from _tree_entries(shared_dir, PurePosixPath(SHARED_PACKAGE))
+
+
+# --- dependencies -----------------------------------------------------------------------------------
+
+
+def _installed_dependencies(
+    requirements: Path, platforms: list[str], architecture: str, python_version: str, deps_root: Path
+) -> Path:
+    """The dependency tree for this requirements file and target, installed on first use.
+
+    pip installs into a private temporary directory that is renamed into place only when complete, so an
+    interrupted install never leaves a tree that looks usable, and two concurrent builds cannot mix files.
+    """
+    key_material = json.dumps(
+        {
+            "requirements": hashlib.sha256(requirements.read_bytes()).hexdigest(),
+            "platforms": platforms,
+            "python": python_version,
+            "implementation": "cp",
+            "runtime_provided": sorted(RUNTIME_PROVIDED),
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
+    final = deps_root / key
+    if final.is_dir():
+        return final
+
+    deps_root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_installs(deps_root)
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{key}-", dir=deps_root))
+    try:
+        started = time.monotonic()
+        _pip_install(requirements, partial, platforms, architecture, python_version)
+        _remove_distributions(partial, RUNTIME_PROVIDED)
+        try:
+            partial.rename(final)
+        except OSError:
+            if not final.is_dir():  # not a concurrent build that finished first
+                raise
+        _log.info("installed %s for %s in %.1fs", requirements, architecture, time.monotonic() - started)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return final
+
+
+def _pip_install(
+    requirements: Path, target: Path, platforms: list[str], architecture: str, python_version: str
+) -> None:
+    command = [
+        sys.executable, "-m", "pip", "install",
+        "--disable-pip-version-check", "--no-input", "--quiet",
+        "--target", str(target),
+        "--implementation", "cp",
+        "--python-version", python_version,
+        "--only-binary=:all:",  # compiling here would build for this machine, not for Lambda
+        "--no-compile",  # Lambda compiles on import; shipped .pyc would only be stale noise
+        *(f"--platform={tag}" for tag in platforms),
+        "--requirement", str(requirements),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(
+            command,
+            cwd=requirements.parent,  # relative paths in the requirements file mean what they say
+            capture_output=True,
+            text=True,
+            timeout=_PIP_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DependencyInstallError(
+            f"pip did not finish installing {requirements} for "
+            f"{_describe_target(platforms, architecture, python_version)} within {_PIP_TIMEOUT_SECONDS}s"
+        ) from None
+    if result.returncode != 0:
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        tail = "\n".join(f"    {line}" for line in output[-20:])
+        raise DependencyInstallError(
+            f"pip could not install {requirements} for {_describe_target(platforms, architecture, python_version)}, "
+            f"binary wheels only (exit status {result.returncode}). A dependency without a wheel for this platform "
+            f"cannot be bundled: pin a version that publishes one. pip said:\n{tail}"
+        )
+
+
+def _remove_distributions(site: Path, names: frozenset[str]) -> None:
+    """Delete the files of the named distributions (and their metadata) from an installed tree.
+
+    The files are the ones each distribution's RECORD lists, so nothing else is touched.
+    """
+    for dist_info in sorted(site.glob("*.dist-info")):
+        if _normalize(_distribution_name(dist_info)) not in names:
+            continue
+        record = dist_info / "RECORD"
+        listed = record.read_text().splitlines() if record.is_file() else []
+        for line in listed:
+            relative = line.split(",", 1)[0]
+            path = (site / relative).resolve()
+            if path.is_relative_to(site.resolve()) and path.is_file():
+                path.unlink()
+        shutil.rmtree(dist_info, ignore_errors=True)
+    # Packages whose files are all gone leave empty directories (and __pycache__ from nothing); drop them.
+    for directory in sorted((p for p in site.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(f.is_file() for f in directory.rglob("*")):
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _distribution_name(dist_info: Path) -> str:
+    metadata = dist_info / "METADATA"
+    if metadata.is_file():
+        for line in metadata.read_text(errors="replace").splitlines():
+            if line.lower().startswith("name:"):
+                return line.split(":", 1)[1].strip()
+            if not line:
+                break
+    return dist_info.name.split("-", 1)[0]
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _remove_abandoned_installs(deps_root: Path) -> None:
+    cutoff = time.time() - _ABANDONED_AFTER_SECONDS
+    for partial in deps_root.glob(".partial-*"):
+        try:
+            if partial.stat().st_mtime < cutoff:
+                shutil.rmtree(partial, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+
+
+def _dependency_entries(deps_dir: Path) -> Iterator[tuple[str, Path]]:
+    for arcname, path in _tree_entries(deps_dir, PurePosixPath()):
+        parts = PurePosixPath(arcname).parts
+        if parts[0] in _SKIPPED_DEPS_TOP:
+            continue
+        if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] in _SKIPPED_DIST_INFO:
+            continue
+        yield arcname, path
+
+
+# --- the archive ------------------------------------------------------------------------------------
+
+
+def _tree_entries(root: Path, prefix: PurePosixPath) -> Iterator[tuple[str, Path]]:
+    """Files under ``root`` that belong in an archive, as (archive name, source path)."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in _SKIPPED_DIRS and not d.startswith(".")]
+        relative = PurePosixPath(Path(directory).relative_to(root).as_posix())
+        for name in files:
+            if _skipped_file(name):
+                continue
+            yield str(prefix / relative / name), Path(directory, name)
+
+
+def _skipped_file(name: str) -> bool:
+    return (
+        name.startswith(".")  # .DS_Store, editor and tool droppings
+        or name.endswith(_SKIPPED_SUFFIXES)
+        or (name.startswith("test_") and name.endswith(".py"))
+        or name == "conftest.py"
+    )
+
+
+def _reject_duplicates(entries: list[tuple[str, Path]]) -> None:
+    for (name, first), (next_name, second) in zip(entries, entries[1:], strict=False):
+        if name == next_name:
+            raise PackagingError(f"{name} would come from both {first} and {second}; rename one of them")
+
+
+def _mode(path: Path) -> int:
+    """0o755 for executables, 0o644 otherwise: readable by Lambda's sandbox user, independent of umask."""
+    return 0o755 if path.stat().st_mode & 0o111 else 0o644
+
+
+def _fingerprint(entries: list[tuple[str, Path]]) -> str:
+    """A digest of everything the zip's bytes depend on, cheaper to compute than the zip itself."""
+    digest = hashlib.sha256()
+    digest.update(hashlib.sha256(Path(__file__).read_bytes()).digest())  # how archives are made
+    digest.update(f"{zlib.ZLIB_RUNTIME_VERSION}\0{_COMPRESS_LEVEL}\0".encode())
+    for arcname, path in entries:
+        digest.update(f"{arcname}\0{_mode(path):o}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
+
+
+def _write_archive(path: Path, entries: list[tuple[str, Path]], fingerprint: str) -> bytes:
+    """Write the zip unless an identical one is there; return its sha256 digest."""
+    sidecar = path.with_name(path.name + ".json")
+    if path.is_file() and sidecar.is_file():
+        try:
+            recorded = json.loads(sidecar.read_text())
+        except ValueError:
+            recorded = {}
+        if recorded.get("fingerprint") == fingerprint:
+            digest = _file_sha256(path)
+            if digest.hex() == recorded.get("sha256"):
+                return digest
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_COMPRESS_LEVEL) as zf:
+            for arcname, source in entries:
+                info = zipfile.ZipInfo(arcname, date_time=_ZIP_EPOCH)
+                info.create_system = 3  # Unix, so external_attr carries the permissions on every build host
+                info.external_attr = (stat.S_IFREG | _mode(source)) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, source.read_bytes(), compresslevel=_COMPRESS_LEVEL)
+        digest = _file_sha256(Path(temporary))
+        if path.is_file() and _file_sha256(path) == digest:
+            os.unlink(temporary)  # same bytes: keep the existing file and its mtime
+        else:
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    _atomic_write_text(sidecar, json.dumps({"fingerprint": fingerprint, "sha256": digest.hex()}, indent=2))
+    return digest
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)

@@ -1,0 +1,1 @@
+"""The pipelines, each composed from the blocks."""
