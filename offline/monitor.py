@@ -11,6 +11,7 @@ from typing import Any
 
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import get_project, get_stack
 
 from offline.model import UNKNOWN, ResourceRecord
 from offline.provider import AwsProviderEmulator, as_provider_inputs
@@ -23,6 +24,14 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: AwsProviderEmulator) -> None:
         super().__init__(mocks)
         self.records: dict[str, ResourceRecord] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine builds them: the parent's whole type chain, the root stack left out."""
+        if parent:
+            parent_type = parent.split("::")[2]
+            if parent_type != "pulumi:pulumi:Stack":
+                type_ = f"{parent_type}${type_}"
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)

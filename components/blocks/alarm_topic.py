@@ -1,0 +1,63 @@
+"""The alarm topic: where every alarm of a stack sends its notifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
+from components.blocks.naming import Naming
+
+
+class AlarmTopic(pulumi.ComponentResource):
+    """An SNS topic encrypted with its own KMS key, TLS-only, with email subscriptions.
+
+    The key is customer-managed because CloudWatch cannot publish to a topic encrypted with the AWS-managed
+    `aws/sns` key (its key policy can't grant CloudWatch). The topic names the key by its alias, which is known
+    at preview, so a policy can see that the topic is encrypted.
+
+    >>> topic = AlarmTopic(naming, env, emails=["oncall@example.com"])  # doctest: +SKIP
+    >>> topic.arn  # an Output known at preview  # doctest: +SKIP
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, *, emails: Sequence[str] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:blocks:AlarmTopic", naming.logical("alarms"), None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        topic_name = naming.name("alarms", max_length=256)
+        topic_arn = env.sns_topic(topic_name)
+
+        self.key = aws.kms.Key(
+            naming.logical("alarms-key"),
+            description=f"Encrypts the alarm topic {topic_name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=PolicyDocument([
+                Statement("AccountAdministers", ["kms:*"], ["*"],
+                          principals={"AWS": f"arn:{env.partition}:iam::{env.account_id}:root"}),
+                service_may("CloudWatchPublishes", "cloudwatch.amazonaws.com",
+                            ["kms:Decrypt", "kms:GenerateDataKey*"], ["*"], env),
+            ]).to_json(),
+            tags=naming.tags,
+            opts=child,
+        )
+        self.alias = aws.kms.Alias(naming.logical("alarms-key-alias"), name=f"alias/{topic_name}",
+                                   target_key_id=self.key.key_id, opts=child)
+        self.topic = aws.sns.Topic(naming.logical("alarms-topic"), name=topic_name,
+                                   kms_master_key_id=self.alias.name, tags=naming.tags, opts=child)
+        self.arn: pulumi.Output[str] = env.sns_topic(self.topic.name)
+        self.policy = aws.sns.TopicPolicy(
+            naming.logical("alarms-topic-policy"),
+            arn=self.arn,
+            policy=PolicyDocument([
+                service_may("CloudWatchPublishes", "cloudwatch.amazonaws.com", ["sns:Publish"], [topic_arn], env),
+                deny_insecure_transport(["sns:Publish", "sns:Subscribe"], [topic_arn]),
+            ]).to_json(),
+            opts=child,
+        )
+        for index, email in enumerate(emails):
+            aws.sns.TopicSubscription(naming.logical(f"alarms-email-{index}"), topic=self.arn, protocol="email",
+                                      endpoint=email, opts=child)
+        self.register_outputs({"arn": self.arn})

@@ -1,0 +1,39 @@
+"""CloudWatch alarms that always notify: every alarm the blocks build has an alarm and an OK action."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults
+from components.blocks.naming import Naming
+
+
+def notifying_alarm(naming: Naming, purpose: str, *, namespace: str, metric: str,
+                    dimensions: Mapping[str, pulumi.Input[str]], topic_arn: pulumi.Input[str], threshold: float,
+                    statistic: str = "Maximum", comparison: str = "GreaterThanThreshold", description: str,
+                    parent: pulumi.Resource) -> aws.cloudwatch.MetricAlarm:
+    """A metric alarm that pages through `topic_arn` when it fires and again when it clears.
+
+    Missing data is "not breaching": an idle queue or function reports nothing, which is healthy.
+    """
+    return aws.cloudwatch.MetricAlarm(
+        naming.logical(f"{purpose}-alarm"),
+        name=naming.name(purpose, max_length=255),
+        alarm_description=description,
+        namespace=namespace,
+        metric_name=metric,
+        dimensions=dict(dimensions),
+        statistic=statistic,
+        period=defaults.ALARM_PERIOD_SECONDS,
+        evaluation_periods=defaults.ALARM_EVALUATION_PERIODS,
+        threshold=threshold,
+        comparison_operator=comparison,
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        tags=naming.tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -1,0 +1,98 @@
+"""A queue with its dead-letter queue, TLS-only policies and the two alarms that say something is stuck."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults
+from components.blocks.alarms import notifying_alarm
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
+from components.blocks.naming import Naming
+from components.config import QueueSettings
+
+
+@dataclass(frozen=True)
+class QueueProducer:
+    """An AWS service allowed to send to the queue, from one source (a bucket, a rule, a schedule)."""
+
+    sid: str
+    service: str  # e.g. "s3.amazonaws.com"
+    source_arn: pulumi.Input[str]
+
+
+class QueueWithDlq(pulumi.ComponentResource):
+    """A source queue and its DLQ, both encrypted (SSE-SQS) and TLS-only.
+
+    The DLQ keeps messages for 14 days, longer than its source, and accepts redrives only from its source. It
+    alarms on its first message; the source alarms when its oldest message gets old. The visibility timeout is
+    passed in, derived by the caller from the consumer's timeout (never configured by hand).
+
+    >>> jobs = QueueWithDlq(naming, env, "jobs", settings=QueueSettings(), visibility_timeout_seconds=360,
+    ...                     alarm_topic_arn=topic.arn)  # doctest: +SKIP
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, settings: QueueSettings,
+                 visibility_timeout_seconds: int, alarm_topic_arn: pulumi.Input[str],
+                 producers: Sequence[QueueProducer] = (), age_alarm_seconds: int = defaults.QUEUE_AGE_ALARM_SECONDS,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:blocks:QueueWithDlq", naming.logical(purpose), None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.name = naming.name(purpose, max_length=80)
+        dlq_name = naming.name(f"{purpose}-dlq", max_length=80)
+        source_arn = env.arn("sqs", self.name)
+
+        self.dlq = aws.sqs.Queue(
+            naming.logical(f"{purpose}-dlq"),
+            name=dlq_name,
+            message_retention_seconds=defaults.DLQ_RETENTION_SECONDS,
+            sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION,
+            redrive_allow_policy=json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]}),
+            tags=naming.tags,
+            opts=child,
+        )
+        self.dlq_arn: pulumi.Output[str] = env.sqs_queue(self.dlq.name)
+        self.queue = aws.sqs.Queue(
+            naming.logical(purpose),
+            name=self.name,
+            visibility_timeout_seconds=visibility_timeout_seconds,
+            message_retention_seconds=settings.retention_seconds,
+            delay_seconds=settings.delay_seconds,
+            receive_wait_time_seconds=defaults.LONG_POLL_SECONDS,
+            sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION,
+            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.dlq_arn,
+                                                     "maxReceiveCount": settings.max_receive_count}),
+            tags=naming.tags,
+            opts=child,
+        )
+        self.arn: pulumi.Output[str] = env.sqs_queue(self.queue.name)
+        self.url: pulumi.Output[str] = env.sqs_queue_url(self.queue.name)
+        self.dlq_url: pulumi.Output[str] = env.sqs_queue_url(self.dlq.name)
+
+        grants = [service_may(p.sid, p.service, ["sqs:SendMessage"], [self.arn], env, source_arn=p.source_arn)
+                  for p in producers]
+        self.policy = aws.sqs.QueuePolicy(
+            naming.logical(f"{purpose}-policy"), queue_url=self.url,
+            policy=PolicyDocument([*grants, deny_insecure_transport(["sqs:*"], [self.arn])]).to_json(), opts=child)
+        self.dlq_policy = aws.sqs.QueuePolicy(
+            naming.logical(f"{purpose}-dlq-policy"), queue_url=self.dlq_url,
+            policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [self.dlq_arn])]).to_json(), opts=child)
+
+        self.dlq_alarm = notifying_alarm(
+            naming, f"{purpose}-dlq-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": self.dlq.name}, topic_arn=alarm_topic_arn,
+            threshold=defaults.DLQ_ALARM_THRESHOLD,
+            description=f"Messages from {self.name} reached its dead-letter queue {dlq_name}", parent=self)
+        self.age_alarm = notifying_alarm(
+            naming, f"{purpose}-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": self.queue.name}, topic_arn=alarm_topic_arn, threshold=age_alarm_seconds,
+            description=f"The oldest message in {self.name} is older than {age_alarm_seconds} s", parent=self)
+        self.register_outputs({"url": self.url, "arn": self.arn, "dlqUrl": self.dlq_url})
+
+    def statement_to_send(self, sid: str) -> Statement:
+        """The statement a function needs to put messages back on this queue (e.g. a delayed follow-up)."""
+        return Statement(sid, ["sqs:SendMessage"], [self.arn])

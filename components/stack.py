@@ -1,0 +1,38 @@
+"""The whole stack: shared alarm topic, the pipelines the stack enables, one notification set per bucket."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.iam import AwsEnv
+from components.blocks.naming import Naming
+from components.blocks.notifications import BucketNotifications
+from components.blocks.packaging import function_code
+from components.config import StackConfig, load_stack_config
+from components.pipelines.knowledge_base_sync import HANDLER_PACKAGE as KB_SYNC_PACKAGE
+from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
+
+
+def build_stack(config: StackConfig | None = None) -> None:
+    """Build every enabled pipeline. Config is validated first, so bad config registers nothing."""
+    config = config or load_stack_config()
+    env = AwsEnv.lookup()
+    naming = Naming(pulumi.get_project(), pulumi.get_stack(), "shared", owner=config.owner)
+    topic = AlarmTopic(naming, env, emails=config.alarms.emails)
+    notifications = BucketNotifications()
+    pulumi.export("alarmTopicArn", topic.arn)
+
+    def code(package: str):  # type: ignore[no-untyped-def]
+        return function_code(package, architecture=config.lambda_.architecture,
+                             python_version=config.lambda_.python_version)
+
+    kb = config.knowledge_base_sync
+    if kb is not None and kb.enabled:
+        pipeline = KnowledgeBaseSync(naming.child("kbsync"), env, kb, code=code(KB_SYNC_PACKAGE),
+                                     alarm_topic_arn=topic.arn, notifications=notifications,
+                                     log_retention_days=config.log_retention_days, protect_data=config.protect_data)
+        pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
+                                            "functionName": pipeline.worker.function.name,
+                                            "bucketName": pipeline.bucket_name})
+    notifications.build()
