@@ -1,0 +1,35 @@
+# Every target sets up what it needs itself: a fresh machine needs only Python 3.11+, make and PyPI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+STACK  ?= dev
+REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt handlers/requirements.txt
+
+.PHONY: preview test lint bench docs clean
+
+preview: $(STAMP)  ## synthesize STACK offline and run the policy pack over it
+	$(BIN)/python -m offline preview --stack $(STACK)
+
+test: $(STAMP)  ## the whole test suite (pytest's "no tests collected" counts as a failure)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy components offline policies/rules handlers benchmarks
+
+bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in one run
+	$(BIN)/python -m benchmarks.offline_preview
+	$(BIN)/python -m benchmarks.policy_pack
+
+docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
+	$(BIN)/python -m tools.docs
+
+$(STAMP): $(REQUIREMENTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache
