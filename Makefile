@@ -11,8 +11,9 @@ REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt 
 preview: $(STAMP)  ## synthesize STACK offline and run the policy pack over it
 	$(BIN)/python -m offline preview --stack $(STACK)
 
-test: $(STAMP)  ## the whole test suite (pytest's "no tests collected" counts as a failure)
-	$(BIN)/python -m pytest
+test: $(STAMP)  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
