@@ -83,17 +83,14 @@ class WorkerSettings(_Settings):
             raise ValueError(
                 f"maxConcurrency {self.max_concurrency} exceeds reservedConcurrency {self.reserved_concurrency}: "
                 "the event source would be throttled by its own function")
-        if self.visibility_timeout_seconds > defaults.MAX_VISIBILITY_TIMEOUT_SECONDS:
-            raise ValueError(
-                f"the derived visibility timeout {defaults.VISIBILITY_TIMEOUT_RATIO} x timeoutSeconds "
-                f"{self.timeout_seconds} + batchingWindowSeconds {self.batching_window_seconds} = "
-                f"{self.visibility_timeout_seconds} s exceeds SQS's maximum of "
-                f"{defaults.MAX_VISIBILITY_TIMEOUT_SECONDS} s")
         return self
 
     @property
     def visibility_timeout_seconds(self) -> int:
-        """AWS's rule for Lambda event sources: 6 x function timeout + maximum batching window."""
+        """AWS's rule for Lambda event sources: 6 x function timeout + maximum batching window.
+
+        With the bounds above it is at most 6 x 900 + 300 = 5,700 s, well inside SQS's 12-hour maximum.
+        """
         return defaults.VISIBILITY_TIMEOUT_RATIO * self.timeout_seconds + self.batching_window_seconds
 
 

@@ -18,7 +18,6 @@ DLQ_RETENTION_SECONDS: Final = SQS_MAX_RETENTION_SECONDS
 MAX_RECEIVE_COUNT: Final = 5
 LONG_POLL_SECONDS: Final = 20
 MAX_DELAY_SECONDS: Final = 900
-MAX_VISIBILITY_TIMEOUT_SECONDS: Final = 12 * 3600
 # AWS guidance for Lambda event sources: visibility >= 6 x function timeout + maximum batching window.
 VISIBILITY_TIMEOUT_RATIO: Final = 6
 QUEUE_AGE_ALARM_SECONDS: Final = 15 * 60

@@ -50,7 +50,8 @@ class Synthesis:
         return [r for r in self.resources if r.type == type_]
 
     def named(self, name: str) -> ResourceRecord:
-        matches = [r for r in self.resources if r.name == name]
+        """The custom resource with this logical name (a component may share its main resource's name)."""
+        matches = [r for r in self.resources if r.name == name and r.custom]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]

@@ -1,0 +1,133 @@
+"""The knowledge-base sync component, asserted on recorded registrations in preview and update modes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.iam import AwsEnv
+from components.blocks.naming import Naming
+from components.blocks.notifications import BucketNotifications
+from components.config import ConfigError, KnowledgeBaseSyncSettings
+from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
+from offline.provider import contains_unknown
+from offline.synth import Synthesis, SynthesisError, run_program
+from tests.blocks.programs import fake_code
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+NAMING = Naming("ai-pipelines", "test", "shared", owner="platform")
+KB_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/KB12345678"
+
+
+def settings(**overrides: Any) -> KnowledgeBaseSyncSettings:
+    return KnowledgeBaseSyncSettings.model_validate(
+        {"knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678", **overrides})
+
+
+def program(*pipelines: tuple[str, KnowledgeBaseSyncSettings], protect: bool = False) -> None:
+    env = AwsEnv.lookup()
+    topic = AlarmTopic(NAMING, env)
+    hub = BucketNotifications()
+    for name, config in pipelines:
+        KnowledgeBaseSync(NAMING.child(name), env, config, code=fake_code(), alarm_topic_arn=topic.arn,
+                          notifications=hub, log_retention_days=30, protect_data=protect)
+    hub.build()
+
+
+def synth(*pipelines: tuple[str, KnowledgeBaseSyncSettings], mode: str = "preview", protect: bool = False) -> Synthesis:
+    return run_program(lambda: program(*pipelines, protect=protect), project="ai-pipelines", stack="test",
+                       mode=mode, config={"aws:region": REGION})  # type: ignore[arg-type]
+
+
+def policy(record_policy: str) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(record_policy)["Statement"]}
+
+
+@pytest.mark.parametrize("mode", ["preview", "update"])
+def test_events_mode_wires_bucket_queue_worker(mode: str) -> None:
+    result = synth(("kbsync", settings()), mode=mode)
+    bucket = result.named("kbsync-docs")
+    queue = result.named("kbsync-changes")
+    notification = result.of_type("aws:s3/bucketNotification:BucketNotification")
+    assert len(notification) == 1
+    rules = notification[0].inputs["queues"]
+    assert rules == [{"id": "kbsync-documents/", "queueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
+                      "ai-pipelines-test-kbsync-changes", "events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                      "filterPrefix": "documents/"}]
+    assert notification[0].property_dependencies["queues"] == [queue.urn]
+    assert notification[0].property_dependencies["bucket"] == [bucket.urn]
+    # S3 validates the queue policy when the notification is created: it must exist first.
+    assert result.named("kbsync-changes-policy").urn in notification[0].dependencies
+    grant = policy(result.named("kbsync-changes-policy").inputs["policy"])["BucketSendsChanges"]
+    assert grant["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket.inputs['bucket']}"
+    assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    assert queue.inputs["delaySeconds"] == 300
+    assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 60 + 300
+    mapping = result.named("kbsync-worker-source")
+    assert mapping.inputs["batchSize"] == 1000 and mapping.inputs["maximumBatchingWindowInSeconds"] == 300
+    assert result.of_type("aws:scheduler/schedule:Schedule") == []
+    assert not contains_unknown(result.named("kbsync-worker-policy").inputs["policy"])
+
+
+def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
+    result = synth(("kbsync", settings()))
+    granted = policy(result.named("kbsync-worker-policy").inputs["policy"])
+    assert granted["StartIngestionOnThisKnowledgeBase"] == {
+        "Sid": "StartIngestionOnThisKnowledgeBase", "Effect": "Allow", "Action": ["bedrock:StartIngestionJob"],
+        "Resource": [KB_ARN]}
+    assert granted["RequestFollowUpSync"]["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
+                                                          "ai-pipelines-test-kbsync-changes"]
+    env = result.named("kbsync-worker").inputs["environment"]["variables"]
+    assert env["KNOWLEDGE_BASE_ID"] == "KB12345678" and env["DATA_SOURCE_ID"] == "DS12345678"
+    assert env["FOLLOW_UP_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ai-pipelines-test-kbsync-changes"
+
+
+def test_created_bucket_is_private_encrypted_tls_only_and_protected_when_asked() -> None:
+    result = synth(("kbsync", settings()), protect=True)
+    bucket = result.named("kbsync-docs")
+    assert bucket.protect is True
+    block = result.named("kbsync-docs-public-access").inputs
+    assert all(block[flag] is True for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                               "restrictPublicBuckets"))
+    encryption = result.named("kbsync-docs-encryption").inputs["rules"][0]
+    assert encryption["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    assert "DenyInsecureTransport" in policy(result.named("kbsync-docs-policy").inputs["policy"])
+    assert synth(("kbsync", settings())).named("kbsync-docs").protect is False
+
+
+def test_schedule_mode_invokes_only_the_worker_with_retries_and_dlq() -> None:
+    result = synth(("kbsync", settings(trigger="schedule", scheduleExpression="rate(2 hours)")))
+    assert result.of_type("aws:s3/bucketNotification:BucketNotification") == []
+    schedule = result.named("kbsync-schedule").inputs
+    worker_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:ai-pipelines-test-kbsync-worker"
+    assert schedule["scheduleExpression"] == "rate(2 hours)"
+    assert schedule["target"]["arn"] == worker_arn
+    assert schedule["target"]["retryPolicy"]["maximumRetryAttempts"] > 0
+    assert schedule["target"]["deadLetterConfig"]["arn"].endswith(":ai-pipelines-test-kbsync-changes-dlq")
+    granted = policy(result.named("kbsync-schedule-policy").inputs["policy"])
+    assert granted["InvokeOnlyTheWorker"]["Resource"] == [worker_arn]
+    assert granted["InvokeOnlyTheWorker"]["Action"] == ["lambda:InvokeFunction"]
+    trust = json.loads(result.named("kbsync-schedule-role").inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":schedule/default/ai-pipelines-test-kbsync-schedule")
+
+
+def test_two_pipelines_sharing_a_bucket_get_one_notification_configuration() -> None:
+    shared = {"bucket": {"existingName": "corp-documents"}}
+    result = synth(("kbhr", settings(documentPrefix="hr/", **shared)),
+                   ("kblegal", settings(documentPrefix="legal/", **shared)))
+    notifications = result.of_type("aws:s3/bucketNotification:BucketNotification")
+    assert len(notifications) == 1
+    assert notifications[0].inputs["bucket"] == "corp-documents"
+    assert sorted(rule["filterPrefix"] for rule in notifications[0].inputs["queues"]) == ["hr/", "legal/"]
+    assert result.of_type("aws:s3/bucket:Bucket") == []  # existing bucket: referenced, not created
+
+
+def test_overlapping_prefixes_on_a_shared_bucket_fail_the_program_naming_both_pipelines() -> None:
+    shared = {"bucket": {"existingName": "corp-documents"}}
+    with pytest.raises((ConfigError, SynthesisError), match="overlaps that of kbhr"):
+        synth(("kbhr", settings(documentPrefix="docs/", **shared)),
+              ("kball", settings(documentPrefix="docs/legal/", **shared)))
