@@ -1,0 +1,52 @@
+"""The function's configuration, read from the environment once per cold start.
+
+| variable                  | required | default | meaning                                                       |
+|---------------------------|----------|---------|---------------------------------------------------------------|
+| `KNOWLEDGE_BASE_ID`       | yes      |         | the knowledge base to keep in sync (10 letters or digits)     |
+| `DATA_SOURCE_ID`          | yes      |         | its S3 data source (10 letters or digits)                     |
+| `FOLLOW_UP_QUEUE_URL`     | yes      |         | the pipeline's own source queue, where follow-ups are sent   |
+| `FOLLOW_UP_DELAY_SECONDS` | no       | 300     | how long a follow-up stays invisible (SQS allows 0-900)      |
+| `MAX_FOLLOW_UPS`          | no       | 6       | follow-ups in a row before the handler gives up loudly (0-100) |
+
+Powertools reads its own variables (`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_METRICS_NAMESPACE`, `LOG_LEVEL`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.env import read_int, read_str
+
+# Bedrock's `Id` shape for knowledge bases and data sources.
+_BEDROCK_ID = r"[0-9a-zA-Z]{10}"
+# Standard (not FIFO) queue URL, in any partition; S3 cannot notify a FIFO queue.
+_QUEUE_URL = r"https://[a-z0-9.-]+\.amazonaws\.com(\.cn)?/\d{12}/[A-Za-z0-9_-]{1,80}"
+# SQS caps DelaySeconds at 15 minutes.
+_MAX_SQS_DELAY_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Settings:
+    knowledge_base_id: str
+    data_source_id: str
+    follow_up_queue_url: str
+    follow_up_delay_seconds: int = 300
+    max_follow_ups: int = 6
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Validate the environment; raises ``common.ConfigurationError`` naming the first bad variable."""
+        env = os.environ if env is None else env
+        return cls(
+            knowledge_base_id=read_str(env, "KNOWLEDGE_BASE_ID", pattern=_BEDROCK_ID, meaning="a knowledge base id"),
+            data_source_id=read_str(env, "DATA_SOURCE_ID", pattern=_BEDROCK_ID, meaning="a data source id"),
+            follow_up_queue_url=read_str(
+                env, "FOLLOW_UP_QUEUE_URL", pattern=_QUEUE_URL, meaning="the URL of the pipeline's standard SQS queue"
+            ),
+            follow_up_delay_seconds=read_int(
+                env, "FOLLOW_UP_DELAY_SECONDS", default=300, minimum=0, maximum=_MAX_SQS_DELAY_SECONDS
+            ),
+            max_follow_ups=read_int(env, "MAX_FOLLOW_UPS", default=6, minimum=0, maximum=100),
+        )
