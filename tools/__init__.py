@@ -1,0 +1,1 @@
+"""Project maintenance tools (generated documentation)."""
