@@ -53,8 +53,9 @@ class QueueSettings(_Settings):
                                description="Seconds each message stays invisible after it is sent (0..900).")
     max_receive_count: int = Field(defaults.MAX_RECEIVE_COUNT, ge=1, le=1000,
                                    description="Receives before a message moves to the dead-letter queue.")
-    retention_seconds: int = Field(defaults.SQS_DEFAULT_RETENTION_SECONDS, ge=60, lt=defaults.DLQ_RETENTION_SECONDS,
-                                   description="Source queue retention; below the DLQ's 14 days so the DLQ outlives it.")
+    retention_seconds: int = Field(
+        defaults.SQS_DEFAULT_RETENTION_SECONDS, ge=60, lt=defaults.DLQ_RETENTION_SECONDS,
+        description="Source queue retention; below the DLQ's 14 days so the DLQ outlives it.")
 
 
 class WorkerSettings(_Settings):

@@ -35,8 +35,12 @@ def render(text: str, names: list[str]) -> str:
         if not pattern.search(text):
             raise SystemExit(f"README.md has no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
         body = SECTIONS[name]().strip()
-        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(_replacement(body), text)
     return text
+
+
+def _replacement(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"{match.group(1)}{body}\n{match.group(2)}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-
-Input = pulumi.Input
+from pulumi import Input
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Final, TypedDict
 
@@ -279,17 +280,18 @@ def _describe_target(platforms: list[str], architecture: str, python_version: st
 
 def _package_dir(package: str, handlers_dir: Path) -> Path:
     package_dir = handlers_dir / package
-    app = package_dir / f"{HANDLER_MODULE}.py"
-    if package.isidentifier() and package != SHARED_PACKAGE and app.is_file():
+    valid_name = package.isidentifier() and package != SHARED_PACKAGE
+    if valid_name and (package_dir / f"{HANDLER_MODULE}.py").is_file():
         return package_dir
-    known = sorted(
-        p.name for p in handlers_dir.glob(f"*/{HANDLER_MODULE}.py") if p.parent.name != SHARED_PACKAGE
-    ) if handlers_dir.is_dir() else []
-    reason = (
-        f"{package_dir} has no {HANDLER_MODULE}.py (Lambda's handler would be {package}.app.handler)"
-        if package_dir.is_dir() and package.isidentifier() and package != SHARED_PACKAGE
-        else f"looked for {package_dir}"
-    )
+    if valid_name and package_dir.is_dir():
+        reason = f"{package_dir} has no {HANDLER_MODULE}.py (the function's handler is {package}.app.handler)"
+    else:
+        reason = f"looked for {package_dir}"
+    known = [
+        app.parent.name
+        for app in sorted(handlers_dir.glob(f"*/{HANDLER_MODULE}.py"))
+        if app.parent.name != SHARED_PACKAGE
+    ]
     raise UnknownHandlerPackageError(
         f"unknown handler package {package!r}: {reason}; "
         f"handler packages in {handlers_dir}: {', '.join(known) or 'none'}"
@@ -335,6 +337,7 @@ def _installed_dependencies(
         started = time.monotonic()
         _pip_install(requirements, partial, platforms, architecture, python_version)
         _remove_distributions(partial, RUNTIME_PROVIDED)
+        partial.chmod(0o755)  # mkdtemp made it private; the finished tree is as readable as any build output
         try:
             partial.rename(final)
         except OSError:
@@ -350,7 +353,7 @@ def _pip_install(
     requirements: Path, target: Path, platforms: list[str], architecture: str, python_version: str
 ) -> None:
     command = [
-        sys.executable, "-m", "pip", "install",
+        sys.executable, "-I", "-m", "pip", "install",  # -I: this process's PYTHONPATH and cwd stay out of pip
         "--disable-pip-version-check", "--no-input", "--quiet",
         "--target", str(target),
         "--implementation", "cp",
@@ -366,6 +369,7 @@ def _pip_install(
             cwd=requirements.parent,  # relative paths in the requirements file mean what they say
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=_PIP_TIMEOUT_SECONDS,
             check=False,
         )
@@ -465,7 +469,7 @@ def _skipped_file(name: str) -> bool:
 
 
 def _reject_duplicates(entries: list[tuple[str, Path]]) -> None:
-    for (name, first), (next_name, second) in zip(entries, entries[1:], strict=False):
+    for (name, first), (next_name, second) in pairwise(entries):
         if name == next_name:
             raise PackagingError(f"{name} would come from both {first} and {second}; rename one of them")
 
@@ -532,4 +536,5 @@ def _atomic_write_text(path: Path, text: str) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(handle, "w") as stream:
         stream.write(text)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)

@@ -71,7 +71,7 @@ class QueueWorker(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
         )
         self.arn: pulumi.Output[str] = env.lambda_function(self.function.name)
-        scaling = ({"maximum_concurrency": settings.max_concurrency}
+        scaling = (aws.lambda_.EventSourceMappingScalingConfigArgs(maximum_concurrency=settings.max_concurrency)
                    if settings.max_concurrency is not None else None)
         self.mapping = aws.lambda_.EventSourceMapping(
             naming.logical(f"{purpose}-source"),

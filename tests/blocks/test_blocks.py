@@ -62,8 +62,9 @@ def test_dlq_redrive_encryption_and_retention(preview: Synthesis) -> None:
     assert queue.property_dependencies["redrivePolicy"] == [dlq.urn]
     assert queue.inputs["sqsManagedSseEnabled"] is True and dlq.inputs["sqsManagedSseEnabled"] is True
     assert dlq.inputs["messageRetentionSeconds"] == 1_209_600 > queue.inputs["messageRetentionSeconds"]
-    assert json.loads(dlq.inputs["redriveAllowPolicy"]) == {
-        "redrivePermission": "byQueue", "sourceQueueArns": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-demo-jobs"]}
+    source_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-demo-jobs"
+    assert json.loads(dlq.inputs["redriveAllowPolicy"]) == {"redrivePermission": "byQueue",
+                                                            "sourceQueueArns": [source_arn]}
     assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 30 + 5
     assert queue.inputs["receiveWaitTimeSeconds"] == 20
 

@@ -112,7 +112,8 @@ def test_schedule_mode_invokes_only_the_worker_with_retries_and_dlq() -> None:
     assert granted["InvokeOnlyTheWorker"]["Action"] == ["lambda:InvokeFunction"]
     trust = json.loads(result.named("kbsync-schedule-role").inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert trust["Condition"]["ArnLike"]["aws:SourceArn"].endswith(":schedule/default/ai-pipelines-test-kbsync-schedule")
+    schedule_arn = trust["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert schedule_arn.endswith(":schedule/default/ai-pipelines-test-kbsync-schedule")
 
 
 def test_two_pipelines_sharing_a_bucket_get_one_notification_configuration() -> None:
