@@ -1,0 +1,174 @@
+"""Fixtures for the kb_sync handler tests: the pipeline in moto, Bedrock behind a Stubber, a clock for SQS
+delays, and the handler invoked the way Lambda would, with its AWS calls recorded as ``kb_sync``'s."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.handlers.kb_sync.bedrock_fake import FakeKnowledgeBase
+from tests.handlers.kb_sync.names import (
+    BUCKET,
+    DATA_SOURCE_ID,
+    DLQ,
+    ENVIRONMENT,
+    FUNCTION,
+    KNOWLEDGE_BASE_ID,
+    MAX_RECEIVE_COUNT,
+    PREFIX,
+    QUEUE,
+    QUEUE_URL,
+    REGION,
+)
+from tests.support import aws_calls
+
+# kb_sync.app validates its configuration at import, as at a cold start, so the variables are set first.
+os.environ.update(ENVIRONMENT)
+
+from kb_sync import app, clients
+
+
+@pytest.fixture
+def kb_app() -> Iterator[Any]:
+    """The handler module with fresh clients; ``configure(**changes)`` overrides its settings for one test."""
+    clients.reset()
+    yield app
+    clients.reset()
+
+
+@pytest.fixture
+def configure(kb_app: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    def apply(**changes: Any) -> None:
+        monkeypatch.setattr(kb_app, "settings", replace(kb_app.settings, **changes))
+
+    return apply
+
+
+@dataclass
+class Pipeline:
+    """The data-source bucket notifying the pipeline's queue (with its DLQ), as the infrastructure wires them."""
+
+    s3: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+
+    def put(self, key: str, body: bytes = b"document") -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=BUCKET, Key=key)
+
+    def send(self, body: str) -> str:
+        """Put a raw message on the queue, as a misbehaving producer would."""
+        return self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)["MessageId"]
+
+    def attribute(self, name: str, queue_url: str | None = None) -> int:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url or self.queue_url, AttributeNames=[name])
+        return int(attributes["Attributes"][name])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+
+
+@pytest.fixture
+def pipeline(aws: None) -> Pipeline:
+    s3 = boto3.client("s3", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = sqs.create_queue(QueueName=DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+    queue_url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
+    assert queue_url == QUEUE_URL
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": PREFIX}]}},
+                }
+            ]
+        },
+    )
+    return Pipeline(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url)
+
+
+@pytest.fixture
+def bedrock(kb_app: Any) -> Iterator[FakeKnowledgeBase]:
+    """Bedrock behind a Stubber on the very client the handler uses."""
+    with FakeKnowledgeBase(clients.bedrock_agent(), KNOWLEDGE_BASE_ID, DATA_SOURCE_ID) as fake:
+        yield fake
+    fake.stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def invoke(kb_app: Any, lambda_context_factory: Callable[..., Any]) -> Callable[..., Any]:
+    """Call the handler as Lambda would, recording its AWS calls as the function's."""
+
+    def call(event: Any, context: Any = None) -> Any:
+        with aws_calls.recording(FUNCTION):
+            return kb_app.handler(event, context or lambda_context_factory(function_name="kb-sync"))
+
+    return call
+
+
+@pytest.fixture
+def event_source(pipeline: Pipeline, invoke: Callable[..., Any], sqs_event_source: Callable[..., Any]) -> Any:
+    """Lambda's event source mapping over the pipeline's queue, with a batch large enough for a burst."""
+    return sqs_event_source(pipeline.queue_url, invoke, batch_size=1000)
+
+
+class Clock:
+    """Moves moto's SQS clock forward, so delayed and in-flight messages become visible without waiting."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import moto.sqs.models as sqs_models
+
+        self.offset = 0.0
+        real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
+        monkeypatch.setattr(sqs_models, "unix_time", lambda dt=None: real_time(dt) + (0 if dt else self.offset))
+        monkeypatch.setattr(
+            sqs_models, "unix_time_millis", lambda dt=None: real_millis(dt) + (0 if dt else self.offset * 1000)
+        )
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return Clock(monkeypatch)
+
+
+class LogCapture(logging.Handler):
+    """Collects the handler's structured log entries, formatted exactly as Powertools writes them."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.entries: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append(json.loads(self.format(record)))
+
+    def named(self, message: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.entries if str(entry.get("message", "")).startswith(message)]
+
+
+@pytest.fixture
+def logs(kb_app: Any) -> Iterator[LogCapture]:
+    capture = LogCapture(kb_app.logger.registered_formatter)
+    kb_app.logger.addHandler(capture)
+    yield capture
+    kb_app.logger.removeHandler(capture)

@@ -1,0 +1,217 @@
+"""Record the AWS API calls a Lambda function's code makes while its tests run.
+
+The least-privilege check holds these calls against the IAM role the infrastructure builds for the function:
+every call must be allowed, and every granted action must have been exercised. The record is taken through
+botocore's event hooks, so it sees exactly what the handler asks of AWS, whether moto or a ``Stubber`` answers.
+
+Example::
+
+    def test_conflict(aws_calls):                    # fixture from tests/handlers/conftest.py
+        with aws_calls("kb_sync") as calls:           # name the function by its handler package
+            handler(event, context)
+        assert ("sqs", "SendMessage") in {(c.service, c.operation) for c in calls}
+
+At the end of the session every function's calls are written to ``.build/aws-calls/<function>.json``:
+``{"function": ..., "calls": [{"service", "operation", "resource", "count"}]}``, sorted, one row per distinct
+(service, operation, resource). ``service`` is botocore's service name (``bedrock-agent``, ``sqs``);
+``resource`` is the ARN the request names, or null when it names none (or its service has no resolver).
+
+Only calls made inside a ``recording`` block count, so a test's own setup (creating queues, uploading objects)
+is never mistaken for the function's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore import handlers as botocore_handlers
+
+# moto's default account, in which every test resource lives.
+DEFAULT_ACCOUNT = "123456789012"
+_EVENT = "before-parameter-build"
+
+
+@dataclass(frozen=True, order=True)
+class AwsCall:
+    service: str
+    operation: str
+    resource: str | None
+
+
+@dataclass
+class CallRegistry:
+    """Calls recorded per function over a test session."""
+
+    calls: dict[str, list[AwsCall]] = field(default_factory=lambda: defaultdict(list))
+
+    def record(self, function: str, call: AwsCall) -> None:
+        self.calls[function].append(call)
+
+    def summary(self, function: str) -> list[dict[str, Any]]:
+        counts = Counter(self.calls.get(function, []))
+        return [{**vars(call), "count": counts[call]} for call in sorted(counts)]
+
+    def write(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for function in sorted(self.calls):
+            path = directory / f"{function}.json"
+            document = {"function": function, "calls": self.summary(function)}
+            path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(path)
+        return written
+
+
+REGISTRY = CallRegistry()
+
+
+@dataclass(frozen=True)
+class _Recording:
+    function: str
+    account: str
+    registry: CallRegistry
+    calls: list[AwsCall]
+
+
+_active: ContextVar[_Recording | None] = ContextVar("aws_calls_recording", default=None)
+
+
+@contextmanager
+def recording(
+    function: str, *, account: str = DEFAULT_ACCOUNT, registry: CallRegistry = REGISTRY
+) -> Iterator[list[AwsCall]]:
+    """Record, as ``function``'s, every AWS call made inside the block; yields the list of this block's calls."""
+    install()
+    state = _Recording(function, account, registry, [])
+    token = _active.set(state)
+    try:
+        yield state.calls
+    finally:
+        _active.reset(token)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Hook every botocore session, present and future, once per process.
+
+    Clients copy their session's event handlers when created, so the hook must be on the session first:
+    ``BUILTIN_HANDLERS`` reaches every session created from now on (moto hooks in the same way), and the
+    current default session is hooked directly. Outside a ``recording`` block the hook does nothing.
+    """
+    global _installed
+    if _installed:
+        return
+    botocore_handlers.BUILTIN_HANDLERS.append((_EVENT, _on_call))
+    if boto3.DEFAULT_SESSION is not None:
+        boto3.DEFAULT_SESSION.events.register(_EVENT, _on_call)
+    _installed = True
+
+
+def _on_call(params: Mapping[str, Any], model: Any, context: Mapping[str, Any] | None = None, **_: Any) -> None:
+    state = _active.get()
+    if state is None:
+        return
+    service = model.service_model.service_name
+    region = (context or {}).get("client_region") or "us-east-1"
+    resources = resource_arns(service, params, region=region, account=state.account) or [None]
+    for resource in resources:
+        call = AwsCall(service, model.name, resource)
+        state.calls.append(call)
+        state.registry.record(state.function, call)
+
+
+# --- resource ARNs --------------------------------------------------------------------------------------------
+
+Resolver = Callable[[Mapping[str, Any], str, str, str], list[str]]
+"""(params, partition, region, account) -> the ARNs a request names."""
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def queue_arn(queue_url: str, partition: str, region: str) -> str:
+    """``https://sqs.<region>.amazonaws.com/<account>/<name>`` -> ``arn:<partition>:sqs:<region>:<account>:<name>``."""
+    account, name = urlparse(queue_url).path.strip("/").split("/")[:2]
+    return f"arn:{partition}:sqs:{region}:{account}:{name}"
+
+
+def _sqs(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    if "QueueUrl" in params:
+        return [queue_arn(params["QueueUrl"], partition, region)]
+    if "QueueName" in params:  # GetQueueUrl, CreateQueue
+        owner = params.get("QueueOwnerAWSAccountId", account)
+        return [f"arn:{partition}:sqs:{region}:{owner}:{params['QueueName']}"]
+    return []
+
+
+def _bedrock_agent(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    if "knowledgeBaseId" in params:
+        return [f"arn:{partition}:bedrock:{region}:{account}:knowledge-base/{params['knowledgeBaseId']}"]
+    if "agentId" in params:
+        return [f"arn:{partition}:bedrock:{region}:{account}:agent/{params['agentId']}"]
+    return []
+
+
+def _s3(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    if "Bucket" not in params:
+        return []
+    if "Key" in params:
+        return [f"arn:{partition}:s3:::{params['Bucket']}/{params['Key']}"]
+    return [f"arn:{partition}:s3:::{params['Bucket']}"]
+
+
+def _dynamodb(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
+    return [t if t.startswith("arn:") else f"arn:{partition}:dynamodb:{region}:{account}:table/{t}" for t in tables]
+
+
+def _events(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    names = [entry.get("EventBusName", "default") for entry in params.get("Entries", [])]
+    if "EventBusName" in params:
+        names.append(params["EventBusName"])
+    return sorted(
+        {n if n.startswith("arn:") else f"arn:{partition}:events:{region}:{account}:event-bus/{n}" for n in names}
+    )
+
+
+RESOLVERS: dict[str, Resolver] = {
+    "sqs": _sqs,
+    "bedrock-agent": _bedrock_agent,
+    "s3": _s3,
+    "dynamodb": _dynamodb,
+    "events": _events,
+}
+
+
+def register_resolver(service: str, resolver: Resolver) -> None:
+    """Teach the recorder which ARN a service's requests name (for services not covered above)."""
+    RESOLVERS[service] = resolver
+
+
+def resource_arns(service: str, params: Mapping[str, Any], *, region: str, account: str) -> list[str]:
+    """The ARNs a request names: from the service's resolver, else any top-level ``...Arn`` parameter."""
+    partition = partition_of(region)
+    resolver = RESOLVERS.get(service)
+    if resolver is not None:
+        return resolver(params, partition, region, account)
+    return sorted(
+        value
+        for key, value in params.items()
+        if key.lower().endswith("arn") and isinstance(value, str) and value.startswith("arn:")
+    )
