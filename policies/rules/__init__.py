@@ -1,0 +1,31 @@
+"""The pack's rules, grouped by service, and the Pulumi policies built from them.
+
+`RULES` is the single list both the pack (`__main__.py`) and the catalogue (`catalogue.py`) read.
+`exemptions-applied` comes last: the SDK runs stack policies in order, and it reports what the others suppressed.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from . import cloudwatch, dynamodb, events, iam, lambda_, s3, sqs, stepfunctions
+from .core.rule import Rule, to_policy
+from .exemptions_applied import EXEMPTIONS_APPLIED
+
+PACK_NAME = "ai-pipelines-guardrails"
+
+RULES: tuple[Rule, ...] = (
+    *iam.RULES,
+    *sqs.RULES,
+    *lambda_.RULES,
+    *s3.RULES,
+    *events.RULES,
+    *stepfunctions.RULES,
+    *dynamodb.RULES,
+    *cloudwatch.RULES,
+    EXEMPTIONS_APPLIED,
+)
+
+
+def policies() -> list[Policy]:
+    return [to_policy(rule) for rule in RULES]

@@ -1,0 +1,59 @@
+"""Pulumi type tokens of the AWS resources the rules read (pulumi-aws 7)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+QUEUE: Final = "aws:sqs/queue:Queue"
+QUEUE_POLICY: Final = "aws:sqs/queuePolicy:QueuePolicy"
+TOPIC: Final = "aws:sns/topic:Topic"
+TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
+
+FUNCTION: Final = "aws:lambda/function:Function"
+EVENT_SOURCE_MAPPING: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
+
+LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
+METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
+COMPOSITE_ALARM: Final = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
+EVENT_RULE: Final = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET: Final = "aws:cloudwatch/eventTarget:EventTarget"
+SCHEDULE: Final = "aws:scheduler/schedule:Schedule"
+
+ROLE: Final = "aws:iam/role:Role"
+ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+USER_POLICY: Final = "aws:iam/userPolicy:UserPolicy"
+GROUP_POLICY: Final = "aws:iam/groupPolicy:GroupPolicy"
+MANAGED_POLICY: Final = "aws:iam/policy:Policy"
+ROLE_POLICY_ATTACHMENT: Final = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+POLICY_ATTACHMENT: Final = "aws:iam/policyAttachment:PolicyAttachment"
+
+# pulumi-aws 7 keeps both bucket tokens (BucketV2 is the deprecated alias of the new Bucket) and both
+# encryption-configuration tokens; a program may use either.
+BUCKETS: Final = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+BUCKET_PUBLIC_ACCESS_BLOCK: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_ENCRYPTIONS: Final = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+)
+BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_NOTIFICATION: Final = "aws:s3/bucketNotification:BucketNotification"
+
+STATE_MACHINE: Final = "aws:sfn/stateMachine:StateMachine"
+TABLE: Final = "aws:dynamodb/table:Table"
+
+_NOUNS: Final = {
+    QUEUE: "queue", QUEUE_POLICY: "queue policy", TOPIC: "topic", TOPIC_POLICY: "topic policy",
+    FUNCTION: "function", EVENT_SOURCE_MAPPING: "mapping", LOG_GROUP: "log group", METRIC_ALARM: "alarm",
+    COMPOSITE_ALARM: "alarm", EVENT_RULE: "rule", EVENT_TARGET: "rule target", SCHEDULE: "schedule",
+    ROLE: "role", ROLE_POLICY: "role policy", USER_POLICY: "user policy", GROUP_POLICY: "group policy",
+    MANAGED_POLICY: "managed policy", ROLE_POLICY_ATTACHMENT: "policy attachment",
+    POLICY_ATTACHMENT: "policy attachment", BUCKET_PUBLIC_ACCESS_BLOCK: "public access block",
+    BUCKET_POLICY: "bucket policy", BUCKET_NOTIFICATION: "bucket notification", STATE_MACHINE: "state machine",
+    TABLE: "table", **{t: "bucket" for t in BUCKETS}, **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS},
+}
+
+
+def label(resource_type: str, name: str) -> str:
+    """How a message names a resource: "queue 'jobs'"."""
+    noun = _NOUNS.get(resource_type, resource_type)
+    return f"{noun} '{name}'"

