@@ -100,6 +100,7 @@ def _is_sqs_batch(event: Any) -> bool:
 
 
 def _handle_batch(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(records))
     with processor(records=records, handler=_classify_record, lambda_context=context):
         processed = processor.process()
     queued: list[QueuedMessage] = [result for status, result, _ in processed if status == "success"]
@@ -154,6 +155,8 @@ def _handle_direct(event: Any, context: LambdaContext) -> dict[str, Any]:
             f'{{"source": "schedule"}} (got {keys}; {error.error_count()} validation errors)'
         ) from None
     metrics.add_metric(name="ScheduledRuns", unit=MetricUnit.Count, value=1)
+    # scheduledTime is the same for every delivery of one tick; without it the request id is the best identity
+    # left, shared only by retries that reuse it.
     run_id = request.scheduledTime or context.aws_request_id
     result = _run(plan_scheduled_run(run_id, settings.knowledge_base_id, settings.data_source_id))
     if result.exhausted:

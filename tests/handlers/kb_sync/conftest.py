@@ -112,15 +112,25 @@ def bedrock(kb_app: Any) -> Iterator[FakeKnowledgeBase]:
     fake.stubber.assert_no_pending_responses()
 
 
+class Invoker:
+    """Calls the handler as Lambda would, recording its AWS calls as the function's; ``calls`` holds this test's."""
+
+    def __init__(self, handler: Callable[..., Any], context_factory: Callable[..., Any]) -> None:
+        self._handler = handler
+        self._context_factory = context_factory
+        self.calls: list[aws_calls.AwsCall] = []
+
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        with aws_calls.recording(FUNCTION) as calls:
+            try:
+                return self._handler(event, context or self._context_factory(function_name="kb-sync"))
+            finally:
+                self.calls.extend(calls)
+
+
 @pytest.fixture
-def invoke(kb_app: Any, lambda_context_factory: Callable[..., Any]) -> Callable[..., Any]:
-    """Call the handler as Lambda would, recording its AWS calls as the function's."""
-
-    def call(event: Any, context: Any = None) -> Any:
-        with aws_calls.recording(FUNCTION):
-            return kb_app.handler(event, context or lambda_context_factory(function_name="kb-sync"))
-
-    return call
+def invoke(kb_app: Any, lambda_context_factory: Callable[..., Any]) -> Invoker:
+    return Invoker(kb_app.handler, lambda_context_factory)
 
 
 @pytest.fixture
