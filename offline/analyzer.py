@@ -10,10 +10,11 @@ and `pkg/resource/deploy/step_generator.go`):
 * `ConfigureStack` (stack, project, organization, tags, dry_run), `GetAnalyzerInfo`, then `Configure` with every
   policy's enforcement level and properties: schema defaults, overlaid by the `--policy-pack-config` file
   (`offline.policy_config`).
-* `Analyze` for every registered resource, before its step runs, with the resource's *inputs* (unknowns kept as
-  the engine's sentinels), URN, name, options and provider. The step generator calls it for component resources
-  too (only the provider `Check` is custom-only), so this driver does the same. The engine also calls `Remediate`
-  first; this pack has no remediations, so that call is skipped.
+* `Analyze` for each custom resource, before its step runs, with the resource's *inputs* (unknowns kept as the
+  engine's sentinels), URN, name, options and provider. (The engine's step generator also calls it for component
+  resources, whose inputs are whatever the component passed to its constructor; no rule of this pack judges
+  those, and leaving them out saves a round trip per component.) The engine also calls `Remediate` first; this
+  pack has no remediations, so that call is skipped.
 * `AnalyzeStack` once after all steps, in preview and in update alike, with every resource's *outputs*
   (`news[urn].Outputs`), parent, dependencies and property dependencies. In a preview the outputs of a resource to
   be created are what the provider's `Create(preview=true)` returns: its inputs plus unknowns for computed
@@ -248,12 +249,14 @@ class PolicyPackProcess:
                      for p in policies]
         report = AnalysisReport(policies=effective, violations=[], skipped=[])
         by_urn = {r.urn: r for r in resources}
-        for record in resources:
-            response = self._call(self.stub.Analyze, self._analyze_request(record, by_urn))
+        inputs = {r.urn: _struct(r.inputs) for r in resources}  # built once: sent by Analyze and AnalyzeStack
+        for record in (r for r in resources if r.custom):
+            response = self._call(self.stub.Analyze, self._analyze_request(record, by_urn, inputs[record.urn]))
             self._collect(report, response, lambda _urn, urn=record.urn: urn)
         root = self._root_urn(resources)
         response = self._call(self.stub.AnalyzeStack, analyzer_pb2.AnalyzeStackRequest(
-            resources=[self._stack_resource(r, by_urn) for r in resources]))
+            resources=[self._stack_resource(r, by_urn, _struct(r.outputs) if r.outputs else inputs[r.urn])
+                       for r in resources]))
         self._collect(report, response, lambda urn: urn if urn in by_urn else root)
         return report
 
@@ -267,16 +270,16 @@ class PolicyPackProcess:
         return analyzer_pb2.AnalyzerProviderResource(type=provider.type, urn=provider.urn, name=provider.name,
                                                      properties=_struct(provider.inputs))
 
-    def _analyze_request(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord]
-                         ) -> analyzer_pb2.AnalyzeRequest:
-        return analyzer_pb2.AnalyzeRequest(type=record.type, properties=_struct(record.inputs), urn=record.urn,
+    def _analyze_request(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord],
+                         properties: struct_pb2.Struct) -> analyzer_pb2.AnalyzeRequest:
+        return analyzer_pb2.AnalyzeRequest(type=record.type, properties=properties, urn=record.urn,
                                            name=record.name, options=_options(record),
                                            provider=self._provider(record, by_urn))
 
-    def _stack_resource(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord]
-                        ) -> analyzer_pb2.AnalyzerResource:
+    def _stack_resource(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord],
+                        properties: struct_pb2.Struct) -> analyzer_pb2.AnalyzerResource:
         return analyzer_pb2.AnalyzerResource(
-            type=record.type, properties=_struct(record.outputs or record.inputs), urn=record.urn, name=record.name,
+            type=record.type, properties=properties, urn=record.urn, name=record.name,
             options=_options(record), provider=self._provider(record, by_urn), parent=record.parent or "",
             dependencies=list(record.dependencies),
             propertyDependencies={key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))

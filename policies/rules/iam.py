@@ -84,6 +84,8 @@ def _resource_scoped_actions(ctx: ResourceContext) -> None:
             ctx.violation(f"{statement.where} is an Allow with NotResource, which grants every resource it does "
                           f"not list; name the resources instead")
         grants = _grants(ctx, statement)
+        if not grants:
+            continue  # nothing known to scope: the unknown actions are already reported
         resources = documents.resources(statement.body)
         arns = [r for r in resources if r != "*"]
         if "*" in resources:
@@ -96,7 +98,7 @@ def _resource_scoped_actions(ctx: ResourceContext) -> None:
         for arn in arns:
             if not any(iam_database.fits(a, arn) for g in grants for a in g.actions):
                 ctx.violation(f"{statement.where} names resource '{arn}', which fits no resource type that "
-                              f"{', '.join(g.written for g in grants) or 'its actions'} accept")
+                              f"{', '.join(g.written for g in grants)} accept")
         if "*" in resources or not arns:
             continue
         for grant in grants:

@@ -1,0 +1,172 @@
+"""IAM rules through the analyzer protocol: wildcards, resource scoping (AWS's IAM database), managed policies,
+service trust."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offline.analyzer import PolicyPackProcess
+from tests.policies.builders import (
+    ACCOUNT,
+    Stack,
+    allow,
+    arn,
+    attachment,
+    document,
+    role,
+    role_policy,
+    trust,
+)
+from tests.policies.reports import findings, only
+
+QUEUE_ARN = arn("sqs", "ai-pipelines-test-jobs")
+TABLE_ARN = arn("dynamodb", "table/ai-pipelines-test-results")
+
+
+def _policy_stack(*statements: dict) -> tuple[Stack, object]:
+    stack = Stack()
+    owner = role(stack, "worker-role")
+    return stack, role_policy(stack, "worker-policy", owner, *statements)
+
+
+def test_named_actions_on_named_resources_pass(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(
+        allow("Consume", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], [QUEUE_ARN]),
+        allow("Results", ["dynamodb:PutItem", "dynamodb:Query"], [TABLE_ARN, f"{TABLE_ARN}/index/*"]),
+        allow("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+              [arn("logs", "log-group:/aws/lambda/ai-pipelines-test-worker:log-stream:*")]),
+        allow("Objects", ["s3:GetObject"], ["arn:aws:s3:::ai-pipelines-test-data/incoming/*"]),
+        allow("Traces", ["xray:PutTraceSegments"], ["*"]))
+    report = pack.analyze(stack.records)
+    for policy in ("iam-no-wildcard-actions", "iam-resource-scoped-actions", "iam-service-trust-scoped"):
+        assert not findings(report, policy)
+
+
+@pytest.mark.parametrize("action", ["*", "sqs:*", "sqs:Receive*", "s3:Get?bject"])
+def test_wildcard_action_is_a_violation(pack: PolicyPackProcess, action: str) -> None:
+    stack, policy = _policy_stack(allow("Broad", [action], [QUEUE_ARN]))
+    violation = only(pack.analyze(stack.records), "iam-no-wildcard-actions")
+    assert violation.urn == policy.urn
+    assert violation.enforcement == "mandatory"
+    assert f"role policy 'worker-policy' statement 'Broad' allows wildcard action '{action}'" in violation.message
+
+
+def test_wildcard_in_a_role_inline_policy(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role", inlinePolicies=[
+        {"name": "inline", "policy": document(allow("Broad", ["dynamodb:*"], [TABLE_ARN]))}])
+    violation = only(pack.analyze(stack.records), "iam-no-wildcard-actions")
+    assert violation.urn == owner.urn
+    assert "role 'worker-role' inline policy 'inline' statement 'Broad' allows wildcard action 'dynamodb:*'" in (
+        violation.message)
+
+
+def test_not_action_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack({"Sid": "AllBut", "Effect": "Allow", "NotAction": ["iam:*"], "Resource": ["*"]})
+    assert "Allow with NotAction" in only(pack.analyze(stack.records), "iam-no-wildcard-actions").message
+
+
+def test_allowed_wildcard_pattern_is_accepted_through_config(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Read", ["sqs:Get*"], [QUEUE_ARN]))
+    assert findings(pack.analyze(stack.records), "iam-no-wildcard-actions")
+    config = {"iam-no-wildcard-actions": {"allowedActions": ["sqs:Get*"]}}
+    report = pack.analyze(stack.records, policy_config=config)
+    assert not findings(report, "iam-no-wildcard-actions")
+    assert not findings(report, "iam-resource-scoped-actions")  # both expansions accept a queue ARN
+
+
+def test_misspelt_action_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, policy = _policy_stack(allow("Consume", ["sqs:RecieveMessage"], [QUEUE_ARN]))
+    violation = only(pack.analyze(stack.records), "iam-resource-scoped-actions")
+    assert violation.urn == policy.urn
+    assert "names action 'sqs:RecieveMessage', which does not exist in AWS's IAM database" in violation.message
+
+
+def test_star_resource_for_a_scopable_action_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, policy = _policy_stack(allow("Send", ["sqs:SendMessage", "xray:PutTraceSegments"], ["*"]))
+    violation = only(pack.analyze(stack.records), "iam-resource-scoped-actions")
+    assert violation.urn == policy.urn
+    assert "allows sqs:SendMessage on Resource '*'" in violation.message
+    assert "xray" not in violation.message  # X-Ray supports no resource-level permission: '*' is right for it
+
+
+def test_star_resource_accepted_for_a_configured_action(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Models", ["bedrock:InvokeModel"], ["*"]))
+    assert findings(pack.analyze(stack.records), "iam-resource-scoped-actions")
+    config = {"iam-resource-scoped-actions": {"allowedWildcardResourceActions": ["bedrock:InvokeModel"]}}
+    assert not findings(pack.analyze(stack.records, policy_config=config), "iam-resource-scoped-actions")
+
+
+def test_resource_of_the_wrong_type_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Send", ["sqs:SendMessage"], [TABLE_ARN]))
+    messages = [v.message for v in findings(pack.analyze(stack.records), "iam-resource-scoped-actions")]
+    assert any(f"names resource '{TABLE_ARN}', which fits no resource type that sqs:SendMessage accept" in m
+               for m in messages)
+    assert any("allows 'sqs:SendMessage' on" in m and "none of which is a resource type" in m for m in messages)
+
+
+def test_bucket_action_on_object_arn_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("List", ["s3:ListBucket"], ["arn:aws:s3:::ai-pipelines-test-data/*"]))
+    assert findings(pack.analyze(stack.records), "iam-resource-scoped-actions")
+
+
+def test_wildcard_only_action_on_a_named_resource_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Metrics", ["cloudwatch:PutMetricData"], [QUEUE_ARN]))
+    messages = [v.message for v in findings(pack.analyze(stack.records), "iam-resource-scoped-actions")]
+    assert any("supports only Resource '*'" in m for m in messages)
+
+
+@pytest.mark.parametrize("policy_arn", ["arn:aws:iam::aws:policy/AdministratorAccess",
+                                        "arn:aws:iam::aws:policy/AmazonSQSFullAccess",
+                                        "arn:aws:iam::aws:policy/job-function/PowerUserAccess"])
+def test_broad_managed_policy_attachment_is_a_violation(pack: PolicyPackProcess, policy_arn: str) -> None:
+    stack = Stack()
+    link = attachment(stack, "worker-admin", role(stack, "worker-role"), policy_arn)
+    violation = only(pack.analyze(stack.records), "iam-no-broad-managed-policies")
+    assert violation.urn == link.urn
+    assert policy_arn in violation.message and "denied pattern" in violation.message
+
+
+def test_broad_managed_policy_in_role_managed_arns(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role", managedPolicyArns=["arn:aws:iam::aws:policy/IAMFullAccess"])
+    assert only(pack.analyze(stack.records), "iam-no-broad-managed-policies").urn == owner.urn
+
+
+def test_narrow_or_allowed_managed_policies_pass(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role")
+    attachment(stack, "basic", owner, "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    attachment(stack, "xray", owner, "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess")
+    attachment(stack, "custom", owner, f"arn:aws:iam::{ACCOUNT}:policy/CustomFullAccess")  # not AWS managed
+    attachment(stack, "ssm", owner, "arn:aws:iam::aws:policy/AmazonSSMFullAccess")
+    config = {"iam-no-broad-managed-policies": {"allowedPolicies": ["AmazonSSMFullAccess"]}}
+    assert not findings(pack.analyze(stack.records, policy_config=config), "iam-no-broad-managed-policies")
+
+
+def test_trust_without_source_condition_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "machine-role", assumeRolePolicy=trust("states.amazonaws.com", conditions={}))
+    violation = only(pack.analyze(stack.records), "iam-service-trust-scoped")
+    assert violation.urn == owner.urn
+    assert "trusts states.amazonaws.com without an aws:SourceAccount or aws:SourceArn condition" in violation.message
+
+
+def test_trust_of_two_services_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]})
+    role(stack, "shared-role", assumeRolePolicy=policy)
+    assert "trusts 2 service principals" in only(pack.analyze(stack.records), "iam-service-trust-scoped").message
+
+
+def test_trust_with_source_arn_or_of_an_exempt_service_passes(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    role(stack, "scheduler-role", assumeRolePolicy=trust("scheduler.amazonaws.com", conditions={
+        "ArnLike": {"aws:SourceArn": arn("scheduler", "schedule/default/ai-pipelines-test-sync")}}))
+    role(stack, "instance-role", assumeRolePolicy=trust("ec2.amazonaws.com", conditions={}))
+    assert not findings(pack.analyze(stack.records), "iam-service-trust-scoped")
