@@ -1,0 +1,126 @@
+"""`python -m offline preview`: what would this stack create, and does the policy pack let it through?
+
+    python -m offline preview --stack dev                       # human report
+    python -m offline preview --stack prod --mode update --json # machine-readable report
+    python -m offline preview --stack dev --export dev.json --graph dev.mmd
+
+Exit codes: 0 no mandatory violation, 1 at least one, 2 the program, its config or the policy config failed (the
+message is the program's own), 130 interrupted. The policy pack process is stopped in every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from offline import analyzer, graph, policy_config
+from offline.export import write_export
+from offline.report import PreviewResult, json_report, text_report
+from offline.synth import DEFAULT_ACCOUNT_ID, REPO, SynthesisError, synthesize
+
+EXIT_OK, EXIT_MANDATORY, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class PreviewFailed(Exception):
+    """The preview could not give a verdict; the message says why, in the words of whatever failed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    preview = commands.add_parser(
+        "preview", help="synthesize a stack offline and run the policy pack over it",
+        description="Run the Pulumi program under a recording mock monitor and the policy pack over what it "
+                    "registers, as `pulumi preview --policy-pack` would, without the Pulumi CLI or AWS.")
+    preview.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    preview.add_argument("--mode", choices=("preview", "update"), default="preview",
+                         help="preview: provider-computed outputs unknown, as in a preview of a new stack; "
+                              "update: realistic ids and ARNs, as after `pulumi up` (default: preview)")
+    preview.add_argument("--policy-config", type=Path, metavar="FILE",
+                         help="a --policy-pack-config JSON file (default: <policy pack>/config/<stack>.json "
+                              "if present)")
+    preview.add_argument("--json", action="store_true", help="print a machine-readable report instead")
+    preview.add_argument("--export", type=Path, metavar="FILE",
+                         help="write the stack as a `pulumi stack export` (version 3) deployment")
+    preview.add_argument("--graph", type=Path, metavar="FILE",
+                         help="write the data flow as a Mermaid flowchart (fenced if FILE ends in .md)")
+    preview.add_argument("--account-id", type=_account_id, default=DEFAULT_ACCOUNT_ID,
+                         help=f"the AWS account the invokes answer with (default: {DEFAULT_ACCOUNT_ID})")
+    preview.add_argument("--project-dir", type=Path, default=REPO,
+                         help="directory with Pulumi.yaml and the program (default: this repository)")
+    preview.add_argument("--policy-pack", type=Path, default=analyzer.DEFAULT_PACK_DIR, metavar="DIR",
+                         help="the policy pack directory (default: policies/)")
+    preview.set_defaults(handler=run_preview)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except PreviewFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    config = _policy_config(args.policy_config, args.policy_pack / "config" / f"{args.stack}.json")
+    synthesis = _synthesize(args)
+    if args.export:
+        write_export(synthesis, args.export)
+    if args.graph:
+        _write_graph(synthesis.resources, args.graph)
+    try:
+        analysis = analyzer.analyze(synthesis.resources, project=synthesis.project, stack=synthesis.stack,
+                                    mode=synthesis.mode, policy_config=config, pack_dir=args.policy_pack)
+    except (policy_config.PolicyConfigError, analyzer.PolicyPackError) as error:
+        raise PreviewFailed(str(error)) from error
+    result = PreviewResult(synthesis, analysis, time.perf_counter() - started)
+    if args.json:
+        print(json.dumps(json_report(result), indent=2))
+    else:
+        print(text_report(result), end="")
+    return EXIT_OK if result.passed else EXIT_MANDATORY
+
+
+def _policy_config(given: Path | None, default: Path) -> dict[str, Any] | None:
+    path = given or (default if default.is_file() else None)
+    if path is None:
+        return None
+    try:
+        return policy_config.load(path)
+    except OSError as error:
+        raise PreviewFailed(f"policy config {path}: {error.strerror}") from error
+    except policy_config.PolicyConfigError as error:
+        raise PreviewFailed(str(error)) from error
+
+
+def _synthesize(args: argparse.Namespace) -> Any:
+    try:
+        return synthesize(args.stack, args.mode, project_dir=args.project_dir.resolve(), account_id=args.account_id)
+    except SynthesisError as error:
+        raise PreviewFailed(str(error)) from error
+    except Exception as error:
+        # Whatever else the program raises is its own failure too: report it in its words, without a traceback.
+        raise PreviewFailed(f"the program failed: {type(error).__name__}: {error}") from error
+
+
+def _write_graph(resources: Sequence[Any], path: Path) -> None:
+    chart = graph.mermaid(resources)
+    path.write_text(f"```mermaid\n{chart}```\n" if path.suffix == ".md" else chart)
+
+
+def _account_id(value: str) -> str:
+    if not re.fullmatch(r"\d{12}", value):
+        raise argparse.ArgumentTypeError(f"an AWS account id is 12 digits, got {value!r}")
+    return value
