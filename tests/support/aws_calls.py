@@ -12,22 +12,27 @@ Example::
         assert ("sqs", "SendMessage") in {(c.service, c.operation) for c in calls}
 
 At the end of the session every function's calls are written to ``.build/aws-calls/<function>.json``:
-``{"function": ..., "calls": [{"service", "operation", "resource", "count"}]}``, sorted, one row per distinct
-(service, operation, resource). ``service`` is botocore's service name (``bedrock-agent``, ``sqs``);
+``{"function": ..., "environment": {...}, "calls": [{"service", "operation", "resource", "count"}]}``, sorted, one
+row per distinct (service, operation, resource). ``service`` is botocore's service name (``bedrock-agent``, ``sqs``);
 ``resource`` is the ARN the request names, or null when it names none (or its service has no resolver).
 
 Only calls made inside a ``recording`` block count, so a test's own setup (creating queues, uploading objects)
 is never mistaken for the function's.
+
+The tests run the function under one configuration (``environment``: its environment variables). Another stack
+names other resources through other values of the same variables; ``CallRegistry.calls_under`` translates the
+recorded calls to that stack's environment, so one recording can be held against every stack's role.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -52,9 +57,15 @@ class CallRegistry:
     """Calls recorded per function over a test session."""
 
     calls: dict[str, list[AwsCall]] = field(default_factory=lambda: defaultdict(list))
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def record(self, function: str, call: AwsCall) -> None:
         self.calls[function].append(call)
+
+    def calls_under(self, function: str, environment: Mapping[str, str]) -> list[AwsCall]:
+        """``function``'s calls as its code would make them configured with ``environment`` instead."""
+        recorded = self.environments.get(function, {})
+        return [rebase(call, recorded, environment) for call in self.calls.get(function, [])]
 
     def summary(self, function: str) -> list[dict[str, Any]]:
         counts = Counter(self.calls.get(function, []))
@@ -65,7 +76,11 @@ class CallRegistry:
         written = []
         for function in sorted(self.calls):
             path = directory / f"{function}.json"
-            document = {"function": function, "calls": self.summary(function)}
+            document = {
+                "function": function,
+                "environment": dict(sorted(self.environments.get(function, {}).items())),
+                "calls": self.summary(function),
+            }
             path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             written.append(path)
         return written
@@ -87,10 +102,19 @@ _active: ContextVar[_Recording | None] = ContextVar("aws_calls_recording", defau
 
 @contextmanager
 def recording(
-    function: str, *, account: str = DEFAULT_ACCOUNT, registry: CallRegistry = REGISTRY
+    function: str,
+    *,
+    environment: Mapping[str, str] | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    registry: CallRegistry = REGISTRY,
 ) -> Iterator[list[AwsCall]]:
-    """Record, as ``function``'s, every AWS call made inside the block; yields the list of this block's calls."""
+    """Record, as ``function``'s, every AWS call made inside the block; yields the list of this block's calls.
+
+    ``environment`` is the configuration the function runs with in the block, kept for ``calls_under``.
+    """
     install()
+    if environment is not None:
+        registry.environments[function] = dict(environment)
     state = _Recording(function, account, registry, [])
     token = _active.set(state)
     try:
@@ -129,6 +153,27 @@ def _on_call(params: Mapping[str, Any], model: Any, context: Mapping[str, Any] |
         call = AwsCall(service, model.name, resource)
         state.calls.append(call)
         state.registry.record(state.function, call)
+
+
+def rebase(call: AwsCall, recorded: Mapping[str, str], target: Mapping[str, str]) -> AwsCall:
+    """Rewrite the resource ``call`` names from one configuration of the function to another.
+
+    Each variable whose value differs maps the resource name it holds (the value itself, or the last path
+    segment of a URL such as a queue URL) to the target's; only whole ARN segments are replaced.
+    """
+    if call.resource is None:
+        return call
+    renames = {
+        _resource_name(old): _resource_name(target[name])
+        for name, old in recorded.items()
+        if name in target and target[name] != old
+    }
+    segments = re.split(r"([:/])", call.resource)
+    return replace(call, resource="".join(renames.get(segment, segment) for segment in segments))
+
+
+def _resource_name(value: str) -> str:
+    return urlparse(value).path.rstrip("/").rsplit("/", 1)[-1] if value.startswith("https://") else value
 
 
 # --- resource ARNs --------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ class Invoker:
         self.calls: list[aws_calls.AwsCall] = []
 
     def __call__(self, event: Any, context: Any = None) -> Any:
-        with aws_calls.recording(FUNCTION) as calls:
+        with aws_calls.recording(FUNCTION, environment=ENVIRONMENT) as calls:
             try:
                 return self._handler(event, context or self._context_factory(function_name="kb-sync"))
             finally:

@@ -1,27 +1,27 @@
-"""Names and configuration shared by the kb_sync tests and their fixtures."""
+"""Names and configuration shared by the kb_sync tests and their fixtures.
+
+The function's environment is the one the shipped dev stack gives it (synthesized offline in moto's account and
+region), so the handler is tested with exactly its real configuration, and the calls it makes name the very
+resources its role is granted on.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
+from tests.support.stacks import function_environment
+
 FUNCTION = "kb_sync"  # the handler package; the infrastructure's function runs kb_sync.app.handler
-KNOWLEDGE_BASE_ID = "KB12345678"
-DATA_SOURCE_ID = "DS12345678"
+ENVIRONMENT = function_environment(FUNCTION, "dev")
+
+KNOWLEDGE_BASE_ID = ENVIRONMENT["KNOWLEDGE_BASE_ID"]
+DATA_SOURCE_ID = ENVIRONMENT["DATA_SOURCE_ID"]
+QUEUE_URL = ENVIRONMENT["FOLLOW_UP_QUEUE_URL"]
+ACCOUNT, QUEUE = urlparse(QUEUE_URL).path.strip("/").split("/")
+REGION = urlparse(QUEUE_URL).hostname.split(".")[1]
+DELAY_SECONDS = int(ENVIRONMENT["FOLLOW_UP_DELAY_SECONDS"])
+
 BUCKET = "kb-docs-bucket"
 PREFIX = "docs/"
-QUEUE = "kb-sync-changes"
-DLQ = "kb-sync-changes-dlq"
+DLQ = f"{QUEUE}-dlq"
 MAX_RECEIVE_COUNT = 3
-ACCOUNT = "123456789012"  # moto's default account
-REGION = "us-east-1"
-QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{QUEUE}"
-
-# The function's environment, as the infrastructure sets it.
-ENVIRONMENT = {
-    "KNOWLEDGE_BASE_ID": KNOWLEDGE_BASE_ID,
-    "DATA_SOURCE_ID": DATA_SOURCE_ID,
-    "FOLLOW_UP_QUEUE_URL": QUEUE_URL,
-    "FOLLOW_UP_DELAY_SECONDS": "300",
-    "MAX_FOLLOW_UPS": "6",
-    "POWERTOOLS_SERVICE_NAME": "kb-sync-tests",
-    "POWERTOOLS_METRICS_NAMESPACE": "ai-pipelines-tests",
-    "LOG_LEVEL": "INFO",
-}

@@ -6,7 +6,16 @@ import json
 
 import boto3
 
-from tests.handlers.kb_sync.names import ACCOUNT, FUNCTION, KNOWLEDGE_BASE_ID, PREFIX, QUEUE, REGION
+from tests.handlers.kb_sync.names import (
+    ACCOUNT,
+    DELAY_SECONDS,
+    ENVIRONMENT,
+    FUNCTION,
+    KNOWLEDGE_BASE_ID,
+    PREFIX,
+    QUEUE,
+    REGION,
+)
 from tests.support import aws_calls
 from tests.support.aws_calls import AwsCall, CallRegistry, recording, resource_arns
 
@@ -23,7 +32,7 @@ def test_the_function_calls_exactly_start_ingestion_job_and_send_message(
     pipeline.put(f"{PREFIX}doc.pdf")
     event_source.poll(raise_errors=True)  # conflict: a follow-up is sent
     bedrock.finish_running_job()
-    clock.advance(301)
+    clock.advance(DELAY_SECONDS + 1)
     event_source.poll(raise_errors=True)  # the follow-up starts the job
 
     assert invoke.calls == [START, FOLLOW_UP, START]  # receiving and deleting is the event source's job, not the code's
@@ -50,6 +59,7 @@ def test_the_registry_writes_one_sorted_document_per_function(tmp_path):
     assert path.name == f"{FUNCTION}.json"
     assert json.loads(path.read_text()) == {
         "function": FUNCTION,
+        "environment": {},
         "calls": [{**vars(START), "count": 2}, {**vars(FOLLOW_UP), "count": 1}],
     }
 
@@ -87,3 +97,22 @@ def test_a_resolver_can_be_registered_for_another_service(monkeypatch):
     monkeypatch.setitem(aws_calls.RESOLVERS, "secretsmanager", lambda params, *_: [f"secret:{params['SecretId']}"])
 
     assert resource_arns("secretsmanager", {"SecretId": "db"}, region=REGION, account=ACCOUNT) == ["secret:db"]
+
+
+def test_calls_translate_to_another_stacks_configuration():
+    registry = CallRegistry()
+    with recording(FUNCTION, environment=ENVIRONMENT, registry=registry):
+        pass
+    registry.record(FUNCTION, START)
+    registry.record(FUNCTION, FOLLOW_UP)
+    prod = {
+        **ENVIRONMENT,
+        "KNOWLEDGE_BASE_ID": "KBPRD00001",
+        "FOLLOW_UP_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ai-pipelines-prod-kbsync-changes",
+    }
+
+    assert [call.resource for call in registry.calls_under(FUNCTION, prod)] == [
+        f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/KBPRD00001",
+        f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-prod-kbsync-changes",
+    ]
+    assert registry.calls_under(FUNCTION, ENVIRONMENT) == [START, FOLLOW_UP]

@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from tests.handlers.kb_sync.names import BUCKET, PREFIX, REGION
+from tests.handlers.kb_sync.names import ACCOUNT, BUCKET, PREFIX, QUEUE, REGION
 
-QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:kb-sync-changes"
+QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"
 
 
 def s3_event(event_name: str, raw_key: str, **object_fields) -> str:

@@ -18,10 +18,13 @@ from kb_sync.classify import (
     SyncRequested,
 )
 from kb_sync.config import Settings
+from kb_sync.messages import QueueMessage, ScheduledSync
 from kb_sync.planning import QueuedMessage, client_token, plan_batch, plan_scheduled_run, resolve_conflict
 from kb_sync.sync import JobConflict, JobStarted, Outcome, run_sync, settle
+from pydantic import TypeAdapter
 
-from tests.handlers.kb_sync.names import DATA_SOURCE_ID, ENVIRONMENT, KNOWLEDGE_BASE_ID
+from tests.handlers.kb_sync.names import DATA_SOURCE_ID, ENVIRONMENT, FUNCTION, KNOWLEDGE_BASE_ID
+from tests.support.stacks import SHIPPED_STACKS, function_environment
 
 CHANGE = Changed((ObjectChange(ChangeKind.CREATED, "bucket", "docs/a.pdf"),))
 REMOVAL = Changed((ObjectChange(ChangeKind.REMOVED, "bucket", "docs/b.pdf"),))
@@ -233,3 +236,22 @@ def test_a_message_delivered_twice_in_one_batch_keeps_its_failure():
     messages = [QueuedMessage("dup", Rejected(RejectReason.OVERSIZED, "x")), QueuedMessage("dup", TEST_EVENT)]
 
     assert settle(messages, None) == {"dup": Outcome.REJECTED}
+
+
+# --- the contract with the infrastructure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_the_handler_accepts_the_environment_every_shipped_stack_gives_it(stack):
+    environment = function_environment(FUNCTION, stack)
+
+    settings = Settings.from_env(environment)
+
+    assert settings.knowledge_base_id == environment["KNOWLEDGE_BASE_ID"]
+    assert settings.follow_up_queue_url == environment["FOLLOW_UP_QUEUE_URL"]
+
+
+def test_the_schedules_payload_is_a_schedule_request():
+    from components.pipelines.knowledge_base_sync import SCHEDULED_EVENT
+
+    assert isinstance(TypeAdapter(QueueMessage).validate_python(SCHEDULED_EVENT), ScheduledSync)

@@ -12,9 +12,9 @@ import pytest
 from botocore.stub import Stubber
 from kb_sync.exceptions import FollowUpSendError, IngestionStartError
 
-from tests.handlers.kb_sync.names import KNOWLEDGE_BASE_ID, MAX_RECEIVE_COUNT, PREFIX, QUEUE
+from tests.handlers.kb_sync.names import DELAY_SECONDS, KNOWLEDGE_BASE_ID, MAX_RECEIVE_COUNT, PREFIX, QUEUE
 
-DELAY = 300
+DELAY = DELAY_SECONDS
 
 
 def bodies(delivery) -> list[dict]:

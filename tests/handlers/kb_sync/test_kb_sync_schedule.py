@@ -8,7 +8,7 @@ import pytest
 from kb_sync.exceptions import FollowUpsExhaustedError, UnrecognisedInvocationError
 from kb_sync.messages import SCHEDULE_PAYLOAD_TEMPLATE
 
-from tests.handlers.kb_sync.names import KNOWLEDGE_BASE_ID
+from tests.handlers.kb_sync.names import DELAY_SECONDS, ENVIRONMENT, KNOWLEDGE_BASE_ID
 
 TICK = {"source": "schedule", "scheduledTime": "2025-01-01T10:00:00Z"}
 
@@ -56,7 +56,7 @@ def test_a_tick_during_a_running_job_sends_a_follow_up(pipeline, event_source, b
 
     assert answer["outcome"] == "carried-by-follow-up"
     bedrock.finish_running_job()
-    clock.advance(301)
+    clock.advance(DELAY_SECONDS + 1)
     delivery = event_source.poll(raise_errors=True)
     assert [json.loads(r["body"])["generation"] for r in delivery.event["Records"] if "source" in r["body"]] == [1]
     assert len(bedrock.jobs) == 2
@@ -98,7 +98,7 @@ def test_metrics_count_what_happened(pipeline, event_source, bedrock, capsys):
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     (blob,) = emitted
-    assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ai-pipelines-tests"
+    assert blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"]
     assert {name: blob[name] for name in ("ObjectsCreated", "ObjectsRemoved", "MessagesSkipped")} == {
         "ObjectsCreated": [1.0],
         "ObjectsRemoved": [1.0],
