@@ -86,9 +86,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         if _is_sqs_batch(event):
             return _handle_batch(event["Records"], context)
         return _handle_direct(event, context)
-    except KbSyncError as error:
+    except Exception as error:
+        # Logged here with the batch's context; the runtime's own report of the exception has none.
         metrics.add_metric(name="SyncFailures", unit=MetricUnit.Count, value=1)
-        logger.exception("Invocation failed; its source will retry it", extra={"errorType": type(error).__name__})
+        logger.exception(
+            "Invocation failed; its source will retry it",
+            extra={"errorType": type(error).__name__, "expected": isinstance(error, KbSyncError)},
+        )
         raise
 
 
