@@ -75,6 +75,7 @@ settings = Settings.from_env()
 
 # CloudWatch caps a log event at 256 KiB; a burst of changed keys is logged in bounded parts.
 _KEYS_PER_LOG_ENTRY = 100
+_IDS_PER_LOG_ENTRY = 100
 _BODY_PREVIEW_CHARS = 120
 
 
@@ -122,7 +123,8 @@ def _handle_batch(records: list[dict[str, Any]], context: LambdaContext) -> dict
         extra={
             "records": len(records),
             "outcomes": dict(Counter(str(outcome) for outcome in outcomes.values())),
-            "batchItemFailures": failures,
+            "failed": len(failures),
+            "batchItemFailures": failures[:_IDS_PER_LOG_ENTRY],
         },
     )
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
@@ -214,7 +216,8 @@ def _report(result: SyncResult) -> None:
             extra={
                 **conflict,
                 "maxFollowUps": settings.max_follow_ups,
-                "messageIds": [o.message_id for o in result.exhausted if o.message_id is not None],
+                "exhausted": len(result.exhausted),
+                "messageIds": [o.message_id for o in result.exhausted if o.message_id][:_IDS_PER_LOG_ENTRY],
             },
         )
 
