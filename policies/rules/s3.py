@@ -40,7 +40,7 @@ def _encrypted(ctx: StackContext, bucket: PolicyResource) -> bool:
 def _tls_only(ctx: StackContext, bucket: PolicyResource) -> bool:
     policies = [bucket.props.get("policy"),
                 *(p.props.get("policy") for p in ctx.index.referrers(bucket, types.BUCKET_POLICY, key="bucket"))]
-    return any(documents.denies_insecure_transport(p, "s3") for p in policies)
+    return any(documents.denies_insecure_transport(p, ["s3:*"]) for p in policies)
 
 
 def _check_bucket(ctx: StackContext, bucket: PolicyResource) -> None:

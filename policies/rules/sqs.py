@@ -141,10 +141,12 @@ def _encrypted_tls_only(ctx: StackContext) -> None:
             problem = _encryption_problem(ctx, resource)
             if problem:
                 ctx.violation(resource, f"{describe(resource)} {problem}; messages must be encrypted at rest")
-            service = "sns" if resource.resource_type == types.TOPIC else "sqs"
-            if not any(documents.denies_insecure_transport(p, service) for p in _resource_policies(ctx, resource)):
-                ctx.violation(resource, f"{describe(resource)} has no resource policy denying {service}:* when "
-                                        f"aws:SecureTransport is false, so clients may use plain HTTP")
+            key = "topicTlsActions" if resource.resource_type == types.TOPIC else "queueTlsActions"
+            required = [str(a) for a in ctx.settings[key]]
+            if not any(documents.denies_insecure_transport(p, required) for p in _resource_policies(ctx, resource)):
+                ctx.violation(resource, f"{describe(resource)} has no resource policy denying "
+                                        f"{', '.join(required)} when aws:SecureTransport is false, so clients may use "
+                                        f"plain HTTP")
 
 
 RULES = (
@@ -204,10 +206,19 @@ RULES = (
             "baseline for any data store.",
         scope="stack",
         check=_encrypted_tls_only,
-        settings={"requireExplicitEncryption": {
-            "type": "boolean", "default": True,
-            "description": "Require queues to set sqsManagedSseEnabled or kmsMasterKeyId rather than rely on "
-                           "the account's default."}},
+        settings={
+            "requireExplicitEncryption": {
+                "type": "boolean", "default": True,
+                "description": "Require queues to set sqsManagedSseEnabled or kmsMasterKeyId rather than rely on "
+                               "the account's default."},
+            "queueTlsActions": {
+                "type": "array", "items": {"type": "string"}, "default": ["sqs:*"],
+                "description": "Actions a queue policy must deny over plain HTTP."},
+            "topicTlsActions": {
+                "type": "array", "items": {"type": "string"}, "default": ["sns:Publish"],
+                "description": "Actions a topic policy must deny over plain HTTP (AWS's SNS guidance denies "
+                               "sns:Publish)."},
+        },
         relations=("QueuePolicy.queueUrl -> Queue", "TopicPolicy.arn -> Topic"),
     ),
 )

@@ -92,7 +92,7 @@ def _workflow_guardrails(ctx: ResourceContext) -> None:
         if _is_distributed(state):
             problems += _map_problems(state, limit)
             if kind != "STANDARD":
-                problems.append(f"Distributed {state.path} runs in a {kind} state machine; it needs STANDARD")
+                problems.append(f"Distributed {state.path} runs in a state machine of type {kind}; it needs STANDARD")
         if state.body.get("Type") == "Task":
             problems += _task_problems(state, patterns)
         for problem in problems:

@@ -306,7 +306,8 @@ def state_machine(stack: Stack, name: str, states: Mapping[str, Any] | None = No
     states = states or {"Shards": distributed_map()}
     definition = {"StartAt": next(iter(states)), "States": dict(states)}
     return stack.add("aws:sfn/stateMachine:StateMachine", name, merged({
-        "name": stack.physical(name), "type": "STANDARD", "roleArn": arn("iam", f"role/{stack.physical(name)}", region=""),
+        "name": stack.physical(name), "type": "STANDARD",
+        "roleArn": arn("iam", f"role/{stack.physical(name)}", region=""),
         "definition": json.dumps(definition), "tags": stack.tags(),
         "loggingConfiguration": {"level": "ERROR", "includeExecutionData": False,
                                  "logDestination": arn("logs", f"log-group:/aws/vendedlogs/{name}:*")},

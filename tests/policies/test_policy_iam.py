@@ -8,6 +8,7 @@ import json
 import pytest
 
 from offline.analyzer import PolicyPackProcess
+from offline.model import ResourceRecord
 from tests.policies.builders import (
     ACCOUNT,
     Stack,
@@ -25,7 +26,7 @@ QUEUE_ARN = arn("sqs", "ai-pipelines-test-jobs")
 TABLE_ARN = arn("dynamodb", "table/ai-pipelines-test-results")
 
 
-def _policy_stack(*statements: dict) -> tuple[Stack, object]:
+def _policy_stack(*statements: dict) -> tuple[Stack, ResourceRecord]:
     stack = Stack()
     owner = role(stack, "worker-role")
     return stack, role_policy(stack, "worker-policy", owner, *statements)

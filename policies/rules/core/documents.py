@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from .values import as_list, json_document
@@ -57,11 +58,16 @@ def _insecure_transport_condition(statement: Mapping[str, Any]) -> bool:
     return False
 
 
-def denies_insecure_transport(document: Any, service: str) -> bool:
-    """True when the document denies everyone every `service` action over plain HTTP."""
+def covers(written: Sequence[str], action: str) -> bool:
+    """True when one of the statement's (possibly wildcard) actions matches `action` (IAM is case-insensitive)."""
+    return any(fnmatchcase(action.lower(), a.lower()) for a in written)
+
+
+def denies_insecure_transport(document: Any, required: Sequence[str]) -> bool:
+    """True when the document denies everyone each `required` action over plain HTTP (aws:SecureTransport false)."""
     for statement in statements(document):
-        covers_all = any(a in ("*", f"{service}:*") for a in actions(statement))
-        if (statement.get("Effect") == "Deny" and covers_all and _everyone(statement.get("Principal"))
-                and _insecure_transport_condition(statement)):
+        if (statement.get("Effect") == "Deny" and _everyone(statement.get("Principal"))
+                and _insecure_transport_condition(statement)
+                and all(covers(actions(statement), action) for action in required)):
             return True
     return False
