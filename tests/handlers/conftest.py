@@ -13,13 +13,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support import aws_calls
+from tests.support import aws_calls as call_recorder
 
 REGION = "us-east-1"
-ACCOUNT = aws_calls.DEFAULT_ACCOUNT
+ACCOUNT = call_recorder.DEFAULT_ACCOUNT
 
 # Before any botocore session exists, so every client a handler creates is recorded.
-aws_calls.install()
+call_recorder.install()
 
 
 @pytest.fixture(autouse=True)
@@ -46,13 +46,13 @@ def aws() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def _write_recorded_aws_calls(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    aws_calls.REGISTRY.write(request.config.rootpath / ".build" / "aws-calls")
+    call_recorder.REGISTRY.write(request.config.rootpath / ".build" / "aws-calls")
 
 
 @pytest.fixture
-def aws_calls_recorder() -> Callable[..., Any]:
-    """``with aws_calls_recorder("kb_sync") as calls: ...`` records the block's AWS calls as that function's."""
-    return aws_calls.recording
+def aws_calls() -> Callable[..., Any]:
+    """``with aws_calls("kb_sync") as calls: ...`` records the block's AWS calls as that function's."""
+    return call_recorder.recording
 
 
 @dataclass

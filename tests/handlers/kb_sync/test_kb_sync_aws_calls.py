@@ -16,8 +16,7 @@ from tests.handlers.kb_sync.names import (
     QUEUE,
     REGION,
 )
-from tests.support import aws_calls
-from tests.support.aws_calls import AwsCall, CallRegistry, recording, resource_arns
+from tests.support.aws_calls import RESOLVERS, AwsCall, CallRegistry, recording, resource_arns
 
 START = AwsCall(
     "bedrock-agent", "StartIngestionJob", f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{KNOWLEDGE_BASE_ID}"
@@ -38,11 +37,11 @@ def test_the_function_calls_exactly_start_ingestion_job_and_send_message(
     assert invoke.calls == [START, FOLLOW_UP, START]  # receiving and deleting is the event source's job, not the code's
 
 
-def test_the_tests_own_setup_is_not_recorded(aws):
+def test_the_tests_own_setup_is_not_recorded(aws, aws_calls):
     registry = CallRegistry()
     sqs = boto3.client("sqs", region_name=REGION)
     sqs.create_queue(QueueName="setup-only")
-    with recording("probe", registry=registry) as calls:
+    with aws_calls("probe", registry=registry) as calls:
         sqs.get_queue_url(QueueName="setup-only")
 
     assert calls == [AwsCall("sqs", "GetQueueUrl", f"arn:aws:sqs:{REGION}:{ACCOUNT}:setup-only")]
@@ -94,7 +93,7 @@ def test_resource_arns_of_common_requests():
 
 
 def test_a_resolver_can_be_registered_for_another_service(monkeypatch):
-    monkeypatch.setitem(aws_calls.RESOLVERS, "secretsmanager", lambda params, *_: [f"secret:{params['SecretId']}"])
+    monkeypatch.setitem(RESOLVERS, "secretsmanager", lambda params, *_: [f"secret:{params['SecretId']}"])
 
     assert resource_arns("secretsmanager", {"SecretId": "db"}, region=REGION, account=ACCOUNT) == ["secret:db"]
 
