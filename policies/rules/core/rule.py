@@ -13,7 +13,7 @@ Every rule gets the same three behaviours from here instead of implementing them
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -123,7 +123,8 @@ class StackContext:
         self.settings = reporter.config
         self._reporter = reporter
 
-    def about(self, resource: PolicyResource) -> Any:
+    def about(self, resource: PolicyResource) -> AbstractContextManager[None]:
+        """`with ctx.about(resource):` judges one resource; an unknown value ends only that judgement."""
         return self._reporter.about(resource.resource_type, resource.urn)
 
     def violation(self, resource: PolicyResource | str, message: str) -> None:
