@@ -25,7 +25,8 @@ from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
 
 HANDLER_PACKAGE = "kb_sync"
-SCHEDULED_EVENT = {"source": "schedule"}
+# Scheduler fills in the tick's time, so every retry of one tick carries the same identity (one ingestion job).
+SCHEDULED_EVENT = {"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}
 
 
 class KnowledgeBaseSync(pulumi.ComponentResource):
@@ -41,6 +42,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         uses_events = settings.trigger in ("events", "both")
+        uses_schedule = settings.trigger in ("schedule", "both")
 
         if settings.bucket.existing_name:
             self.bucket_name: pulumi.Output[str] = pulumi.Output.from_input(settings.bucket.existing_name)
@@ -65,6 +67,9 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             statements=[
                 Statement("StartIngestionOnThisKnowledgeBase", ["bedrock:StartIngestionJob"], [knowledge_base_arn]),
                 self.queue.statement_to_send("RequestFollowUpSync"),
+                # Lambda delivers a failed scheduled (asynchronous) run to the DLQ with the function's own role.
+                *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.queue.dlq_arn])]
+                  if uses_schedule else []),
             ],
             environment={
                 "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
@@ -85,7 +90,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                                   events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"), prefix=settings.document_prefix,
                                   depends_on=(self.queue.policy,)),
                 bucket_ref=self.bucket_name)
-        if settings.trigger in ("schedule", "both"):
+        if uses_schedule:
             self._schedule(naming, env, settings)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name})
@@ -105,6 +110,12 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 Statement("InvokeOnlyTheWorker", ["lambda:InvokeFunction"], [self.worker.arn]),
                 Statement("DeadLetterUndelivered", ["sqs:SendMessage"], [self.queue.dlq_arn]),
             ]).to_json(), opts=child)
+        # The schedule's DLQ only catches invocations Scheduler could not deliver; a run that fails inside the
+        # function is retried by Lambda and then lands in the same DLQ, whose alarm pages someone.
+        aws.lambda_.FunctionEventInvokeConfig(
+            naming.logical("schedule-failures"), function_name=self.worker.function.name,
+            maximum_retry_attempts=2, maximum_event_age_in_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
+            destination_config={"on_failure": {"destination": self.queue.dlq_arn}}, opts=child)
         self.schedule = aws.scheduler.Schedule(
             naming.logical("schedule"), name=schedule_name, schedule_expression=settings.schedule_expression,
             flexible_time_window={"mode": "OFF"},

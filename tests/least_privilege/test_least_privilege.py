@@ -13,9 +13,14 @@ import pytest
 
 from tests.least_privilege.platform_grants import PLATFORM_GRANTS
 from tests.support import aws_calls
-from tests.support.iam_actions import (action_exists, allowing_statements, fits_resource_type, granted_actions,
-                                       iam_action)
-from tests.support.stacks import SHIPPED_STACKS, FunctionRole, function_roles, shipped_stack
+from tests.support.iam_actions import (
+    action_exists,
+    allowing_statements,
+    fits_resource_type,
+    granted_actions,
+    iam_action,
+)
+from tests.support.stacks import SHIPPED_STACKS, FunctionRole, function_environment, function_roles, shipped_stack
 
 pytestmark = pytest.mark.after_handler_tests
 
@@ -24,8 +29,9 @@ def roles(stack: str) -> list[FunctionRole]:
     return function_roles(shipped_stack(stack))
 
 
-def recorded(role: FunctionRole) -> list[aws_calls.AwsCall]:
-    calls = aws_calls.REGISTRY.calls.get(role.package, [])
+def recorded(role: FunctionRole, stack: str) -> list[aws_calls.AwsCall]:
+    """The handler tests' calls, as the function makes them with `stack`'s environment (its resource names)."""
+    calls = aws_calls.REGISTRY.calls_under(role.package, function_environment(role.package, stack))
     if not calls:
         pytest.fail(f"no AWS calls were recorded for {role.function.inputs['name']} (handler package "
                     f"{role.package}): run the least-privilege tests together with tests/handlers")
@@ -36,7 +42,7 @@ def recorded(role: FunctionRole) -> list[aws_calls.AwsCall]:
 def test_every_call_a_handler_makes_is_allowed_by_its_role(stack: str) -> None:
     denied = []
     for role in roles(stack):
-        for call in sorted(set(recorded(role))):
+        for call in sorted(set(recorded(role, stack))):
             action = iam_action(call.service, call.operation)
             if not allowing_statements(role.statements, action, call.resource):
                 denied.append(f"{role.function.inputs['name']}: {action} on {call.resource or '(no resource)'}")
@@ -47,7 +53,7 @@ def test_every_call_a_handler_makes_is_allowed_by_its_role(stack: str) -> None:
 def test_every_granted_action_is_exercised_or_explained(stack: str) -> None:
     unused = []
     for role in roles(stack):
-        exercised = {iam_action(c.service, c.operation).lower() for c in recorded(role)}
+        exercised = {iam_action(c.service, c.operation).lower() for c in recorded(role, stack)}
         for action in sorted(granted_actions(role.statements)):
             if action.lower() not in exercised and action not in PLATFORM_GRANTS:
                 unused.append(f"{role.function.inputs['name']}: {action}")

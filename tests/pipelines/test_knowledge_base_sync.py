@@ -132,3 +132,17 @@ def test_overlapping_prefixes_on_a_shared_bucket_fail_the_program_naming_both_pi
     with pytest.raises((ConfigError, SynthesisError), match="overlaps that of kbhr"):
         synth(("kbhr", settings(documentPrefix="docs/", **shared)),
               ("kball", settings(documentPrefix="docs/legal/", **shared)))
+
+
+def test_a_scheduled_run_that_fails_inside_the_function_still_reaches_the_alarmed_dlq() -> None:
+    result = synth(("kbsync", settings(trigger="schedule")))
+    invoke_config = result.named("kbsync-schedule-failures").inputs
+    dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-changes-dlq"
+    assert invoke_config["destinationConfig"] == {"onFailure": {"destination": dlq_arn}}
+    assert invoke_config["maximumRetryAttempts"] == 2
+    granted = policy(result.named("kbsync-worker-policy").inputs["policy"])
+    assert granted["DeadLetterFailedScheduledRuns"]["Resource"] == [dlq_arn]
+    assert json.loads(result.named("kbsync-schedule").inputs["target"]["input"])["scheduledTime"] == \
+        "<aws.scheduler.scheduled-time>"
+    events_only = policy(synth(("kbsync", settings())).named("kbsync-worker-policy").inputs["policy"])
+    assert "DeadLetterFailedScheduledRuns" not in events_only
