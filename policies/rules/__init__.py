@@ -9,6 +9,7 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from . import cloudwatch, dynamodb, events, iam, lambda_, s3, sqs, stepfunctions
+from .core import process
 from .core.rule import Rule, to_policy
 from .exemptions_applied import EXEMPTIONS_APPLIED
 
@@ -28,4 +29,6 @@ RULES: tuple[Rule, ...] = (
 
 
 def policies() -> list[Policy]:
+    """The policies of a running pack (this also tunes the pack's process for the analysis workload)."""
+    process.tune_for_analysis()
     return [to_policy(rule) for rule in RULES]
