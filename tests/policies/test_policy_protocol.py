@@ -155,3 +155,13 @@ def test_process_is_stopped_on_interrupt() -> None:
         pid = process.pid
         raise KeyboardInterrupt
     assert pid is not None and _gone(pid)
+
+
+def test_pack_imports_nothing_from_the_program_or_the_offline_path() -> None:
+    """Pulumi runs the pack in its own virtualenv with `policies/` as its only source tree."""
+    for source in DEFAULT_PACK_DIR.rglob("*.py"):
+        for line in source.read_text(encoding="utf-8").splitlines():
+            words = line.split()
+            if words[:1] in (["import"], ["from"]) and len(words) > 1:
+                assert words[1].split(".")[0] not in ("components", "offline", "tests", "handlers"), (
+                    f"{source.relative_to(DEFAULT_PACK_DIR)}: {line.strip()}")
