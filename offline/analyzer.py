@@ -104,6 +104,42 @@ def _options(record: ResourceRecord) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(protect=record.protect, parent=record.parent or "")
 
 
+class _Messages:
+    """The protocol messages of one stack, each property struct and provider built once."""
+
+    def __init__(self, resources: Sequence[ResourceRecord]) -> None:
+        self.by_urn = {r.urn: r for r in resources}
+        self._inputs: dict[str, struct_pb2.Struct] = {}
+        self._providers: dict[str, analyzer_pb2.AnalyzerProviderResource | None] = {}
+
+    def _properties(self, record: ResourceRecord) -> struct_pb2.Struct:
+        if record.urn not in self._inputs:
+            self._inputs[record.urn] = _struct(record.inputs)
+        return self._inputs[record.urn]
+
+    def _provider(self, record: ResourceRecord) -> analyzer_pb2.AnalyzerProviderResource | None:
+        reference = record.provider or ""  # "<provider URN>::<provider id>"
+        if reference not in self._providers:
+            provider = self.by_urn.get(reference) or self.by_urn.get(reference.rsplit("::", 1)[0])
+            self._providers[reference] = None if provider is None else analyzer_pb2.AnalyzerProviderResource(
+                type=provider.type, urn=provider.urn, name=provider.name, properties=_struct(provider.inputs))
+        return self._providers[reference]
+
+    def analyze_request(self, record: ResourceRecord) -> analyzer_pb2.AnalyzeRequest:
+        return analyzer_pb2.AnalyzeRequest(type=record.type, properties=self._properties(record), urn=record.urn,
+                                           name=record.name, options=_options(record),
+                                           provider=self._provider(record))
+
+    def stack_resource(self, record: ResourceRecord) -> analyzer_pb2.AnalyzerResource:
+        properties = _struct(record.outputs) if record.outputs else self._properties(record)
+        return analyzer_pb2.AnalyzerResource(
+            type=record.type, properties=properties, urn=record.urn, name=record.name,
+            options=_options(record), provider=self._provider(record), parent=record.parent or "",
+            dependencies=list(record.dependencies),
+            propertyDependencies={key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
+                                  for key, urns in record.property_dependencies.items() if urns})
+
+
 class PolicyPackProcess:
     """One running policy pack, reused for many analyses (each one configures it afresh).
 
@@ -257,45 +293,18 @@ class PolicyPackProcess:
         effective = [PolicyInfo(p.name, resolved[p.name].enforcement, p.description, p.config_schema)
                      for p in policies]
         report = AnalysisReport(policies=effective, violations=[], skipped=[])
-        by_urn = {r.urn: r for r in resources}
-        inputs = {r.urn: _struct(r.inputs) for r in resources}  # built once: sent by Analyze and AnalyzeStack
+        stack = _Messages(resources)
         custom = [r for r in resources if r.custom]
-        requests = (self._analyze_request(r, by_urn, inputs[r.urn]) for r in custom)
+        requests = (stack.analyze_request(r) for r in custom)
         with futures.ThreadPoolExecutor(_ANALYZE_IN_FLIGHT) as calls:
             responses = list(calls.map(lambda request: self._call(self.stub.Analyze, request), requests))
         for record, response in zip(custom, responses, strict=True):
             self._collect(report, response, lambda _urn, urn=record.urn: urn)
         root = self._root_urn(resources)
         response = self._call(self.stub.AnalyzeStack, analyzer_pb2.AnalyzeStackRequest(
-            resources=[self._stack_resource(r, by_urn, _struct(r.outputs) if r.outputs else inputs[r.urn])
-                       for r in resources]))
-        self._collect(report, response, lambda urn: urn if urn in by_urn else root)
+            resources=[stack.stack_resource(r) for r in resources]))
+        self._collect(report, response, lambda urn: urn if urn in stack.by_urn else root)
         return report
-
-    def _provider(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord]
-                  ) -> analyzer_pb2.AnalyzerProviderResource | None:
-        # A provider reference is "<provider URN>::<provider id>".
-        reference = record.provider or ""
-        provider = by_urn.get(reference) or by_urn.get(reference.rsplit("::", 1)[0])
-        if provider is None:
-            return None
-        return analyzer_pb2.AnalyzerProviderResource(type=provider.type, urn=provider.urn, name=provider.name,
-                                                     properties=_struct(provider.inputs))
-
-    def _analyze_request(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord],
-                         properties: struct_pb2.Struct) -> analyzer_pb2.AnalyzeRequest:
-        return analyzer_pb2.AnalyzeRequest(type=record.type, properties=properties, urn=record.urn,
-                                           name=record.name, options=_options(record),
-                                           provider=self._provider(record, by_urn))
-
-    def _stack_resource(self, record: ResourceRecord, by_urn: Mapping[str, ResourceRecord],
-                        properties: struct_pb2.Struct) -> analyzer_pb2.AnalyzerResource:
-        return analyzer_pb2.AnalyzerResource(
-            type=record.type, properties=properties, urn=record.urn, name=record.name,
-            options=_options(record), provider=self._provider(record, by_urn), parent=record.parent or "",
-            dependencies=list(record.dependencies),
-            propertyDependencies={key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
-                                  for key, urns in record.property_dependencies.items() if urns})
 
     def _root_urn(self, resources: Iterable[ResourceRecord]) -> str:
         stack = next((r.urn for r in resources if r.type == "pulumi:pulumi:Stack"), None)

@@ -1,6 +1,6 @@
 """AWS's IAM action and resource-type database, through policy-sentry, loaded once and queried through caches.
 
-policy-sentry parses its 13 MB database when first imported (about 0.25 s here), so the import happens on the
+policy-sentry parses its 13 MB database when first imported (0.2 to 0.5 s here), so the import happens on the
 first IAM check rather than when the pack starts, and every lookup the rules make is memoised: a stack repeats the
 same few dozen actions and ARNs across all its roles.
 
