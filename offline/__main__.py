@@ -2,6 +2,7 @@
 
 import sys
 
-from offline.cli import main
+from offline.cli import batch_gc, main
 
+batch_gc()
 sys.exit(main())

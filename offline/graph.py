@@ -63,7 +63,8 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
     "aws:sqs/queue:Queue": (Flow(SELF, ("redrivePolicy",), "dead letters"),),
     "aws:scheduler/schedule:Schedule": (Flow(SELF, ("target",), "invokes"),),
     "aws:cloudwatch/eventRule:EventRule": (Flow(("eventBusName",), SELF, "matches"),),
-    "aws:cloudwatch/eventTarget:EventTarget": (Flow(("rule",), ("arn", "deadLetterConfig"), "invokes"),),
+    "aws:cloudwatch/eventTarget:EventTarget": (Flow(("rule",), ("arn",), "delivers"),
+                                               Flow(("rule",), ("deadLetterConfig",), "dead letters")),
     "aws:lambda/function:Function": (Flow(SELF, ("environment",), "uses"),),
     "aws:sfn/stateMachine:StateMachine": (Flow(SELF, ("definition",), "task"),),
     "aws:sns/topicSubscription:TopicSubscription": (Flow(("topic",), ("endpoint",), "delivers"),),
@@ -81,8 +82,9 @@ class Edge:
 def edges(resources: Sequence[ResourceRecord]) -> list[Edge]:
     """Every data-flow edge between resources of a known kind, deduplicated and sorted."""
     by_urn = {r.urn: r for r in resources}
-    dlqs = {urn for r in resources if r.type == "aws:sqs/queue:Queue"
-            for urn in r.property_dependencies.get("redrivePolicy", [])}
+    # Queues that receive what others could not process or deliver.
+    dlqs = {urn for r in resources for prop in ("redrivePolicy", "deadLetterConfig")
+            for urn in r.property_dependencies.get(prop, [])}
 
     def ends(record: ResourceRecord, properties: tuple[str, ...]) -> list[str]:
         urns = [record.urn] if properties == SELF else [
@@ -96,7 +98,7 @@ def edges(resources: Sequence[ResourceRecord]) -> list[Edge]:
                 for target in ends(record, flow.targets):
                     if source == target:
                         continue
-                    # A schedule or rule target that is some queue's DLQ is where undeliverable events go.
+                    # A schedule's target property names both what it invokes and where undeliverable events go.
                     label = "dead letters" if target in dlqs and flow.label == "invokes" else flow.label
                     found.add(Edge(source, target, label))
     return sorted(found)

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 from offline.graph import Edge, edges, mermaid, readme_block, readme_section
+from offline.model import ResourceRecord
 from offline.synth import Synthesis
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -46,3 +47,22 @@ def test_readme_architecture_diagram_is_current() -> None:
     wanted = readme_block("dev").strip()
     assert readme_section(README.read_text()) == wanted, (
         "README.md's architecture diagram is out of date: run `make docs`")
+
+
+def test_event_bus_flows_and_target_dead_letters() -> None:
+    def record(type_: str, name: str, **deps: list[str]) -> ResourceRecord:
+        return ResourceRecord(urn=f"urn:{name}", type=type_, name=name, custom=True,
+                              inputs={"tags": {"pipeline": "events"}}, property_dependencies=deps)
+
+    resources = [
+        record("aws:cloudwatch/eventBus:EventBus", "bus"),
+        record("aws:cloudwatch/eventRule:EventRule", "rule", eventBusName=["urn:bus"]),
+        record("aws:sqs/queue:Queue", "work"),
+        record("aws:sqs/queue:Queue", "undelivered"),
+        record("aws:cloudwatch/eventTarget:EventTarget", "target", rule=["urn:rule"], arn=["urn:work"],
+               deadLetterConfig=["urn:undelivered"]),
+    ]
+    assert edges(resources) == [Edge("urn:bus", "urn:rule", "matches"),
+                                Edge("urn:rule", "urn:undelivered", "dead letters"),
+                                Edge("urn:rule", "urn:work", "delivers")]
+    assert "target" not in mermaid(resources)  # connectors are edges, not nodes
