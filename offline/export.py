@@ -93,8 +93,12 @@ class _Provider:
 
 def _default_providers(synthesis: Synthesis) -> dict[str, _Provider]:
     packages = sorted({_package(r.type) for r in synthesis.resources if r.custom and not r.provider
-                       and not r.type.startswith("pulumi:providers:")})
+                       and not _is_provider(r.type)})
     return {package: _Provider(synthesis, package) for package in packages}
+
+
+def _is_provider(type_: str) -> bool:
+    return type_.startswith("pulumi:providers:")
 
 
 def _package(type_: str) -> str:
@@ -125,7 +129,7 @@ def _resource(record: ResourceRecord, providers: dict[str, _Provider], synthesis
         entry["protect"] = True
     if record.dependencies:
         entry["dependencies"] = record.dependencies
-    if record.custom:
+    if record.custom and not _is_provider(record.type):
         entry["provider"] = record.provider or providers[_package(record.type)].reference
     if record.property_dependencies:
         entry["propertyDependencies"] = record.property_dependencies

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from offline.export import deployment, engine_version, read_export, write_export
-from offline.model import UNKNOWN
+from offline.model import UNKNOWN, ResourceRecord
 from offline.synth import Synthesis
 
 AWS_PROVIDER_PREFIX = "urn:pulumi:violating::offline-fixture::pulumi:providers:aws::default_"
@@ -98,3 +99,17 @@ def test_two_exports_differ_only_in_time(violating_update: Synthesis) -> None:
     first["deployment"]["manifest"].pop("time")
     second["deployment"]["manifest"].pop("time")
     assert first == second
+
+
+def test_explicit_providers_are_kept_and_need_no_default(violating_update: Synthesis) -> None:
+    stack = violating_update.resources[0]
+    provider = ResourceRecord(urn="urn:pulumi:violating::offline-fixture::pulumi:providers:aws::us-east",
+                              type="pulumi:providers:aws", name="us-east", custom=True, id="prov-1",
+                              inputs={"region": "us-east-1"}, parent=stack.urn)
+    queue = ResourceRecord(urn="urn:pulumi:violating::offline-fixture::aws:sqs/queue:Queue::q",
+                           type="aws:sqs/queue:Queue", name="q", custom=True, id="q", parent=stack.urn,
+                           provider=f"{provider.urn}::prov-1")
+    synthesis = replace(violating_update, resources=[stack, provider, queue])
+    resources = deployment(synthesis)["deployment"]["resources"]
+    assert [r["urn"] for r in resources] == [stack.urn, provider.urn, queue.urn]  # no default provider added
+    assert "provider" not in resources[1] and resources[2]["provider"] == f"{provider.urn}::prov-1"
