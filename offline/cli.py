@@ -22,8 +22,9 @@ from typing import Any
 
 from offline import analyzer, graph, policy_config
 from offline.export import write_export
+from offline.model import ResourceRecord
 from offline.report import PreviewResult, json_report, text_report
-from offline.synth import DEFAULT_ACCOUNT_ID, REPO, SynthesisError, synthesize
+from offline.synth import DEFAULT_ACCOUNT_ID, REPO, Synthesis, SynthesisError, synthesize
 
 EXIT_OK, EXIT_MANDATORY, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -90,6 +91,7 @@ def run_preview(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = _policy_config(args.policy_config, args.policy_pack / "config" / f"{args.stack}.json")
     synthesis = _synthesize(args)
+    # The files describe the program, not the verdict: written first, they exist even if the pack fails.
     if args.export:
         write_export(synthesis, args.export)
     if args.graph:
@@ -119,7 +121,7 @@ def _policy_config(given: Path | None, default: Path) -> dict[str, Any] | None:
         raise PreviewFailed(str(error)) from error
 
 
-def _synthesize(args: argparse.Namespace) -> Any:
+def _synthesize(args: argparse.Namespace) -> Synthesis:
     try:
         return synthesize(args.stack, args.mode, project_dir=args.project_dir.resolve(), account_id=args.account_id)
     except SynthesisError as error:
@@ -129,7 +131,7 @@ def _synthesize(args: argparse.Namespace) -> Any:
         raise PreviewFailed(f"the program failed: {type(error).__name__}: {error}") from error
 
 
-def _write_graph(resources: Sequence[Any], path: Path) -> None:
+def _write_graph(resources: Sequence[ResourceRecord], path: Path) -> None:
     chart = graph.mermaid(resources)
     path.write_text(f"```mermaid\n{chart}```\n" if path.suffix == ".md" else chart)
 
