@@ -34,6 +34,14 @@ PROJECT = "ai-pipelines"
 _KB_ID_PATTERN = r"^[0-9a-zA-Z]{10}$"  # Bedrock knowledge base and data source ids
 _SCHEDULE_PATTERN = r"^(rate\(\s*\d+\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\)|at\(.+\))$"
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# Event processing: EventBridge sources and detail types, Bedrock model and inference profile ids, AWS regions.
+_EVENT_SOURCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$"
+_DETAIL_TYPE_PATTERN = r"^[\x20-\x7E]{1,128}$"
+_MODEL_ID_PATTERN = r"^[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}([.:]?[a-z0-9-]{1,63})?$"
+_INFERENCE_PROFILE_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
+_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$"
+_KEY_FIELD_PATTERN = r"^(id|source|detail-type|detail(\.[A-Za-z0-9_-]{1,64}){1,5})$"
 
 
 class ConfigError(pulumi.RunError):
@@ -127,6 +135,185 @@ class KnowledgeBaseSyncSettings(_Settings):
                                 description="Follow-ups in a row before a still-running job is treated as stuck.")
 
 
+def _each_matches(values: tuple[str, ...], pattern: str, what: str) -> tuple[str, ...]:
+    import re
+
+    bad = [v for v in values if not re.match(pattern, v)]
+    if bad:
+        raise ValueError(f"not {what} (expected /{pattern}/): {', '.join(repr(v) for v in bad)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"duplicate {what}: {', '.join(sorted({v for v in values if values.count(v) > 1}))}")
+    return values
+
+
+# Default prompt per task. `{{content}}` becomes the item's text, `{{labels}}` the configured labels; the item is
+# fenced so instructions inside it read as data. Each asks for JSON so consumers get a structured result.
+PROMPT_TEMPLATES: dict[str, str] = {
+    "classify": "Classify the item between the <item> tags into exactly one of these labels: {{labels}}.\n"
+                "Answer with JSON only: {\"label\": \"<one of the labels>\", \"confidence\": <number 0..1>}.\n"
+                "<item>\n{{content}}\n</item>",
+    "summarize": "Summarize the item between the <item> tags in at most three sentences.\n"
+                 "Answer with JSON only: {\"summary\": \"<summary>\"}.\n<item>\n{{content}}\n</item>",
+    "extract": "List the people, organizations, places and dates named in the item between the <item> tags.\n"
+               "Answer with JSON only: {\"entities\": [{\"type\": \"<type>\", \"text\": \"<text>\"}]}.\n"
+               "<item>\n{{content}}\n</item>",
+    "moderate": "Decide whether the item between the <item> tags contains hate, harassment, violence, sexual "
+                "content or self-harm.\nAnswer with JSON only: {\"flagged\": <true|false>, \"categories\": "
+                "[\"<category>\"]}.\n<item>\n{{content}}\n</item>",
+}
+CONTENT_PLACEHOLDER = "{{content}}"
+LABELS_PLACEHOLDER = "{{labels}}"
+# Time the worker keeps for bookkeeping (result write, publication) beyond one model request.
+WORKER_BOOKKEEPING_SECONDS = 10
+
+
+class IntakeSettings(_Settings):
+    """The rule on the input bus: which events the pipeline takes, and how EventBridge retries delivering them."""
+
+    sources: tuple[str, ...] = Field(min_length=1, max_length=10,
+                                     description="Event sources the rule matches (1..10), e.g. com.example.documents.")
+    detail_types: tuple[str, ...] = Field(min_length=1, max_length=10,
+                                          description="Detail types the rule matches (1..10), e.g. DocumentSubmitted.")
+    retry_attempts: int = Field(defaults.TARGET_MAX_RETRY_ATTEMPTS, ge=0, le=185,
+                                description="Times EventBridge retries delivering an event to the work queue.")
+    max_event_age_seconds: int = Field(defaults.TARGET_MAX_EVENT_AGE_SECONDS, ge=60, le=86400,
+                                       description="Seconds EventBridge keeps retrying before it dead-letters.")
+
+    @field_validator("sources")
+    @classmethod
+    def _valid_sources(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        return _each_matches(sources, _EVENT_SOURCE_PATTERN, "event sources")
+
+    @field_validator("detail_types")
+    @classmethod
+    def _valid_detail_types(cls, detail_types: tuple[str, ...]) -> tuple[str, ...]:
+        return _each_matches(detail_types, _DETAIL_TYPE_PATTERN, "detail types")
+
+
+class ModelSettings(_Settings):
+    """The Bedrock model, the task it performs and how the worker calls it."""
+
+    model_id: str = Field(pattern=_MODEL_ID_PATTERN,
+                          description="Bedrock foundation model id, e.g. anthropic.claude-3-haiku-20240307-v1:0.")
+    inference_profile_id: str | None = Field(
+        None, max_length=200, description="Cross-region inference profile to invoke instead, <geography>.<modelId>.")
+    inference_profile_regions: tuple[str, ...] = Field(
+        (), max_length=20, description="Regions the inference profile routes to (required with a profile).")
+    task: Literal["classify", "summarize", "extract", "moderate"] = Field(
+        "classify", description="What the model does with each item; picks the default prompt.")
+    prompt_template: str | None = Field(
+        None, min_length=len(CONTENT_PLACEHOLDER), max_length=2000,
+        description="Prompt with {{content}} (and {{labels}}); omit for the task's default.")
+    labels: tuple[str, ...] = Field((), max_length=20, description="Labels a classification chooses from (0..20).")
+    max_output_tokens: int = Field(512, ge=1, le=4096, description="Most tokens the model may generate per item.")
+    temperature: float = Field(0.0, ge=0.0, le=1.0, description="Sampling temperature (0 for repeatable answers).")
+    request_timeout_seconds: int = Field(30, ge=5, le=300, description="Read timeout of one model request.")
+    max_input_chars: int = Field(20_000, ge=100, le=200_000,
+                                 description="Longest item text accepted; longer items are rejected, not truncated.")
+    throttle_alarm_threshold: int = Field(10, ge=0, le=100_000,
+                                          description="Model throttles per minute above which the alarm fires.")
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return _each_matches(labels, _LABEL_PATTERN, "labels")
+
+    @field_validator("inference_profile_regions")
+    @classmethod
+    def _valid_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        return _each_matches(regions, _REGION_PATTERN, "AWS regions")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelSettings:
+        if self.inference_profile_id is not None:
+            geography, _, model = self.inference_profile_id.partition(".")
+            if geography not in _INFERENCE_PROFILE_GEOGRAPHIES or model != self.model_id:
+                raise ValueError(
+                    f"inferenceProfileId {self.inference_profile_id} must be <geography>.{self.model_id} with a "
+                    f"geography in {', '.join(_INFERENCE_PROFILE_GEOGRAPHIES)}: the worker may invoke only the "
+                    "configured model")
+            if not self.inference_profile_regions:
+                raise ValueError(f"inferenceProfileId {self.inference_profile_id} needs inferenceProfileRegions, "
+                                 "the regions it routes to, so the role can allow the model there")
+        elif self.inference_profile_regions:
+            raise ValueError("inferenceProfileRegions is set without an inferenceProfileId")
+        if CONTENT_PLACEHOLDER not in self.prompt:
+            raise ValueError(f"promptTemplate has no {CONTENT_PLACEHOLDER}: the model would never see the item")
+        if LABELS_PLACEHOLDER in self.prompt and not self.labels:
+            raise ValueError(f"the {self.task} prompt uses {LABELS_PLACEHOLDER} but labels is empty")
+        return self
+
+    @property
+    def prompt(self) -> str:
+        """The prompt template in effect: the configured one, else the task's default."""
+        return self.prompt_template if self.prompt_template is not None else PROMPT_TEMPLATES[self.task]
+
+    @property
+    def invoked_id(self) -> str:
+        """What the worker passes as modelId: the inference profile when there is one, else the model."""
+        return self.inference_profile_id or self.model_id
+
+
+class IdempotencySettings(_Settings):
+    """How the worker recognises an item it has already processed."""
+
+    key_fields: tuple[str, ...] = Field(
+        (), max_length=5,
+        description="Event fields hashed into the idempotency key (id, source, detail-type, detail.<path>); "
+                    "empty: the event id.")
+    ttl_seconds: int = Field(24 * 3600, ge=3600, le=7 * 24 * 3600,
+                             description="How long an idempotency record lives (1 h..7 days).")
+
+    @field_validator("key_fields")
+    @classmethod
+    def _valid_key_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
+        return _each_matches(fields, _KEY_FIELD_PATTERN, "event fields")
+
+
+class EventProcessingSettings(_Settings):
+    """Event-driven AI processing: input bus -> SQS -> worker -> Bedrock -> results table and result bus."""
+
+    enabled: bool = Field(True, description="Build this pipeline in the stack.")
+    intake: IntakeSettings = Field(description="The input bus rule and its delivery retries.")
+    model: ModelSettings = Field(description="The model, its task and prompt.")
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings,
+                                             description="Idempotency keys and their lifetime.")
+    queue: QueueSettings = Field(default_factory=QueueSettings, description="The work queue between bus and worker.")
+    worker: WorkerSettings = Field(
+        default_factory=lambda: WorkerSettings(timeout_seconds=120, memory_mb=512, reserved_concurrency=20,
+                                               batch_size=10, batching_window_seconds=0, max_concurrency=20),
+        description="The worker; reserved concurrency is the model's throughput budget in concurrent batches.")
+    record_concurrency: int = Field(10, ge=1, le=10,
+                                    description="Records of one batch processed at the same time (1..batchSize).")
+    result_source: str = Field("ai-pipelines.event-processing", pattern=_EVENT_SOURCE_PATTERN,
+                               description="Source of the ProcessingCompleted events on the result bus.")
+    result_subscriber: bool = Field(True, description="Add the example subscriber: a rule on the result bus "
+                                                      "delivering ProcessingCompleted events to a queue.")
+    dashboard: bool = Field(False, description="Add a CloudWatch dashboard of the pipeline's signals.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> EventProcessingSettings:
+        worker = self.worker
+        if not 5 <= worker.batch_size <= 10:
+            raise ValueError(f"worker.batchSize {worker.batch_size} is outside 5..10: the worker reports partial "
+                             "batch failures and processes a batch concurrently in about one model call's time")
+        if self.record_concurrency > worker.batch_size:
+            raise ValueError(f"recordConcurrency {self.record_concurrency} exceeds worker.batchSize "
+                             f"{worker.batch_size}: a batch never has that many records")
+        needed = self.model.request_timeout_seconds + WORKER_BOOKKEEPING_SECONDS
+        if worker.timeout_seconds < needed:
+            raise ValueError(f"worker.timeoutSeconds {worker.timeout_seconds} is below model.requestTimeoutSeconds "
+                             f"{self.model.request_timeout_seconds} + {WORKER_BOOKKEEPING_SECONDS} s of bookkeeping "
+                             f"= {needed}: one model request must fit in an invocation")
+        redelivery = worker.visibility_timeout_seconds * self.queue.max_receive_count
+        if self.idempotency.ttl_seconds < redelivery:
+            raise ValueError(f"idempotency.ttlSeconds {self.idempotency.ttl_seconds} is below the time SQS keeps "
+                             f"redelivering a message ({worker.visibility_timeout_seconds} s visibility x "
+                             f"{self.queue.max_receive_count} receives = {redelivery} s): a late copy would call "
+                             "the model again")
+        return self
+
+
 class AlarmSettings(_Settings):
     """Where alarms go."""
 
@@ -167,6 +354,8 @@ class StackConfig(_Settings):
                                     description="Lambda platform settings.")
     knowledge_base_sync: KnowledgeBaseSyncSettings | None = Field(
         None, description="Knowledge-base auto-sync pipeline; omit to leave it out.")
+    event_processing: EventProcessingSettings | None = Field(
+        None, description="Event-driven AI processing pipeline; omit to leave it out.")
 
     @field_validator("log_retention_days")
     @classmethod
@@ -177,7 +366,8 @@ class StackConfig(_Settings):
 
     @property
     def enabled_pipelines(self) -> list[str]:
-        sections = {"knowledgeBaseSync": self.knowledge_base_sync}
+        sections: dict[str, Any] = {
+            "knowledgeBaseSync": self.knowledge_base_sync, "eventProcessing": self.event_processing}
         return [name for name, section in sections.items() if section is not None and section.enabled]
 
 

@@ -10,6 +10,8 @@ from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import function_code
 from components.config import StackConfig, load_stack_config
+from components.pipelines.event_processing import HANDLER_PACKAGE as EVENT_PROCESSOR_PACKAGE
+from components.pipelines.event_processing import EventProcessor
 from components.pipelines.knowledge_base_sync import HANDLER_PACKAGE as KB_SYNC_PACKAGE
 from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
 
@@ -35,4 +37,19 @@ def build_stack(config: StackConfig | None = None) -> None:
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
                                             "bucketName": pipeline.bucket_name})
+    events = config.event_processing
+    if events is not None and events.enabled:
+        processor = EventProcessor(naming.child("eventproc"), env, events, code=code(EVENT_PROCESSOR_PACKAGE),
+                                   alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
+                                   protect_data=config.protect_data)
+        pulumi.export("eventProcessing", {"inputBusName": processor.input_bus.bus_name,
+                                          "inputBusArn": processor.input_bus.arn,
+                                          "resultBusName": processor.result_bus.bus_name,
+                                          "resultBusArn": processor.result_bus.arn,
+                                          "workQueueUrl": processor.queue.url,
+                                          "functionName": processor.worker.function.name,
+                                          "idempotencyTable": processor.idempotency.table_name,
+                                          "resultsTable": processor.results.table_name,
+                                          "subscriberQueueUrl": (processor.subscriber_queue.url
+                                                                 if processor.subscriber_queue else None)})
     notifications.build()

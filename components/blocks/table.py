@@ -1,0 +1,71 @@
+"""DynamoDB tables whose protection follows from what they hold.
+
+A table says its purpose in a `purpose` tag, and the purpose decides the protection: idempotency records expire
+(TTL), results and ledgers can be restored (point-in-time recovery). Every table is on-demand, encrypted with
+the AWS-managed `aws/dynamodb` key (named explicitly rather than left to the account default) and, when the stack
+protects its data, guarded against deletion by both Pulumi and DynamoDB.
+
+>>> seen = DataTable(naming, env, "idempotency", purpose="idempotency", hash_key="id",
+...                  ttl_attribute="expiration", protect=False)  # doctest: +SKIP
+>>> results = DataTable(naming, env, "results", purpose="results", hash_key="resultId",
+...                     protect=True)  # doctest: +SKIP
+>>> results.statement_to_write("WriteResults", ["dynamodb:PutItem"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.blocks.iam import AwsEnv, Statement
+from components.blocks.naming import Naming
+
+TablePurpose = Literal["idempotency", "results", "ledger"]
+
+PURPOSE_TAG: Final = "purpose"
+# On-demand capacity: a bursty pipeline never throttles on provisioned capacity it guessed wrong.
+BILLING_MODE: Final = "PAY_PER_REQUEST"
+# Purposes whose records only need to outlive redelivery; the rest are the pipeline's record.
+EXPIRING_PURPOSES: Final = frozenset({"idempotency"})
+
+
+class DataTable(pulumi.ComponentResource):
+    """A table with a string hash key, protected according to its purpose.
+
+    `ttl_attribute` is required for an expiring purpose (idempotency) and refused for the others: results and
+    ledgers are kept and restorable, never silently expired.
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, name_purpose: str, *, purpose: TablePurpose, hash_key: str,
+                 ttl_attribute: str | None = None, protect: bool = False,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:blocks:DataTable", naming.logical(f"{name_purpose}-table"), None, opts)
+        expiring = purpose in EXPIRING_PURPOSES
+        if expiring and not ttl_attribute:
+            raise ValueError(f"table {name_purpose}: purpose {purpose} needs a ttl_attribute, or records pile up")
+        if not expiring and ttl_attribute:
+            raise ValueError(f"table {name_purpose}: purpose {purpose} keeps its records; it takes no ttl_attribute")
+        self.name = naming.name(name_purpose, max_length=255)
+        self.table = aws.dynamodb.Table(
+            naming.logical(f"{name_purpose}-table"),
+            name=self.name,
+            billing_mode=BILLING_MODE,
+            hash_key=hash_key,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=hash_key, type="S")],
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=ttl_attribute, enabled=True) if expiring else None,
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=not expiring),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            deletion_protection_enabled=protect,
+            tags={**naming.tags, PURPOSE_TAG: purpose},
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        self.arn: pulumi.Output[str] = env.dynamodb_table(self.table.name)
+        self.table_name: pulumi.Output[str] = self.table.name
+        self.register_outputs({"name": self.table.name, "arn": self.arn})
+
+    def statement_to_write(self, sid: str, actions: Sequence[str]) -> Statement:
+        """A statement allowing `actions` on this table only (no indexes, no other table)."""
+        return Statement(sid, actions, [self.arn])

@@ -1,0 +1,53 @@
+"""The boto3 clients and the idempotency store, created on first use and reused for the execution environment.
+
+Created lazily, not at import, so tests can install moto or a botocore ``Stubber`` first; ``reset()`` drops
+them between tests. The model client makes a single attempt per call (``event_processor.retry`` owns the retry
+policy, with the time budget in view) and keeps a connection per concurrently processed record.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.config import Config
+
+from event_processor.config import Settings
+
+_AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3},
+                     max_pool_connections=20)
+
+
+@functools.cache
+def bedrock_runtime(read_timeout_seconds: int, connections: int) -> Any:
+    config = Config(connect_timeout=5, read_timeout=read_timeout_seconds, retries={"mode": "standard",
+                                                                                   "max_attempts": 1},
+                    max_pool_connections=max(10, connections))
+    return boto3.client("bedrock-runtime", config=config)
+
+
+@functools.cache
+def dynamodb() -> Any:
+    return boto3.client("dynamodb", config=_AWS_CONFIG)
+
+
+@functools.cache
+def events() -> Any:
+    return boto3.client("events", config=_AWS_CONFIG)
+
+
+@functools.cache
+def idempotency_store(table: str) -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb())
+
+
+def model_client(settings: Settings) -> Any:
+    return bedrock_runtime(settings.model_timeout_seconds, settings.record_concurrency)
+
+
+def reset() -> None:
+    """Forget the clients so the next call creates new ones (for tests)."""
+    for cached in (bedrock_runtime, dynamodb, events, idempotency_store):
+        cached.cache_clear()

@@ -1,0 +1,137 @@
+"""Turn one SQS message body into an accepted event with its idempotency key, or a rejection that says why.
+
+Pure: no AWS calls, no logging. Every body gets exactly one verdict, so every bad input has a defined outcome.
+A rejected record is reported as a batch item failure: SQS retries it alone, then dead-letters it (the DLQ alarm
+pages someone, and the message waits there to be fixed and redriven). The rest of its batch carries on.
+
+| input                                         | verdict                                  |
+|-----------------------------------------------|------------------------------------------|
+| an accepted event with a valid item           | ``Accepted`` (with its idempotency key)  |
+| body that is not a string                     | ``Rejected(NOT_TEXT)``                   |
+| empty or blank body                           | ``Rejected(EMPTY_BODY)``                 |
+| body that is not valid UTF-8 text             | ``Rejected(INVALID_UTF8)``               |
+| body over ``MAX_BODY_BYTES``                  | ``Rejected(OVERSIZED)``                  |
+| malformed JSON                                | ``Rejected(MALFORMED_JSON)``             |
+| JSON that is not an EventBridge event         | ``Rejected(NOT_AN_EVENT)``               |
+| an event of a source/detail type not accepted | ``Rejected(UNEXPECTED_EVENT)``           |
+| a field of the wrong type or missing          | ``Rejected(INVALID_FIELDS)``, names it   |
+| item text over ``max_input_chars``            | ``Rejected(OVERSIZED)``, field named     |
+| a configured key field absent                 | ``Rejected(INVALID_FIELDS)``, names it   |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from event_processor.events import InputEvent
+from event_processor.keys import MissingKeyFieldError, idempotency_key
+
+# EventBridge caps an event at 256 KiB; a body beyond that did not come through the input bus.
+MAX_BODY_BYTES = 256 * 1024
+
+
+class RejectReason(StrEnum):
+    NOT_TEXT = "body-not-text"
+    EMPTY_BODY = "empty-body"
+    INVALID_UTF8 = "invalid-utf-8"
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed-json"
+    NOT_AN_EVENT = "not-an-eventbridge-event"
+    UNEXPECTED_EVENT = "unexpected-event"
+    INVALID_FIELDS = "invalid-fields"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: InputEvent
+    key: str  # deterministic: the same item always gets the same key
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: RejectReason
+    detail: str
+    event_id: str | None = None  # when the body had one, so the log entry can name the event
+    field: str | None = None  # the first offending field, dotted (``detail.itemId``)
+
+
+Verdict = Accepted | Rejected
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    accepted_sources: frozenset[str]
+    accepted_detail_types: frozenset[str]
+    key_fields: Sequence[str] = ()
+    max_input_chars: int = 20_000
+
+
+def classify(body: object, rules: IntakeRules) -> Verdict:
+    """Classify the ``body`` string of one SQS record."""
+    if not isinstance(body, str):
+        return Rejected(RejectReason.NOT_TEXT, f"body is {type(body).__name__}, not a string")
+    if not body.strip():
+        return Rejected(RejectReason.EMPTY_BODY, "body is empty")
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        # Lambda hands over text; a lone surrogate here is what invalid UTF-8 bytes decode to.
+        return Rejected(RejectReason.INVALID_UTF8, f"body is not valid UTF-8 at character {error.start}")
+    if size > MAX_BODY_BYTES:
+        return Rejected(RejectReason.OVERSIZED, f"body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        raw = json.loads(body)
+    except json.JSONDecodeError as error:
+        return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {error.msg} at character {error.pos}")
+    if not isinstance(raw, dict) or not {"source", "detail-type", "detail"} <= raw.keys():
+        shape = sorted(raw)[:10] if isinstance(raw, dict) else type(raw).__name__
+        return Rejected(
+            RejectReason.NOT_AN_EVENT, f"expected an EventBridge event with source, detail-type and detail; got {shape}"
+        )
+    event_id = raw["id"] if isinstance(raw.get("id"), str) else None
+    source, detail_type = raw.get("source"), raw.get("detail-type")
+    if source not in rules.accepted_sources or detail_type not in rules.accepted_detail_types:
+        return Rejected(
+            RejectReason.UNEXPECTED_EVENT,
+            f"source {source!r} with detail-type {detail_type!r} is not one this pipeline processes",
+            event_id=event_id,
+            field="source" if source not in rules.accepted_sources else "detail-type",
+        )
+    try:
+        event = InputEvent.model_validate(raw)
+    except ValidationError as error:
+        return _invalid_fields(error, event_id)
+    if len(event.detail.content) > rules.max_input_chars:
+        return Rejected(
+            RejectReason.OVERSIZED,
+            f"content is {len(event.detail.content)} characters; the limit is {rules.max_input_chars}",
+            event_id=event.id,
+            field="detail.content",
+        )
+    try:
+        key = idempotency_key(raw, rules.key_fields)
+    except MissingKeyFieldError as error:
+        return Rejected(RejectReason.INVALID_FIELDS, str(error), event_id=event.id, field=error.field)
+    return Accepted(event=event, key=key)
+
+
+def _invalid_fields(error: ValidationError, event_id: str | None) -> Rejected:
+    problems = error.errors(include_url=False, include_input=False)
+    # Field locations and messages only: the offending values may be large, and they are in the message itself.
+    fields = [".".join(str(part) for part in problem["loc"]) for problem in problems]
+    text = "; ".join(f"{field}: {problem['msg']}" for field, problem in zip(fields, problems, strict=True))
+    return Rejected(RejectReason.INVALID_FIELDS, text[:1000], event_id=event_id, field=fields[0] if fields else None)
+
+
+def preview(body: Any, limit: int = 120) -> str:
+    """The start of a body, safe to put in a JSON log line."""
+    if not isinstance(body, str):
+        return repr(body)[:limit]
+    # backslashreplace keeps a lone surrogate from breaking the JSON log line.
+    return body[:limit].encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,0 +1,96 @@
+"""Ask the model; the only module that calls Bedrock.
+
+IAM: ``bedrock:InvokeModel`` (Converse is authorized as InvokeModel) on the configured model's
+``foundation-model`` ARN, or on its ``inference-profile`` ARN and the model in each region the profile routes to.
+
+Throttling, model timeouts, a model not yet ready and server-side failures are retried with backoff inside the
+budget (``retry``); the client itself makes a single attempt, so there is exactly one retry policy. Anything else
+(access denied, validation, an unknown model) fails the record at once: retrying would not change the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from event_processor.config import Settings
+from event_processor.events import ModelAnswer, Usage
+from event_processor.exceptions import ModelCallError, RetriesExhaustedError
+from event_processor.retry import DEFAULT_BACKOFF, Backoff, Budget, BudgetExhaustedError, retry
+
+RETRYABLE_CODES = frozenset({
+    "ThrottlingException",  # over the model's tokens or requests per minute
+    "ModelTimeoutException",  # the model took too long this time
+    "ModelNotReadyException",  # the model is being loaded
+    "ServiceUnavailableException",
+    "InternalServerException",
+})
+_RETRYABLE_TRANSPORT = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
+_CAUSES = {
+    "AccessDeniedException": "access denied; the role needs bedrock:InvokeModel on this model (and model access "
+                             "must be granted in the Bedrock console)",
+    "ResourceNotFoundException": "the model or inference profile does not exist in this region",
+    "ValidationException": "Bedrock rejected the request as invalid (too long for the model's context?)",
+    "ModelErrorException": "the model failed to process the request",
+}
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "Unknown"))
+    return type(error).__name__
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, _RETRYABLE_TRANSPORT) or (
+        isinstance(error, ClientError) and error_code(error) in RETRYABLE_CODES)
+
+
+def converse_request(settings: Settings, prompt: str) -> dict[str, Any]:
+    return {
+        "modelId": settings.model_id,
+        "messages": [{"role": "user", "content": [{"text": prompt}]}],
+        "inferenceConfig": {"maxTokens": settings.max_output_tokens, "temperature": settings.temperature},
+    }
+
+
+def answer_of(response: dict[str, Any], now: datetime | None = None) -> ModelAnswer:
+    content = response.get("output", {}).get("message", {}).get("content", [])
+    text = "".join(block["text"] for block in content if "text" in block)
+    usage = response.get("usage", {})
+    return ModelAnswer(
+        text=text,
+        stopReason=str(response.get("stopReason", "unknown")),
+        usage=Usage(inputTokens=int(usage.get("inputTokens", 0)), outputTokens=int(usage.get("outputTokens", 0))),
+        completedAt=(now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+    )
+
+
+def ask(client: Any, settings: Settings, prompt: str, *, budget: Budget, backoff: Backoff = DEFAULT_BACKOFF,
+        on_retry: Callable[[int, float, BaseException], None] | None = None) -> ModelAnswer:
+    """One answer from the model, retrying transient failures inside ``budget``."""
+    request = converse_request(settings, prompt)
+    try:
+        response = retry(lambda: client.converse(**request), retryable=is_retryable, budget=budget,
+                         attempt_seconds=settings.model_timeout_seconds, backoff=backoff, on_retry=on_retry)
+    except BudgetExhaustedError as exhausted:
+        code = error_code(exhausted.last)
+        raise RetriesExhaustedError(
+            f"model {settings.model_id}: {code} persisted through {exhausted.attempts} attempt(s) and the time "
+            f"budget is spent; SQS will retry the item after its visibility timeout",
+            attempts=exhausted.attempts, code=code) from exhausted.last
+    except ClientError as error:
+        code = error_code(error)
+        message = error.response.get("Error", {}).get("Message", "")
+        cause = _CAUSES.get(code, "Bedrock returned an unexpected error")
+        raise ModelCallError(f"model {settings.model_id}: {cause} ({code}: {message})", code=code) from error
+    return answer_of(response)

@@ -1,0 +1,115 @@
+"""Announce results on the result bus; the only module that calls EventBridge.
+
+IAM: ``events:PutEvents`` on the result bus.
+
+``PutEvents`` takes at most 10 entries and 256 KiB per request and may accept some entries while failing others
+(``FailedEntryCount``, an ``ErrorCode`` per failed entry). Entries go out in chunks within both limits; only the
+failed entries are sent again, with backoff, while the budget allows and up to ``MAX_ATTEMPTS`` in all. Entries
+failing for good (``MalformedDetail``, ``InvalidArgument``) are not retried. Whatever still failed is reported
+per key, and its record fails: SQS retries it, the idempotency record keeps the model from being asked again,
+and the stored result is announced by the retry.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from event_processor.retry import Backoff, Budget
+
+MAX_ENTRIES = 10
+MAX_REQUEST_BYTES = 256 * 1024
+MAX_ATTEMPTS = 3
+# Codes that a retry cannot fix: the entry itself is wrong.
+PERMANENT_CODES = frozenset({"MalformedDetail", "InvalidArgument", "ValidationException", "AccessDeniedException"})
+# One PutEvents round trip at worst, for deciding whether another attempt fits the budget.
+ATTEMPT_SECONDS = 2.0
+PUBLISH_BACKOFF = Backoff(base_seconds=0.1, cap_seconds=1.0)
+
+
+@dataclass(frozen=True)
+class Published:
+    event_id: str
+
+
+@dataclass(frozen=True)
+class NotPublished:
+    code: str
+    message: str
+    attempts: int
+
+
+Delivery = Published | NotPublished
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """EventBridge's size of an entry: source, detail type, detail, resources and a fixed 14 bytes for Time."""
+    size = 14
+    for key in ("Source", "DetailType", "Detail"):
+        size += len(str(entry.get(key, "")).encode("utf-8"))
+    size += sum(len(r.encode("utf-8")) for r in entry.get("Resources", []))
+    return size
+
+
+def chunks(keys: list[str], entries: Mapping[str, Mapping[str, Any]]) -> Iterator[list[str]]:
+    """Keys grouped so that each group is one valid PutEvents request."""
+    chunk: list[str] = []
+    size = 0
+    for key in keys:
+        entry = entry_size(entries[key])
+        if chunk and (len(chunk) == MAX_ENTRIES or size + entry > MAX_REQUEST_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(key)
+        size += entry
+    if chunk:
+        yield chunk
+
+
+def put_events(client: Any, entries: Mapping[str, Mapping[str, Any]], *, budget: Budget,
+               backoff: Backoff = PUBLISH_BACKOFF, rng: random.Random | None = None) -> dict[str, Delivery]:
+    """Publish ``entries`` (key -> PutEvents entry); returns each key's delivery."""
+    outcome: dict[str, Delivery] = {}
+    pending = list(entries)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        failed: dict[str, NotPublished] = {}
+        for chunk in chunks(pending, entries):
+            failed.update(_send(client, chunk, entries, attempt, outcome))
+        retryable = [key for key, failure in failed.items() if failure.code not in PERMANENT_CODES]
+        outcome.update({key: failure for key, failure in failed.items() if key not in retryable})
+        if not retryable:
+            return outcome
+        delay = backoff.delay(attempt - 1, rng)
+        if attempt == MAX_ATTEMPTS or budget.remaining() < delay + ATTEMPT_SECONDS:
+            outcome.update({key: failed[key] for key in retryable})
+            return outcome
+        budget.clock.sleep(delay)
+        pending = retryable
+    return outcome
+
+
+def _send(client: Any, chunk: list[str], entries: Mapping[str, Mapping[str, Any]], attempt: int,
+          outcome: dict[str, Delivery]) -> dict[str, NotPublished]:
+    try:
+        response = client.put_events(Entries=[dict(entries[key]) for key in chunk])
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        failure = NotPublished(str(details.get("Code", "Unknown")), str(details.get("Message", "")), attempt)
+        return dict.fromkeys(chunk, failure)
+    except BotoCoreError as error:
+        return dict.fromkeys(chunk, NotPublished(type(error).__name__, str(error), attempt))
+    failed: dict[str, NotPublished] = {}
+    # Entries in the response are in request order.
+    for key, result in zip(chunk, response.get("Entries", []), strict=False):
+        if result.get("EventId") and not result.get("ErrorCode"):
+            outcome[key] = Published(result["EventId"])
+        else:
+            failed[key] = NotPublished(str(result.get("ErrorCode", "Unknown")), str(result.get("ErrorMessage", "")),
+                                       attempt)
+    for key in chunk[len(response.get("Entries", [])):]:  # a short response: count the rest as failed
+        failed[key] = NotPublished("MissingEntry", "PutEvents returned no result for this entry", attempt)
+    return failed

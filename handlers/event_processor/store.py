@@ -1,0 +1,127 @@
+"""The results table; the only module that writes it.
+
+IAM: ``dynamodb:PutItem`` and ``dynamodb:UpdateItem`` on the results table.
+
+One item per input, ever: the write is a conditional put on ``resultId`` (the item's idempotency key). Whoever
+writes the item also holds the claim to publish it (``claimOwner`` until ``claimExpiresAt``, the end of that
+invocation); publishing sets ``publishedAt`` and drops the claim. A copy that finds the item already there:
+
+* ``publishedAt`` set: nothing left to do (a duplicate, or a retry after a crash past the publish);
+* no live claim: the writer crashed between the write and the publish, so this copy takes the claim and
+  publishes what is stored (``RECLAIMED``), and the event is not lost;
+* a live claim of another copy: that copy is publishing right now; this one fails and is retried later, when it
+  will find ``publishedAt``. So one stored result is published once in every path but one: a crash after
+  ``PutEvents`` succeeded and before ``publishedAt`` was written, which republishes the same ``resultId``
+  (consumers dedupe on it).
+
+The stored result wins over a recomputed one: the copy that publishes always announces what the table holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from event_processor.exceptions import PublicationInProgressError, ResultStoreError
+from event_processor.results import StoredResult
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class Stored(StrEnum):
+    NEW = "new"  # written now; this copy publishes it
+    RECLAIMED = "reclaimed"  # written before but never published; this copy took the claim and publishes it
+    PUBLISHED = "already-published"  # written and published before; nothing to do
+
+
+@dataclass(frozen=True)
+class Claim:
+    owner: str  # "<request id>/<message id>": one copy of one item in one invocation
+    expires_at_ms: int  # the owner's invocation deadline, epoch milliseconds
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    state: Stored
+    result: StoredResult  # what the table holds: the earlier result when there was one
+
+
+def store(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int) -> StoreOutcome:
+    """Write the result once and decide who publishes it (see the module docstring)."""
+    item = {**result.item(), "claimOwner": {"S": claim.owner}, "claimExpiresAt": {"N": str(claim.expires_at_ms)}}
+    try:
+        client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(resultId)",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        return StoreOutcome(Stored.NEW, result)
+    except ClientError as error:
+        if _code(error) != _CONDITION_FAILED:
+            raise _store_error(table, result.result_id, error) from error
+        existing = error.response.get("Item") or {}  # type: ignore[typeddict-item]
+    except BotoCoreError as error:
+        raise _store_error(table, result.result_id, error) from error
+    if "publishedAt" in existing:
+        return StoreOutcome(Stored.PUBLISHED, _stored(existing, result))
+    return _reclaim(client, table, _stored(existing, result), claim, now_ms=now_ms)
+
+
+def _reclaim(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int) -> StoreOutcome:
+    try:
+        client.update_item(
+            TableName=table, Key={"resultId": {"S": result.result_id}},
+            UpdateExpression="SET claimOwner = :owner, claimExpiresAt = :expires",
+            ConditionExpression="attribute_exists(resultId) AND attribute_not_exists(publishedAt) AND ("
+                                "attribute_not_exists(claimExpiresAt) OR claimExpiresAt < :now OR claimOwner = :owner)",
+            ExpressionAttributeValues={":owner": {"S": claim.owner}, ":expires": {"N": str(claim.expires_at_ms)},
+                                       ":now": {"N": str(now_ms)}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        return StoreOutcome(Stored.RECLAIMED, result)
+    except ClientError as error:
+        if _code(error) != _CONDITION_FAILED:
+            raise _store_error(table, result.result_id, error) from error
+        existing = error.response.get("Item") or {}  # type: ignore[typeddict-item]
+    except BotoCoreError as error:
+        raise _store_error(table, result.result_id, error) from error
+    if "publishedAt" in existing:
+        return StoreOutcome(Stored.PUBLISHED, result)
+    owner = existing.get("claimOwner", {}).get("S", "?")
+    expires = existing.get("claimExpiresAt", {}).get("N", "?")
+    raise PublicationInProgressError(f"result {result.result_id} is being published by {owner} (claim until "
+                                     f"{expires} ms); this copy is retried later")
+
+
+def mark_published(client: Any, table: str, result_id: str, *, event_id: str, published_at: str) -> None:
+    """Record the publication and drop the claim, so later copies know there is nothing left to do."""
+    client.update_item(
+        TableName=table, Key={"resultId": {"S": result_id}},
+        UpdateExpression="SET publishedAt = :at, completionEventId = :event REMOVE claimOwner, claimExpiresAt",
+        ExpressionAttributeValues={":at": {"S": published_at}, ":event": {"S": event_id}})
+
+
+def release(client: Any, table: str, result_id: str, claim: Claim) -> None:
+    """Give up the claim after a failed publication, so the retry need not wait for it to expire."""
+    try:
+        client.update_item(
+            TableName=table, Key={"resultId": {"S": result_id}}, UpdateExpression="REMOVE claimOwner, claimExpiresAt",
+            ConditionExpression="claimOwner = :owner", ExpressionAttributeValues={":owner": {"S": claim.owner}})
+    except ClientError as error:
+        if _code(error) != _CONDITION_FAILED:
+            raise
+
+
+def _stored(existing: dict[str, Any], fallback: StoredResult) -> StoredResult:
+    try:
+        return StoredResult.from_item(existing)
+    except (KeyError, ValueError):
+        return fallback  # an item written by an older version: announce the fresh result rather than nothing
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _store_error(table: str, result_id: str, error: Exception) -> ResultStoreError:
+    code = _code(error) if isinstance(error, ClientError) else type(error).__name__
+    return ResultStoreError(f"results table {table}: writing result {result_id} failed ({code}: {error})")
