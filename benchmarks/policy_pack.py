@@ -55,7 +55,7 @@ def _one_role() -> list[ResourceRecord]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="analyses per size (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="analyses per size (median reported)")
     args = parser.parse_args(argv)
 
     stacks = {size: synthetic_stack(size) for size in SIZES}
