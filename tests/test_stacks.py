@@ -1,0 +1,54 @@
+"""Properties of the shipped stacks as a whole: config gates, tags, data protection."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+
+import pytest
+
+from offline.synth import SynthesisError, synthesize
+from tests.support.stacks import SHIPPED_STACKS, shipped_stack
+
+DATA_HOLDING_TYPES = ("aws:s3/bucket:Bucket", "aws:dynamodb/table:Table")
+
+
+@functools.cache
+def taggable(type_token: str) -> bool:
+    """Whether the pulumi-aws resource class for a type token accepts `tags` (its own schema says so)."""
+    package, module_and_type = type_token.split(":", 1)[1].split("/", 1)[0], type_token.rsplit(":", 1)[1]
+    module = importlib.import_module(f"pulumi_aws.{'lambda_' if package == 'lambda' else package}")
+    resource_class = getattr(module, module_and_type)
+    return "tags" in inspect.signature(resource_class._internal_init).parameters
+
+
+def test_invalid_config_stops_the_program_before_any_resource_is_registered() -> None:
+    with pytest.raises(SynthesisError) as caught:
+        synthesize("dev", config_overrides={"ai-pipelines:knowledgeBaseSync": {
+            "knowledgeBaseId": "KBDEV00001", "dataSourceId": "DSDEV00001",
+            "worker": {"batchSize": 50, "batchingWindowSeconds": 0}}})
+    message = str(caught.value)
+    assert message.startswith("Pulumi.dev.yaml: invalid configuration")
+    assert "ai-pipelines:knowledgeBaseSync.worker: batchSize 50 is above 10" in message
+
+
+def test_an_unknown_top_level_key_names_the_closest_valid_one() -> None:
+    with pytest.raises(SynthesisError, match="ai-pipelines:ownr: unknown key; did you mean 'owner'"):
+        synthesize("dev", config_overrides={"ai-pipelines:ownr": "someone"})
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_taggable_resource_carries_project_stack_pipeline_and_owner(stack: str) -> None:
+    synthesis = shipped_stack(stack)
+    missing = [r.name for r in synthesis.resources if r.custom and taggable(r.type)
+               and not {"project", "stack", "pipeline", "owner"} <= set(r.inputs.get("tags", {}))]
+    assert missing == []
+    assert any(taggable(r.type) for r in synthesis.resources if r.custom)
+
+
+@pytest.mark.parametrize(("stack", "protected"), [("dev", False), ("prod", True)])
+def test_resources_holding_data_are_protected_in_prod_only(stack: str, protected: bool) -> None:
+    holders = [r for r in shipped_stack(stack).resources if r.type in DATA_HOLDING_TYPES]
+    assert holders, f"{stack} holds no data?"
+    assert {r.name: r.protect for r in holders} == {r.name: protected for r in holders}
