@@ -233,7 +233,31 @@ def assert_each_exactly_once(ledger: dict[str, Counter[str]]) -> None:
 
 
 @pytest.fixture
-def pipeline(aws: None) -> Pipeline:
+def atomic_dynamodb_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's conditional writes atomic, as DynamoDB's are.
+
+    moto checks a condition and then writes without a lock, so two threads putting the same key with
+    ``attribute_not_exists`` can both succeed; DynamoDB never lets that happen. The handler's threads rely on it.
+    """
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.fixture
+def pipeline(aws: None, atomic_dynamodb_writes: None) -> Pipeline:
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
