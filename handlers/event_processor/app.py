@@ -65,14 +65,11 @@ from event_processor.store import Claim, Stored
 
 logger = Logger()
 metrics = Metrics()
-processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 # Validated once per cold start: a misconfigured function fails at init with the variable's name.
 settings = Settings.from_env()
 rules = IntakeRules(accepted_sources=settings.accepted_sources, accepted_detail_types=settings.accepted_detail_types,
                     key_fields=settings.idempotency_key_fields, max_input_chars=settings.max_input_chars)
-idempotency_config = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
-                                       expires_after_seconds=settings.idempotency_ttl_seconds)
 # The records of a batch run here; the bound is the batch's share of the model's throughput budget.
 executor = ThreadPoolExecutor(max_workers=settings.record_concurrency, thread_name_prefix="record")
 clock: Clock = SystemClock()
@@ -91,6 +88,7 @@ class Invocation:
     request_id: str
     deadline: float  # the function's timeout, epoch seconds
     budget: Budget  # for model retries: up to the deadline less the bookkeeping time
+    idempotency: IdempotencyConfig  # knows this invocation's context, so an in-progress record expires with it
     outcomes: Outcomes
     tally: Tally
 
@@ -111,11 +109,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise EventProcessorError(f"expected an SQS batch with Records; got {type(event).__name__}")
-    idempotency_config.register_lambda_context(context)
     now = clock.time()
     deadline = now + context.get_remaining_time_in_millis() / 1000
+    idempotency = IdempotencyConfig(event_key_jmespath="key", raise_on_no_idempotency_key=True,
+                                    expires_after_seconds=settings.idempotency_ttl_seconds, lambda_context=context)
     run = Invocation(request_id=context.aws_request_id, deadline=deadline,
-                     budget=Budget(clock, deadline - BOOKKEEPING_SECONDS), outcomes=Outcomes(), tally=Tally())
+                     budget=Budget(clock, deadline - BOOKKEEPING_SECONDS), idempotency=idempotency,
+                     outcomes=Outcomes(), tally=Tally())
     run.tally.add("MessagesReceived", len(records))
 
     async def record_handler(record: SQSRecord) -> Pending | None:
@@ -124,6 +124,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         in_context = contextvars.copy_context().run
         return await asyncio.get_running_loop().run_in_executor(executor, in_context, _work_on, record, run)
 
+    # One processor per invocation: nothing of one batch's bookkeeping can leak into another's.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=records, handler=record_handler, lambda_context=context):
         processed = processor.async_process()
     pending = [result for status, result, _ in processed if status == "success" and result is not None]
@@ -203,7 +205,7 @@ def _answer(accepted: Accepted, run: Invocation) -> tuple[ModelAnswer, bool]:
 
     remembered = idempotent_function(
         data_keyword_argument="key", persistence_store=clients.idempotency_store(settings.idempotency_table),
-        config=idempotency_config, key_prefix=f"event-processor#{settings.processing_profile}",
+        config=run.idempotency, key_prefix=f"event-processor#{settings.processing_profile}",
     )(ask_model)
     data = remembered(key={"key": accepted.key}, content=accepted.event.detail.content)
     if not asked:
