@@ -6,12 +6,12 @@ STAMP  := $(VENV)/.installed
 STACK  ?= dev
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt handlers/requirements.txt
 
-.PHONY: preview test lint bench docs clean
+.PHONY: preview test lint bench docs clean postgres migrate
 
 preview: $(STAMP)  ## synthesize STACK offline and run the policy pack over it
 	$(BIN)/python -m offline preview --stack $(STACK)
 
-test: $(STAMP)  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
+test: $(STAMP) postgres  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
 
@@ -22,9 +22,21 @@ lint: $(STAMP)  ## ruff and mypy
 bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in one run
 	$(BIN)/python -m benchmarks.offline_preview
 	$(BIN)/python -m benchmarks.policy_pack
+	$(BIN)/python -m benchmarks.file_ingestion
 
 docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
 	$(BIN)/python -m tools.docs
+
+postgres:  ## PostgreSQL server binaries for the tests (the suite starts its own throwaway server): Debian's package
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's postgresql package for the test suite"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's postgresql package" \
+		"(sudo apt-get install -y postgresql) and run make test again" >&2; exit 1; fi
+
+migrate: $(STAMP)  ## apply the file-ingestion migrations to DATABASE_URL (or SECRET_ID=<Secrets Manager secret>)
+	PYTHONPATH=handlers $(BIN)/python -m file_ingestion_migrate $(if $(SECRET_ID),--secret-id $(SECRET_ID))
 
 $(STAMP): $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -12,6 +12,9 @@ from components.blocks.packaging import function_code
 from components.config import StackConfig, load_stack_config
 from components.pipelines.event_processing import HANDLER_PACKAGE as EVENT_PROCESSOR_PACKAGE
 from components.pipelines.event_processing import EventProcessor
+from components.pipelines.file_ingestion import HANDLER_PACKAGE as FILE_INGESTION_PACKAGE
+from components.pipelines.file_ingestion import MIGRATION_PACKAGE as FILE_INGESTION_MIGRATIONS
+from components.pipelines.file_ingestion import FileIngestion
 from components.pipelines.knowledge_base_sync import HANDLER_PACKAGE as KB_SYNC_PACKAGE
 from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
 
@@ -52,4 +55,15 @@ def build_stack(config: StackConfig | None = None) -> None:
                                           "resultsTable": processor.results.table_name,
                                           "subscriberQueueUrl": (processor.subscriber_queue.url
                                                                  if processor.subscriber_queue else None)})
+    files = config.file_ingestion
+    if files is not None and files.enabled:
+        ingestion = FileIngestion(naming.child("fileingest"), env, files, code=code(FILE_INGESTION_PACKAGE),
+                                  migration_code=code(FILE_INGESTION_MIGRATIONS), alarm_topic_arn=topic.arn,
+                                  notifications=notifications, log_retention_days=config.log_retention_days,
+                                  protect_data=config.protect_data)
+        pulumi.export("fileIngestion", {"bucketName": ingestion.bucket_name, "queueUrl": ingestion.queue.url,
+                                        "dlqUrl": ingestion.queue.dlq_url,
+                                        "functionName": ingestion.worker.function.name,
+                                        "migrationFunctionName": ingestion.migrations.function.name,
+                                        "databaseSecretId": ingestion.secret_id})
     notifications.build()

@@ -13,6 +13,7 @@ from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_tru
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueWithDlq
+from components.blocks.vpc import VpcPlacement, network_interface_statements
 from components.config import WorkerSettings
 
 
@@ -22,7 +23,8 @@ class QueueWorker(pulumi.ComponentResource):
     Its inline policy is the consume statement for its own queue, writes to its own log group, X-Ray segments
     (tracing is on), plus exactly the `statements` the pipeline declares. The trust policy names
     lambda.amazonaws.com for this account only. The mapping reports partial batch failures, so one poison
-    message is retried alone.
+    message is retried alone. With ``vpc`` the function runs in those subnets and security groups, and its role
+    gets the network-interface permissions Lambda uses for that (``components.blocks.vpc``).
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
     ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
@@ -32,7 +34,7 @@ class QueueWorker(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, queue: QueueWithDlq, code: FunctionCode,
                  settings: WorkerSettings, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 vpc: VpcPlacement | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWorker", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.function_name = naming.name(purpose, max_length=64)
@@ -52,6 +54,7 @@ class QueueWorker(pulumi.ComponentResource):
             # X-Ray trace writes support no resource-level permission: "*" is the only valid resource.
             Statement("WriteTraces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
             *statements,
+            *(network_interface_statements(env, vpc) if vpc is not None else ()),
         ])
         self.role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
                                               role=self.role.name, policy=self.policy_document.to_json(),
@@ -67,6 +70,7 @@ class QueueWorker(pulumi.ComponentResource):
             tracing_config={"mode": defaults.LAMBDA_TRACING_MODE},
             logging_config={"log_format": defaults.LAMBDA_LOG_FORMAT, "log_group": self.log_group.name},
             environment={"variables": dict(environment or {})},
+            vpc_config=vpc.function_args() if vpc is not None else None,
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
         )

@@ -1,0 +1,218 @@
+"""High-frequency JSON file ingestion: S3 (prefix + suffix rules) -> SQS -> Lambda batches of 100 -> PostgreSQL.
+
+The bucket notifies the queue only of objects created under the configured rules (default ``input/`` + ``.json``),
+through the stack's one notification configuration per bucket. The queue keeps messages 4 days, long-polls, and
+derives its visibility timeout from the worker (6 x timeout + batching window); its DLQ pages on the first
+message. The worker takes batches of 100 gathered for up to 55 s, at most 10 at a time (reserved concurrency, so
+at most 10 database connections), in the database's VPC, and loads each batch over one connection in one
+transaction. The credentials live only in Secrets Manager: an existing secret (by ARN or name), the managed secret
+of an Aurora cluster the component creates, or a secret the component creates with a known name
+(``<project>/<stack>/<pipeline>/database``) for the operator to fill in. The schema comes from versioned
+migrations that `pulumi up` applies through a migration function in the same VPC.
+
+The worker's role reads only the dataset prefixes, only the credentials' secret, and has the network-interface
+actions Lambda needs for a VPC function; nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.blocks.bucket import DataBucket
+from components.blocks.iam import AwsEnv, Statement
+from components.blocks.migrations import SchemaMigrations
+from components.blocks.naming import Naming
+from components.blocks.notifications import BucketNotifications, QueueNotification
+from components.blocks.packaging import REPO_ROOT, FunctionCode
+from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.vpc import VpcPlacement
+from components.blocks.worker import QueueWorker
+from components.config import FileIngestionSettings
+
+HANDLER_PACKAGE = "file_ingestion"
+MIGRATION_PACKAGE = "file_ingestion_migrate"
+MIGRATIONS_DIR = REPO_ROOT / "handlers" / MIGRATION_PACKAGE / "migrations"
+# RDS names the master-user secrets it manages rds!cluster-<uuid> and tags each with its cluster's ARN.
+_RDS_MANAGED_SECRET = "secret:rds!cluster-*"
+_RDS_CLUSTER_TAG = "secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn"
+AURORA_PORT = 5432
+
+
+def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
+    """The digest the migration runner computes (``file_ingestion_migrate.runner.checksum``), from the files."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.sql")):
+        digest.update(f"{path.name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+class FileIngestion(pulumi.ComponentResource):
+    """Loads JSON files arriving in a bucket into PostgreSQL, 100 files per invocation over one connection.
+
+    >>> FileIngestion(naming, env, settings, code=function_code("file_ingestion"),
+    ...               migration_code=function_code("file_ingestion_migrate"), alarm_topic_arn=topic.arn,
+    ...               notifications=hub, log_retention_days=30, protect_data=False)  # doctest: +SKIP
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings, *, code: FunctionCode,
+                 migration_code: FunctionCode, alarm_topic_arn: pulumi.Input[str],
+                 notifications: BucketNotifications, log_retention_days: int, protect_data: bool,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:pipelines:FileIngestion", naming.pipeline, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        database = settings.database
+        self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
+
+        if settings.bucket.existing_name:
+            self.bucket_name: pulumi.Output[str] = pulumi.Output.from_input(settings.bucket.existing_name)
+            bucket_physical = settings.bucket.existing_name
+        else:
+            bucket = DataBucket(naming, env, "files", protect=protect_data, opts=child)
+            self.bucket_name, bucket_physical = bucket.bucket_name, bucket.name
+        bucket_arn = env.s3_bucket(self.bucket_name)
+
+        self.queue = QueueWithDlq(
+            naming, env, "incoming", settings=settings.queue,
+            visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
+            producers=[QueueProducer("BucketSendsNewFiles", "s3.amazonaws.com", bucket_arn)],
+            # The batching window holds files back on purpose; alarm only beyond it.
+            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds, opts=child)
+
+        self.cluster: aws.rds.Cluster | None = None
+        self.secret: aws.secretsmanager.Secret | None = None
+        connection = self._database(naming, env, settings, protect_data)
+        read_secret = self._secret_statement(naming, env, settings, protect_data)
+        connection["DATABASE_SECRET_ID"] = self.secret_id
+
+        self.migrations = SchemaMigrations(
+            naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[read_secret],
+            environment={**connection, "STACK_NAME": naming.stack, "POWERTOOLS_SERVICE_NAME": naming.name("migrate"),
+                         "LOG_LEVEL": "INFO"},
+            checksum=migrations_checksum(), timeout_seconds=settings.migration_timeout_seconds,
+            log_retention_days=log_retention_days, depends_on=self._database_resources, opts=child)
+
+        reads = [env.s3_objects(self.bucket_name, route.prefix) for route in settings.datasets]
+        self.worker = QueueWorker(
+            naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc,
+            statements=[Statement("ReadDatasetPrefixes", ["s3:GetObject"], reads), read_secret],
+            environment={
+                **connection,
+                "INPUT_BUCKET": self.bucket_name,
+                "INPUT_RULES": json.dumps([{"prefix": r.prefix, "suffix": r.suffix} for r in settings.input_rules],
+                                          separators=(",", ":")),
+                "DATASETS": json.dumps([{"prefix": d.prefix, "dataset": d.dataset} for d in settings.datasets],
+                                       separators=(",", ":")),
+                "MAX_OBJECT_BYTES": str(settings.max_object_bytes),
+                "READ_CONCURRENCY": str(settings.read_concurrency),
+                "STACK_NAME": naming.stack,
+                "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
+                "POWERTOOLS_METRICS_NAMESPACE": naming.project,
+                "LOG_LEVEL": "INFO",
+            },
+            opts=child)
+
+        for rule in settings.input_rules:
+            notifications.add(
+                bucket_physical,
+                QueueNotification(owner=naming.pipeline, queue_arn=self.queue.arn, events=("s3:ObjectCreated:*",),
+                                  prefix=rule.prefix, suffix=rule.suffix, depends_on=(self.queue.policy,)),
+                bucket_ref=self.bucket_name)
+        self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
+                               "bucketName": self.bucket_name, "secretId": self.secret_id})
+
+    # --- the database and its credentials -------------------------------------------------------------------
+
+    def _database(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
+                  protect_data: bool) -> dict[str, pulumi.Input[str]]:
+        """Create the Aurora cluster when asked; return the (non-secret) connection environment of both functions."""
+        database = settings.database
+        self._database_resources: list[pulumi.Resource] = []
+        variables: dict[str, pulumi.Input[str]] = {
+            "DATABASE_SSLMODE": database.ssl_mode,
+            "DATABASE_CONNECT_TIMEOUT_SECONDS": str(database.connect_timeout_seconds),
+            "DATABASE_STATEMENT_TIMEOUT_MS": str(database.statement_timeout_seconds * 1000),
+        }
+        if database.aurora.enabled:
+            self.cluster = self._aurora(naming, settings, protect_data)
+            variables.update({"DATABASE_HOST": self.cluster.endpoint, "DATABASE_PORT": str(AURORA_PORT),
+                              "DATABASE_NAME": database.aurora.database_name})
+            return variables
+        if database.host:
+            variables["DATABASE_HOST"] = database.host
+            variables["DATABASE_PORT"] = str(database.port)
+        if database.name:
+            variables["DATABASE_NAME"] = database.name
+        return variables
+
+    def _secret_statement(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
+                          protect_data: bool) -> Statement:
+        """Where the credentials are (``self.secret_id`` for the functions) and the one grant to read them."""
+        secret = settings.database.secret
+        sid, action = "ReadDatabaseCredentials", ["secretsmanager:GetSecretValue"]
+        if self.cluster is not None:
+            # The managed secret's name is chosen by RDS; its tag names the cluster, whose ARN is known at preview.
+            self.secret_id: pulumi.Output[str] = self.cluster.master_user_secrets.apply(
+                lambda secrets: (secrets[0].secret_arn or "") if secrets else "")
+            cluster_arn = env.arn("rds", f"cluster:{naming.name('db', max_length=63)}")
+            return Statement(sid, action, [env.arn("secretsmanager", _RDS_MANAGED_SECRET)],
+                             conditions={"StringEquals": {_RDS_CLUSTER_TAG: cluster_arn}})
+        if secret.existing_arn:
+            self.secret_id = pulumi.Output.from_input(secret.existing_arn)
+            return Statement(sid, action, [secret.existing_arn])
+        if secret.existing_name:
+            self.secret_id = pulumi.Output.from_input(secret.existing_name)
+            return Statement(sid, action, [env.secret(secret.existing_name)])
+        name = f"{naming.project}/{naming.stack}/{naming.pipeline}/database"
+        self.secret = aws.secretsmanager.Secret(
+            naming.logical("database-secret"), name=name,
+            description=f"Credentials of the {naming.pipeline} database (JSON: username, password, host, port, "
+                        "dbname). Filled in by the database's operator; read by the worker and the migrations.",
+            recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
+        self.secret_id = self.secret.name
+        return Statement(sid, action, [env.secret(self.secret.name)])
+
+    def _aurora(self, naming: Naming, settings: FileIngestionSettings, protect_data: bool) -> aws.rds.Cluster:
+        """Aurora PostgreSQL Serverless v2 in the configured subnets, with RDS managing the master password."""
+        aurora, vpc = settings.database.aurora, settings.database.vpc
+        identifier = naming.name("db", max_length=63)
+        subnets = aws.rds.SubnetGroup(naming.logical("db-subnets"), name=identifier, subnet_ids=list(vpc.subnet_ids),
+                                      description=f"Subnets of {identifier}", tags=naming.tags,
+                                      opts=pulumi.ResourceOptions(parent=self))
+        cluster = aws.rds.Cluster(
+            naming.logical("db"),
+            cluster_identifier=identifier,
+            engine="aurora-postgresql",
+            engine_mode="provisioned",
+            engine_version=aurora.engine_version,
+            database_name=aurora.database_name,
+            master_username=aurora.master_username,
+            manage_master_user_password=True,
+            port=AURORA_PORT,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=list(vpc.security_group_ids),
+            storage_encrypted=True,
+            serverlessv2_scaling_configuration={"min_capacity": aurora.min_capacity,
+                                                "max_capacity": aurora.max_capacity},
+            backup_retention_period=aurora.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            deletion_protection=protect_data,
+            skip_final_snapshot=not protect_data,
+            final_snapshot_identifier=f"{identifier}-final" if protect_data else None,
+            enabled_cloudwatch_logs_exports=["postgresql"],
+            tags=naming.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
+        instance = aws.rds.ClusterInstance(
+            naming.logical("db-writer"), identifier=f"{identifier}-writer"[:63], cluster_identifier=cluster.id,
+            instance_class="db.serverless", engine=aws.rds.EngineType.AURORA_POSTGRESQL,
+            engine_version=cluster.engine_version,
+            db_subnet_group_name=subnets.name, publicly_accessible=False, tags=naming.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
+        self._database_resources = [cluster, instance]
+        return cluster

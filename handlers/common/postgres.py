@@ -1,0 +1,194 @@
+"""PostgreSQL credentials from Secrets Manager, and one connection kept for the life of an execution environment.
+
+Credentials are never in the environment: the function gets the secret's name or ARN (``DATABASE_SECRET_ID``)
+and reads the secret once per cold start, again only when the database rejects the password (a rotation). The
+secret holds JSON in the shape RDS and Aurora write (``username``, ``password`` and, optionally, ``host``,
+``port``, ``dbname``); host, port and database name may also come from the environment, since they are not
+secret. ``ConnectionKeeper`` opens one connection on first use, hands the same one to every later invocation of
+a warm environment, and opens a new one when the last one broke (a failover, a restart, an idle timeout).
+
+Example::
+
+    keeper = ConnectionKeeper(lambda: fetch_credentials(secretsmanager, secret_id), settings)
+    with keeper.connection() as connection:      # the kept connection, healthy or replaced
+        with connection.transaction():
+            ...
+    # an error inside the block that broke the connection makes the keeper drop it; the next call reconnects
+
+psycopg is imported where it is used, so handlers that never talk to PostgreSQL don't pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from common.env import ConfigurationError, read_int, read_str
+
+if TYPE_CHECKING:
+    import psycopg
+
+_log = logging.getLogger(__name__)
+
+# libpq's sslmode values; "require" encrypts, "verify-full" also checks the server's certificate and name.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification): credentials rotated.
+_AUTH_FAILURES = ("28P01", "28000")
+
+
+class CredentialsError(RuntimeError):
+    """The secret is missing, unreadable or not database credentials; the message names the secret, never a value."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    host: str
+    port: int
+    dbname: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where and how to connect; everything here is safe to keep in the environment."""
+
+    secret_id: str
+    host: str | None = None
+    port: int | None = None
+    dbname: str | None = None
+    sslmode: str = "require"
+    connect_timeout_seconds: int = 5
+    statement_timeout_ms: int = 30_000
+    application_name: str = "lambda"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, application_name: str) -> DatabaseSettings:
+        port = env.get("DATABASE_PORT", "").strip()
+        sslmode = env.get("DATABASE_SSLMODE", "").strip() or "require"
+        if sslmode not in SSL_MODES:
+            raise ConfigurationError(f"environment variable DATABASE_SSLMODE={sslmode!r} is not one of {SSL_MODES}")
+        return cls(
+            secret_id=read_str(env, "DATABASE_SECRET_ID", pattern=r"[A-Za-z0-9/_+=.@:!-]{1,2048}",
+                               meaning="the name or ARN of the Secrets Manager secret with the credentials"),
+            host=env.get("DATABASE_HOST", "").strip() or None,
+            port=read_int(env, "DATABASE_PORT", default=5432, minimum=1, maximum=65535) if port else None,
+            dbname=env.get("DATABASE_NAME", "").strip() or None,
+            sslmode=sslmode,
+            connect_timeout_seconds=read_int(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", default=5, minimum=1,
+                                             maximum=60),
+            statement_timeout_ms=read_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", default=30_000, minimum=100,
+                                          maximum=900_000),
+            application_name=application_name,
+        )
+
+
+def credentials_from_secret(secret_string: str, settings: DatabaseSettings) -> Credentials:
+    """Parse an RDS-style secret; host, port and database name from the settings win over the secret's."""
+    try:
+        document = json.loads(secret_string)
+    except (TypeError, ValueError):
+        raise CredentialsError(f"secret {settings.secret_id} is not JSON") from None
+    if not isinstance(document, dict):
+        raise CredentialsError(f"secret {settings.secret_id} is not a JSON object")
+    missing = [key for key in ("username", "password") if not isinstance(document.get(key), str) or not document[key]]
+    host = settings.host or document.get("host")
+    dbname = settings.dbname or document.get("dbname")
+    if not host:
+        missing.append("host (in the secret or DATABASE_HOST)")
+    if not dbname:
+        missing.append("dbname (in the secret or DATABASE_NAME)")
+    if missing:
+        raise CredentialsError(f"secret {settings.secret_id} lacks {', '.join(missing)}")
+    raw_port = settings.port or document.get("port") or 5432
+    try:
+        port = int(raw_port)
+    except (TypeError, ValueError):
+        raise CredentialsError(f"secret {settings.secret_id} has a port that is not a number") from None
+    return Credentials(host=str(host), port=port, dbname=str(dbname), username=document["username"],
+                       password=document["password"])
+
+
+def fetch_credentials(secretsmanager: Any, settings: DatabaseSettings) -> Credentials:
+    """Read the secret (``secretsmanager:GetSecretValue`` on exactly ``settings.secret_id``)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        response = secretsmanager.get_secret_value(SecretId=settings.secret_id)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        raise CredentialsError(f"cannot read secret {settings.secret_id}: {code}") from None
+    return credentials_from_secret(response.get("SecretString", ""), settings)
+
+
+class ConnectionKeeper:
+    """One PostgreSQL connection per execution environment, replaced when it breaks.
+
+    ``credentials`` is called on the first connect and again after an authentication failure (rotated
+    password); otherwise the credentials read at the first connect are reused.
+    """
+
+    def __init__(self, credentials: Callable[[], Credentials], settings: DatabaseSettings) -> None:
+        self._credentials_source = credentials
+        self._settings = settings
+        self._credentials: Credentials | None = None
+        self._connection: psycopg.Connection[Any] | None = None
+        self.connects = 0  # how many connections this environment opened (a metric, and for tests)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        for attempt in (1, 2):
+            if self._credentials is None:
+                self._credentials = self._credentials_source()
+            creds = self._credentials
+            try:
+                connection = psycopg.connect(
+                    host=creds.host, port=creds.port, dbname=creds.dbname, user=creds.username,
+                    password=creds.password, sslmode=self._settings.sslmode,
+                    connect_timeout=self._settings.connect_timeout_seconds,
+                    application_name=self._settings.application_name,
+                    options=f"-c statement_timeout={self._settings.statement_timeout_ms}",
+                    # TCP keepalives notice a dead peer (a failed-over writer) instead of waiting forever.
+                    keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+                )
+            except psycopg.OperationalError as error:
+                if attempt == 1 and getattr(error, "sqlstate", None) in _AUTH_FAILURES:
+                    _log.warning("database rejected the credentials; reading the secret again (rotation)")
+                    self._credentials = None
+                    continue
+                raise
+            self.connects += 1
+            return connection
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def healthy(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.closed and not connection.broken
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The kept connection (a new one when there is none or it broke); dropped if it broke inside the block."""
+        if not self.healthy():
+            self.close()
+            self._connection = self._connect()
+        connection = self._connection
+        assert connection is not None
+        try:
+            yield connection
+        except BaseException:
+            if connection.broken or connection.closed:
+                self.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # closing a dead connection may fail; it is dropped either way
+                self._connection.close()
+        self._connection = None
+

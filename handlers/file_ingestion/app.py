@@ -1,0 +1,180 @@
+"""Lambda adapter of the file-ingestion pipeline: ``file_ingestion.app.handler``.
+
+Trigger
+    An SQS batch (up to 100 messages, gathered for up to 55 s) of S3 event notifications for objects under the
+    configured input rules, plus the ``s3:TestEvent`` S3 sends when notifications are configured.
+
+Per message (Powertools ``AsyncBatchProcessor``, partial batch responses)
+    Each message is classified (``events``); every object it announces is read from S3 (``reader``, at most
+    ``READ_CONCURRENCY`` at a time across the batch) and validated against its dataset's record model (``parse``).
+    A message that cannot be loaded (malformed, a file that is not valid JSON or UTF-8, of the wrong shape, with a
+    record failing its model, above ``MAX_OBJECT_BYTES``, or unreadable right now) is logged with bucket, key,
+    record index and reason and reported as a batch item failure: it alone is retried, and after
+    ``maxReceiveCount`` it reaches the DLQ, whose alarm pages someone. Test events, removals, keys outside the
+    rules and objects deleted or overwritten since they were announced are acknowledged and logged.
+
+Per batch
+    Every valid file of the batch goes to PostgreSQL over one connection, kept across warm invocations and
+    replaced when broken, in one transaction (``load``): COPY into staging, then an insert idempotent on the
+    natural key (object key, version or ETag, record key). A redelivered file adds no row. If the write fails,
+    the invocation raises, so every message of the batch is retried and nothing of it was written.
+
+Outcomes per message: loaded, skipped by design, or a batch item failure (retried, then dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.postgres import ConnectionKeeper, fetch_credentials
+from file_ingestion import clients, load
+from file_ingestion.config import Settings
+from file_ingestion.events import ObjectRef, Objects, Rejected, Skipped, classify
+from file_ingestion.exceptions import (
+    DatabaseWriteError,
+    FileIngestionError,
+    ObjectReadError,
+    RejectedMessageError,
+    UnroutedKeyError,
+)
+from file_ingestion.parse import InvalidFileError, parse_file
+from file_ingestion.reader import ObjectGoneError, read_object
+
+logger = Logger()
+metrics = Metrics()
+processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+# Validated once per cold start: a misconfigured function fails at init with the variable's name.
+settings = Settings.from_env()
+metrics.set_default_dimensions(stack=settings.stack)
+reads = ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="s3-read")
+database = ConnectionKeeper(lambda: fetch_credentials(clients.secretsmanager(), settings.database),
+                            settings.database)
+
+_IDS_PER_LOG_ENTRY = 100
+_BODY_PREVIEW_CHARS = 120
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    message_id: str
+    files: tuple[load.ParsedFile, ...] = ()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs"
+                                                for r in records):
+        keys = sorted(event)[:20] if isinstance(event, dict) else type(event).__name__
+        raise FileIngestionError(f"invoked with something other than an SQS batch (got {keys})")
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(records))
+    with processor(records=records, handler=_prepare_message, lambda_context=context):
+        processed = processor.async_process()
+    prepared: list[PreparedMessage] = [result for status, result, _ in processed if status == "success"]
+    response = dict(processor.response())
+    files = [parsed for message in prepared for parsed in message.files]
+    result = _write(files, [m.message_id for m in prepared]) if files else load.LoadResult()
+    _report(len(records), prepared, files, result, response)
+    return response
+
+
+async def _prepare_message(record: SQSRecord) -> PreparedMessage:
+    """Powertools record handler: what this message loads; raises for one that cannot be loaded."""
+    body = record.raw_event.get("body")
+    entry = {"messageId": record.message_id,
+             "receiveCount": record.raw_event.get("attributes", {}).get("ApproximateReceiveCount")}
+    verdict = classify(body, settings.input_rules, settings.bucket)
+    if isinstance(verdict, Rejected):
+        metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
+        logger.error("Rejected message; reported as a batch item failure so it alone is retried, then dead-lettered",
+                     extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail,
+                            "bodyPreview": _preview(body)})
+        raise RejectedMessageError(f"{verdict.reason}: {verdict.detail}")
+    for ignored in verdict.ignored if isinstance(verdict, Objects | Skipped) else ():
+        logger.info("Skipped object", extra={**entry, "key": ignored.key, "reason": str(ignored.reason),
+                                             "detail": ignored.detail})
+    if isinstance(verdict, Skipped):
+        metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=1)
+        logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail})
+        return PreparedMessage(record.message_id)
+
+    loop = asyncio.get_running_loop()
+    outcomes = await asyncio.gather(*(loop.run_in_executor(reads, _read_and_parse, ref) for ref in verdict.objects),
+                                    return_exceptions=True)
+    files: list[load.ParsedFile] = []
+    failure: BaseException | None = None
+    for ref, outcome in zip(verdict.objects, outcomes, strict=True):
+        where = {**entry, "bucket": ref.bucket, "key": ref.key}
+        if isinstance(outcome, load.ParsedFile):
+            files.append(outcome)
+        elif isinstance(outcome, ObjectGoneError):
+            metrics.add_metric(name="FilesSkipped", unit=MetricUnit.Count, value=1)
+            logger.warning("Skipped file: the announced content no longer exists", extra={**where,
+                                                                                         "reason": str(outcome)})
+        elif isinstance(outcome, InvalidFileError):
+            metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
+            logger.error("Rejected file; its message alone is retried, then dead-lettered",
+                         extra={**where, "recordIndex": outcome.record_index, "reason": str(outcome.reason),
+                                "detail": outcome.detail})
+            failure = failure or outcome
+        elif isinstance(outcome, UnroutedKeyError | ObjectReadError):
+            metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
+            logger.error("File not loaded; its message alone is retried, then dead-lettered",
+                         extra={**where, "reason": type(outcome).__name__, "detail": str(outcome)})
+            failure = failure or outcome
+        else:
+            raise outcome  # a bug: let the batch processor fail this message with its traceback logged
+    if failure is not None:
+        raise RejectedMessageError(str(failure)) from failure
+    return PreparedMessage(record.message_id, tuple(files))
+
+
+def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
+    dataset = settings.routes.route(ref.key)
+    if dataset is None:
+        raise UnroutedKeyError(f"no dataset is configured for a prefix of s3://{ref.bucket}/{ref.key}")
+    content = read_object(clients.s3(settings.read_concurrency), ref, settings.max_object_bytes)
+    return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, parse_file(content.data, dataset))
+
+
+def _write(files: list[load.ParsedFile], message_ids: list[str]) -> load.LoadResult:
+    try:
+        with database.connection() as connection:
+            return load.load_files(connection, files)
+    except Exception as error:
+        metrics.add_metric(name="DatabaseWriteFailures", unit=MetricUnit.Count, value=1)
+        logger.exception("Database write failed; nothing of the batch was written and every message is retried",
+                         extra={"files": len(files), "errorType": type(error).__name__,
+                                "messageIds": message_ids[:_IDS_PER_LOG_ENTRY]})
+        raise DatabaseWriteError(f"loading {len(files)} files failed: {type(error).__name__}") from error
+
+
+def _report(received: int, prepared: list[PreparedMessage], files: list[load.ParsedFile], result: load.LoadResult,
+            response: dict[str, Any]) -> None:
+    failures = [str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])]
+    metrics.add_metric(name="FilesLoaded", unit=MetricUnit.Count, value=len(files))
+    metrics.add_metric(name="RowsInserted", unit=MetricUnit.Count, value=result.rows_inserted)
+    metrics.add_metric(name="RowsAlreadyLoaded", unit=MetricUnit.Count,
+                       value=result.rows_offered - result.rows_inserted)
+    logger.info("Batch settled", extra={
+        "records": received, "loadedMessages": sum(1 for m in prepared if m.files),
+        "skippedMessages": sum(1 for m in prepared if not m.files), "failed": len(failures),
+        "files": len(files), "rowsOffered": dict(Counter(result.offered)), "rowsInserted": dict(result.inserted),
+        "databaseConnects": database.connects, "batchItemFailures": failures[:_IDS_PER_LOG_ENTRY]})
+
+
+def _preview(body: object) -> str:
+    text = body if isinstance(body, str) else repr(body)
+    return text[:_BODY_PREVIEW_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")

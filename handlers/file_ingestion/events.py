@@ -1,0 +1,220 @@
+"""One SQS message body -> the objects it asks to load, or why it is skipped or rejected. Pure.
+
+A message on the queue is an S3 event notification (one or more records, keys URL-encoded as S3 sends them) or
+the ``s3:TestEvent`` S3 sends when the notification configuration is saved. Every body gets exactly one verdict:
+
+| input                                                 | verdict                              |
+|-------------------------------------------------------|--------------------------------------|
+| ObjectCreated record(s) under the configured rules    | ``Objects`` (to load)                |
+| ``s3:TestEvent``                                      | ``Skipped`` (acknowledged, logged)   |
+| only removals, other event types, or keys outside the rules | ``Skipped`` (acknowledged, logged) |
+| empty body, not text, invalid UTF-8, oversized        | ``Rejected``                         |
+| malformed JSON, unknown shape, wrong field types      | ``Rejected``                         |
+| a key whose %-escapes are not UTF-8                   | ``Rejected`` (S3 never sends one)     |
+| a record of another bucket than the pipeline's        | ``Rejected`` (a misrouted producer)   |
+
+A message mixing loadable records with ignored ones loads the former; each ignored record is reported with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+from common.s3_keys import decode_event_key
+
+# An S3 notification with a few records of the longest keys stays far below this; SQS allows 256 KiB.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class _Bucket(_Strict):
+    name: str = Field(min_length=1)
+
+
+class _Object(_Strict):
+    key: str = Field(min_length=1)
+    size: int | None = Field(default=None, ge=0)
+    eTag: str | None = None
+    versionId: str | None = None
+
+
+class _Entity(_Strict):
+    bucket: _Bucket
+    object: _Object
+
+
+class _Record(_Strict):
+    eventSource: Literal["aws:s3"]
+    eventName: str = Field(min_length=1)
+    s3: _Entity
+
+
+class _Notification(_Strict):
+    Records: list[_Record] = Field(min_length=1)
+
+
+class _TestEvent(_Strict):
+    Service: Literal["Amazon S3"]
+    Event: Literal["s3:TestEvent"]
+    Bucket: str
+
+
+def _kind(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    if "Records" in value:
+        return "notification"
+    if "Event" in value and "Service" in value:
+        return "test-event"
+    return None
+
+
+_MESSAGE: TypeAdapter[Any] = TypeAdapter(Annotated[
+    Annotated[_Notification, Tag("notification")] | Annotated[_TestEvent, Tag("test-event")],
+    Discriminator(_kind, custom_error_type="unrecognised_message",
+                  custom_error_message="not an S3 event notification or S3 test event"),
+])
+
+
+class SkipReason(StrEnum):
+    S3_TEST_EVENT = "s3-test-event"
+    NOT_A_CREATION = "not-an-object-creation"
+    OUTSIDE_RULES = "outside-input-rules"
+
+
+class RejectReason(StrEnum):
+    NOT_TEXT = "body-not-text"
+    EMPTY_BODY = "empty-body"
+    INVALID_UTF8 = "invalid-utf-8"
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed-json"
+    UNRECOGNISED = "unrecognised-message"
+    INVALID_FIELDS = "invalid-fields"
+    UNDECODABLE_KEY = "undecodable-key"
+    FOREIGN_BUCKET = "foreign-bucket"
+
+
+@dataclass(frozen=True)
+class InputRule:
+    prefix: str
+    suffix: str = ""
+
+    def matches(self, key: str) -> bool:
+        return key.startswith(self.prefix) and key.endswith(self.suffix)
+
+
+@dataclass(frozen=True)
+class InputRules:
+    rules: tuple[InputRule, ...]
+
+    @classmethod
+    def from_config(cls, entries: Iterable[Mapping[str, Any]]) -> InputRules:
+        return cls(tuple(InputRule(str(e["prefix"]), str(e.get("suffix", ""))) for e in entries))
+
+    def matches(self, key: str) -> bool:
+        return any(rule.matches(key) for rule in self.rules)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An object a notification says was created; ``version_id``/``etag`` pin the content it announced."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    key: str
+    reason: SkipReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class Objects:
+    objects: tuple[ObjectRef, ...]
+    ignored: tuple[Ignored, ...] = ()
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: SkipReason
+    detail: str
+    ignored: tuple[Ignored, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: RejectReason
+    detail: str
+
+
+Verdict = Objects | Skipped | Rejected
+
+
+def classify(body: object, rules: InputRules, bucket: str) -> Verdict:
+    """Classify one SQS message body against the pipeline's bucket and its input rules."""
+    if not isinstance(body, str):
+        return Rejected(RejectReason.NOT_TEXT, f"body is {type(body).__name__}, not a string")
+    if not body.strip():
+        return Rejected(RejectReason.EMPTY_BODY, "body is empty")
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError as error:  # what invalid UTF-8 bytes arrive as in Lambda's event
+        return Rejected(RejectReason.INVALID_UTF8, f"body is not valid UTF-8 at character {error.start}")
+    if size > MAX_BODY_BYTES:
+        return Rejected(RejectReason.OVERSIZED, f"body is {size} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        message = _MESSAGE.validate_json(body)
+    except ValidationError as error:
+        return _rejection(error)
+    if isinstance(message, _TestEvent):
+        return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {message.Bucket}")
+    return _objects(message, rules, bucket)
+
+
+def _rejection(error: ValidationError) -> Rejected:
+    problems = error.errors(include_url=False, include_input=False)
+    kinds = {problem["type"] for problem in problems}
+    if "json_invalid" in kinds:
+        return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {problems[0]['msg']}")
+    if "unrecognised_message" in kinds:
+        return Rejected(RejectReason.UNRECOGNISED, problems[0]["msg"])
+    described = "; ".join(f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}" for problem in problems[:5])
+    return Rejected(RejectReason.INVALID_FIELDS, described)
+
+
+def _objects(notification: _Notification, rules: InputRules, bucket: str) -> Verdict:
+    objects: list[ObjectRef] = []
+    ignored: list[Ignored] = []
+    for record in notification.Records:
+        if record.s3.bucket.name != bucket:
+            return Rejected(RejectReason.FOREIGN_BUCKET,
+                            f"record of bucket {record.s3.bucket.name}; this pipeline loads only {bucket}")
+        try:
+            key = decode_event_key(record.s3.object.key)
+        except UnicodeDecodeError:
+            return Rejected(RejectReason.UNDECODABLE_KEY,
+                            f"key {record.s3.object.key!r} has %-escapes that are not UTF-8; S3 never sends one")
+        if not record.eventName.startswith("ObjectCreated:"):
+            ignored.append(Ignored(key, SkipReason.NOT_A_CREATION, f"event {record.eventName} loads nothing"))
+        elif not rules.matches(key):
+            ignored.append(Ignored(key, SkipReason.OUTSIDE_RULES, "key matches no configured prefix and suffix"))
+        else:
+            obj = record.s3.object
+            objects.append(ObjectRef(record.s3.bucket.name, key, obj.size, obj.eTag or None, obj.versionId or None))
+    if not objects:
+        first = ignored[0]
+        return Skipped(first.reason, first.detail, tuple(ignored))
+    return Objects(tuple(objects), tuple(ignored))

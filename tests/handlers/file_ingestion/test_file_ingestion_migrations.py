@@ -1,0 +1,82 @@
+"""Migrations: applied in order, one transaction each, recorded, never re-applied; the same runner serves the
+migration function `pulumi up` invokes, the tests and `make migrate`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from file_ingestion_migrate import runner
+from file_ingestion_migrate.__main__ import main as migrate_main
+
+from components.pipelines.file_ingestion import migrations_checksum
+from tests.handlers.conftest import REGION
+from tests.handlers.file_ingestion.conftest import MIGRATION_ENVIRONMENT, MIGRATION_PACKAGE, Database
+from tests.support import aws_calls
+
+
+def tables(database: Database) -> set[str]:
+    return {row[0] for row in database.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_the_component_keys_the_invocation_on_the_runners_checksum() -> None:
+    assert migrations_checksum() == runner.checksum(runner.discover())
+
+
+def test_migrations_apply_once_in_order_and_are_recorded(empty_database: Database) -> None:
+    with empty_database.connect() as connection:
+        first = runner.migrate(connection)
+        second = runner.migrate(connection)
+    assert first.applied == ("0001_orders", "0002_customers") and first.version == 2
+    assert second.applied == () and second.already_applied == first.applied
+    assert {"orders", "customers", "schema_migrations"} <= tables(empty_database)
+    assert empty_database.count("schema_migrations") == 2
+
+
+def test_a_failing_migration_is_rolled_back_and_an_edited_one_refused(empty_database: Database) -> None:
+    shipped = runner.discover()
+    broken = [*shipped, runner.Migration(3, "0003_broken", "CREATE TABLE half (id int); SELECT no_such_column;")]
+    with empty_database.connect() as connection:
+        with pytest.raises(runner.MigrationError, match="0003_broken failed"):
+            runner.migrate(connection, broken)
+        assert "half" not in tables(empty_database)  # the failed migration left nothing behind
+        edited = [runner.Migration(1, "0001_orders", shipped[0].sql + "\n-- edited"), shipped[1]]
+        with pytest.raises(runner.MigrationError, match="changed after it was applied"):
+            runner.migrate(connection, edited)
+
+
+def test_make_migrate_applies_them_from_a_dsn(empty_database: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    assert migrate_main(["--dsn", empty_database.server.dsn(empty_database.name)]) == 0
+    assert "schema at version 2" in capsys.readouterr().out
+    assert migrate_main(["--checksum"]) == 0
+
+
+@pytest.fixture
+def migrate_app(aws: None, empty_database: Database) -> Iterator[Any]:
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=MIGRATION_ENVIRONMENT["DATABASE_SECRET_ID"],
+        SecretString=json.dumps(empty_database.server.secret(empty_database.name)))
+    saved = dict(os.environ)
+    os.environ.update(MIGRATION_ENVIRONMENT)
+    from file_ingestion_migrate import app
+
+    yield app
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_the_migration_function_applies_pending_migrations_for_its_checksum(
+        migrate_app: Any, empty_database: Database, lambda_context_factory: Callable[..., Any]) -> None:
+    checksum = runner.checksum(runner.discover())
+    with aws_calls.recording(MIGRATION_PACKAGE, environment=MIGRATION_ENVIRONMENT) as calls:
+        result = migrate_app.handler({"checksum": checksum}, lambda_context_factory())
+        again = migrate_app.handler({"checksum": checksum}, lambda_context_factory())
+        with pytest.raises(runner.MigrationError, match="deploy the function's code first"):
+            migrate_app.handler({"checksum": "0" * 64}, lambda_context_factory())
+    assert result["applied"] == ["0001_orders", "0002_customers"] and again["applied"] == []
+    assert {(c.service, c.operation) for c in calls} == {("secretsmanager", "GetSecretValue")}
+    assert {"orders", "customers"} <= tables(empty_database)

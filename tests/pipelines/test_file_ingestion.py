@@ -1,0 +1,175 @@
+"""The file-ingestion component, asserted on recorded registrations in preview and update modes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.iam import AwsEnv
+from components.blocks.naming import Naming
+from components.blocks.notifications import BucketNotifications
+from components.config import ConfigError, FileIngestionSettings, parse_stack_config
+from components.pipelines.file_ingestion import FileIngestion, migrations_checksum
+from offline.provider import contains_unknown
+from offline.synth import Synthesis, run_program
+from tests.blocks.programs import fake_code
+from tests.least_privilege.platform_grants import PLATFORM_GRANTS
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+NAMING = Naming("ai-pipelines", "test", "shared", owner="platform")
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+GROUPS = ["sg-0123456789abcdef0"]
+BUCKET = f"ai-pipelines-test-fileingest-files-{ACCOUNT}-{REGION}"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:analytics/ingest-AbCdEf"
+NETWORK_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                   "ec2:DescribeSubnets", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+
+
+def settings(database: dict[str, Any] | None = None, **overrides: Any) -> FileIngestionSettings:
+    return FileIngestionSettings.model_validate(
+        {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, **(database or {})}, **overrides})
+
+
+def synth(config: FileIngestionSettings, mode: str = "preview", protect: bool = False) -> Synthesis:
+    def program() -> None:
+        env = AwsEnv.lookup()
+        hub = BucketNotifications()
+        FileIngestion(NAMING.child("fileingest"), env, config, code=fake_code(), migration_code=fake_code(),
+                      alarm_topic_arn=AlarmTopic(NAMING, env).arn, notifications=hub, log_retention_days=30,
+                      protect_data=protect)
+        hub.build()
+
+    return run_program(program, project="ai-pipelines", stack="test", mode=mode,  # type: ignore[arg-type]
+                       config={"aws:region": REGION})
+
+
+def statements(result: Synthesis, name: str) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(result.named(name).inputs["policy"])["Statement"]}
+
+
+@pytest.mark.parametrize("mode", ["preview", "update"])
+def test_queue_worker_and_notifications_follow_the_issue(mode: str) -> None:
+    result = synth(settings(), mode)
+    queue, dlq = result.named("fileingest-incoming").inputs, result.named("fileingest-incoming-dlq").inputs
+    assert queue["messageRetentionSeconds"] == 4 * 24 * 3600 and queue["receiveWaitTimeSeconds"] == 20
+    assert queue["visibilityTimeoutSeconds"] == 6 * 120 + 55  # derived from the worker
+    assert json.loads(queue["redrivePolicy"])["deadLetterTargetArn"].endswith(dlq["name"])
+    worker = result.named("fileingest-worker").inputs
+    assert (worker["memorySize"], worker["reservedConcurrentExecutions"], worker["timeout"]) == (512, 10, 120)
+    assert worker["vpcConfig"] == {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}
+    mapping = result.named("fileingest-worker-source").inputs
+    assert (mapping["batchSize"], mapping["maximumBatchingWindowInSeconds"]) == (100, 55)
+    assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    [notification] = result.of_type("aws:s3/bucketNotification:BucketNotification")
+    assert [(q["filterPrefix"], q["filterSuffix"], q["events"]) for q in notification.inputs["queues"]] == [
+        ("input/", ".json", ["s3:ObjectCreated:*"])]
+    assert not contains_unknown(result.named("fileingest-worker-policy").inputs["policy"])
+
+
+def test_configurable_rules_become_one_notification_each() -> None:
+    config = settings(inputRules=[{"prefix": "input/", "suffix": ".json"}, {"prefix": "landing/", "suffix": ".jsonl"}],
+                      datasets=[{"prefix": "input/orders/", "dataset": "orders"},
+                                {"prefix": "landing/customers/", "dataset": "customers"}])
+    result = synth(config)
+    [notification] = result.of_type("aws:s3/bucketNotification:BucketNotification")
+    assert [(q["filterPrefix"], q["filterSuffix"]) for q in notification.inputs["queues"]] == [
+        ("input/", ".json"), ("landing/", ".jsonl")]
+    reads = statements(result, "fileingest-worker-policy")["ReadDatasetPrefixes"]["Resource"]
+    assert reads == [f"arn:aws:s3:::{BUCKET}/input/orders/*", f"arn:aws:s3:::{BUCKET}/landing/customers/*"]
+
+
+def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only_its_interfaces() -> None:
+    result = synth(settings(), "update")
+    policy = statements(result, "fileingest-worker-policy")
+    extra = {sid: s for sid, s in policy.items() if sid not in ("ConsumeOwnQueue", "WriteOwnLogs", "WriteTraces")}
+    assert {sid: sorted(s["Action"]) for sid, s in extra.items()} == {
+        "ReadDatasetPrefixes": ["s3:GetObject"],
+        "ReadDatabaseCredentials": ["secretsmanager:GetSecretValue"],
+        "CreateInterfacesInOwnSubnets": ["ec2:CreateNetworkInterface"],
+        "ManageOwnInterfaces": ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface",
+                                "ec2:UnassignPrivateIpAddresses"],
+        "DescribeNetwork": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]}
+    assert policy["ReadDatasetPrefixes"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/input/orders/*",
+                                                         f"arn:aws:s3:::{BUCKET}/input/customers/*"]
+    assert policy["ReadDatabaseCredentials"]["Resource"] == [
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-pipelines/test/fileingest/database-??????"]
+    assert policy["CreateInterfacesInOwnSubnets"]["Resource"][1:] == [
+        *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in SUBNETS),
+        *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{g}" for g in GROUPS)]
+    assert set(PLATFORM_GRANTS) >= NETWORK_ACTIONS  # each with the reason the platform needs it
+    secret = result.named("fileingest-database-secret").inputs
+    assert secret["name"] == "ai-pipelines/test/fileingest/database"
+    environment = result.named("fileingest-worker").inputs["environment"]["variables"]
+    assert environment["DATABASE_SECRET_ID"] == secret["name"]
+    assert not any(word in name for name in environment for word in ("PASSWORD", "USER"))  # never credentials
+
+
+@pytest.mark.parametrize(("secret", "resource", "secret_id"), [
+    ({"existingArn": SECRET_ARN}, SECRET_ARN, SECRET_ARN),
+    ({"existingName": "analytics/ingest"}, f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:analytics/ingest-??????",
+     "analytics/ingest"),
+])
+def test_an_existing_secret_is_read_by_arn_or_name_and_none_is_created(secret: dict[str, str], resource: str,
+                                                                       secret_id: str) -> None:
+    result = synth(settings({"secret": secret, "host": "db.internal", "name": "analytics"}))
+    for policy in ("fileingest-worker-policy", "fileingest-migrate-policy"):
+        assert statements(result, policy)["ReadDatabaseCredentials"]["Resource"] == [resource]
+    assert result.of_type("aws:secretsmanager/secret:Secret") == []
+    variables = result.named("fileingest-worker").inputs["environment"]["variables"]
+    assert (variables["DATABASE_SECRET_ID"], variables["DATABASE_HOST"], variables["DATABASE_NAME"]) == (
+        secret_id, "db.internal", "analytics")
+
+
+def test_migrations_run_in_the_vpc_once_per_checksum() -> None:
+    result = synth(settings(), "update")
+    function = result.named("fileingest-migrate").inputs
+    assert function["vpcConfig"] == {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}
+    assert function["reservedConcurrentExecutions"] == 1
+    invocation = result.named("fileingest-migrate-run")
+    assert invocation.inputs["triggers"] == {"migrations": migrations_checksum()}
+    assert json.loads(invocation.inputs["input"]) == {"checksum": migrations_checksum()}
+    policy = statements(result, "fileingest-migrate-policy")
+    assert "ReadDatasetPrefixes" not in policy and "ConsumeOwnQueue" not in policy
+
+
+def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() -> None:
+    assert synth(settings()).of_type("aws:rds/cluster:Cluster") == []
+    result = synth(settings({"aurora": {"enabled": True, "minCapacity": 0.5, "maxCapacity": 8}}), protect=True)
+    cluster = result.named("fileingest-db").inputs
+    assert cluster["engine"] == "aurora-postgresql" and cluster["manageMasterUserPassword"] is True
+    assert cluster["storageEncrypted"] is True and cluster["deletionProtection"] is True
+    assert cluster["serverlessv2ScalingConfiguration"] == {"minCapacity": 0.5, "maxCapacity": 8}
+    assert cluster["vpcSecurityGroupIds"] == GROUPS
+    assert result.named("fileingest-db-writer").inputs["instanceClass"] == "db.serverless"
+    grant = statements(result, "fileingest-worker-policy")["ReadDatabaseCredentials"]
+    assert grant["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-*"]
+    assert grant["Condition"] == {"StringEquals": {"secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn":
+                                                   f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:ai-pipelines-test-fileingest-db"}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"datasets": [{"prefix": "other/orders/", "dataset": "orders"}]}, "under no inputRules prefix"),
+    ({"maxObjectBytes": 64 * 1024 * 1024}, "would not fit in memory"),
+    ({"database": {"vpc": {"subnetIds": ["subnet-nope"], "securityGroupIds": GROUPS}}}, "subnet ids"),
+    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "aurora": {"enabled": True},
+                   "secret": {"existingName": "x"}}}, "aurora.enabled creates"),
+    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS},
+                   "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
+])
+def test_inconsistent_config_fails_naming_the_rule(change: dict[str, Any], message: str) -> None:
+    section = {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}}, **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_stack_config({"owner": "x", "fileIngestion": section}, stack="dev")
+
+
+def test_shipped_stacks_name_declared_datasets() -> None:
+    from file_ingestion.datasets import CATALOGUE
+
+    from tests.support.stacks import function_environment
+
+    for stack in ("dev", "prod"):
+        datasets = json.loads(function_environment("file_ingestion", stack)["DATASETS"])
+        assert {d["dataset"] for d in datasets} <= set(CATALOGUE)
