@@ -65,6 +65,7 @@ os.environ.update(ENVIRONMENT)
 from file_ingestion import app, clients  # noqa: E402
 from file_ingestion_migrate import runner  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def _fresh_event_loop() -> Iterator[None]:
     """Powertools' async batch processor runs the batch on an event loop and leaves none set when it ends; later
