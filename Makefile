@@ -23,6 +23,8 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.offline_preview
 	$(BIN)/python -m benchmarks.policy_pack
 	$(BIN)/python -m benchmarks.file_ingestion
+	$(BIN)/python -m benchmarks.event_processing
+	$(BIN)/python -m benchmarks.packaging
 
 docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
 	$(BIN)/python -m tools.docs
