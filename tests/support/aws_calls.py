@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,32 @@ class _Recording:
     calls: list[AwsCall]
 
 
-_active: ContextVar[_Recording | None] = ContextVar("aws_calls_recording", default=None)
+class _ActiveRecording:
+    """The recording in force, visible from every thread.
+
+    A handler may make its AWS calls from worker threads (a ThreadPoolExecutor reading objects concurrently),
+    and neither threads nor `run_in_executor` inherit context variables; handler tests run one at a time, so a
+    process-wide slot is both simpler and complete.
+    """
+
+    def __init__(self) -> None:
+        self._stack: list[_Recording | None] = []  # None: recording paused while a test plays AWS itself
+        self._lock = threading.Lock()
+
+    def get(self) -> _Recording | None:
+        with self._lock:
+            return self._stack[-1] if self._stack else None
+
+    def push(self, state: _Recording | None) -> None:
+        with self._lock:
+            self._stack.append(state)
+
+    def pop(self) -> None:
+        with self._lock:
+            self._stack.pop()
+
+
+_active = _ActiveRecording()
 
 
 @contextmanager
@@ -116,11 +141,21 @@ def recording(
     if environment is not None:
         registry.environments[function] = dict(environment)
     state = _Recording(function, account, registry, [])
-    token = _active.set(state)
+    _active.push(state)
     try:
         yield state.calls
     finally:
-        _active.reset(token)
+        _active.pop()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Inside a recording, calls the test itself makes (playing SQS, say) are not the function's."""
+    _active.push(None)
+    try:
+        yield
+    finally:
+        _active.pop()
 
 
 _installed = False

@@ -28,6 +28,7 @@ from tests.handlers.file_ingestion.conftest import (
     order,
     orders_file,
 )
+from tests.support import aws_calls
 
 
 def drain(source: SqsEventSource, clock: Clock, *, rounds: int = MAX_RECEIVE_COUNT + 1) -> list[Delivery]:
@@ -239,9 +240,11 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
         if not redelivered:  # environment A is still busy when the visibility timeout expires
             clock.expire_visibility()
             keeper, ingest_app.database = ingest_app.database, other
-            redelivered.append(pipeline.notifications(event_source))
+            with aws_calls.paused():  # the test plays SQS here, not the function
+                redelivered.append(pipeline.notifications(event_source))
             assert invoke(event_source.event(redelivered[0])) == {"batchItemFailures": []}
-            pipeline.acknowledge(redelivered[0])
+            with aws_calls.paused():
+                pipeline.acknowledge(redelivered[0])
             ingest_app.database = keeper
         return insert(cursor, dataset)
 
