@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from components import defaults
+from components.s3_filters import S3Filter, overlap_message
 
 PROJECT = "ai-pipelines"
 
@@ -133,6 +135,11 @@ class KnowledgeBaseSyncSettings(_Settings):
                                          description="Delay of the re-sync requested when a job is already running.")
     max_follow_ups: int = Field(6, ge=1, le=50,
                                 description="Follow-ups in a row before a still-running job is treated as stuck.")
+
+    @property
+    def s3_filters(self) -> list[S3Filter]:
+        """What the pipeline asks S3 to notify: documents created or removed under the prefix."""
+        return [S3Filter("knowledgeBaseSync", ("s3:ObjectCreated:*", "s3:ObjectRemoved:*"), self.document_prefix)]
 
 
 def _each_matches(values: tuple[str, ...], pattern: str, what: str) -> tuple[str, ...]:
@@ -445,6 +452,12 @@ class FileIngestionSettings(_Settings):
     migration_timeout_seconds: int = Field(300, ge=30, le=900,
                                            description="Timeout of the migration function `pulumi up` invokes.")
 
+    @property
+    def s3_filters(self) -> list[S3Filter]:
+        """What the pipeline asks S3 to notify: objects created that match an input rule."""
+        return [S3Filter("fileIngestion", ("s3:ObjectCreated:*",), rule.prefix, rule.suffix)
+                for rule in self.input_rules]
+
     @model_validator(mode="after")
     def _coherent(self) -> FileIngestionSettings:
         rules = [rule.prefix for rule in self.input_rules]
@@ -467,6 +480,93 @@ class FileIngestionSettings(_Settings):
                              f"connectTimeoutSeconds + statementTimeoutSeconds) = {needed}: a slow write must fail "
                              "inside the invocation, not with it")
         return self
+
+
+# Batch inference: the model families whose native request format the sharder builds.
+_BATCH_MODEL_FAMILIES = ("anthropic.", "amazon.nova")
+
+
+class BatchInferenceSettings(_Settings):
+    """Large-scale batch inference: S3 JSONL corpus -> Step Functions Distributed Map -> Bedrock batch jobs (mode A)
+    or synchronous Converse fan-out (mode B) -> S3 results, failure lane, BatchRunCompleted on a result bus."""
+
+    enabled: bool = Field(True, description="Build this pipeline in the stack.")
+    model: ModelSettings = Field(description="The model or inference profile, the task and its prompt template.")
+    mode: Literal["batch", "sync", "auto"] = Field(
+        "auto", description="batch: Bedrock batch jobs; sync: Converse per record; auto: batch when the corpus "
+                            "reaches minRecordsPerJob.")
+    corpus_prefix: str = Field("corpus/", pattern=r"^[A-Za-z0-9][A-Za-z0-9!_.*'()-]*/$",
+                               description="Key prefix of the corpora in the input bucket (the sharder reads only "
+                                           "there).")
+    text_field: str = Field("text", pattern=r"^[^\s]{1,128}$", description="JSON field holding a record's text.")
+    id_field: str = Field("id", pattern=r"^[^\s]{1,128}$",
+                          description="JSON field holding a record's id; without it the recordId is a content hash.")
+    min_records_per_job: int = Field(100, ge=1, le=100_000,
+                                     description="Bedrock's per-job minimum record count (Service Quotas).")
+    max_records_per_job: int = Field(50_000, ge=2, le=1_000_000,
+                                     description="Bedrock's per-job (and per-file) maximum record count.")
+    max_file_bytes: int = Field(1 << 30, ge=1 << 20, le=5 << 30,
+                                description="Bedrock's maximum input file size in bytes (a shard's size limit).")
+    max_record_bytes: int = Field(100_000, ge=1024, le=1 << 20,
+                                  description="Longest corpus line and shard line accepted, in bytes; longer lines "
+                                              "go to the failure lane.")
+    concurrent_jobs: int = Field(10, ge=1, le=100,
+                                 description="Concurrent batch jobs quota: the batch Map's MaxConcurrency.")
+    job_timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each batch job.")
+    on_demand_concurrency: int = Field(10, ge=1, le=1000,
+                                       description="Concurrent synchronous batches the on-demand quota allows: the "
+                                                   "sync Map's MaxConcurrency and the worker's reserved concurrency.")
+    items_per_batch: int = Field(20, ge=1, le=1000, description="Records per synchronous batch (ItemBatcher).")
+    record_concurrency: int = Field(4, ge=1, le=64,
+                                    description="Converse calls one synchronous batch makes at the same time.")
+    max_attempts: int = Field(5, ge=1, le=20,
+                              description="Attempts per record on throttling and model timeouts (backoff, jitter).")
+    batch_retries: int = Field(3, ge=1, le=10,
+                               description="Step Functions retries of a synchronous batch that stays throttled.")
+    tolerated_failure_percentage: float = Field(5.0, ge=0, le=100,
+                                                description="Share of failed Map children a run tolerates.")
+    reconcile_interval_minutes: int = Field(15, ge=5, le=60,
+                                            description="How often the reconciler finishes missed completions and "
+                                                        "heartbeats waiting shards.")
+    ledger_retention_days: int = Field(90, ge=1, le=3650,
+                                       description="How long the recordId ledger remembers a record (TTL).")
+    result_source: str = Field("ai-pipelines.batch-inference", pattern=_EVENT_SOURCE_PATTERN,
+                               description="Source of the BatchRunCompleted events on the result bus.")
+    sharder_memory_mb: int = Field(2048, ge=512, le=10240,
+                                   description="Sharder memory in MB (its CPU share follows it).")
+    failure_lane: QueueSettings = Field(default_factory=lambda: QueueSettings(retention_seconds=7 * 24 * 3600),
+                                        description="The failure lane holding records that could not be processed.")
+    completion: WorkerSettings = Field(
+        default_factory=lambda: WorkerSettings(timeout_seconds=900, memory_mb=3008, reserved_concurrency=5,
+                                               batch_size=1, batching_window_seconds=0, max_concurrency=None),
+        description="The completion handler: one job's output per invocation.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BatchInferenceSettings:
+        if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
+            raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
+                             f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")
+        if self.max_records_per_job < 2 * self.min_records_per_job - 1:
+            raise ValueError(f"maxRecordsPerJob {self.max_records_per_job} is below 2 x minRecordsPerJob - 1 = "
+                             f"{2 * self.min_records_per_job - 1}: a short tail could not join the shard before it")
+        room = 2 * self.min_records_per_job * self.max_record_bytes
+        if self.max_file_bytes < room:
+            raise ValueError(f"maxFileBytes {self.max_file_bytes} is below 2 x minRecordsPerJob x maxRecordBytes = "
+                             f"{room}: a shard could not hold its minimum plus a merged tail")
+        rounds = -(-self.items_per_batch // self.record_concurrency)
+        budget = rounds * self.model.request_timeout_seconds
+        if budget > SYNC_WORKER_BUDGET_SECONDS:
+            raise ValueError(f"itemsPerBatch {self.items_per_batch} / recordConcurrency {self.record_concurrency} = "
+                             f"{rounds} rounds of model.requestTimeoutSeconds {self.model.request_timeout_seconds} "
+                             f"= {budget} s exceeds the worker's {SYNC_WORKER_BUDGET_SECONDS} s")
+        if self.completion.batch_size != 1:
+            raise ValueError(f"completion.batchSize {self.completion.batch_size} must be 1: one job's output fills "
+                             "an invocation")
+        return self
+
+
+# A synchronous batch's model calls (one round each) fit Lambda's 15 minutes with a minute for bookkeeping.
+SYNC_WORKER_BUDGET_SECONDS = 840
 
 
 class AlarmSettings(_Settings):
@@ -511,6 +611,8 @@ class StackConfig(_Settings):
         None, description="Knowledge-base auto-sync pipeline; omit to leave it out.")
     event_processing: EventProcessingSettings | None = Field(
         None, description="Event-driven AI processing pipeline; omit to leave it out.")
+    batch_inference: BatchInferenceSettings | None = Field(
+        None, description="Large-scale batch inference pipeline; omit to leave it out.")
     file_ingestion: FileIngestionSettings | None = Field(
         None, description="High-frequency JSON file ingestion into PostgreSQL; omit to leave it out.")
 
@@ -521,10 +623,25 @@ class StackConfig(_Settings):
             raise ValueError(f"must be one of CloudWatch Logs' retention values {defaults.LOG_RETENTION_CHOICES}")
         return days
 
+    @model_validator(mode="after")
+    def _shared_buckets_have_disjoint_filters(self) -> StackConfig:
+        # Pipelines watching one existing bucket share its single notification configuration, which S3 rejects
+        # when filters overlap; caught here so `pulumi up` fails before creating anything.
+        by_bucket: dict[str, list[S3Filter]] = defaultdict(list)
+        for section in (self.knowledge_base_sync, self.file_ingestion):
+            if section is not None and section.enabled and section.bucket.existing_name:
+                by_bucket[section.bucket.existing_name] += section.s3_filters
+        for bucket, filters in by_bucket.items():
+            problem = overlap_message(bucket, filters)
+            if problem:
+                raise ValueError(problem)
+        return self
+
     @property
     def enabled_pipelines(self) -> list[str]:
         sections: dict[str, Any] = {
             "knowledgeBaseSync": self.knowledge_base_sync, "eventProcessing": self.event_processing,
+            "batchInference": self.batch_inference,
             "fileIngestion": self.file_ingestion}
         return [name for name, section in sections.items() if section is not None and section.enabled]
 

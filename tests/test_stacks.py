@@ -52,3 +52,24 @@ def test_resources_holding_data_are_protected_in_prod_only(stack: str, protected
     holders = [r for r in shipped_stack(stack).resources if r.type in DATA_HOLDING_TYPES]
     assert holders, f"{stack} holds no data?"
     assert {r.name: r.protect for r in holders} == {r.name: protected for r in holders}
+
+
+def test_pipelines_sharing_an_existing_bucket_with_overlapping_filters_fail_before_anything_is_created() -> None:
+    shared = {"existingName": "corp-landing"}
+    with pytest.raises(SynthesisError) as caught:
+        synthesize("dev", config_overrides={
+            "ai-pipelines:knowledgeBaseSync": {"knowledgeBaseId": "KBDEV00001", "dataSourceId": "DSDEV00001",
+                                               "bucket": shared, "documentPrefix": "input/"},
+            "ai-pipelines:fileIngestion": {**_dev_section("fileIngestion"), "bucket": shared}})
+    message = str(caught.value)
+    assert message.startswith("Pulumi.dev.yaml: invalid configuration")
+    assert ("bucket corp-landing: the notification of fileIngestion (prefix 'input/', suffix '.json') overlaps "
+            "that of knowledgeBaseSync (prefix 'input/', suffix '')") in message
+
+
+def _dev_section(key: str) -> dict:
+    import json
+
+    from offline.synth import load_stack_files
+
+    return json.loads(load_stack_files("dev").config[f"ai-pipelines:{key}"])

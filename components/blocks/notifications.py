@@ -3,7 +3,8 @@
 S3 keeps a single notification configuration per bucket: two `BucketNotification` resources on one bucket
 overwrite each other, and the last one applied silently wins. Pipelines therefore register their queue rules
 here, and the stack creates one configuration per bucket at the end. S3 also rejects rules whose filters
-overlap for the same event type; that is caught here, before anything is created, with both owners named.
+overlap for the same event type: the stack config rejects that for shared existing buckets before anything is
+created (`StackConfig`), and this hub checks every bucket again as rules arrive, naming both owners.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError
+from components.s3_filters import S3Filter, overlap_message
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class QueueNotification:
     prefix: str
     suffix: str = ""
     depends_on: tuple[pulumi.Resource, ...] = ()  # the queue policy S3 must see before it can validate
+
+    @property
+    def filter(self) -> S3Filter:
+        return S3Filter(self.owner, self.events, self.prefix, self.suffix)
 
 
 class BucketNotifications:
@@ -44,16 +50,20 @@ class BucketNotifications:
 
     def add(self, bucket: str, rule: QueueNotification, bucket_ref: pulumi.Input[str] | None = None) -> None:
         """Register `rule` on `bucket` (a physical name); `bucket_ref` relates it to a bucket the stack creates."""
-        for other in self._rules[bucket]:
-            if _overlaps(other, rule):
-                raise ConfigError(
-                    f"bucket {bucket}: the notification of {rule.owner} (prefix '{rule.prefix}', suffix "
-                    f"'{rule.suffix}') overlaps that of {other.owner} (prefix '{other.prefix}', suffix "
-                    f"'{other.suffix}') for the same events; S3 rejects overlapping filters. Give each pipeline "
-                    "a prefix the other's doesn't start with.")
+        problem = overlap_message(bucket, [r.filter for r in [*self._rules[bucket], rule]])
+        if problem:
+            raise ConfigError(problem)
         self._rules[bucket].append(rule)
         if bucket_ref is not None:
             self._bucket_resources[bucket] = bucket_ref
+
+    def watch(self, bucket: str, *, owner: str, filters: Sequence[S3Filter], queue_arn: pulumi.Input[str],
+              queue_policy: pulumi.Resource, bucket_ref: pulumi.Input[str] | None = None) -> None:
+        """Send what `filters` match on `bucket` to one queue (whose policy S3 must see first)."""
+        for wanted in filters:
+            self.add(bucket, QueueNotification(owner=owner, queue_arn=queue_arn, events=wanted.events,
+                                               prefix=wanted.prefix, suffix=wanted.suffix,
+                                               depends_on=(queue_policy,)), bucket_ref=bucket_ref)
 
     def buckets(self) -> list[str]:
         return sorted(self._rules)
@@ -72,14 +82,3 @@ class BucketNotifications:
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=depends)))
         return created
 
-
-def _overlaps(a: QueueNotification, b: QueueNotification) -> bool:
-    same_events = bool(set(_event_families(a.events)) & set(_event_families(b.events)))
-    prefixes_overlap = a.prefix.startswith(b.prefix) or b.prefix.startswith(a.prefix)
-    suffixes_overlap = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
-    return same_events and prefixes_overlap and suffixes_overlap
-
-
-def _event_families(events: Sequence[str]) -> list[str]:
-    # "s3:ObjectCreated:*" and "s3:ObjectCreated:Put" are the same family for overlap purposes.
-    return [":".join(e.split(":")[:2]) for e in events]

@@ -27,7 +27,7 @@ from components.blocks.bucket import DataBucket
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.migrations import SchemaMigrations
 from components.blocks.naming import Naming
-from components.blocks.notifications import BucketNotifications, QueueNotification
+from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import REPO_ROOT, FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
 from components.blocks.vpc import VpcPlacement
@@ -117,12 +117,8 @@ class FileIngestion(pulumi.ComponentResource):
             },
             opts=child)
 
-        for rule in settings.input_rules:
-            notifications.add(
-                bucket_physical,
-                QueueNotification(owner=naming.pipeline, queue_arn=self.queue.arn, events=("s3:ObjectCreated:*",),
-                                  prefix=rule.prefix, suffix=rule.suffix, depends_on=(self.queue.policy,)),
-                bucket_ref=self.bucket_name)
+        notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
+                            queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name, "secretId": self.secret_id})
 

@@ -18,7 +18,7 @@ from components import defaults
 from components.blocks.bucket import DataBucket
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
 from components.blocks.naming import Naming
-from components.blocks.notifications import BucketNotifications, QueueNotification
+from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
 from components.blocks.worker import QueueWorker
@@ -84,12 +84,8 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             opts=child)
 
         if uses_events:
-            notifications.add(
-                bucket_physical,
-                QueueNotification(owner=naming.pipeline, queue_arn=self.queue.arn,
-                                  events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"), prefix=settings.document_prefix,
-                                  depends_on=(self.queue.policy,)),
-                bucket_ref=self.bucket_name)
+            notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
+                                queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
         if uses_schedule:
             self._schedule(naming, env, settings)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
