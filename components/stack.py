@@ -10,6 +10,7 @@ from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import function_code
 from components.config import StackConfig, load_stack_config
+from components.pipelines.batch_inference import BatchInference, handler_code
 from components.pipelines.event_processing import HANDLER_PACKAGE as EVENT_PROCESSOR_PACKAGE
 from components.pipelines.event_processing import EventProcessor
 from components.pipelines.file_ingestion import HANDLER_PACKAGE as FILE_INGESTION_PACKAGE
@@ -66,4 +67,17 @@ def build_stack(config: StackConfig | None = None) -> None:
                                         "functionName": ingestion.worker.function.name,
                                         "migrationFunctionName": ingestion.migrations.function.name,
                                         "databaseSecretId": ingestion.secret_id})
+    batch = config.batch_inference
+    if batch is not None and batch.enabled:
+        inference = BatchInference(naming.child("batchinf"), env, batch,
+                                   code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
+                                   alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
+                                   protect_data=config.protect_data)
+        pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
+                                         "inputBucket": inference.input_bucket.bucket_name,
+                                         "corpusPrefix": batch.corpus_prefix,
+                                         "outputBucket": inference.output_bucket.bucket_name,
+                                         "resultBusName": inference.result_bus.bus_name,
+                                         "resultBusArn": inference.result_bus.arn,
+                                         "failureLaneUrl": inference.failure_lane.url})
     notifications.build()

@@ -61,10 +61,16 @@ class TargetRetry:
     maximum_event_age_in_seconds: int = defaults.TARGET_MAX_EVENT_AGE_SECONDS
 
 
-class RuleToQueue(pulumi.ComponentResource):
-    """A rule on `bus` matching `event_pattern`, delivering to `queue` with retries and its own DLQ."""
+DEFAULT_BUS = "default"
 
-    def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, bus: EventBus,
+
+class RuleToQueue(pulumi.ComponentResource):
+    """A rule on `bus` matching `event_pattern`, delivering to `queue` with retries and its own DLQ.
+
+    `bus` None is the account's default bus, where AWS services (Bedrock's job state changes, for one) put events.
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, bus: EventBus | None,
                  event_pattern: Mapping[str, Any], queue: QueueWithDlq, retry: TargetRetry,
                  alarm_topic_arn: pulumi.Input[str], description: str = "",
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -101,21 +107,22 @@ class RuleToQueue(pulumi.ComponentResource):
                         f"in {undelivered_name}",
             parent=self)
 
+        bus_name: pulumi.Input[str] = bus.bus_name if bus is not None else DEFAULT_BUS
         self.rule = aws.cloudwatch.EventRule(
             naming.logical(f"{purpose}-rule"),
             name=self.rule_name,
-            event_bus_name=bus.bus_name,
+            event_bus_name=bus_name,
             event_pattern=json.dumps(dict(event_pattern), sort_keys=True),
             description=description or None,
             state="ENABLED",
             tags=naming.tags,
             opts=child,
         )
-        self.arn: pulumi.Output[str] = env.event_rule(self.rule.name, bus=bus.name)
+        self.arn: pulumi.Output[str] = env.event_rule(self.rule.name, bus=bus.name if bus else DEFAULT_BUS)
         self.target = aws.cloudwatch.EventTarget(
             naming.logical(f"{purpose}-target"),
             rule=self.rule.name,
-            event_bus_name=bus.bus_name,
+            event_bus_name=bus_name,
             target_id="queue",
             arn=queue.arn,
             retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
@@ -128,9 +135,10 @@ class RuleToQueue(pulumi.ComponentResource):
         self.register_outputs({"ruleArn": self.arn, "undeliveredUrl": env.sqs_queue_url(self.undelivered.name)})
 
     @staticmethod
-    def rule_arn(naming: Naming, env: AwsEnv, purpose: str, bus: EventBus) -> str:
-        """The ARN the rule `purpose` on `bus` will have, known before it exists."""
-        return env.arn("events", f"rule/{bus.name}/{naming.name(purpose, max_length=64)}")
+    def rule_arn(naming: Naming, env: AwsEnv, purpose: str, bus: EventBus | None) -> str:
+        """The ARN the rule `purpose` on `bus` (None: the default bus) will have, known before it exists."""
+        name = naming.name(purpose, max_length=64)
+        return env.arn("events", f"rule/{bus.name}/{name}" if bus is not None else f"rule/{name}")
 
 
 def event_pattern(sources: Sequence[str], detail_types: Sequence[str]) -> dict[str, list[str]]:

@@ -139,11 +139,12 @@ class HandlerArchive:
     source_code_hash: str  # base64 of the same digest: what aws.lambda_.Function(source_code_hash=...) expects
     architecture: str
     python_version: str
+    module: str = HANDLER_MODULE  # the entry point's module within the package
 
     @property
     def handler(self) -> str:
         """The function's handler setting."""
-        return f"{self.package}.{HANDLER_MODULE}.{HANDLER_FUNCTION}"
+        return f"{self.package}.{self.module}.{HANDLER_FUNCTION}"
 
     @property
     def runtime(self) -> str:
@@ -168,16 +169,21 @@ def function_code(
     python_version: str = defaults.LAMBDA_PYTHON_VERSION,
     handlers_dir: Path = DEFAULT_HANDLERS_DIR,
     build_dir: Path = DEFAULT_BUILD_DIR,
+    module: str = HANDLER_MODULE,
 ) -> FunctionCode:
     """Build the package's archive and return the code-related arguments of ``aws.lambda_.Function``.
 
     The runtime and architecture come along with the archive, so a function can never run code built for
-    another platform.
+    another platform. A package with several functions gives each its own entry-point module (``module``): they
+    share one archive, and each function's handler is ``<package>.<module>.handler``.
 
     >>> aws.lambda_.Function("worker", role=role.arn, **function_code("kb_sync"))  # doctest: +SKIP
+    >>> aws.lambda_.Function("sharder", role=role.arn,
+    ...                      **function_code("batch_inference", module="sharder"))  # doctest: +SKIP
     """
     archive = build_handler_archive(
         package,
+        module=module,
         architecture=architecture,
         python_version=python_version,
         handlers_dir=handlers_dir,
@@ -199,8 +205,9 @@ def build_handler_archive(
     python_version: str = defaults.LAMBDA_PYTHON_VERSION,
     handlers_dir: Path = DEFAULT_HANDLERS_DIR,
     build_dir: Path = DEFAULT_BUILD_DIR,
+    module: str = HANDLER_MODULE,
 ) -> HandlerArchive:
-    """Build (or reuse) the deployment archive of ``handlers_dir/<package>``.
+    """Build (or reuse) the deployment archive of ``handlers_dir/<package>``, whose entry point is ``module``.
 
     Dependencies are installed once per requirements file, platform and Python version and cached under
     ``build_dir/deps``; the zip is rewritten only when its content changes.
@@ -210,13 +217,13 @@ def build_handler_archive(
     PosixPath('.../.build/archives/kb_sync-x86_64-py3.13.zip')
 
     Raises:
-        UnknownHandlerPackageError: no ``handlers_dir/<package>/app.py``.
+        UnknownHandlerPackageError: no ``handlers_dir/<package>/<module>.py`` (``app.py`` by default).
         UnsupportedTargetError: an architecture or Python version Lambda does not run.
         DependencyInstallError: pip failed (its output's tail and the platform asked for are in the message).
     """
     machine = _machine(architecture)
     platforms = _platform_tags(machine, python_version)
-    package_dir = _package_dir(package, handlers_dir)
+    package_dir = _package_dir(package, handlers_dir, module)
 
     requirements = handlers_dir / REQUIREMENTS_FILE
     deps_dir = (
@@ -240,6 +247,7 @@ def build_handler_archive(
         source_code_hash=base64.b64encode(digest).decode("ascii"),
         architecture=architecture,
         python_version=python_version,
+        module=module,
     )
 
 
@@ -278,13 +286,13 @@ def _describe_target(platforms: list[str], architecture: str, python_version: st
 # --- handler code -----------------------------------------------------------------------------------
 
 
-def _package_dir(package: str, handlers_dir: Path) -> Path:
+def _package_dir(package: str, handlers_dir: Path, module: str = HANDLER_MODULE) -> Path:
     package_dir = handlers_dir / package
-    valid_name = package.isidentifier() and package != SHARED_PACKAGE
-    if valid_name and (package_dir / f"{HANDLER_MODULE}.py").is_file():
+    valid_name = package.isidentifier() and package != SHARED_PACKAGE and module.isidentifier()
+    if valid_name and (package_dir / f"{module}.py").is_file():
         return package_dir
     if valid_name and package_dir.is_dir():
-        reason = f"{package_dir} has no {HANDLER_MODULE}.py (the function's handler is {package}.app.handler)"
+        reason = f"{package_dir} has no {module}.py (the function's handler is {package}.{module}.handler)"
     else:
         reason = f"looked for {package_dir}"
     known = [

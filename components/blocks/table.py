@@ -30,17 +30,21 @@ PURPOSE_TAG: Final = "purpose"
 BILLING_MODE: Final = "PAY_PER_REQUEST"
 # Purposes whose records only need to outlive redelivery; the rest are the pipeline's record.
 EXPIRING_PURPOSES: Final = frozenset({"idempotency"})
+# Kept, restorable purposes that may still drop records past a retention horizon (TTL alongside PITR).
+RETENTION_PURPOSES: Final = frozenset({"ledger"})
 
 
 class DataTable(pulumi.ComponentResource):
     """A table with a string hash key, protected according to its purpose.
 
     `ttl_attribute` is required for an expiring purpose (idempotency) and refused for the others: results and
-    ledgers are kept and restorable, never silently expired.
+    ledgers are kept and restorable, never silently expired. A ledger may instead name a `retention_attribute`:
+    TTL on an expiry time its writer sets far past any replay (records then go by retention, not by accident),
+    with point-in-time recovery still on.
     """
 
     def __init__(self, naming: Naming, env: AwsEnv, name_purpose: str, *, purpose: TablePurpose, hash_key: str,
-                 ttl_attribute: str | None = None, protect: bool = False,
+                 ttl_attribute: str | None = None, retention_attribute: str | None = None, protect: bool = False,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:DataTable", naming.logical(f"{name_purpose}-table"), None, opts)
         expiring = purpose in EXPIRING_PURPOSES
@@ -48,6 +52,9 @@ class DataTable(pulumi.ComponentResource):
             raise ValueError(f"table {name_purpose}: purpose {purpose} needs a ttl_attribute, or records pile up")
         if not expiring and ttl_attribute:
             raise ValueError(f"table {name_purpose}: purpose {purpose} keeps its records; it takes no ttl_attribute")
+        if retention_attribute and purpose not in RETENTION_PURPOSES:
+            raise ValueError(f"table {name_purpose}: only a ledger takes a retention_attribute (purpose {purpose})")
+        expires = ttl_attribute or retention_attribute
         self.name = naming.name(name_purpose, max_length=255)
         self.table = aws.dynamodb.Table(
             naming.logical(f"{name_purpose}-table"),
@@ -55,7 +62,7 @@ class DataTable(pulumi.ComponentResource):
             billing_mode=BILLING_MODE,
             hash_key=hash_key,
             attributes=[aws.dynamodb.TableAttributeArgs(name=hash_key, type="S")],
-            ttl=aws.dynamodb.TableTtlArgs(attribute_name=ttl_attribute, enabled=True) if expiring else None,
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=expires, enabled=True) if expires else None,
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=not expiring),
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
             deletion_protection_enabled=protect,

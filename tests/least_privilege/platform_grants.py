@@ -10,6 +10,8 @@ PLATFORM_GRANTS: dict[str, str] = {
     "logs:PutLogEvents": "the Lambda runtime writes the function's logs with its role",
     "xray:PutTraceSegments": "active tracing: the Lambda runtime sends trace segments with the function's role",
     "xray:PutTelemetryRecords": "active tracing: the Lambda runtime sends X-Ray telemetry with the function's role",
+    "iam:PassRole": "no API of its own: CreateModelInvocationJob names the batch service role, which the caller must "
+                    "be allowed to pass (only that role, only to bedrock.amazonaws.com)",
     # A function in a VPC: Lambda creates, describes and deletes its network interfaces with the function's role.
     "ec2:CreateNetworkInterface": "VPC function: Lambda creates the function's network interfaces in its subnets",
     "ec2:DescribeNetworkInterfaces": "VPC function: Lambda looks up the function's network interfaces",

@@ -28,7 +28,7 @@ def shipped_stack(stack: str = "dev") -> Synthesis:
 @dataclass(frozen=True)
 class FunctionRole:
     function: ResourceRecord
-    package: str  # the handler package the function runs
+    package: str  # the handler package the function runs, with its entry module when not `app` (pkg.module)
     statements: tuple[dict[str, Any], ...]
 
 
@@ -44,9 +44,17 @@ def function_roles(synthesis: Synthesis) -> list[FunctionRole]:
     for function in synthesis.of_type("aws:lambda/function:Function"):
         role = roles[function.inputs["role"]]
         assert role.urn in by_urn
-        package = function.inputs["handler"].split(".")[0]
+        package = handler_identity(function.inputs["handler"])
         result.append(FunctionRole(function, package, tuple(policies_by_role.get(role.urn, []))))
     return result
+
+
+def handler_identity(handler: str) -> str:
+    """What the AWS call recorder calls a function: its package (`kb_sync.app.handler` -> `kb_sync`), or package and
+    entry module when a package holds several functions (`batch_inference.sharder.handler` ->
+    `batch_inference.sharder`), so each function's calls are held against its own role."""
+    module = handler.rsplit(".", 1)[0]
+    return module.removesuffix(".app")
 
 
 def function_environment(package: str, stack: str = "dev") -> dict[str, str]:

@@ -1,0 +1,79 @@
+"""A STANDARD Step Functions state machine with its role, a log group with retention, tracing and a failure alarm.
+
+The definition is a dict (values may be Outputs of ARNs built from physical names) serialized by the engine-aware
+``Output.json_dumps``, so it is known at preview and the policy pack can read every state. The role may start and
+watch the machine's own executions (what a Distributed Map does to run its children), deliver logs and traces,
+and exactly the `statements` the pipeline declares.
+
+>>> machine = StateMachine(naming, env, "runs", definition=definition(...), statements=[...],
+...                        alarm_topic_arn=topic.arn, log_retention_days=30)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.blocks.alarms import notifying_alarm
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.naming import Naming
+
+STATES_SERVICE = "states.amazonaws.com"
+# Only errors: ALL would log every child execution's events and inputs of a million-record run.
+LOG_LEVEL = "ERROR"
+# CloudWatch Logs' vended-logs prefix, under which Step Functions' log delivery needs no resource policy growth.
+LOG_GROUP_PREFIX = "/aws/vendedlogs/states/"
+# Log delivery and X-Ray sampling actions accept no resource-level permission ("*" is the only valid resource).
+LOG_DELIVERY_ACTIONS = ("logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                        "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+                        "logs:PutResourcePolicy", "logs:UpdateLogDelivery")
+TRACING_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
+                   "xray:PutTraceSegments")
+
+
+class StateMachine(pulumi.ComponentResource):
+    def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, definition: Mapping[str, Any],
+                 statements: Sequence[Statement], alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:blocks:StateMachine", naming.logical(purpose), None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.name = naming.name(purpose, max_length=80)
+        self.arn: pulumi.Output[str] = env.state_machine(self.name)
+        self.log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"),
+                                                 name=f"{LOG_GROUP_PREFIX}{self.name}",
+                                                 retention_in_days=log_retention_days, tags=naming.tags, opts=child)
+        self.role = aws.iam.Role(naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
+                                 assume_role_policy=service_trust_policy(STATES_SERVICE, env, source_arn=self.arn),
+                                 tags=naming.tags, opts=child)
+        self.policy_document = PolicyDocument([
+            # A Distributed Map starts its child executions as executions of this same state machine.
+            Statement("RunOwnChildExecutions", ["states:StartExecution"], [self.arn]),
+            Statement("WatchOwnChildExecutions", ["states:DescribeExecution", "states:StopExecution"],
+                      [env.state_machine_executions(self.name)]),
+            Statement("DeliverLogs", list(LOG_DELIVERY_ACTIONS), ["*"]),
+            Statement("DeliverTraces", list(TRACING_ACTIONS), ["*"]),
+            *statements,
+        ])
+        self.role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
+                                              role=self.role.name, policy=self.policy_document.to_json(),
+                                              opts=child)
+        self.state_machine = aws.sfn.StateMachine(
+            naming.logical(purpose),
+            name=self.name,
+            type="STANDARD",
+            role_arn=env.iam_role(self.role.name),
+            definition=pulumi.Output.json_dumps(dict(definition)),
+            logging_configuration={"log_destination": env.log_group(self.log_group.name).apply(lambda a: f"{a}:*"),
+                                   "include_execution_data": False, "level": LOG_LEVEL},
+            tracing_configuration={"enabled": True},
+            tags=naming.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
+        )
+        self.failed_alarm = notifying_alarm(
+            naming, f"{purpose}-failed", namespace="AWS/States", metric="ExecutionsFailed",
+            dimensions={"StateMachineArn": env.state_machine(self.state_machine.name)}, topic_arn=alarm_topic_arn,
+            threshold=0, statistic="Sum", description=f"An execution of {self.name} failed", parent=self)
+        self.register_outputs({"arn": self.arn, "name": self.state_machine.name})

@@ -1,0 +1,345 @@
+"""Large-scale batch generative AI: S3 JSONL corpus -> Step Functions (Distributed Map) -> Bedrock batch jobs
+(mode A) or synchronous Converse fan-out (mode B) -> S3 results + manifest, failure lane, completion event.
+
+A run is one execution of the state machine, started with ``{"corpusKey": "corpus/<file>.jsonl"}``; its name is the
+run id. The sharder streams the corpus into shards within Bedrock's per-job bounds, and the run goes one of two
+ways:
+
+* mode A: a Distributed Map over the shard list, MaxConcurrency = the concurrent-jobs quota; each child submits
+  one ``CreateModelInvocationJob`` (job name and clientRequestToken from run id + shard id) and waits on a task
+  token. Bedrock's ``Batch Inference Job State Change`` event reaches the completion queue through a rule on the
+  default bus (retry policy, its own DLQ); the completion handler joins the output on recordId, settles each
+  record through the ledger and resumes the child. A scheduled reconciler finishes jobs whose event was missed
+  and heartbeats the waiting children.
+* mode B: a Distributed Map reading the prepared JSONL (ItemReader, ItemBatcher), MaxConcurrency = the on-demand
+  concurrency; the worker calls Converse per record with backoff and jitter, Step Functions' Retry is the second
+  layer.
+
+Every record's downstream effect is gated by a conditional write in the recordId ledger; records that cannot be
+processed go to the failure lane (SQS, DLQ, alarms). The finalizer writes the run's manifest and publishes
+``BatchRunCompleted`` on the result bus.
+
+The Bedrock batch service role is trusted by bedrock.amazonaws.com for this account's model-invocation jobs only,
+reads only the shard prefix, writes only the Bedrock output prefix and invokes only the configured model; the
+submitter may pass that role, and only to Bedrock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults
+from components.blocks.alarms import notifying_alarm
+from components.blocks.bucket import DataBucket
+from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
+from components.blocks.function import TaskFunction
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.naming import Naming
+from components.blocks.packaging import FunctionCode
+from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.state_machine import StateMachine
+from components.blocks.table import DataTable
+from components.blocks.worker import QueueWorker
+from components.config import BatchInferenceSettings, QueueSettings
+from components.pipelines.batch_inference_asl import AslParameters, definition
+
+HANDLER_PACKAGE = "batch_inference"
+BEDROCK_SERVICE = "bedrock.amazonaws.com"
+JOB_STATE_CHANGE = "Batch Inference Job State Change"
+# Terminal job statuses: the issue's Completed, Failed and Stopped, plus PartiallyCompleted and Expired, which end
+# a job just as surely (without them a partially completed or expired job would wait for the reconciler).
+TERMINAL_STATUSES = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
+COMPLETED_DETAIL_TYPE = "BatchRunCompleted"
+
+# Key layout. Input bucket: <corpusPrefix> (corpora), shards/<runId>/ (shards and the shard list).
+# Output bucket: bedrock-output/<runId>/<shard>/ (Bedrock's), results/<runId>/ (joined results), runs/ (manifests
+# and the Maps' ResultWriter files).
+SHARD_PREFIX = "shards/"
+BEDROCK_OUTPUT_PREFIX = "bedrock-output/"
+RESULTS_PREFIX = "results/"
+RUNS_PREFIX = "runs/"
+MAP_RESULTS_PREFIX = "runs/map-results"
+LEDGER_KEY, JOBS_KEY, EXPIRY_ATTRIBUTE = "recordId", "jobKey", "expiresAt"
+
+SUBMITTER_TIMEOUT_SECONDS = 120
+RECONCILER_TIMEOUT_SECONDS = 300
+LONG_TASK_SECONDS = 900
+FAILURE_LANE_VISIBILITY_SECONDS = 300
+# The failure lane is drained by people and replay tooling: page when a record waits there for a day.
+FAILURE_LANE_AGE_ALARM_SECONDS = 24 * 3600
+# A waiting shard's heartbeat window: three reconciler intervals, so one late tick is not a lost job.
+HEARTBEAT_INTERVALS = 3
+# How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.
+JOB_QUEUE_ALLOWANCE_HOURS = 24
+
+
+class BatchInference(pulumi.ComponentResource):
+    """The whole pipeline for one stack.
+
+    >>> BatchInference(naming.child("batchinf"), env, settings, code=lambda module: function_code(
+    ...     "batch_inference", module=module), alarm_topic_arn=topic.arn, log_retention_days=30,
+    ...     protect_data=False)  # doctest: +SKIP
+    """
+
+    def __init__(self, naming: Naming, env: AwsEnv, settings: BatchInferenceSettings, *, code: Any,
+                 alarm_topic_arn: pulumi.Input[str], log_retention_days: int, protect_data: bool,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-pipelines:pipelines:BatchInference", naming.pipeline, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.settings = settings
+        model = settings.model
+        self.job_name_prefix = naming.name("job", max_length=34)
+
+        self.input_bucket = DataBucket(naming, env, "input", protect=protect_data, opts=child)
+        self.output_bucket = DataBucket(naming, env, "output", protect=protect_data, opts=child)
+        input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
+        self.ledger = DataTable(naming, env, "ledger", purpose="ledger", hash_key=LEDGER_KEY,
+                                retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
+        self.jobs = DataTable(naming, env, "jobs", purpose="ledger", hash_key=JOBS_KEY,
+                              retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
+        self.failure_lane = QueueWithDlq(
+            naming, env, "failures", settings=settings.failure_lane,
+            visibility_timeout_seconds=FAILURE_LANE_VISIBILITY_SECONDS, alarm_topic_arn=alarm_topic_arn,
+            age_alarm_seconds=FAILURE_LANE_AGE_ALARM_SECONDS, opts=child)
+        self.result_bus = EventBus(naming, env, "results", description=f"{COMPLETED_DETAIL_TYPE} events", opts=child)
+
+        completion_rule_arn = RuleToQueue.rule_arn(naming, env, "job-events", None)
+        self.completion_queue = QueueWithDlq(
+            naming, env, "completions", settings=QueueSettings(),
+            visibility_timeout_seconds=settings.completion.visibility_timeout_seconds,
+            alarm_topic_arn=alarm_topic_arn,
+            producers=[QueueProducer("JobEventRuleSends", EVENTS_SERVICE, completion_rule_arn)], opts=child)
+        self.job_events = RuleToQueue(
+            naming, env, "job-events", bus=None,
+            event_pattern={"source": ["aws.bedrock"], "detail-type": [JOB_STATE_CHANGE],
+                           "detail": {"status": list(TERMINAL_STATUSES)}},
+            queue=self.completion_queue, retry=TargetRetry(), alarm_topic_arn=alarm_topic_arn,
+            description="Bedrock batch jobs that finished, to the completion queue", opts=child)
+
+        self.batch_role = self._batch_role(naming, env)
+        self.batch_role_arn = env.iam_role(self.batch_role.name)
+
+        objects = env.s3_objects
+        shards = objects(input_name, SHARD_PREFIX)
+        storage: dict[str, pulumi.Input[str]] = {
+            "INPUT_BUCKET": input_name, "OUTPUT_BUCKET": output_name, "SHARD_PREFIX": SHARD_PREFIX,
+            "RESULTS_PREFIX": RESULTS_PREFIX}
+        records: dict[str, pulumi.Input[str]] = {
+            "LEDGER_TABLE": self.ledger.table_name, "FAILURE_LANE_URL": self.failure_lane.url,
+            "LEDGER_TTL_SECONDS": str(settings.ledger_retention_days * 86400)}
+        powertools: dict[str, pulumi.Input[str]] = {"POWERTOOLS_METRICS_NAMESPACE": naming.project, "LOG_LEVEL": "INFO"}
+        prompt = {"MODEL_ID": model.invoked_id, "PROMPT_TEMPLATE": model.prompt,
+                  "LABELS": json.dumps(list(model.labels)), "MAX_OUTPUT_TOKENS": str(model.max_output_tokens),
+                  "TEMPERATURE": str(model.temperature)}
+        claim = self.ledger.statement_to_write("ClaimRecordsInTheLedger", ["dynamodb:UpdateItem"])
+        to_lane = self.failure_lane.statement_to_send("SendToTheFailureLane")
+
+        def function(purpose: str, module: str, **kwargs: Any) -> TaskFunction:
+            environment = {**kwargs.pop("environment"), **powertools,
+                           "POWERTOOLS_SERVICE_NAME": naming.name(purpose)}
+            return TaskFunction(naming, env, purpose, code=code(module), alarm_topic_arn=alarm_topic_arn,
+                                log_retention_days=log_retention_days, environment=environment, opts=child,
+                                **kwargs)
+
+        self.sharder = function(
+            "sharder", "sharder", timeout_seconds=LONG_TASK_SECONDS, memory_mb=settings.sharder_memory_mb,
+            # Two shards are spooled to /tmp at once (the last full one waits in case the tail joins it).
+            ephemeral_storage_mb=min(10240, 2 * (settings.max_file_bytes >> 20) + 512),
+            statements=[
+                Statement("ReadCorpora", ["s3:GetObject"], [objects(input_name, settings.corpus_prefix)]),
+                Statement("WriteShards", ["s3:PutObject"], [shards]),
+                claim, to_lane,
+            ],
+            environment={**storage, **records, **prompt, "MODE": settings.mode, "TEXT_FIELD": settings.text_field,
+                         "ID_FIELD": settings.id_field, "MIN_RECORDS_PER_JOB": str(settings.min_records_per_job),
+                         "MAX_RECORDS_PER_JOB": str(settings.max_records_per_job),
+                         "MAX_FILE_BYTES": str(settings.max_file_bytes),
+                         "MAX_RECORD_BYTES": str(settings.max_record_bytes),
+                         "MAX_INPUT_CHARS": str(model.max_input_chars)})
+        self.submitter = function(
+            "submitter", "submitter", timeout_seconds=SUBMITTER_TIMEOUT_SECONDS, memory_mb=256,
+            statements=[
+                Statement("CreateJobsOfTheConfiguredModel", ["bedrock:CreateModelInvocationJob"],
+                          [env.model_invocation_job("*"), *self._foundation_models(env)]),
+                # Listing has no resource-level permission; it finds a job whose name exists already.
+                Statement("FindExistingJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
+                Statement("PassOnlyTheBatchRoleToBedrock", ["iam:PassRole"], [self.batch_role_arn],
+                          conditions={"StringEquals": {"iam:PassedToService": BEDROCK_SERVICE}}),
+                self.jobs.statement_to_write("RememberTaskTokens", ["dynamodb:UpdateItem"]),
+                # Task tokens carry no resource: SendTask* accept only "*" (AWS's IAM reference).
+                Statement("ResumeSettledShards", ["states:SendTaskFailure", "states:SendTaskSuccess"], ["*"]),
+            ],
+            environment={"JOBS_TABLE": self.jobs.table_name, "MODEL_ID": model.invoked_id,
+                         "LEDGER_TTL_SECONDS": records["LEDGER_TTL_SECONDS"],
+                         "BATCH_ROLE_ARN": self.batch_role_arn, "JOB_NAME_PREFIX": self.job_name_prefix,
+                         "JOB_TIMEOUT_HOURS": str(settings.job_timeout_hours), "OUTPUT_BUCKET": output_name,
+                         "BEDROCK_OUTPUT_PREFIX": BEDROCK_OUTPUT_PREFIX})
+        self.sync_worker = function(
+            "sync-worker", "sync_worker", timeout_seconds=LONG_TASK_SECONDS, memory_mb=512,
+            reserved_concurrency=settings.on_demand_concurrency,
+            statements=[
+                Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
+                claim, to_lane,
+                Statement("WriteResults", ["s3:PutObject"], [objects(output_name, RESULTS_PREFIX)]),
+            ],
+            environment={**storage, **records, "MODEL_ID": model.invoked_id,
+                         "MODEL_TIMEOUT_SECONDS": str(model.request_timeout_seconds),
+                         "RECORD_CONCURRENCY": str(settings.record_concurrency),
+                         "MAX_ATTEMPTS": str(settings.max_attempts), "BATCH_RETRIES": str(settings.batch_retries)})
+        self.completion = QueueWorker(
+            naming, env, "completion", queue=self.completion_queue, code=code("completion"),
+            settings=settings.completion, alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
+            statements=[
+                Statement("ReadJobs", ["bedrock:GetModelInvocationJob"], [env.model_invocation_job("*")]),
+                Statement("ReadShardsAndJobOutput", ["s3:GetObject"],
+                          [shards, objects(output_name, BEDROCK_OUTPUT_PREFIX)]),
+                Statement("WriteResults", ["s3:PutObject"], [objects(output_name, RESULTS_PREFIX)]),
+                claim, to_lane,
+                self.jobs.statement_to_write("SettleShards", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                Statement("ResumeWaitingShards", ["states:SendTaskFailure", "states:SendTaskSuccess"], ["*"]),
+            ],
+            environment={**storage, **records, **powertools, "JOBS_TABLE": self.jobs.table_name,
+                         "JOB_NAME_PREFIX": self.job_name_prefix,
+                         "POWERTOOLS_SERVICE_NAME": naming.name("completion")},
+            opts=child)
+        self.reconciler = function(
+            "reconciler", "reconciler", timeout_seconds=RECONCILER_TIMEOUT_SECONDS, memory_mb=256,
+            statements=[
+                Statement("ListJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
+                self.jobs.statement_to_write("ReadShards", ["dynamodb:GetItem"]),
+                # Missed completions go to the completion queue; a failed scheduled run to its DLQ (Lambda's
+                # asynchronous on-failure destination sends with the function's own role).
+                Statement("RequeueMissedCompletions", ["sqs:SendMessage"],
+                          [self.completion_queue.arn, self.completion_queue.dlq_arn]),
+                Statement("HeartbeatWaitingShards", ["states:SendTaskHeartbeat"], ["*"]),
+            ],
+            environment={"JOBS_TABLE": self.jobs.table_name, "JOB_NAME_PREFIX": self.job_name_prefix,
+                         "COMPLETION_QUEUE_URL": self.completion_queue.url,
+                         "RECONCILE_LOOKBACK_HOURS": str(2 * (settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS))})
+        self.finalizer = function(
+            "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
+            statements=[
+                Statement("ReadMapResultsAndShards", ["s3:GetObject"], [objects(output_name, RUNS_PREFIX), shards]),
+                Statement("WriteManifestsAndKeptResults", ["s3:PutObject"],
+                          [objects(output_name, RUNS_PREFIX), objects(output_name, RESULTS_PREFIX)]),
+                claim, to_lane,
+                self.jobs.statement_to_write("ClaimThePublication", ["dynamodb:UpdateItem"]),
+                self.result_bus.statement_to_put_events("PublishRunCompleted"),
+            ],
+            environment={**storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,
+                         "RESULT_BUS_NAME": self.result_bus.bus_name, "RESULT_SOURCE": settings.result_source})
+
+        self.state_machine = StateMachine(
+            naming, env, "runs", definition=definition(self.asl_parameters(output_name)),
+            statements=[
+                Statement("InvokeThePipelineFunctions", ["lambda:InvokeFunction"],
+                          [self.sharder.arn, self.submitter.arn, self.sync_worker.arn, self.finalizer.arn]),
+                Statement("ReadShardListsAndPreparedRecords", ["s3:GetObject"], [shards]),
+                Statement("WriteMapResults", ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+                                              "s3:PutObject"], [objects(output_name, MAP_RESULTS_PREFIX + "/")]),
+            ],
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, opts=child)
+        self._reconcile_schedule(naming, env)
+        self.model_throttle_alarm = notifying_alarm(
+            naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
+            dimensions={"ModelId": model.invoked_id}, topic_arn=alarm_topic_arn,
+            threshold=model.throttle_alarm_threshold, statistic="Sum",
+            description=f"Bedrock throttled {model.invoked_id} more than {model.throttle_alarm_threshold} times in "
+                        "a minute: onDemandConcurrency exceeds the model's on-demand quota", parent=self)
+        self.register_outputs({"stateMachineArn": self.state_machine.arn, "inputBucket": input_name,
+                               "outputBucket": output_name, "resultBusName": self.result_bus.bus_name,
+                               "failureLaneUrl": self.failure_lane.url})
+
+    def asl_parameters(self, output_bucket: pulumi.Input[str]) -> AslParameters:
+        settings = self.settings
+        return AslParameters(
+            sharder_arn=self.sharder.arn, submitter_arn=self.submitter.arn, sync_worker_arn=self.sync_worker.arn,
+            finalizer_arn=self.finalizer.arn, output_bucket=output_bucket, map_results_prefix=MAP_RESULTS_PREFIX,
+            concurrent_jobs=settings.concurrent_jobs, on_demand_concurrency=settings.on_demand_concurrency,
+            items_per_batch=settings.items_per_batch,
+            tolerated_failure_percentage=settings.tolerated_failure_percentage,
+            job_wait_seconds=(settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS) * 3600,
+            heartbeat_seconds=HEARTBEAT_INTERVALS * settings.reconcile_interval_minutes * 60,
+            sharder_timeout_seconds=LONG_TASK_SECONDS, sync_timeout_seconds=LONG_TASK_SECONDS,
+            finalizer_timeout_seconds=LONG_TASK_SECONDS, batch_retries=settings.batch_retries)
+
+    def _foundation_models(self, env: AwsEnv) -> list[pulumi.Output[str]]:
+        """The configured model in this region and every region its inference profile routes to."""
+        model = self.settings.model
+        regions = sorted({env.region, *model.inference_profile_regions})
+        return [dataclasses.replace(env, region=region).foundation_model(model.model_id) for region in regions]
+
+    def _model_resources(self, env: AwsEnv) -> list[pulumi.Output[str]]:
+        """What bedrock:InvokeModel may name: the model (in each region of its profile) and the profile itself."""
+        model = self.settings.model
+        profile = [env.inference_profile(model.inference_profile_id)] if model.inference_profile_id else []
+        return [*self._foundation_models(env), *profile]
+
+    def _batch_role(self, naming: Naming, env: AwsEnv) -> aws.iam.Role:
+        """The service role Bedrock assumes to run this pipeline's jobs: shards in, output out, this model only."""
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            naming.logical("batch-role"), name=naming.name("batch-role", max_length=64),
+            assume_role_policy=service_trust_policy(BEDROCK_SERVICE, env, source_arn=env.model_invocation_job("*")),
+            tags=naming.tags, opts=child)
+        input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
+        aws.iam.RolePolicy(
+            naming.logical("batch-role-policy"), name="batch-job-permissions", role=role.name,
+            policy=PolicyDocument([
+                Statement("ReadShards", ["s3:GetObject"], [env.s3_objects(input_name, SHARD_PREFIX)]),
+                Statement("ListShards", ["s3:ListBucket"], [self.input_bucket.arn],
+                          conditions={"StringLike": {"s3:prefix": [f"{SHARD_PREFIX}*"]}}),
+                Statement("WriteJobOutput", ["s3:PutObject"], [env.s3_objects(output_name, BEDROCK_OUTPUT_PREFIX)]),
+                Statement("ListJobOutput", ["s3:ListBucket"], [self.output_bucket.arn],
+                          conditions={"StringLike": {"s3:prefix": [f"{BEDROCK_OUTPUT_PREFIX}*"]}}),
+                Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
+            ]).to_json(), opts=child)
+        return role
+
+    def _reconcile_schedule(self, naming: Naming, env: AwsEnv) -> None:
+        """An EventBridge Scheduler schedule invoking the reconciler, with a role that may invoke only it."""
+        child = pulumi.ResourceOptions(parent=self)
+        schedule_name = naming.name("reconcile")
+        dlq_arn = self.completion_queue.dlq_arn
+        role = aws.iam.Role(
+            naming.logical("reconcile-role"), name=naming.name("reconcile", max_length=64),
+            assume_role_policy=service_trust_policy("scheduler.amazonaws.com", env,
+                                                    source_arn=env.schedule(schedule_name)),
+            tags=naming.tags, opts=child)
+        policy = aws.iam.RolePolicy(
+            naming.logical("reconcile-policy"), name="invoke-reconciler", role=role.name,
+            policy=PolicyDocument([
+                Statement("InvokeOnlyTheReconciler", ["lambda:InvokeFunction"], [self.reconciler.arn]),
+                Statement("DeadLetterUndelivered", ["sqs:SendMessage"], [dlq_arn]),
+            ]).to_json(), opts=child)
+        # A tick that fails inside the function is retried by Lambda, then lands in the alarmed completion DLQ.
+        aws.lambda_.FunctionEventInvokeConfig(
+            naming.logical("reconcile-failures"), function_name=self.reconciler.function.name,
+            maximum_retry_attempts=2, maximum_event_age_in_seconds=3600,
+            destination_config={"on_failure": {"destination": dlq_arn}}, opts=child)
+        self.schedule = aws.scheduler.Schedule(
+            naming.logical("reconcile"), name=schedule_name,
+            schedule_expression=f"rate({self.settings.reconcile_interval_minutes} minutes)",
+            flexible_time_window={"mode": "OFF"},
+            target={"arn": self.reconciler.arn, "role_arn": env.iam_role(role.name),
+                    "input": json.dumps({"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}),
+                    "retry_policy": {"maximum_retry_attempts": defaults.TARGET_MAX_RETRY_ATTEMPTS,
+                                     "maximum_event_age_in_seconds": defaults.TARGET_MAX_EVENT_AGE_SECONDS},
+                    "dead_letter_config": {"arn": dlq_arn}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+
+
+def handler_code(architecture: str, python_version: str) -> Any:
+    """`code` for `BatchInference`: each function's entry point in the one `batch_inference` archive."""
+    from components.blocks.packaging import function_code
+
+    def code(module: str) -> FunctionCode:
+        return function_code(HANDLER_PACKAGE, module=module, architecture=architecture,
+                             python_version=python_version)
+
+    return code

@@ -1,0 +1,178 @@
+"""The batch-inference state machine's Amazon States Language definition, generated from Python.
+
+Pure: `definition(AslParameters(...))` returns the definition as a dict. The component passes ARNs and bucket
+names that are Outputs built from physical names (known at preview), and serializes the dict with
+``pulumi.Output.json_dumps``; tests pass plain strings, validate the result with asl-validator and execute it.
+
+Shape::
+
+    Shard (sharder Lambda) -> ChooseMode
+      batch -> SubmitShards: Distributed Map over the shard list (ItemReader JSON), MaxConcurrency = concurrent
+               jobs quota, each child SubmitAndWait (lambda:invoke.waitForTaskToken, heartbeat + timeout bound)
+      sync  -> InferRecords: Distributed Map over the prepared JSONL (ItemReader JSONL, ItemBatcher), MaxConcurrency
+               = on-demand concurrency, each child InferBatch (sync worker Lambda)
+      empty -> NothingToInfer
+    -> Finalize (finalizer Lambda: counts, failed units, manifest, BatchRunCompleted) -> end
+    a Map or the sharder failing -> FinalizeFailedRun / FinalizeUnshardedRun (BatchRunCompleted FAILED) -> RunFailed
+
+Both Maps tolerate a configured percentage of failed children, write their children's results to the output
+bucket (ResultWriter) and run STANDARD children. Every Task retries Lambda's throttling and service errors with
+backoff and full jitter and has a timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+S3_GET = "arn:aws:states:::s3:getObject"
+S3_PUT = "arn:aws:states:::s3:putObject"
+JOB_FAILED_ERROR = "BedrockJobFailed"
+RUN_FAILED_ERROR = "BatchRunFailed"
+# Lambda's own transient errors, as the Lambda integration names them (AWS's recommended retry set).
+LAMBDA_TRANSIENT = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                    "Lambda.TooManyRequestsException"]
+# Errors the handlers raise for throttling (batch_inference.exceptions.ThrottlingException) and model timeouts.
+MODEL_THROTTLING = ["ThrottlingException", "ModelTimeoutException"]
+
+
+@dataclass(frozen=True)
+class AslParameters:
+    sharder_arn: Any
+    submitter_arn: Any
+    sync_worker_arn: Any
+    finalizer_arn: Any
+    output_bucket: Any
+    map_results_prefix: str  # ResultWriter prefix in the output bucket, e.g. "runs/map-results"
+    concurrent_jobs: int
+    on_demand_concurrency: int
+    items_per_batch: int
+    tolerated_failure_percentage: float
+    job_wait_seconds: int  # bound on one shard's job, from submission to completion
+    heartbeat_seconds: int  # the reconciler heartbeats waiting children more often than this
+    sharder_timeout_seconds: int
+    sync_timeout_seconds: int
+    finalizer_timeout_seconds: int
+    batch_retries: int  # Step Functions' retries of a throttled sync batch (the sync worker's BATCH_RETRIES)
+
+
+def _retry(errors: list[str], *, interval: int = 2, attempts: int = 6, max_delay: int = 60) -> dict[str, Any]:
+    return {"ErrorEquals": errors, "IntervalSeconds": interval, "BackoffRate": 2.0, "MaxAttempts": attempts,
+            "MaxDelaySeconds": max_delay, "JitterStrategy": "FULL"}
+
+
+def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_state: str | None,
+            result_path: str | None, result_selector: dict[str, str] | None = None,
+            extra_retries: tuple[dict[str, Any], ...] = (), catch: str | None = None) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "Type": "Task", "Resource": LAMBDA_INVOKE, "TimeoutSeconds": timeout,
+        "Parameters": {"FunctionName": function_arn, "Payload": payload},
+        "Retry": [_retry(LAMBDA_TRANSIENT), *extra_retries],
+    }
+    if result_selector is not None:
+        state["ResultSelector"] = result_selector
+    state["ResultPath"] = result_path
+    if catch is not None:
+        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch}]
+    state.update({"Next": next_state} if next_state else {"End": True})
+    return state
+
+
+def _distributed(*, start: str, states: dict[str, Any]) -> dict[str, Any]:
+    return {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": start,
+            "States": states}
+
+
+def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) -> dict[str, Any]:
+    """The whole definition; `modes` leaves out a Map (only for emulators that cannot load it, such as moto's,
+    which rejects ItemBatcher and JSONL readers: tests execute the batch path of the same states)."""
+    run_id, corpus_key = "$$.Execution.Name", "$$.Execution.Input.corpusKey"
+    finalize_payload = {"status": "SUCCEEDED", "runId.$": run_id, "corpusKey.$": corpus_key,
+                        "sharding.$": "$.sharding", "map.$": "$.map"}
+    sharding_fields = ("runId", "mode", "corpus", "shardList", "syncInput", "counts")
+    tolerance = {"ToleratedFailurePercentage": p.tolerated_failure_percentage}
+    writer = {"Resource": S3_PUT, "Parameters": {"Bucket": p.output_bucket, "Prefix": p.map_results_prefix}}
+    failed_run_catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FinalizeFailedRun"}]
+    document: dict[str, Any] = {
+        "Comment": "Batch inference over a JSONL corpus: Bedrock batch jobs per shard, or synchronous fan-out",
+        "StartAt": "Shard",
+        "States": {
+            "Shard": _invoke(
+                p.sharder_arn, {"runId.$": run_id, "corpusKey.$": "$.corpusKey"}, timeout=p.sharder_timeout_seconds,
+                next_state="ChooseMode", result_path="$.sharding",
+                result_selector={f"{f}.$": f"$.Payload.{f}" for f in sharding_fields}, catch="FinalizeUnshardedRun"),
+            "ChooseMode": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.sharding.mode", "StringEquals": "batch", "Next": "SubmitShards"},
+                            {"Variable": "$.sharding.mode", "StringEquals": "sync", "Next": "InferRecords"}],
+                "Default": "NothingToInfer",
+            },
+            "NothingToInfer": {"Type": "Pass", "Result": {}, "ResultPath": "$.map", "Next": "Finalize"},
+            "SubmitShards": {
+                "Type": "Map",
+                "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSON"},
+                               "Parameters": {"Bucket.$": "$.sharding.shardList.bucket",
+                                              "Key.$": "$.sharding.shardList.key"}},
+                "ItemSelector": {"runId.$": "$.sharding.runId", "shard.$": "$$.Map.Item.Value"},
+                "MaxConcurrency": p.concurrent_jobs,
+                **tolerance,
+                "ItemProcessor": _distributed(start="SubmitAndWait", states={"SubmitAndWait": {
+                    "Type": "Task", "Resource": LAMBDA_CALLBACK,
+                    "Parameters": {"FunctionName": p.submitter_arn,
+                                   "Payload": {"runId.$": "$.runId", "shard.$": "$.shard",
+                                               "taskToken.$": "$$.Task.Token"}},
+                    "HeartbeatSeconds": p.heartbeat_seconds, "TimeoutSeconds": p.job_wait_seconds,
+                    "Retry": [_retry(LAMBDA_TRANSIENT), _retry(["ThrottlingException"], interval=30, attempts=8,
+                                                                max_delay=900),
+                              # A lost job or handler: a new token, the same job (same clientRequestToken).
+                              _retry(["States.HeartbeatTimeout"], interval=60, attempts=2)],
+                    "End": True}}),
+                "ResultWriter": writer,
+                "ResultPath": "$.map",
+                "Catch": failed_run_catch,
+                "Next": "Finalize",
+            },
+            "InferRecords": {
+                "Type": "Map",
+                "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSONL"},
+                               "Parameters": {"Bucket.$": "$.sharding.syncInput.bucket",
+                                              "Key.$": "$.sharding.syncInput.key"}},
+                "ItemBatcher": {"MaxItemsPerBatch": p.items_per_batch, "BatchInput": {"runId.$": "$.sharding.runId"}},
+                "MaxConcurrency": p.on_demand_concurrency,
+                **tolerance,
+                "ItemProcessor": _distributed(start="InferBatch", states={"InferBatch": _invoke(
+                    p.sync_worker_arn, {"Items.$": "$.Items", "BatchInput.$": "$.BatchInput",
+                                        "retryCount.$": "$$.State.RetryCount"},
+                    timeout=p.sync_timeout_seconds, next_state=None, result_path="$",
+                    result_selector={"counts.$": "$.Payload.counts", "batchKey.$": "$.Payload.batchKey"},
+                    extra_retries=(_retry(MODEL_THROTTLING, interval=20, attempts=p.batch_retries, max_delay=600),))}),
+                "ResultWriter": writer,
+                "ResultPath": "$.map",
+                "Catch": failed_run_catch,
+                "Next": "Finalize",
+            },
+            "Finalize": _invoke(p.finalizer_arn, finalize_payload, timeout=p.finalizer_timeout_seconds,
+                                next_state=None, result_path="$.result", result_selector={"result.$": "$.Payload"},
+                                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
+            "FinalizeFailedRun": _invoke(
+                p.finalizer_arn, {"status": "FAILED", "runId.$": run_id, "corpusKey.$": corpus_key,
+                                  "sharding.$": "$.sharding", "error.$": "$.error"},
+                timeout=p.finalizer_timeout_seconds, next_state="RunFailed", result_path="$.result",
+                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
+            "FinalizeUnshardedRun": _invoke(
+                p.finalizer_arn, {"status": "FAILED", "runId.$": run_id, "corpusKey.$": corpus_key,
+                                  "error.$": "$.error"},
+                timeout=p.finalizer_timeout_seconds, next_state="RunFailed", result_path="$.result",
+                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
+            "RunFailed": {"Type": "Fail", "Error": RUN_FAILED_ERROR,
+                          "Cause": "The run failed; its BatchRunCompleted event and manifest carry the error"},
+        },
+    }
+    states, choices = document["States"], document["States"]["ChooseMode"]["Choices"]
+    for mode, state in (("batch", "SubmitShards"), ("sync", "InferRecords")):
+        if mode not in modes:
+            del states[state]
+            choices[:] = [c for c in choices if c["Next"] != state]
+    return document

@@ -1,0 +1,62 @@
+"""The boto3 clients, created on first use and reused for the life of the execution environment.
+
+Created lazily, not at import, so tests can install moto or a botocore ``Stubber`` first; ``reset()`` drops them
+between tests. Timeouts and SDK retries are bounded: the model client makes one attempt per call because
+``batch_inference.backoff`` owns that retry policy; the others leave transient retries to the SDK's standard mode
+and everything beyond to Step Functions, SQS or the schedule.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3},
+                 max_pool_connections=32)
+
+
+@functools.cache
+def s3() -> Any:
+    return boto3.client("s3", config=_CONFIG)
+
+
+@functools.cache
+def sqs() -> Any:
+    return boto3.client("sqs", config=_CONFIG)
+
+
+@functools.cache
+def dynamodb() -> Any:
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
+@functools.cache
+def bedrock() -> Any:
+    return boto3.client("bedrock", config=_CONFIG)
+
+
+@functools.cache
+def stepfunctions() -> Any:
+    return boto3.client("stepfunctions", config=_CONFIG)
+
+
+@functools.cache
+def events() -> Any:
+    return boto3.client("events", config=_CONFIG)
+
+
+@functools.cache
+def bedrock_runtime(read_timeout_seconds: int, connections: int) -> Any:
+    config = Config(connect_timeout=5, read_timeout=read_timeout_seconds, retries={"mode": "standard",
+                                                                                   "max_attempts": 1},
+                    max_pool_connections=max(10, connections))
+    return boto3.client("bedrock-runtime", config=config)
+
+
+def reset() -> None:
+    """Forget the clients so the next call creates new ones (for tests)."""
+    for cached in (s3, sqs, dynamodb, bedrock, stepfunctions, events, bedrock_runtime):
+        cached.cache_clear()

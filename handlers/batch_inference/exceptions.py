@@ -1,0 +1,40 @@
+"""The handler's own errors. Their class names are what Step Functions sees as the error of a failed Task."""
+
+from __future__ import annotations
+
+
+class BatchInferenceError(Exception):
+    """Base class of the handler's own errors."""
+
+
+class InvalidTaskInputError(BatchInferenceError):
+    """A function was invoked with input that is not its task's shape (a wiring or operator error)."""
+
+
+class CorpusBelowBatchMinimumError(BatchInferenceError):
+    """Mode `batch` was forced on a corpus smaller than one job's minimum record count."""
+
+
+class SubmissionRejectedError(BatchInferenceError):
+    """Bedrock refused to create the job for good (validation, access, quota); the shard fails."""
+
+
+class ThrottlingException(BatchInferenceError):
+    """Every retry inside the invocation was throttled; Step Functions retries the whole batch later."""
+
+
+class ModelAccessError(BatchInferenceError):
+    """The model refused every record for a systemic reason (access denied, unknown model): fail the batch so the
+    Map's tolerated-failure threshold trips instead of flooding the failure lane."""
+
+
+class ShardBusyError(BatchInferenceError):
+    """Another copy of this completion is settling the shard; this message is retried after its visibility timeout."""
+
+
+class FailureLaneError(BatchInferenceError):
+    """The failure lane did not accept every message; the invocation fails and is retried."""
+
+
+class PublicationFailedError(BatchInferenceError):
+    """EventBridge did not accept the run's completion event; the finalizer is retried."""

@@ -1,0 +1,167 @@
+"""Batch jobs and their task tokens: deterministic names and tokens (pure), and the jobs table (I/O).
+
+A shard's job name and ``clientRequestToken`` are functions of the run id and the shard id only, so a retried or
+replayed submission names the same job and Bedrock starts no second one. The jobs table (key ``jobKey`` = the job
+name) keeps, per shard, the Step Functions task token to resume, the job's ARN once known, the shard's location
+and, once settled, its status and counts; its item ``run#<runId>`` holds the run's completion-event claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+KEY = "jobKey"
+SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
+SETTLED = (PROCESSED, FAILED)
+TERMINAL_JOB_STATUSES = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
+SUCCESS_JOB_STATUSES = ("Completed", "PartiallyCompleted")
+_TOKEN_SAFE = re.compile(r"[^A-Za-z0-9-]+")
+_MAX_JOB_NAME = 63
+
+
+def _digest(*parts: str, length: int = 12) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+def job_name(prefix: str, run_id: str, shard_id: str) -> str:
+    """``<prefix>-<run digest>-<shard id>``, within Bedrock's 63 characters and name pattern."""
+    name = f"{prefix}-{_digest(run_id)}-{shard_id}"
+    if len(name) > _MAX_JOB_NAME:
+        raise ValueError(f"job name {name} is longer than {_MAX_JOB_NAME} characters: shorten the prefix")
+    return name
+
+
+def client_request_token(run_id: str, shard_id: str) -> str:
+    """Run id + shard id, reduced to Bedrock's token alphabet (letters, digits, hyphens), hashed if it had to be."""
+    raw = f"{run_id}-{shard_id}"
+    safe = _TOKEN_SAFE.sub("-", raw).strip("-")
+    if safe != raw or len(safe) > 200:
+        safe = f"{safe[:150]}-{_digest(run_id, shard_id, length=32)}".strip("-")
+    return safe
+
+
+def job_id_of(job_arn: str) -> str:
+    return job_arn.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_key: str
+    run_id: str
+    shard_id: str
+    shard_key: str
+    records: int
+    status: str | None
+    task_token: str | None
+    job_arn: str | None
+    counts: dict[str, int] | None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> JobRecord:
+        def s(name: str) -> str | None:
+            value = item.get(name, {}).get("S")
+            return None if value is None else str(value)
+
+        counts = s("counts")
+        return cls(job_key=str(s(KEY)), run_id=s("runId") or "", shard_id=s("shardId") or "",
+                   shard_key=s("shardKey") or "", records=int(item.get("records", {}).get("N", "0")),
+                   status=s("status"), task_token=s("taskToken"), job_arn=s("jobArn"),
+                   counts=json.loads(counts) if counts else None)
+
+
+@dataclass(frozen=True)
+class JobsTable:
+    client: Any
+    table: str
+    ttl_seconds: int
+
+    def get(self, job_key: str) -> JobRecord | None:
+        item = self.client.get_item(TableName=self.table, Key={KEY: {"S": job_key}}, ConsistentRead=True).get("Item")
+        return JobRecord.from_item(item) if item else None
+
+    def remember_token(self, job_key: str, *, run_id: str, shard_id: str, shard_key: str, records: int,
+                       task_token: str) -> JobRecord:
+        """Store the token the shard's waiting child gave (a retried child brings a new one); return the item."""
+        response = self.client.update_item(
+            TableName=self.table, Key={KEY: {"S": job_key}},
+            UpdateExpression="SET taskToken = :token, runId = :run, shardId = :shard, shardKey = :key, "
+                             "records = :records, expiresAt = :expires",
+            ExpressionAttributeValues={":token": {"S": task_token}, ":run": {"S": run_id}, ":shard": {"S": shard_id},
+                                       ":key": {"S": shard_key}, ":records": {"N": str(records)},
+                                       ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}},
+            ReturnValues="ALL_NEW")
+        return JobRecord.from_item(response["Attributes"])
+
+    def mark_submitted(self, job_key: str, job_arn: str) -> None:
+        """Record the job's ARN, unless the job was settled meanwhile (its completion can outrun this write)."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={KEY: {"S": job_key}},
+                UpdateExpression="SET jobArn = :arn, #status = if_not_exists(#status, :submitted)",
+                ConditionExpression="attribute_not_exists(#status) OR #status = :submitted",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":arn": {"S": job_arn}, ":submitted": {"S": SUBMITTED}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def lease(self, job_key: str, seconds: int) -> bool:
+        """Take the shard's settling lease for `seconds` (a function timeout); False while another copy holds it.
+
+        Two deliveries of one completion (SQS is at least once; a slow invocation's message becomes visible again)
+        would otherwise settle the same shard side by side; the loser is retried and then finds it settled.
+        """
+        now = int(time.time())
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="SET leaseUntil = :until",
+                ConditionExpression="attribute_exists(jobKey) AND (attribute_not_exists(leaseUntil) OR "
+                                    "leaseUntil < :now)",
+                ExpressionAttributeValues={":until": {"N": str(now + seconds)}, ":now": {"N": str(now)}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, job_key: str) -> None:
+        self.client.update_item(TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="REMOVE leaseUntil")
+
+    def settle(self, job_key: str, status: str, counts: dict[str, int], job_arn: str) -> None:
+        """Record the shard's final status and counts (idempotent: the same values on a retry); frees the lease."""
+        self.client.update_item(
+            TableName=self.table, Key={KEY: {"S": job_key}},
+            UpdateExpression="SET #status = :status, #counts = :counts, jobArn = :arn REMOVE leaseUntil",
+            ExpressionAttributeNames={"#status": "status", "#counts": "counts"},
+            ExpressionAttributeValues={":status": {"S": status}, ":arn": {"S": job_arn},
+                                       ":counts": {"S": json.dumps(counts, sort_keys=True)}})
+
+    # --- the run's completion event ------------------------------------------------------------------
+
+    def claim_publication(self, run_id: str) -> bool:
+        """True unless the run's completion event was already published (a claim left by a crash is reused)."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={KEY: {"S": f"run#{run_id}"}},
+                UpdateExpression="SET runId = :run, expiresAt = :expires",
+                ConditionExpression="attribute_not_exists(publishedAt)",
+                ExpressionAttributeValues={":run": {"S": run_id},
+                                           ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_published(self, run_id: str, event_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table, Key={KEY: {"S": f"run#{run_id}"}},
+            UpdateExpression="SET publishedAt = :now, eventId = :event",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})

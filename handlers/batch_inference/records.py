@@ -1,0 +1,135 @@
+"""Records as the pipeline carries them: a deterministic recordId and a `modelInput` in the model's native format.
+
+Pure. The prompt template holds ``{{content}}`` (the record's text) and optionally ``{{labels}}``; the template is
+turned once into a byte frame so each record costs one JSON escape of its text, not a dict build and a dump.
+
+>>> frame = InputFrame.build("anthropic.claude-3-haiku-20240307-v1:0", "Summarize: {{content}}", max_tokens=64,
+...                          temperature=0.0)
+>>> line = frame.line("doc-1", "hello")
+>>> json.loads(line)["modelInput"]["messages"][0]["content"][0]["text"]
+'Summarize: hello'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+Family = Literal["anthropic", "nova"]
+CONTENT = "{{content}}"
+LABELS = "{{labels}}"
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# recordId of a line without an id: a hash of its bytes, so the same line always carries the same id.
+HASH_PREFIX = "sha256-"
+MAX_RECORD_ID_CHARS = 256
+_MARK = "\u0000CONTENT\u0000"
+
+
+def model_family(model_id: str) -> Family:
+    """The native request format of `model_id` (a model id or an inference profile id)."""
+    base = model_id.split(".", 1)[1] if model_id.split(".", 1)[0] in _GEOGRAPHIES else model_id
+    if base.startswith("anthropic."):
+        return "anthropic"
+    if base.startswith("amazon.nova"):
+        return "nova"
+    raise ValueError(f"model {model_id}: batch inference supports Anthropic Claude and Amazon Nova models")
+
+
+_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
+
+
+def native_input(family: Family, prompt: str, *, max_tokens: int, temperature: float) -> dict[str, Any]:
+    """The model's native InvokeModel body for one user prompt."""
+    if family == "anthropic":
+        return {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": max_tokens, "temperature": temperature,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}
+    return {"schemaVersion": "messages-v1", "messages": [{"role": "user", "content": [{"text": prompt}]}],
+            "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature}}
+
+
+def converse_request(model_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The Converse arguments (messages, inferenceConfig) equivalent to a native body built by `native_input`."""
+    messages = [{"role": m["role"], "content": [{"text": part["text"]} for part in m["content"]]}
+                for m in model_input["messages"]]
+    if "anthropic_version" in model_input:
+        config = {"maxTokens": model_input["max_tokens"], "temperature": model_input.get("temperature", 0.0)}
+    else:
+        native = model_input.get("inferenceConfig", {})
+        config = {"maxTokens": native.get("maxTokens", 512), "temperature": native.get("temperature", 0.0)}
+    return {"messages": messages, "inferenceConfig": config}
+
+
+def output_text(model_output: Mapping[str, Any]) -> str | None:
+    """The generated text of a native response body (Anthropic Messages or Nova), None if it has none."""
+    content = model_output.get("content")
+    if content is None:
+        content = model_output.get("output", {}).get("message", {}).get("content")
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, Mapping) and "text" in part]
+        return "".join(str(t) for t in texts)
+    return None
+
+
+def render_template(template: str, labels: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(prefix, suffix) around the record's text; the labels are filled in once."""
+    head, found, tail = template.replace(LABELS, ", ".join(labels)).partition(CONTENT)
+    if not found:
+        raise ValueError(f"prompt template has no {CONTENT}")
+    return head, tail.replace(CONTENT, "")
+
+
+def content_hash_id(line: bytes) -> str:
+    return HASH_PREFIX + hashlib.sha256(line).hexdigest()[:40]
+
+
+def record_id_of(value: Any, line: bytes) -> str | None:
+    """The recordId: the id field when present (a non-empty string or an integer), else a hash of the line.
+
+    None when the id field is present but unusable (so the line is rejected rather than silently re-keyed).
+    """
+    if value is None:
+        return content_hash_id(line)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    if not text or len(text) > MAX_RECORD_ID_CHARS:
+        return None
+    return text
+
+
+@dataclass(frozen=True)
+class InputFrame:
+    """A JSONL output line with a hole for the record's escaped text: ``{"recordId":..,"modelInput":{..}}``."""
+
+    head: bytes  # up to and including the opening quote of the prompt text
+    tail: bytes  # from the closing quote of the prompt text to the end of the line (with the newline)
+    prefix: str
+    suffix: str
+
+    @classmethod
+    def build(cls, model_id: str, template: str, *, max_tokens: int, temperature: float,
+              labels: tuple[str, ...] = ()) -> InputFrame:
+        prefix, suffix = render_template(template, labels)
+        body = native_input(model_family(model_id), _MARK, max_tokens=max_tokens, temperature=temperature)
+        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        before, after = encoded.split(json.dumps(_MARK, ensure_ascii=False)[1:-1])
+        return cls(head=f',"modelInput":{before}'.encode() + _escape(prefix),
+                   tail=_escape(suffix) + f"{after}}}\n".encode(), prefix=prefix, suffix=suffix)
+
+    def line(self, record_id: str, text: str) -> bytes:
+        """The shard line of one record."""
+        return b'{"recordId":' + _quote(record_id) + self.head + _escape(text) + self.tail
+
+
+def _quote(value: str) -> bytes:
+    # orjson writes UTF-8 as is and escapes what JSON requires; a lone surrogate is not UTF-8 and raises.
+    return orjson.dumps(value)
+
+
+def _escape(value: str) -> bytes:
+    return orjson.dumps(value)[1:-1]

@@ -1,0 +1,70 @@
+"""Settle a unit of work's records through the ledger: claims first, then effects only for what this unit owns.
+
+Every unit (a mode A shard, a mode B batch, the sharder's rejected lines, a failed unit in the finalizer) ends
+the same way: each record is claimed; records another owner holds are skipped (counted as duplicates); this
+unit's failures not yet on the failure lane are sent and marked; its successes go into its results object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_inference import lane
+from batch_inference.lane import LaneRecord
+from batch_inference.ledger import Claim, Ledger
+
+
+@dataclass
+class Counts:
+    records: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    lane_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+@dataclass
+class Settlement:
+    counts: Counts = field(default_factory=Counts)
+    succeeded: list[str] = field(default_factory=list)  # record ids this unit owns and succeeded, in order
+
+
+def settle_unit(ledger: Ledger, lane_client: Any, lane_url: str, *, owner: str, run_id: str, order: list[str],
+                succeeded: set[str] | Mapping[str, Any], failures: Mapping[str, LaneRecord],
+                claims: Mapping[str, Claim] | None = None) -> Settlement:
+    """Claim `order`'s records (unless `claims` are given), send this unit's new failures, settle outcomes."""
+    if claims is None:
+        claims = ledger.claim_all(order, owner, run_id)
+    settlement = Settlement()
+    counts = settlement.counts
+    to_send: list[LaneRecord] = []
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for record_id in order:
+        counts.records += 1
+        claim = claims[record_id]
+        if not claim.mine:
+            counts.duplicates += 1
+            continue
+        if record_id in succeeded:
+            counts.succeeded += 1
+            settlement.succeeded.append(record_id)
+            if claim.outcome != "succeeded":
+                outcomes[record_id] = ("succeeded", None)
+            continue
+        counts.failed += 1
+        if claim.outcome != "failed":
+            outcomes[record_id] = ("failed", None)
+        if not claim.lane_sent:
+            to_send.append(failures[record_id])
+    if outcomes:
+        ledger.settle_all(outcomes, owner)
+    if to_send:
+        lane.send(lane_client, lane_url, to_send)
+        ledger.mark_lane_sent([r.dedupe_key for r in to_send], owner)
+        counts.lane_sent = len(to_send)
+    return settlement

@@ -1,0 +1,93 @@
+"""Job submitter: ``batch_inference.submitter.handler``, the Task each mode A Map child waits on
+(``lambda:invoke.waitForTaskToken``).
+
+Input ``{"runId", "shard": {"shardId", "bucket", "key", "records"}, "taskToken"}``. Stores the task token in the
+jobs table first (so a completion that outruns this function still finds it), then calls
+``CreateModelInvocationJob`` with a job name and ``clientRequestToken`` derived from the run id and shard id only:
+a retried or replayed child submits the same job, and Bedrock starts no second one. A shard already settled
+(replay of a finished run) is resumed at once from the jobs table, without a job.
+
+Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling
+and transient errors raise `ThrottlingException`, which the Task's Retry backs off on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from batch_inference import clients, jobs
+from batch_inference.config import SubmitterSettings
+from batch_inference.exceptions import InvalidTaskInputError, SubmissionRejectedError, ThrottlingException
+from batch_inference.resume import resume
+from batch_inference.tasks import SubmitRequest
+
+logger = Logger()
+metrics = Metrics()
+settings = SubmitterSettings.from_env()
+
+_RETRYABLE = {"ThrottlingException", "ServiceUnavailableException", "InternalServerException",
+              "TooManyRequestsException"}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = parse(event=event, model=SubmitRequest)
+    except ValidationError as error:
+        raise InvalidTaskInputError(f"submitter input is not {{runId, shard, taskToken}}: {error.errors()[:3]}") \
+            from None
+    shard = request.shard
+    name = jobs.job_name(settings.job_name_prefix, request.runId, shard.shardId)
+    logger.append_keys(runId=request.runId, shardId=shard.shardId, jobName=name)
+    table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.ttl_seconds)
+    record = table.remember_token(name, run_id=request.runId, shard_id=shard.shardId, shard_key=shard.key,
+                                  records=shard.records, task_token=request.taskToken)
+    if record.status in jobs.SETTLED:
+        logger.info("Shard already settled; resuming its child without a job", extra={"status": record.status})
+        resume(clients.stepfunctions(), record)
+        return {"jobName": name, "replayed": True}
+    job_arn = submit(name, request.runId, shard.shardId, f"s3://{shard.bucket}/{shard.key}")
+    table.mark_submitted(name, job_arn)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    logger.info("Batch job submitted", extra={"jobArn": job_arn, "records": shard.records})
+    return {"jobName": name, "jobArn": job_arn, "replayed": False}
+
+
+def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
+    """CreateModelInvocationJob, idempotent by clientRequestToken; the job's ARN."""
+    output_uri = f"s3://{settings.output_bucket}/{settings.bedrock_output_prefix}{run_id}/{shard_id}/"
+    try:
+        response = clients.bedrock().create_model_invocation_job(
+            jobName=name, roleArn=settings.batch_role_arn, modelId=settings.model_id,
+            clientRequestToken=jobs.client_request_token(run_id, shard_id),
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": output_uri}},
+            timeoutDurationInHours=settings.job_timeout_hours)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code in _RETRYABLE:  # the Task's Retry backs off and submits again, with the same token
+            raise ThrottlingException(f"Bedrock answered {code} to job {name}; Step Functions retries") from None
+        if code in ("ConflictException", "ValidationException") and "exist" in str(error).lower():
+            existing = find_job(name)
+            if existing is not None:
+                logger.info("A job of this name exists already; waiting on it", extra={"jobArn": existing})
+                return existing
+        metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+        raise SubmissionRejectedError(f"Bedrock refused job {name}: {code}: {error}") from None
+    return str(response["jobArn"])
+
+
+def find_job(name: str) -> str | None:
+    pages = clients.bedrock().get_paginator("list_model_invocation_jobs").paginate(nameContains=name)
+    for page in pages:
+        for summary in page.get("invocationJobSummaries", []):
+            if summary["jobName"] == name:
+                return str(summary["jobArn"])
+    return None

@@ -1,0 +1,73 @@
+"""The shapes of the functions' inputs (what the state machine, EventBridge and the reconciler send). Validated
+with Powertools' parser, so a malformed input fails with the field named instead of a KeyError deep inside."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_ID = r"^[A-Za-z0-9_-]{1,80}$"
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ShardRequest(_Input):
+    runId: str = Field(pattern=_ID)
+    corpusKey: str = Field(min_length=1, max_length=1024)
+
+
+class ShardDescriptor(_Input):
+    shardId: str = Field(pattern=r"^[0-9]{5}$")
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+    records: int = Field(ge=1)
+
+
+class SubmitRequest(_Input):
+    runId: str = Field(pattern=_ID)
+    shard: ShardDescriptor
+    taskToken: str = Field(min_length=1, max_length=1024)
+
+
+class SyncItem(_Input):
+    recordId: str = Field(min_length=1, max_length=256)
+    modelInput: dict[str, Any]
+
+
+class SyncBatchInput(_Input):
+    runId: str = Field(pattern=_ID)
+
+
+class SyncBatch(_Input):
+    Items: list[SyncItem] = Field(min_length=1, max_length=10_000)
+    BatchInput: SyncBatchInput
+    retryCount: int = Field(0, ge=0)
+
+
+class ScheduledTick(_Input):
+    source: Literal["schedule"]
+    scheduledTime: str | None = None
+
+
+class Location(_Input):
+    bucket: str
+    key: str
+
+
+class ShardingOutput(_Input):
+    runId: str = Field(pattern=_ID)
+    mode: Literal["batch", "sync", "empty"]
+    corpus: Location
+    counts: dict[str, int]
+
+
+class FinalizeRequest(_Input):
+    status: Literal["SUCCEEDED", "FAILED"]
+    runId: str = Field(pattern=_ID)
+    corpusKey: str = Field(min_length=1, max_length=1024)
+    sharding: ShardingOutput | None = None  # absent when the sharder itself failed
+    map: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None

@@ -1,0 +1,122 @@
+"""The finalizer: the Map's ResultWriter files (as Step Functions writes them) added up, failed children's records
+settled, the run's manifest written and BatchRunCompleted published once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from batch_inference import sync_worker
+from batch_inference.exceptions import ThrottlingException
+
+from tests.handlers.batch_inference.conftest import INPUT_BUCKET, OUTPUT_BUCKET, RESULT_BUS, Invoke, Storage
+from tests.handlers.batch_inference.fakes import FakeConverse
+from tests.handlers.batch_inference.helpers import CORPUS, RUN, records, shard, shard_ids, shard_list, small_jobs
+from tests.handlers.batch_inference.test_batch_inference_mode_b import batch
+
+MAP_RUN = "arn:aws:states:us-east-1:123456789012:mapRun:ai-pipelines-dev-batchinf-runs/SubmitShards:7d4ffabb"
+
+
+def _entry(status: str, index: int, payload: dict[str, Any], output: dict[str, Any] | None = None,
+           error: tuple[str, str] | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ExecutionArn": f"{MAP_RUN.replace(':mapRun:', ':execution:')}:{index}", "Input": json.dumps(payload),
+        "InputDetails": {"Included": True}, "Name": f"child-{index}", "RedriveCount": 0,
+        "RedriveStatus": "NOT_REDRIVABLE", "StartDate": "2026-06-27T03:00:00.000Z",
+        "StateMachineArn": MAP_RUN, "Status": status, "StopDate": "2026-06-27T05:00:00.000Z"}
+    if output is not None:
+        entry |= {"Output": json.dumps(output), "OutputDetails": {"Included": True}}
+    if error is not None:
+        entry |= {"Error": error[0], "Cause": error[1]}
+    return entry
+
+
+def write_map_results(storage: Storage, succeeded: list[dict[str, Any]], failed: list[dict[str, Any]]) -> dict[str,
+                                                                                                                 Any]:
+    """What ResultWriter leaves under its prefix: manifest.json and one file per status."""
+    prefix = "runs/map-results/7d4ffabb"
+    files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
+    for status, entries in (("SUCCEEDED", succeeded), ("FAILED", failed)):
+        if entries:
+            key = f"{prefix}/{status}_0.json"
+            body = json.dumps(entries).encode()
+            storage.s3.put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=body)
+            files[status].append({"Key": key, "Size": len(body)})
+    storage.s3.put_object(Bucket=OUTPUT_BUCKET, Key=f"{prefix}/manifest.json", Body=json.dumps(
+        {"DestinationBucket": OUTPUT_BUCKET, "MapRunArn": MAP_RUN, "ResultFiles": files}).encode())
+    return {"MapRunArn": MAP_RUN, "ResultWriterDetails": {"Bucket": OUTPUT_BUCKET, "Key": f"{prefix}/manifest.json"}}
+
+
+def counts(records: int, succeeded: int, failed: int) -> dict[str, int]:
+    return {"records": records, "succeeded": succeeded, "failed": failed, "duplicates": 0, "lane_sent": failed}
+
+
+def test_a_run_completes_with_its_childrens_counts_and_a_failed_shards_records_in_the_failure_lane(
+        invoke: Invoke, storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    sharding = shard(invoke, storage, [*records(12), "not json"])
+    first, second, third = shard_list(storage, sharding)
+    storage.failure_lane()  # the sharder's rejected line
+    map_output = write_map_results(storage, succeeded=[
+        _entry("SUCCEEDED", 0, {"runId": RUN, "shard": first}, {"shardId": "00000", "counts": counts(4, 3, 1)}),
+        _entry("SUCCEEDED", 1, {"runId": RUN, "shard": second}, {"shardId": "00001", "counts": counts(4, 4, 0)}),
+    ], failed=[_entry("FAILED", 2, {"runId": RUN, "shard": third},
+                      error=("SubmissionRejectedError", "Bedrock refused job: ValidationException"))])
+    request = {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding, "map": map_output}
+    result = invoke("finalizer", request)
+
+    assert result["counts"] == {"records": 12, "succeeded": 7, "failed": 5, "duplicates": 0, "rejected": 1,
+                                "failedUnits": 1}
+    lane = storage.failure_lane()
+    assert sorted(m["recordId"] for m in lane) == sorted(shard_ids(storage, third))
+    assert {(m["reason"], m["stage"]) for m in lane} == {("unit_failed", "unit")}
+    published = storage.published()
+    assert len(published) == 1
+    event = published[0]
+    assert (event["source"], event["detail-type"]) == ("ai-pipelines.batch-inference", "BatchRunCompleted")
+    assert event["detail"]["runId"] == RUN and event["detail"]["status"] == "SUCCEEDED"
+    assert event["detail"]["output"] == {"bucket": OUTPUT_BUCKET, "resultsPrefix": f"results/{RUN}/",
+                                         "manifestKey": f"runs/{RUN}/manifest.json"}
+    assert event["detail"]["corpus"] == {"bucket": INPUT_BUCKET, "key": CORPUS}
+    manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
+    assert manifest["counts"] == result["counts"] and manifest["sharding"]["rejected"] == 1
+
+    # Step Functions retries the finalizer (a lost response): the same counts, no second event, no second send.
+    assert invoke("finalizer", request)["counts"] == result["counts"]
+    assert storage.published() == [] and storage.failure_lane() == []
+
+
+def test_a_failed_sync_batch_keeps_its_answers_and_sends_the_rest(invoke: Invoke, storage: Storage,
+                                                                  converse: FakeConverse) -> None:
+    converse.answers("kept")
+    converse.fails("ServiceUnavailableException", times=sync_worker.settings.max_attempts)
+    with pytest.raises(ThrottlingException, match="still throttled"):
+        invoke("sync_worker", batch(["DOC0001", "DOC0002"]))  # the child then fails for good (Lambda timeout...)
+    unit = batch(["DOC0001", "DOC0002"])
+    map_output = write_map_results(storage, succeeded=[], failed=[
+        _entry("FAILED", 0, {"Items": unit["Items"], "BatchInput": unit["BatchInput"]},
+               error=("States.Timeout", "Task timed out"))])
+    sharding = {"runId": RUN, "mode": "sync", "corpus": {"bucket": INPUT_BUCKET, "key": CORPUS},
+                "counts": {"valid": 2, "rejected": 0}}
+    result = invoke("finalizer", {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding,
+                                  "map": map_output})
+    assert result["counts"]["succeeded"] == 1 and result["counts"]["failed"] == 1
+    assert [r["recordId"] for r in storage.results(RUN)] == ["DOC0001"]
+    assert [m["recordId"] for m in storage.failure_lane()] == ["DOC0002"]
+
+
+@pytest.mark.parametrize("sharded", [True, False])
+def test_a_failed_run_publishes_its_failure(invoke: Invoke, storage: Storage, sharded: bool) -> None:
+    error = {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "The specified tolerated failure "
+                                                                         "threshold was exceeded"}
+    request: dict[str, Any] = {"status": "FAILED", "runId": RUN, "corpusKey": CORPUS, "error": error}
+    if sharded:
+        request["sharding"] = {"runId": RUN, "mode": "batch", "corpus": {"bucket": INPUT_BUCKET, "key": CORPUS},
+                               "counts": {"valid": 10}}
+    result = invoke("finalizer", request)
+    assert result["status"] == "FAILED"
+    (event,) = storage.published()
+    assert event["detail"]["status"] == "FAILED" and event["detail"]["counts"] is None
+    assert event["detail"]["error"] == error and event["detail"]["mode"] == ("batch" if sharded else "none")
+    assert RESULT_BUS.endswith("-results")

@@ -1,0 +1,304 @@
+"""The reliability table's faults, driven through the batch-inference handlers. Every test counts records end to
+end: each input ends in exactly one of {results once, failure lane once}, none doubled (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from batch_inference import clients, completion, jobs, sync_worker
+from batch_inference.exceptions import PublicationFailedError, ThrottlingException
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+
+from tests.handlers.batch_inference.conftest import (
+    COMPLETION_QUEUE_URL,
+    JOBS_TABLE,
+    MODEL_ID,
+    Invoke,
+    Storage,
+    deliver_event,
+)
+from tests.handlers.batch_inference.fakes import (
+    FakeBedrock,
+    FakeConverse,
+    FakeStepFunctions,
+    error_line,
+    job_state_change,
+    output_line,
+    write_job_output,
+)
+from tests.handlers.batch_inference.helpers import (
+    CORPUS,
+    RUN,
+    describe,
+    job_of,
+    records,
+    shard,
+    shard_ids,
+    shard_list,
+    small_jobs,
+    submit,
+    uris,
+)
+from tests.handlers.batch_inference.test_batch_inference_mode_b import batch
+from tests.handlers.conftest import Delivery, SqsEventSource
+from tests.support import aws_calls
+
+
+class Ledger:
+    """Where every input ended: result rows and failure-lane messages, per record id (or corpus line)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.lane: list[dict[str, Any]] = []
+
+    def collect_lane(self) -> None:
+        self.lane += self.storage.failure_lane()
+
+    def assert_each_exactly_once(self, ids: list[str], bad_lines: tuple[int, ...] = ()) -> None:
+        self.collect_lane()
+        stored = Counter(r["recordId"] for r in self.storage.results(RUN))
+        laned = Counter(m["recordId"] for m in self.lane if m["recordId"] is not None)
+        lines = Counter(m["lineNumber"] for m in self.lane if m["recordId"] is None)
+        assert {r: stored[r] + laned[r] for r in ids} == dict.fromkeys(ids, 1)
+        assert set(stored) | set(laned) <= set(ids)
+        assert dict(lines) == dict.fromkeys(bad_lines, 1)
+
+
+@pytest.fixture
+def ledger(storage: Storage) -> Ledger:
+    return Ledger(storage)
+
+
+def _finish(storage: Storage, descriptor: dict[str, Any], errors: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    ids = shard_ids(storage, descriptor)
+    name, _, arn = job_of(descriptor)
+    rows = [error_line(r) if r in errors else output_line(r, f"summary of {r}") for r in ids][::-1]
+    write_job_output(storage.s3, uris(descriptor)[1], arn.rsplit("/", 1)[-1], descriptor["key"], rows,
+                     total=len(ids))
+    deliver_event(storage, job_state_change(arn, name, "Completed", MODEL_ID))
+
+
+def _redeliver(storage: Storage, delivery: Delivery) -> None:
+    """The visibility timeout of an unacknowledged message runs out: SQS makes it visible again."""
+    for record in delivery.event["Records"]:
+        storage.sqs.change_message_visibility(QueueUrl=COMPLETION_QUEUE_URL, ReceiptHandle=record["receiptHandle"],
+                                              VisibilityTimeout=0)
+
+
+def _mode_a(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch,
+            lines: list[str | bytes]) -> list[dict[str, Any]]:
+    small_jobs(monkeypatch)
+    descriptors = shard_list(storage, shard(invoke, storage, lines))
+    for index, descriptor in enumerate(descriptors):
+        submit(invoke, bedrock, descriptor, f"token-{index}")
+    return descriptors
+
+
+def test_reliability_poison_message(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                    states: FakeStepFunctions, completion_source: SqsEventSource,
+                                    ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A corpus line that is not JSON, and a record the model rejects: each alone to the failure lane.
+    lines: list[str | bytes] = [*records(4), b"\x00\xff poison", *records(4, start=4)]
+    (descriptor, second) = _mode_a(invoke, storage, bedrock, monkeypatch, lines)
+    poison = shard_ids(storage, descriptor)[2]
+    for index, (item, errors) in enumerate(((descriptor, {poison}), (second, set()))):
+        _finish(storage, item, errors)
+        describe(bedrock, item, "Completed")
+        states.expects_success(f"token-{index}")
+        completion_source.poll()
+    ledger.assert_each_exactly_once([f"DOC{i:04d}" for i in range(8)], bad_lines=(5,))
+    assert [m["recordId"] for m in ledger.lane if m["recordId"]] == [poison]
+
+
+def test_reliability_duplicate_delivery(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                        states: FakeStepFunctions, completion_source: SqsEventSource,
+                                        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (descriptor, _) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    ids = shard_ids(storage, descriptor)
+    _finish(storage, descriptor, {ids[0]})
+    _finish(storage, descriptor, {ids[0]})  # EventBridge delivers the same event twice
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-0")
+    describe(bedrock, descriptor, "Completed")
+    states.token_gone()
+    for _ in range(2):
+        delivery = completion_source.poll()
+        assert delivery is not None and delivery.failed_ids == []
+    ledger.assert_each_exactly_once(ids)
+
+
+def test_reliability_concurrent_duplicate(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                          states: FakeStepFunctions, completion_source: SqsEventSource,
+                                          ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (descriptor, _) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    ids = shard_ids(storage, descriptor)
+    _finish(storage, descriptor, {ids[1]})
+    _finish(storage, descriptor, {ids[1]})
+    # Two copies of the event in flight at once: the second finds the first one's lease on the shard.
+    describe(bedrock, descriptor, "Completed")
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-0")
+    name = job_of(descriptor)[0]
+    table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
+    entered, release = threading.Event(), threading.Event()
+    real_settle = completion._settle
+
+    def slow_settle(*args: Any) -> str:
+        entered.set()
+        assert release.wait(10)
+        return real_settle(*args)
+
+    monkeypatch.setattr(completion, "_settle", slow_settle)
+    first = SqsEventSource(COMPLETION_QUEUE_URL, completion_source.handler, batch_size=1, visibility_timeout=600)
+    results: list[Delivery | None] = []
+    worker = threading.Thread(target=lambda: results.append(first.poll()))
+    worker.start()
+    assert entered.wait(10)
+    with aws_calls.paused():  # the test's own SQS receive, while the first copy's recording is in force
+        second = completion_source.poll()  # the duplicate, while the first still settles
+    assert second is not None and second.failed_ids == second.message_ids  # ShardBusyError: retried later
+    release.set()
+    worker.join(10)
+    assert results[0] is not None and results[0].failed_ids == []
+    assert table.get(name).status == jobs.PROCESSED  # type: ignore[union-attr]
+    ledger.assert_each_exactly_once(ids)
+
+
+def test_reliability_crash_after_the_side_effect_before_the_acknowledgement(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (descriptor, _) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    ids = shard_ids(storage, descriptor)
+    _finish(storage, descriptor, {ids[3]})
+    describe(bedrock, descriptor, "Completed")
+    # Results written, failures sent, shard settled; then resuming the child fails (the invocation dies).
+    states.stubber.add_client_error("send_task_success", service_error_code="InternalServerError",
+                                    service_message="try again", http_status_code=500)
+    delivery = completion_source.poll()
+    assert delivery is not None and delivery.failed_ids == delivery.message_ids
+    _redeliver(storage, delivery)
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-0")
+    invoke.calls.clear()
+    redelivered = completion_source.poll()
+    assert redelivered is not None and redelivered.failed_ids == []
+    assert [op for op in invoke.operations("completion") if op in ("s3:PutObject", "sqs:SendMessageBatch")] == []
+    ledger.assert_each_exactly_once(ids)
+
+
+def test_reliability_downstream_throttling(invoke: Invoke, storage: Storage, converse: FakeConverse,
+                                           ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sync_worker.time, "sleep", lambda seconds: None)
+    ids = ["DOC0001", "DOC0002", "DOC0003", "DOC0004"]
+    attempts = sync_worker.settings.max_attempts
+    converse.answers("ok")
+    converse.fails("ThrottlingException", times=attempts)  # DOC0002 outlasts its attempts
+    converse.fails("ThrottlingException", times=2)
+    converse.answers("ok after backoff", times=2)  # DOC0003 after two, DOC0004 at once
+    with pytest.raises(ThrottlingException):
+        invoke("sync_worker", batch(ids, retry=0))
+    converse.fails("ThrottlingException")  # Step Functions' retry: only DOC0002 is asked again
+    converse.answers("ok at last")
+    output = invoke("sync_worker", batch(ids, retry=1))
+    assert output["counts"]["succeeded"] == 4
+    ledger.assert_each_exactly_once(ids)
+
+
+def test_reliability_downstream_outage(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                       states: FakeStepFunctions, completion_source: SqsEventSource,
+                                       ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (first, second) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    name, _, arn = job_of(first)
+    deliver_event(storage, job_state_change(arn, name, "Failed", MODEL_ID))
+    describe(bedrock, first, "Failed", message="Internal error: the batch service was unavailable")
+    states.expects_failure("token-0", "BedrockJobFailed")
+    completion_source.poll()
+    _finish(storage, second)
+    describe(bedrock, second, "Completed")
+    states.expects_success("token-1")
+    completion_source.poll()
+    ledger.assert_each_exactly_once([f"DOC{i:04d}" for i in range(8)])
+    assert {m["reason"] for m in ledger.lane} == {"job_failed"}
+
+
+def test_reliability_database_down_mid_batch(invoke: Invoke, storage: Storage, converse: FakeConverse,
+                                             ledger: Ledger) -> None:
+    ids = ["DOC0001", "DOC0002", "DOC0003"]
+    client = clients.dynamodb()
+    writes = {"count": 0}
+
+    def outage(**kwargs: Any) -> None:
+        writes["count"] += 1
+        if writes["count"] == 6:  # three claims and two answers kept, then the table is unreachable
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", outage)
+    converse.answers("ok", times=3)
+    with pytest.raises(ClientError, match="InternalServerError"):
+        invoke("sync_worker", batch(ids))
+    client.meta.events.unregister("before-call.dynamodb.UpdateItem", outage)
+    converse.answers("ok")  # the retried batch asks again only for the record whose answer was not kept
+    assert invoke("sync_worker", batch(ids, retry=1))["counts"]["succeeded"] == 3
+    ledger.assert_each_exactly_once(ids)
+
+
+def test_reliability_partial_put_events_failure(invoke: Invoke, storage: Storage) -> None:
+    sharding = {"runId": RUN, "mode": "empty", "corpus": {"bucket": "x", "key": CORPUS}, "counts": {}}
+    request = {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding, "map": {}}
+    with Stubber(clients.events()) as events:
+        expected = {"Entries": [{"Source": "ai-pipelines.batch-inference", "DetailType": "BatchRunCompleted",
+                                 "EventBusName": ANY, "Detail": ANY}]}
+        events.add_response("put_events", {"FailedEntryCount": 1, "Entries": [
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}, expected)
+        with pytest.raises(PublicationFailedError, match="InternalFailure"):
+            invoke("finalizer", request)
+        events.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "event-1"}]}, expected)
+        invoke("finalizer", request)  # Step Functions' Retry of PublicationFailedError
+        invoke("finalizer", request)  # and a lost response retried once more: no third event
+        events.assert_no_pending_responses()
+    item = storage.job_item(f"run#{RUN}")
+    assert item is not None and item["eventId"] == "event-1"
+
+
+def test_reliability_missed_completion_event(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                             states: FakeStepFunctions, completion_source: SqsEventSource,
+                                             ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (first, second) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    for descriptor in (first, second):
+        _finish(storage, descriptor)
+    storage.drain(COMPLETION_QUEUE_URL)  # EventBridge lost both events
+    bedrock.lists([bedrock.summary(arn=job_of(d)[2], name=job_of(d)[0], status="Completed", input_uri=uris(d)[0],
+                                   output_uri=uris(d)[1]) for d in (first, second)])
+    assert invoke("reconciler", {"source": "schedule"})["requeued"] == 2
+    for index, descriptor in enumerate((first, second)):
+        describe(bedrock, descriptor, "Completed")
+        states.expects_success(f"token-{index}")
+        completion_source.poll()
+    ledger.assert_each_exactly_once([f"DOC{i:04d}" for i in range(8)])
+
+
+def test_reliability_expired_visibility_during_a_slow_batch(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    (descriptor, _) = _mode_a(invoke, storage, bedrock, monkeypatch, records(8))
+    ids = shard_ids(storage, descriptor)
+    _finish(storage, descriptor)
+    table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
+    name = job_of(descriptor)[0]
+    assert table.lease(name, 900)  # a slow invocation is settling the shard...
+    describe(bedrock, descriptor, "Completed")
+    delivery = completion_source.poll()  # ...when its message becomes visible again and is delivered anew
+    assert delivery is not None and delivery.failed_ids == delivery.message_ids
+    assert storage.results(RUN) == []  # the copy settled nothing
+    table.release(name)  # the slow invocation dies without settling; its lease is given up
+    _redeliver(storage, delivery)
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-0")
+    assert completion_source.poll() is not None
+    ledger.assert_each_exactly_once(ids)
+    assert json.loads(json.dumps(table.get(name).counts))["succeeded"] == 4  # type: ignore[union-attr]

@@ -1,0 +1,313 @@
+"""The batch-inference component, asserted on recorded registrations in preview and update modes; its state machine
+definition validated against the Amazon States Language; and the rules of its config section."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.iam import AwsEnv
+from components.blocks.naming import Naming
+from components.config import BatchInferenceSettings, ConfigError, parse_stack_config
+from components.pipelines.batch_inference import BatchInference
+from components.pipelines.batch_inference_asl import AslParameters, definition
+from offline.model import ResourceRecord
+from offline.provider import contains_unknown
+from offline.synth import Synthesis, run_program
+from tests.blocks.programs import fake_code
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+NAMING = Naming("ai-pipelines", "test", "shared", owner="platform")
+PREFIX = "ai-pipelines-test-batchinf"
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+MINIMAL = {"model": {"modelId": MODEL, "task": "summarize"}}
+UNKNOWN_AT_PREVIEW_BY_DESIGN = {("aws:kms/alias:Alias", "targetKeyId")}
+ASL_VALIDATOR = "asl-validator@4.0.0"  # the npm package, fetched by npx on first use
+
+
+def settings(**overrides: Any) -> BatchInferenceSettings:
+    raw = json.loads(json.dumps(MINIMAL))
+    for key, value in overrides.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+    return BatchInferenceSettings.model_validate(raw)
+
+
+def synth(config: BatchInferenceSettings | None = None, *, mode: str = "preview") -> Synthesis:
+    def program() -> None:
+        env = AwsEnv.lookup()
+        topic = AlarmTopic(NAMING, env)
+        BatchInference(NAMING.child("batchinf"), env, config or settings(), code=lambda module: fake_code(),
+                       alarm_topic_arn=topic.arn, log_retention_days=30, protect_data=False)
+
+    return run_program(program, project="ai-pipelines", stack="test", mode=mode,  # type: ignore[arg-type]
+                       config={"aws:region": REGION})
+
+
+@pytest.fixture(scope="module", params=["preview", "update"])
+def stack(request: pytest.FixtureRequest) -> Synthesis:
+    return synth(settings(concurrentJobs=7, onDemandConcurrency=12, itemsPerBatch=25,
+                          toleratedFailurePercentage=2.5, reconcileIntervalMinutes=10), mode=request.param)
+
+
+def arn(service: str, resource: str, *, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+
+def statements(record: ResourceRecord, prop: str = "policy") -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(record.inputs[prop])["Statement"]}
+
+
+def function_arn(purpose: str) -> str:
+    return arn("lambda", f"function:{PREFIX}-{purpose}")
+
+
+def states(stack: Synthesis) -> dict[str, dict[str, Any]]:
+    """Every state of the definition by name, nested ones included."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(level: dict[str, Any]) -> None:
+        for name, body in level.items():
+            found[name] = body
+            if "ItemProcessor" in body:
+                walk(body["ItemProcessor"]["States"])
+
+    walk(json.loads(stack.named("batchinf-runs").inputs["definition"])["States"])
+    return found
+
+
+def test_every_input_is_known_at_preview() -> None:
+    preview = synth()
+    unknown = [(r.type, r.name, key) for r in preview.resources for key, value in r.inputs.items()
+               if contains_unknown(value) and (r.type, key) not in UNKNOWN_AT_PREVIEW_BY_DESIGN]
+    assert unknown == []
+
+
+def test_the_state_machine_is_standard_logged_to_a_retained_log_group_and_traced(stack: Synthesis) -> None:
+    machine, logs = stack.named("batchinf-runs"), stack.named("batchinf-runs-logs")
+    assert machine.inputs["type"] == "STANDARD" and machine.inputs["name"] == f"{PREFIX}-runs"
+    assert logs.inputs["name"] == f"/aws/vendedlogs/states/{PREFIX}-runs" and logs.inputs["retentionInDays"] == 30
+    logging = machine.inputs["loggingConfiguration"]
+    assert logging == {"level": "ERROR", "includeExecutionData": False,
+                       "logDestination": arn("logs", f"log-group:/aws/vendedlogs/states/{PREFIX}-runs:*")}
+    assert logs.urn in machine.property_dependencies["loggingConfiguration"]
+    assert machine.inputs["tracingConfiguration"] == {"enabled": True}
+
+
+def test_both_maps_are_distributed_bounded_by_their_quotas_and_tolerate_failures(stack: Synthesis) -> None:
+    every = states(stack)
+    submit, infer = every["SubmitShards"], every["InferRecords"]
+    for state in (submit, infer):
+        assert state["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+        assert state["ToleratedFailurePercentage"] == 2.5
+        assert state["ResultWriter"]["Parameters"] == {"Bucket": f"{PREFIX}-output-{ACCOUNT}-{REGION}",
+                                                       "Prefix": "runs/map-results"}
+        assert state["Catch"][0]["Next"] == "FinalizeFailedRun"
+    assert submit["MaxConcurrency"] == 7 and infer["MaxConcurrency"] == 12
+    assert submit["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert infer["ItemReader"]["ReaderConfig"] == {"InputType": "JSONL"}
+    assert infer["ItemBatcher"] == {"MaxItemsPerBatch": 25, "BatchInput": {"runId.$": "$.sharding.runId"}}
+
+
+def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> None:
+    tasks = {name: body for name, body in states(stack).items() if body["Type"] == "Task"}
+    assert sorted(tasks) == ["Finalize", "FinalizeFailedRun", "FinalizeUnshardedRun", "InferBatch", "Shard",
+                             "SubmitAndWait"]
+    for name, task in tasks.items():
+        retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
+        assert "Lambda.TooManyRequestsException" in retried, name
+        assert all(r["JitterStrategy"] == "FULL" and r["BackoffRate"] == 2.0 for r in task["Retry"]), name
+        assert 0 < task["TimeoutSeconds"] <= 72 * 3600, name
+    assert "ThrottlingException" in tasks["InferBatch"]["Retry"][1]["ErrorEquals"]
+    assert tasks["InferBatch"]["Retry"][1]["MaxAttempts"] == 3  # the sync worker's BATCH_RETRIES
+    wait = tasks["SubmitAndWait"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert wait["HeartbeatSeconds"] == 3 * 10 * 60  # three reconciler intervals
+    assert wait["TimeoutSeconds"] == (24 + 24) * 3600
+    assert {"ThrottlingException", "States.HeartbeatTimeout"} <= {e for r in wait["Retry"] for e in r["ErrorEquals"]}
+
+
+def test_the_definition_names_the_pipelines_functions_by_arn(stack: Synthesis) -> None:
+    every = states(stack)
+    for state, purpose in (("Shard", "sharder"), ("SubmitAndWait", "submitter"), ("InferBatch", "sync-worker"),
+                           ("Finalize", "finalizer")):
+        assert every[state]["Parameters"]["FunctionName"] == function_arn(purpose)
+    machine = stack.named("batchinf-runs")
+    functions = {stack.named(f"batchinf-{p}").urn for p in ("sharder", "submitter", "sync-worker", "finalizer")}
+    assert functions <= set(machine.property_dependencies["definition"])
+
+
+def test_the_state_machine_role_runs_its_own_children_and_invokes_only_the_pipelines_functions(
+        stack: Synthesis) -> None:
+    role, policy = stack.named("batchinf-runs-role"), stack.named("batchinf-runs-policy")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                                  "ArnLike": {"aws:SourceArn": arn("states", f"stateMachine:{PREFIX}-runs")}}
+    granted = statements(policy)
+    assert granted["RunOwnChildExecutions"]["Resource"] == [arn("states", f"stateMachine:{PREFIX}-runs")]
+    assert granted["WatchOwnChildExecutions"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs:*")]
+    assert sorted(granted["InvokeThePipelineFunctions"]["Resource"]) == sorted(
+        function_arn(p) for p in ("sharder", "submitter", "sync-worker", "finalizer"))
+    assert granted["ReadShardListsAndPreparedRecords"]["Resource"] == [
+        f"arn:aws:s3:::{PREFIX}-input-{ACCOUNT}-{REGION}/shards/*"]
+    assert granted["WriteMapResults"]["Resource"] == [
+        f"arn:aws:s3:::{PREFIX}-output-{ACCOUNT}-{REGION}/runs/map-results/*"]
+
+
+def test_the_failure_lane_has_a_dlq_and_alarms(stack: Synthesis) -> None:
+    lane, dlq = stack.named("batchinf-failures"), stack.named("batchinf-failures-dlq")
+    assert lane.inputs["messageRetentionSeconds"] == 7 * 24 * 3600 and lane.inputs["sqsManagedSseEnabled"] is True
+    assert json.loads(lane.inputs["redrivePolicy"])["deadLetterTargetArn"] == arn("sqs", dlq.inputs["name"])
+    alarms = {r.name: r.inputs for r in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["batchinf-failures-dlq-depth-alarm"]["threshold"] == 0
+    assert alarms["batchinf-failures-age-alarm"]["threshold"] == 24 * 3600
+    assert alarms["batchinf-runs-failed-alarm"]["metricName"] == "ExecutionsFailed"
+
+
+def test_the_ledger_and_jobs_tables_are_conditional_write_ledgers_with_ttl_and_pitr(stack: Synthesis) -> None:
+    for name, key in (("batchinf-ledger-table", "recordId"), ("batchinf-jobs-table", "jobKey")):
+        table = stack.named(name).inputs
+        assert table["hashKey"] == key and table["billingMode"] == "PAY_PER_REQUEST"
+        assert table["tags"]["purpose"] == "ledger"
+        assert table["ttl"] == {"attributeName": "expiresAt", "enabled": True}
+        assert table["pointInTimeRecovery"] == {"enabled": True}
+
+
+def test_bedrocks_job_events_reach_the_completion_queue_with_retries_and_a_dlq(stack: Synthesis) -> None:
+    rule, target = stack.named("batchinf-job-events-rule"), stack.named("batchinf-job-events-target")
+    assert rule.inputs["eventBusName"] == "default"
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.bedrock"], "detail-type": ["Batch Inference Job State Change"],
+        "detail": {"status": ["Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"]}}
+    assert target.inputs["arn"] == arn("sqs", f"{PREFIX}-completions")
+    assert target.inputs["retryPolicy"] == {"maximumRetryAttempts": 185, "maximumEventAgeInSeconds": 86400}
+    assert target.inputs["deadLetterConfig"] == {"arn": arn("sqs", f"{PREFIX}-job-events-undelivered")}
+    queue_policy = statements(stack.named("batchinf-completions-policy"))["JobEventRuleSends"]
+    assert queue_policy["Principal"] == {"Service": "events.amazonaws.com"}
+    assert queue_policy["Condition"]["ArnLike"] == {"aws:SourceArn": arn("events", f"rule/{PREFIX}-job-events")}
+    mapping = stack.named("batchinf-completion-source").inputs
+    assert mapping["batchSize"] == 1 and mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stack.named("batchinf-completions").inputs["visibilityTimeoutSeconds"] == 6 * 900
+
+
+def test_a_schedule_runs_the_reconciler_with_retries_and_a_dlq(stack: Synthesis) -> None:
+    schedule = stack.named("batchinf-reconcile").inputs
+    assert schedule["scheduleExpression"] == "rate(10 minutes)"
+    assert schedule["target"]["arn"] == function_arn("reconciler")
+    assert schedule["target"]["retryPolicy"] == {"maximumRetryAttempts": 185, "maximumEventAgeInSeconds": 86400}
+    assert schedule["target"]["deadLetterConfig"] == {"arn": arn("sqs", f"{PREFIX}-completions-dlq")}
+    assert statements(stack.named("batchinf-reconcile-policy"))["InvokeOnlyTheReconciler"]["Resource"] == [
+        function_arn("reconciler")]
+
+
+def test_the_batch_role_reads_only_shards_writes_only_job_output_and_invokes_only_the_model(
+        stack: Synthesis) -> None:
+    trust = json.loads(stack.named("batchinf-batch-role").inputs["assumeRolePolicy"])["Statement"]
+    assert trust == [{"Sid": "TrustService", "Effect": "Allow", "Principal": {"Service": "bedrock.amazonaws.com"},
+                      "Action": ["sts:AssumeRole"], "Condition": {
+                          "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                          "ArnLike": {"aws:SourceArn": arn("bedrock", "model-invocation-job/*")}}}]
+    granted = statements(stack.named("batchinf-batch-role-policy"))
+    input_bucket, output_bucket = f"{PREFIX}-input-{ACCOUNT}-{REGION}", f"{PREFIX}-output-{ACCOUNT}-{REGION}"
+    assert granted["ReadShards"] | {} == {"Sid": "ReadShards", "Effect": "Allow", "Action": ["s3:GetObject"],
+                                          "Resource": [f"arn:aws:s3:::{input_bucket}/shards/*"]}
+    assert granted["WriteJobOutput"]["Resource"] == [f"arn:aws:s3:::{output_bucket}/bedrock-output/*"]
+    assert granted["ListShards"]["Condition"] == {"StringLike": {"s3:prefix": ["shards/*"]}}
+    assert granted["InvokeTheConfiguredModel"]["Resource"] == [
+        f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}"]
+    assert sorted(a for s in granted.values() for a in s["Action"]) == [
+        "bedrock:InvokeModel", "s3:GetObject", "s3:ListBucket", "s3:ListBucket", "s3:PutObject"]
+
+
+def test_the_submitter_may_pass_only_the_batch_role_and_only_to_bedrock(stack: Synthesis) -> None:
+    granted = statements(stack.named("batchinf-submitter-policy"))
+    assert granted["PassOnlyTheBatchRoleToBedrock"] == {
+        "Sid": "PassOnlyTheBatchRoleToBedrock", "Effect": "Allow", "Action": ["iam:PassRole"],
+        "Resource": [f"arn:aws:iam::{ACCOUNT}:role/{PREFIX}-batch-role"],
+        "Condition": {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}}
+    assert granted["CreateJobsOfTheConfiguredModel"]["Resource"] == [
+        arn("bedrock", "model-invocation-job/*"), f"arn:aws:bedrock:{REGION}::foundation-model/{MODEL}"]
+    passes = [name for name, record in ((r.name, r) for r in stack.of_type("aws:iam/rolePolicy:RolePolicy"))
+              if "iam:PassRole" in record.inputs["policy"]]
+    assert passes == ["batchinf-submitter-policy"]
+
+
+def test_an_inference_profile_extends_the_model_grants_to_its_regions() -> None:
+    profile = synth(settings(model={"inferenceProfileId": f"eu.{MODEL}",
+                                    "inferenceProfileRegions": ["eu-central-1", "eu-west-3"]}), mode="update")
+    invoke = statements(profile.named("batchinf-sync-worker-policy"))["InvokeTheConfiguredModel"]["Resource"]
+    assert invoke == [*(f"arn:aws:bedrock:{r}::foundation-model/{MODEL}"
+                        for r in ("eu-central-1", "eu-west-1", "eu-west-3")),
+                      arn("bedrock", f"inference-profile/eu.{MODEL}")]
+    environment = profile.named("batchinf-submitter").inputs["environment"]["variables"]
+    assert environment["MODEL_ID"] == f"eu.{MODEL}"
+
+
+def test_the_functions_are_bounded_and_configured_from_the_stack(stack: Synthesis) -> None:
+    sync = stack.named("batchinf-sync-worker").inputs
+    assert sync["reservedConcurrentExecutions"] == 12 and sync["timeout"] == 900
+    assert sync["environment"]["variables"]["BATCH_RETRIES"] == "3"
+    sharder = stack.named("batchinf-sharder").inputs
+    assert sharder["ephemeralStorage"] == {"size": min(10240, 2 * 1024 + 512)}
+    assert sharder["handler"] == "demo.app.handler"  # fake code here; the stack passes batch_inference.<module>
+    result_bus = stack.named("batchinf-results-bus").inputs["name"]
+    assert statements(stack.named("batchinf-finalizer-policy"))["PublishRunCompleted"]["Resource"] == [
+        arn("events", f"event-bus/{result_bus}")]
+
+
+def _validate(definition_json: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed, so asl-validator cannot run; install Node.js to validate the "
+                    "state machine definition against the Amazon States Language")
+    path = tmp_path / "definition.json"
+    path.write_text(definition_json)
+    return subprocess.run([npx, "--yes", ASL_VALIDATOR, "--json-path", str(path)], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_the_definition_is_valid_amazon_states_language(tmp_path: Path) -> None:
+    deployed = synth(mode="update").named("batchinf-runs").inputs["definition"]
+    result = _validate(deployed, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is valid" in result.stdout
+
+
+def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
+    broken = definition(AslParameters("a", "b", "c", "d", "bucket", "runs/x", 1, 1, 1, 5.0, 60, 60, 60, 60, 60, 1))
+    broken["States"]["Shard"]["Nxt"] = broken["States"]["Shard"].pop("Next")
+    result = _validate(json.dumps(broken), tmp_path)
+    assert result.returncode != 0 and "invalid" in (result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"minRecordsPerJob": 100, "maxRecordsPerJob": 150}, "below 2 x minRecordsPerJob - 1"),
+    ({"minRecordsPerJob": 1000, "maxRecordBytes": 1_000_000, "maxFileBytes": 1 << 30}, "below 2 x minRecordsPerJob"),
+    ({"model": {"modelId": "meta.llama3-8b-instruct-v1:0"}}, "Anthropic|anthropic and amazon.nova"),
+    ({"itemsPerBatch": 200, "recordConcurrency": 1}, "exceeds the worker's 840 s"),
+    ({"completion": {"batchSize": 5}}, "must be 1"),
+    ({"concurrentJobs": 0}, "greater than or equal to 1"),
+    ({"jobTimeoutHours": 12}, "greater than or equal to 24"),
+    ({"mode": "fast"}, "'batch', 'sync' or 'auto'"),
+])
+def test_inconsistent_config_is_refused_naming_the_key(overrides: dict[str, Any], message: str) -> None:
+    section = json.loads(json.dumps(MINIMAL))
+    for key, value in overrides.items():
+        section[key] = {**section.get(key, {}), **value} if isinstance(value, dict) else value
+    with pytest.raises(ConfigError, match=message) as raised:
+        parse_stack_config({"owner": "x", "batchInference": section}, stack="dev")
+    assert "ai-pipelines:batchInference" in str(raised.value)
+
+
+def test_the_section_enables_the_pipeline() -> None:
+    config = parse_stack_config({"owner": "x", "batchInference": MINIMAL}, stack="dev")
+    assert config.enabled_pipelines == ["batchInference"]
+    disabled = parse_stack_config({"owner": "x", "batchInference": {**MINIMAL, "enabled": False}}, stack="dev")
+    assert disabled.enabled_pipelines == []
