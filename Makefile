@@ -25,6 +25,7 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.file_ingestion
 	$(BIN)/python -m benchmarks.event_processing
 	$(BIN)/python -m benchmarks.packaging
+	$(BIN)/python -m benchmarks.batch_inference
 
 docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
 	$(BIN)/python -m tools.docs

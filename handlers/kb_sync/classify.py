@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from common.s3_keys import decode_event_key
 from pydantic import TypeAdapter, ValidationError
 
+from common.s3_keys import decode_event_key
 from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
 
 # An S3 notification for the longest key (1,024 bytes, up to 3x when %-escaped) stays under 8 KiB. Anything far

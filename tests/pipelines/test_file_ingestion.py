@@ -167,7 +167,6 @@ def test_inconsistent_config_fails_naming_the_rule(change: dict[str, Any], messa
 
 def test_shipped_stacks_name_declared_datasets() -> None:
     from file_ingestion.datasets import CATALOGUE
-
     from tests.support.stacks import function_environment
 
     for stack in ("dev", "prod"):

@@ -106,20 +106,27 @@ class _ActiveRecording:
     """
 
     def __init__(self) -> None:
-        self._stack: list[_Recording | None] = []  # None: recording paused while a test plays AWS itself
+        # Entries are recordings or pause markers (a test playing AWS itself); each block removes its own entry,
+        # since a handler thread's block may end while the main thread's is still open.
+        self._stack: list[_Recording | _Pause] = []
         self._lock = threading.Lock()
 
     def get(self) -> _Recording | None:
         with self._lock:
-            return self._stack[-1] if self._stack else None
+            top = self._stack[-1] if self._stack else None
+            return top if isinstance(top, _Recording) else None
 
-    def push(self, state: _Recording | None) -> None:
+    def push(self, entry: _Recording | _Pause) -> None:
         with self._lock:
-            self._stack.append(state)
+            self._stack.append(entry)
 
-    def pop(self) -> None:
-        with self._lock:
-            self._stack.pop()
+    def pop(self, entry: _Recording | _Pause) -> None:
+        with self._lock:  # by identity: two recordings of one function compare equal
+            del self._stack[next(i for i, e in enumerate(self._stack) if e is entry)]
+
+
+class _Pause:
+    """Marks a stretch of a recording in which the calls are the test's own."""
 
 
 _active = _ActiveRecording()
@@ -145,17 +152,18 @@ def recording(
     try:
         yield state.calls
     finally:
-        _active.pop()
+        _active.pop(state)
 
 
 @contextmanager
 def paused() -> Iterator[None]:
     """Inside a recording, calls the test itself makes (playing SQS, say) are not the function's."""
-    _active.push(None)
+    marker = _Pause()
+    _active.push(marker)
     try:
         yield
     finally:
-        _active.pop()
+        _active.pop(marker)
 
 
 _installed = False

@@ -96,8 +96,8 @@ def allowing_statements(statements: Iterable[Mapping[str, Any]], action: str, re
         if not any(_wildcard(a, action, case_sensitive=False) for a in _as_list(statement.get("Action", []))):
             continue
         resources = _as_list(statement.get("Resource", []))
-        if resource is None and resources or resource is not None and any(
-                _wildcard(r, resource, case_sensitive=True) for r in resources):
+        if (resource is None and resources) or (resource is not None and any(
+                _wildcard(r, resource, case_sensitive=True) for r in resources)):
             sids.append(str(statement.get("Sid", "?")))
     return sids
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from batch_inference import jobs, sharder
 
+from batch_inference import jobs, sharder
 from tests.handlers.batch_inference.conftest import INPUT_BUCKET, JOB_PREFIX, OUTPUT_BUCKET, Invoke, Storage
 from tests.handlers.batch_inference.fakes import FakeBedrock, job_arn
 

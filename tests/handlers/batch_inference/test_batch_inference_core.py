@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
 from batch_inference import backoff, jobs
 from batch_inference.joining import join_output, shard_record_ids
 from batch_inference.records import InputFrame, converse_request, model_family, output_text
-from botocore.exceptions import ClientError, ReadTimeoutError
-
 from tests.handlers.batch_inference.fakes import error_line, output_line
 
 SHARD = [json.dumps({"recordId": f"DOC{i:03d}", "modelInput": {"messages": []}}).encode() for i in range(6)]

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+
 from batch_inference import sync_worker
 from batch_inference.exceptions import ThrottlingException
-
 from tests.handlers.batch_inference.conftest import INPUT_BUCKET, OUTPUT_BUCKET, RESULT_BUS, Invoke, Storage
 from tests.handlers.batch_inference.fakes import FakeConverse
 from tests.handlers.batch_inference.helpers import CORPUS, RUN, records, shard, shard_ids, shard_list, small_jobs

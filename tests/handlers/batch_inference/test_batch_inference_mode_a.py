@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
+
 from batch_inference import jobs
 from batch_inference.exceptions import InvalidTaskInputError, SubmissionRejectedError, ThrottlingException
-
 from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     INPUT_BUCKET,

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
+
 from batch_inference import sync_worker
 from batch_inference.exceptions import ModelAccessError, ThrottlingException
 from batch_inference.records import InputFrame
-
 from tests.handlers.batch_inference.conftest import MODEL_ID, Invoke, Storage
 from tests.handlers.batch_inference.fakes import FakeConverse
 from tests.handlers.batch_inference.helpers import RUN

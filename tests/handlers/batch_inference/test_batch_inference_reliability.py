@@ -9,11 +9,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from batch_inference import clients, completion, jobs, sync_worker
-from batch_inference.exceptions import PublicationFailedError, ThrottlingException
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
+from batch_inference import clients, completion, jobs, sync_worker
+from batch_inference.exceptions import PublicationFailedError, ThrottlingException
 from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     JOBS_TABLE,

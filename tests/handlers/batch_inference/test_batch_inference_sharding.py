@@ -9,10 +9,11 @@ import itertools
 import json
 
 import pytest
-from batch_inference.records import InputFrame, content_hash_id
-from batch_inference.sharding import MemorySink, ShardLimits, iter_lines, shard_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from batch_inference.records import InputFrame, content_hash_id
+from batch_inference.sharding import MemorySink, ShardLimits, iter_lines, shard_corpus
 
 FRAME = InputFrame.build("anthropic.claude-3-haiku-20240307-v1:0", "Summarize: {{content}}", max_tokens=64,
                          temperature=0.0)

@@ -9,10 +9,10 @@ import json
 from typing import Any
 
 import pytest
+
 from file_ingestion.datasets import CATALOGUE, Routes
 from file_ingestion.events import InputRules, Objects, Rejected, Skipped, classify
 from file_ingestion.parse import InvalidFileError, InvalidReason, parse_file
-
 from tests.handlers.conftest import SqsEventSource
 from tests.handlers.file_ingestion.conftest import BUCKET, Database, Invoker, LogCapture, Pipeline, order, orders_file
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from file_ingestion_migrate import runner
-from file_ingestion_migrate.__main__ import main as migrate_main
 
 from components.pipelines.file_ingestion import migrations_checksum
+from file_ingestion_migrate import runner
+from file_ingestion_migrate.__main__ import main as migrate_main
 from tests.handlers.conftest import REGION
 from tests.handlers.file_ingestion.conftest import MIGRATION_ENVIRONMENT, MIGRATION_PACKAGE, Database
 from tests.support import aws_calls

@@ -14,8 +14,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 from botocore.exceptions import ClientError
-from file_ingestion import load
 
+from file_ingestion import load
 from tests.handlers.conftest import Delivery, SqsEventSource
 from tests.handlers.file_ingestion.conftest import (
     BATCH_SIZE,

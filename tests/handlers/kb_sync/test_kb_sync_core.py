@@ -6,6 +6,8 @@ import re
 
 import botocore.session
 import pytest
+from pydantic import TypeAdapter
+
 from common import ConfigurationError, decode_event_key
 from kb_sync.classify import (
     Changed,
@@ -21,8 +23,6 @@ from kb_sync.config import Settings
 from kb_sync.messages import QueueMessage, ScheduledSync
 from kb_sync.planning import QueuedMessage, client_token, plan_batch, plan_scheduled_run, resolve_conflict
 from kb_sync.sync import JobConflict, JobStarted, Outcome, run_sync, settle
-from pydantic import TypeAdapter
-
 from tests.handlers.kb_sync.names import DATA_SOURCE_ID, ENVIRONMENT, FUNCTION, KNOWLEDGE_BASE_ID
 from tests.support.stacks import SHIPPED_STACKS, function_environment
 

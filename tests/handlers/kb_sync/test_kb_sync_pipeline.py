@@ -10,8 +10,8 @@ import json
 
 import pytest
 from botocore.stub import Stubber
-from kb_sync.exceptions import FollowUpSendError, IngestionStartError
 
+from kb_sync.exceptions import FollowUpSendError, IngestionStartError
 from tests.handlers.kb_sync.names import DELAY_SECONDS, KNOWLEDGE_BASE_ID, MAX_RECEIVE_COUNT, PREFIX, QUEUE
 
 DELAY = DELAY_SECONDS

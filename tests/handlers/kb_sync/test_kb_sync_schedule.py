@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from kb_sync.exceptions import FollowUpsExhaustedError, UnrecognisedInvocationError
 from kb_sync.messages import SCHEDULE_PAYLOAD_TEMPLATE
-
 from tests.handlers.kb_sync.names import DELAY_SECONDS, ENVIRONMENT, KNOWLEDGE_BASE_ID
 
 TICK = {"source": "schedule", "scheduledTime": "2025-01-01T10:00:00Z"}
