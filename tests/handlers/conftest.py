@@ -4,8 +4,11 @@ that delivers like Lambda's event source mapping, and the AWS call recorder (``t
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,3 +181,46 @@ class SqsEventSource:
 def sqs_event_source(aws: None) -> Callable[..., SqsEventSource]:
     """``sqs_event_source(queue_url, handler, batch_size=10)``: an event source mapping over a moto queue."""
     return SqsEventSource
+
+
+class SqsClock:
+    """Moves moto's SQS clock forward, so delayed and in-flight messages become visible without waiting."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import moto.sqs.models as sqs_models
+
+        self.offset = 0.0
+        real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
+        monkeypatch.setattr(sqs_models, "unix_time", lambda dt=None: real_time(dt) + (0 if dt else self.offset))
+        monkeypatch.setattr(
+            sqs_models, "unix_time_millis", lambda dt=None: real_millis(dt) + (0 if dt else self.offset * 1000)
+        )
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class LogCapture(logging.Handler):
+    """Collects a handler's structured log entries, formatted exactly as Powertools writes them."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.entries: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append(json.loads(self.format(record)))
+
+    def named(self, message: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.entries if str(entry.get("message", "")).startswith(message)]
+
+
+@contextmanager
+def captured_logs(logger: Any) -> Iterator[LogCapture]:
+    """Capture a Powertools logger's entries for the duration of the block."""
+    capture = LogCapture(logger.registered_formatter)
+    logger.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        logger.removeHandler(capture)

@@ -191,7 +191,7 @@ def _on_call(params: Mapping[str, Any], model: Any, context: Mapping[str, Any] |
         return
     service = model.service_model.service_name
     region = (context or {}).get("client_region") or "us-east-1"
-    resources = resource_arns(service, params, region=region, account=state.account) or [None]
+    resources: list[str | None] = [*resource_arns(service, params, region=region, account=state.account)] or [None]
     for resource in resources:
         call = AwsCall(service, model.name, resource)
         state.calls.append(call)

@@ -10,7 +10,6 @@ are the calls it would make in the account, and the least-privilege check holds 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import uuid
 from collections import Counter
@@ -21,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.handlers.conftest import ACCOUNT, REGION, SqsEventSource
+from tests.handlers.conftest import ACCOUNT, REGION, LogCapture, SqsClock, SqsEventSource, captured_logs
 from tests.handlers.event_processor.model_fake import FakeModel
 from tests.support import aws_calls
 from tests.support.stacks import function_environment, shipped_stack
@@ -70,7 +69,7 @@ os.environ.update(ENVIRONMENT)
 from event_processor import app, clients  # noqa: E402
 
 
-class Clock:
+class Clock(SqsClock):
     """One virtual time for moto's SQS (visibility, delays), the handler's backoff and claims, and the context.
 
     Sleeping advances it instantly, so backoff and budgets are exercised without waiting.
@@ -79,15 +78,8 @@ class Clock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import time
 
-        import moto.sqs.models as sqs_models
-
-        self.offset = 0.0
+        super().__init__(monkeypatch)
         self._real = time.time
-        real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
-        monkeypatch.setattr(sqs_models, "unix_time", lambda dt=None: real_time(dt) + (0 if dt else self.offset))
-        monkeypatch.setattr(
-            sqs_models, "unix_time_millis", lambda dt=None: real_millis(dt) + (0 if dt else self.offset * 1000)
-        )
         self.slept: list[float] = []
 
     def time(self) -> float:
@@ -95,9 +87,6 @@ class Clock:
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.offset += seconds
-
-    def advance(self, seconds: float) -> None:
         self.offset += seconds
 
 
@@ -331,27 +320,12 @@ def drain(event_source: SqsEventSource, pipeline: Pipeline, clock: Clock, *, max
     raise AssertionError(f"the work queue did not drain in {max_polls} polls")
 
 
-class LogCapture(logging.Handler):
-    """Collects the handler's structured log entries, formatted exactly as Powertools writes them."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.entries: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.entries.append(json.loads(self.format(record)))
-
-    def named(self, message: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.entries if str(entry.get("message", "")).startswith(message)]
 
 
 @pytest.fixture
 def logs(ep_app: Any) -> Iterator[LogCapture]:
-    capture = LogCapture(ep_app.logger.registered_formatter)
-    ep_app.logger.addHandler(capture)
-    yield capture
-    ep_app.logger.removeHandler(capture)
+    with captured_logs(ep_app.logger) as capture:
+        yield capture
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import boto3
 import psycopg
 import pytest
 
-from tests.handlers.conftest import ACCOUNT, REGION, SqsEventSource
+from tests.handlers.conftest import ACCOUNT, REGION, LogCapture, SqsClock, SqsEventSource, captured_logs
 from tests.support import aws_calls
 from tests.support.postgres import PostgresServer
 from tests.support.stacks import function_environment, shipped_stack
@@ -259,20 +258,8 @@ def event_source(pipeline: Pipeline, invoke: Invoker,
     return sqs_event_source(pipeline.queue_url, invoke, batch_size=BATCH_SIZE, visibility_timeout=VISIBILITY_TIMEOUT)
 
 
-class Clock:
-    """Moves moto's SQS clock forward, so in-flight messages become visible again without waiting."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import moto.sqs.models as sqs_models
-
-        self.offset = 0.0
-        real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
-        monkeypatch.setattr(sqs_models, "unix_time", lambda dt=None: real_time(dt) + (0 if dt else self.offset))
-        monkeypatch.setattr(sqs_models, "unix_time_millis",
-                            lambda dt=None: real_millis(dt) + (0 if dt else self.offset * 1000))
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+class Clock(SqsClock):
+    """moto's SQS clock, with a step past the stack's visibility timeout."""
 
     def expire_visibility(self) -> None:
         self.advance(VISIBILITY_TIMEOUT + 1)
@@ -283,27 +270,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch)
 
 
-class LogCapture(logging.Handler):
-    """The handler's structured log entries, formatted exactly as Powertools writes them."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.entries: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.entries.append(json.loads(self.format(record)))
-
-    def named(self, message: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.entries if str(entry.get("message", "")).startswith(message)]
 
 
 @pytest.fixture
 def logs(ingest_app: Any) -> Iterator[LogCapture]:
-    capture = LogCapture(ingest_app.logger.registered_formatter)
-    ingest_app.logger.addHandler(capture)
-    yield capture
-    ingest_app.logger.removeHandler(capture)
+    with captured_logs(ingest_app.logger) as capture:
+        yield capture
 
 
 # --- data -----------------------------------------------------------------------------------------------------

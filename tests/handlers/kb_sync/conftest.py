@@ -4,7 +4,6 @@ delays, and the handler invoked the way Lambda would, with its AWS calls recorde
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -13,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.handlers.conftest import LogCapture, SqsClock, captured_logs
 from tests.handlers.kb_sync.bedrock_fake import FakeKnowledgeBase
 from tests.handlers.kb_sync.names import (
     BUCKET,
@@ -139,21 +139,7 @@ def event_source(pipeline: Pipeline, invoke: Callable[..., Any], sqs_event_sourc
     return sqs_event_source(pipeline.queue_url, invoke, batch_size=1000)
 
 
-class Clock:
-    """Moves moto's SQS clock forward, so delayed and in-flight messages become visible without waiting."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import moto.sqs.models as sqs_models
-
-        self.offset = 0.0
-        real_time, real_millis = sqs_models.unix_time, sqs_models.unix_time_millis
-        monkeypatch.setattr(sqs_models, "unix_time", lambda dt=None: real_time(dt) + (0 if dt else self.offset))
-        monkeypatch.setattr(
-            sqs_models, "unix_time_millis", lambda dt=None: real_millis(dt) + (0 if dt else self.offset * 1000)
-        )
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+Clock = SqsClock
 
 
 @pytest.fixture
@@ -161,24 +147,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return Clock(monkeypatch)
 
 
-class LogCapture(logging.Handler):
-    """Collects the handler's structured log entries, formatted exactly as Powertools writes them."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.entries: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.entries.append(json.loads(self.format(record)))
-
-    def named(self, message: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.entries if str(entry.get("message", "")).startswith(message)]
 
 
 @pytest.fixture
 def logs(kb_app: Any) -> Iterator[LogCapture]:
-    capture = LogCapture(kb_app.logger.registered_formatter)
-    kb_app.logger.addHandler(capture)
-    yield capture
-    kb_app.logger.removeHandler(capture)
+    with captured_logs(kb_app.logger) as capture:
+        yield capture
