@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pulumi
-import pulumi_aws as aws
 
-from components import defaults
 from components.blocks.alarms import notifying_alarm
-from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.iam import AwsEnv, Statement
+from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 
@@ -36,41 +35,14 @@ class TaskFunction(pulumi.ComponentResource):
                  reserved_concurrency: int | None = None, ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:TaskFunction", naming.logical(purpose), None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.function_name = naming.name(purpose, max_length=64)
-        self.log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"),
-                                                 name=f"/aws/lambda/{self.function_name}",
-                                                 retention_in_days=log_retention_days, tags=naming.tags, opts=child)
-        self.role = aws.iam.Role(naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
-                                 assume_role_policy=service_trust_policy("lambda.amazonaws.com", env),
-                                 tags=naming.tags, opts=child)
-        self.role_arn: pulumi.Output[str] = env.iam_role(self.role.name)
-        self.policy_document = PolicyDocument([
-            Statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                      [env.log_streams(self.log_group.name)]),
-            # X-Ray trace writes support no resource-level permission: "*" is the only valid resource.
-            Statement("WriteTraces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
-            *statements,
-        ])
-        self.role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
-                                              role=self.role.name, policy=self.policy_document.to_json(),
-                                              opts=child)
-        self.function = aws.lambda_.Function(
-            naming.logical(purpose),
-            name=self.function_name,
-            role=self.role_arn,
-            **code,
-            timeout=timeout_seconds,
-            memory_size=memory_mb,
-            reserved_concurrent_executions=reserved_concurrency,
-            ephemeral_storage={"size": ephemeral_storage_mb},
-            tracing_config={"mode": defaults.LAMBDA_TRACING_MODE},
-            logging_config={"log_format": defaults.LAMBDA_LOG_FORMAT, "log_group": self.log_group.name},
-            environment={"variables": dict(environment or {})},
-            tags=naming.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
-        )
-        self.arn: pulumi.Output[str] = env.lambda_function(self.function.name)
+        parts = build_function(
+            self, naming, env, purpose, code=code, timeout_seconds=timeout_seconds, memory_mb=memory_mb,
+            reserved_concurrency=reserved_concurrency, log_retention_days=log_retention_days,
+            environment=environment, statements=statements, ephemeral_storage={"size": ephemeral_storage_mb})
+        self.function_name, self.log_group, self.role, self.role_arn = (parts.function_name, parts.log_group,
+                                                                        parts.role, parts.role_arn)
+        self.policy_document, self.role_policy, self.function, self.arn = (parts.policy_document, parts.role_policy,
+                                                                           parts.function, parts.arn)
         for metric in ("Errors", "Throttles"):
             notifying_alarm(naming, f"{purpose}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,
                             dimensions={"FunctionName": self.function.name}, topic_arn=alarm_topic_arn,

@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
-from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.iam import AwsEnv, Statement
+from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
-from components.blocks.vpc import VpcPlacement, network_interface_statements
+from components.blocks.vpc import VpcPlacement
 
 MIGRATION_MEMORY_MB = 256
 
@@ -35,39 +35,12 @@ class SchemaMigrations(pulumi.ComponentResource):
                  timeout_seconds: int, log_retention_days: int,
                  depends_on: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:SchemaMigrations", naming.logical(purpose), None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        self.function_name = naming.name(purpose, max_length=64)
-        self.log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"),
-                                                 name=f"/aws/lambda/{self.function_name}",
-                                                 retention_in_days=log_retention_days, tags=naming.tags, opts=child)
-        self.role = aws.iam.Role(naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
-                                 assume_role_policy=service_trust_policy("lambda.amazonaws.com", env),
-                                 tags=naming.tags, opts=child)
-        self.policy_document = PolicyDocument([
-            Statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                      [env.log_streams(self.log_group.name)]),
-            # X-Ray trace writes support no resource-level permission: "*" is the only valid resource.
-            Statement("WriteTraces", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
-            *statements,
-            *network_interface_statements(env, vpc),
-        ])
-        self.role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
-                                              role=self.role.name, policy=self.policy_document.to_json(), opts=child)
-        self.function = aws.lambda_.Function(
-            naming.logical(purpose),
-            name=self.function_name,
-            role=env.iam_role(self.role.name),
-            **code,
-            timeout=timeout_seconds,
-            memory_size=MIGRATION_MEMORY_MB,
-            reserved_concurrent_executions=1,  # migrations never run concurrently (the runner also locks)
-            tracing_config={"mode": defaults.LAMBDA_TRACING_MODE},
-            logging_config={"log_format": defaults.LAMBDA_LOG_FORMAT, "log_group": self.log_group.name},
-            environment={"variables": dict(environment)},
-            vpc_config=vpc.function_args(),
-            tags=naming.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
-        )
+        parts = build_function(
+            self, naming, env, purpose, code=code, timeout_seconds=timeout_seconds, memory_mb=MIGRATION_MEMORY_MB,
+            reserved_concurrency=1,  # migrations never run concurrently (the runner also locks)
+            log_retention_days=log_retention_days, environment=environment, statements=statements, vpc=vpc)
+        self.function_name, self.log_group, self.role = parts.function_name, parts.log_group, parts.role
+        self.policy_document, self.role_policy, self.function = parts.policy_document, parts.role_policy, parts.function
         self.invocation = aws.lambda_.Invocation(
             naming.logical(f"{purpose}-run"),
             function_name=self.function.name,
