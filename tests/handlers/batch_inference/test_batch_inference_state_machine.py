@@ -104,8 +104,7 @@ def test_a_batch_run_executes_end_to_end(storage: Storage, bedrock: FakeBedrock,
     execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name=RUN,
                                     input=json.dumps({"corpusKey": CORPUS}))["executionArn"]
 
-    items = _wait(lambda: [i for i in (storage.job_item(name) for name in _job_names(storage)) if i and
-                           i.get("jobArn")] if len(_job_names(storage)) == 2 else None, "both jobs submitted")
+    items = _wait(lambda: _submitted_jobs(storage, expected=2), "both jobs submitted")
     assert len(items) == 2
     for item in items:  # Bedrock runs each job; the first record of each shard fails in the model
         ids = [json.loads(line)["recordId"] for line in storage.read(
@@ -132,6 +131,12 @@ def test_a_batch_run_executes_end_to_end(storage: Storage, bedrock: FakeBedrock,
     assert event["detail"]["status"] == "SUCCEEDED" and event["detail"]["mode"] == "batch"
     output = json.loads(status["output"])
     assert output["map"]["ResultWriterDetails"]["Bucket"] == OUTPUT_BUCKET
+
+
+def _submitted_jobs(storage: Storage, *, expected: int) -> list[dict[str, Any]] | None:
+    """The job items once all `expected` carry their job ARN (the two submitters finish in either order)."""
+    items = [i for i in (storage.job_item(name) for name in _job_names(storage)) if i and i.get("jobArn")]
+    return items if len(items) == expected else None
 
 
 def _job_names(storage: Storage) -> list[str]:
