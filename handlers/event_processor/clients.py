@@ -38,8 +38,13 @@ def events() -> Any:
     return boto3.client("events", config=_AWS_CONFIG)
 
 
-@functools.cache
 def idempotency_store(table: str) -> DynamoDBPersistenceLayer:
+    """A persistence layer for one idempotent call (sharing the cached DynamoDB client).
+
+    Not cached: Powertools reconfigures the layer on every call (its key expression, its context), so one layer
+    shared by the batch's concurrent records races and fails a record with "'NoneType' object has no attribute
+    'search'". Building one is cheap.
+    """
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb())
 
 
@@ -49,5 +54,5 @@ def model_client(settings: Settings) -> Any:
 
 def reset() -> None:
     """Forget the clients so the next call creates new ones (for tests)."""
-    for cached in (bedrock_runtime, dynamodb, events, idempotency_store):
+    for cached in (bedrock_runtime, dynamodb, events):
         cached.cache_clear()
