@@ -24,7 +24,6 @@ DynamoDB and EventBridge are answered in two ways, one after the other:
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import statistics
@@ -32,11 +31,13 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.instant_aws import respond
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_SECONDS = 0.2
@@ -94,11 +95,6 @@ def _batch(env: dict[str, str]) -> dict[str, Any]:
     return {"Records": records}
 
 
-class _Raw(io.BytesIO):
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()
-
-
 class InstantAws:
     """DynamoDB and EventBridge answering at the HTTP layer at once, for the happy path the benchmark drives (every
     item is new, so every conditional write succeeds)."""
@@ -107,8 +103,6 @@ class InstantAws:
         self.calls: Counter[str] = Counter()
 
     def __call__(self, request: Any, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
-
         target = request.headers.get("X-Amz-Target", b"")
         operation = (target.decode() if isinstance(target, bytes) else str(target)).rsplit(".", 1)[-1]
         self.calls[operation] += 1
@@ -120,8 +114,7 @@ class InstantAws:
             body = {}
         else:
             raise NotImplementedError(f"the benchmark does not answer {operation}")
-        headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": "application/x-amz-json-1.0"}
-        return AWSResponse(request.url, 200, headers, _Raw(json.dumps(body).encode()))
+        return respond(request, 200, json.dumps(body).encode(), {"Content-Type": "application/x-amz-json-1.0"})
 
 
 @dataclass

@@ -15,9 +15,10 @@ Per message (Powertools ``AsyncBatchProcessor``, partial batch responses)
 
 Per batch
     Every valid file of the batch goes to PostgreSQL over one connection, kept across warm invocations and
-    replaced when broken, in one transaction (``load``): COPY into staging, then an insert idempotent on the
-    natural key (object key, version or ETag, record key). A redelivered file adds no row. If the write fails,
-    the invocation raises, so every message of the batch is retried and nothing of it was written.
+    replaced when broken, in one transaction (``writer``, ``load``): COPY into staging, then an insert idempotent
+    on the natural key (object key, version or ETag, record key). A message's files are written as soon as all of
+    them are valid, while the rest of the batch is still being read. A redelivered file adds no row. If the write
+    fails, the invocation raises, so every message of the batch is retried and nothing of it was written.
 
 Outcomes per message: loaded, skipped by design, or a batch item failure (retried, then dead-lettered).
 """
@@ -49,6 +50,7 @@ from file_ingestion.exceptions import (
 )
 from file_ingestion.parse import InvalidFileError, parse_file
 from file_ingestion.reader import ObjectGoneError, read_object
+from file_ingestion.writer import BatchWriter
 
 logger = Logger()
 metrics = Metrics()
@@ -80,18 +82,28 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         keys = sorted(event)[:20] if isinstance(event, dict) else type(event).__name__
         raise FileIngestionError(f"invoked with something other than an SQS batch (got {keys})")
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(records))
-    with processor(records=records, handler=_prepare_message, lambda_context=context):
-        processed = processor.async_process()
+    writer = BatchWriter(database.connection)
+
+    async def prepare_and_offer(record: SQSRecord) -> PreparedMessage:
+        prepared = await _prepare_message(record)
+        writer.offer(prepared.files)
+        return prepared
+
+    try:
+        with processor(records=records, handler=prepare_and_offer, lambda_context=context):
+            processed = processor.async_process()
+    except BaseException:
+        writer.abort()
+        raise
     prepared: list[PreparedMessage] = [result for status, result, _ in processed if status == "success"]
     response = dict(processor.response())
-    files = [parsed for message in prepared for parsed in message.files]
-    result = _write(files, [m.message_id for m in prepared]) if files else load.LoadResult()
-    _report(len(records), prepared, files, result, response)
+    result = _commit(writer, [m.message_id for m in prepared])
+    _report(len(records), prepared, writer.files, result, response)
     return response
 
 
 async def _prepare_message(record: SQSRecord) -> PreparedMessage:
-    """Powertools record handler: what this message loads; raises for one that cannot be loaded."""
+    """What this message loads; raises for one that cannot be loaded (a batch item failure)."""
     body = record.raw_event.get("body")
     entry = {"messageId": record.message_id,
              "receiveCount": record.raw_event.get("attributes", {}).get("ApproximateReceiveCount")}
@@ -149,29 +161,28 @@ def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, parse_file(content.data, dataset))
 
 
-def _write(files: list[load.ParsedFile], message_ids: list[str]) -> load.LoadResult:
+def _commit(writer: BatchWriter, message_ids: list[str]) -> load.LoadResult:
     try:
-        with database.connection() as connection:
-            return load.load_files(connection, files)
+        return writer.finish()
     except Exception as error:
         metrics.add_metric(name="DatabaseWriteFailures", unit=MetricUnit.Count, value=1)
         logger.exception("Database write failed; nothing of the batch was written and every message is retried",
-                         extra={"files": len(files), "errorType": type(error).__name__,
+                         extra={"files": writer.files, "errorType": type(error).__name__,
                                 "messageIds": message_ids[:_IDS_PER_LOG_ENTRY]})
-        raise DatabaseWriteError(f"loading {len(files)} files failed: {type(error).__name__}") from error
+        raise DatabaseWriteError(f"loading {writer.files} files failed: {type(error).__name__}") from error
 
 
-def _report(received: int, prepared: list[PreparedMessage], files: list[load.ParsedFile], result: load.LoadResult,
+def _report(received: int, prepared: list[PreparedMessage], files: int, result: load.LoadResult,
             response: dict[str, Any]) -> None:
     failures = [str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])]
-    metrics.add_metric(name="FilesLoaded", unit=MetricUnit.Count, value=len(files))
+    metrics.add_metric(name="FilesLoaded", unit=MetricUnit.Count, value=files)
     metrics.add_metric(name="RowsInserted", unit=MetricUnit.Count, value=result.rows_inserted)
     metrics.add_metric(name="RowsAlreadyLoaded", unit=MetricUnit.Count,
                        value=result.rows_offered - result.rows_inserted)
     logger.info("Batch settled", extra={
         "records": received, "loadedMessages": sum(1 for m in prepared if m.files),
         "skippedMessages": sum(1 for m in prepared if not m.files), "failed": len(failures),
-        "files": len(files), "rowsOffered": dict(Counter(result.offered)), "rowsInserted": dict(result.inserted),
+        "files": files, "rowsOffered": dict(Counter(result.offered)), "rowsInserted": dict(result.inserted),
         "databaseConnects": database.connects, "batchItemFailures": failures[:_IDS_PER_LOG_ENTRY]})
 
 

@@ -1,25 +1,32 @@
-"""Write a batch's valid files into PostgreSQL: one transaction, COPY into staging, one idempotent insert.
+"""Write a batch's valid files into PostgreSQL, idempotently, in the caller's transaction.
 
-Per dataset, every row of the batch is streamed with ``COPY`` into a session-temporary staging table shaped like
-the target (``LIKE <table>``, emptied at every commit), then moved with one ``INSERT ... SELECT ... ON CONFLICT
-(<natural key>) DO NOTHING``. The natural key is the object key, its version (or ETag) and the record's own key,
-so a file delivered again, in this batch or any later one, adds no row, and two environments loading the same
-file at once add it once (the second insert waits for the first and then finds its rows). Everything runs in one
-transaction: the batch is in the tables whole, or not at all.
+The natural key of every row is the object key, its version (or ETag) and the record's own key, and a file's rows
+are always written together, in one transaction with its whole batch. So a file is either wholly in its table or
+not at all, and idempotency can be decided per file:
 
-Staging tables are temporary, so they belong to the connection, not to the schema: the schema (targets, unique
-keys) comes only from the migrations.
+1. Files already written by this batch, or whose (key, version) already has rows in the table (a redelivery), are
+   skipped: their rows are counted as offered, none as inserted.
+2. The rest are streamed with ``COPY`` straight into the target table, inside a savepoint.
+3. If that COPY meets the unique natural key anyway (another environment committed one of the files between step
+   1 and step 2, or was still writing it), the savepoint is rolled back and the same rows go the row-by-row
+   idempotent way: ``COPY`` into a session-temporary staging table shaped like the target, then one ``INSERT ...
+   SELECT ... ON CONFLICT (<natural key>) DO NOTHING``.
+
+Step 2 is a plain COPY, as cheap as loading can be; step 3 keeps the races correct. The caller holds one
+transaction around every chunk of a batch (``writer.BatchWriter``), so the batch is in the tables whole, or not at
+all. Staging tables are temporary, so they belong to the connection, not to the schema: the schema (targets,
+unique keys) comes only from the migrations.
 """
 
 from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import Connection, Cursor, sql
+from psycopg import Cursor, errors, sql
 
 from file_ingestion.datasets import Dataset
 from file_ingestion.records import Record
@@ -31,7 +38,9 @@ class ParsedFile:
     bucket: str
     key: str
     version: str
-    records: Sequence[Record]
+    # Never in a repr: records may hold personal data, and a batch's reprs (asyncio builds one of the finished
+    # batch task when it restores the SIGINT handler) would cost as much as validating the records.
+    records: Sequence[Record] = field(repr=False)
 
 
 @dataclass
@@ -40,6 +49,8 @@ class LoadResult:
 
     offered: dict[str, int] = field(default_factory=dict)
     inserted: dict[str, int] = field(default_factory=dict)
+    # (table, object key, version) of every file written by this transaction: a second copy in the batch is skipped
+    written: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
     @property
     def rows_offered(self) -> int:
@@ -49,44 +60,89 @@ class LoadResult:
     def rows_inserted(self) -> int:
         return sum(self.inserted.values())
 
+    def add(self, table: str, offered: int, inserted: int) -> None:
+        self.offered[table] = self.offered.get(table, 0) + offered
+        self.inserted[table] = self.inserted.get(table, 0) + inserted
+
 
 def staging_table(dataset: Dataset) -> str:
     return f"staging_{dataset.table}"
 
 
-def load_files(connection: Connection[Any], files: Sequence[ParsedFile]) -> LoadResult:
-    """Load every file in one transaction; raises (and writes nothing) if any statement fails."""
+def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadResult) -> None:
+    """Write ``files`` inside the caller's transaction, adding the rows offered and inserted to ``result``.
+
+    Raises on any failed statement; the caller's transaction then writes nothing of the batch.
+    """
     by_dataset: dict[str, list[ParsedFile]] = defaultdict(list)
-    datasets: dict[str, Dataset] = {}
     for parsed in files:
         by_dataset[parsed.dataset.name].append(parsed)
-        datasets[parsed.dataset.name] = parsed.dataset
-    result = LoadResult()
-    if not by_dataset:
-        return result
-    with connection.transaction(), connection.cursor() as cursor:
-        for name in sorted(by_dataset):  # a fixed order, so concurrent batches take row locks in the same order
-            dataset = datasets[name]
-            result.offered[dataset.table] = _stage(cursor, dataset, by_dataset[name])
-            result.inserted[dataset.table] = _insert_from_stage(cursor, dataset)
-    return result
+    for name in sorted(by_dataset):  # a fixed order, so concurrent batches take row locks in the same order
+        dataset_files = by_dataset[name]
+        dataset = dataset_files[0].dataset
+        new = _unwritten(cursor, dataset, dataset_files, result.written)
+        result.add(dataset.table, sum(len(parsed.records) for parsed in dataset_files),
+                   _insert_new(cursor, dataset, new) if new else 0)
 
 
-def _stage(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile]) -> int:
+def _unwritten(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile],
+               written: set[tuple[str, str, str]]) -> list[ParsedFile]:
+    """The files of ``files`` with records whose rows are in neither this transaction nor the table; marks them."""
+    candidates: dict[tuple[str, str], ParsedFile] = {}
+    for parsed in files:
+        identity = (parsed.key, parsed.version)
+        if parsed.records and (dataset.table, *identity) not in written:
+            candidates.setdefault(identity, parsed)
+    if not candidates:
+        return []
+    keys, versions = zip(*candidates, strict=True)
+    cursor.execute(sql.SQL(
+        "SELECT f.source_key, f.source_version FROM unnest(%s::text[], %s::text[]) AS f(source_key, source_version) "
+        "WHERE EXISTS (SELECT FROM {table} t WHERE t.source_key = f.source_key "
+        "AND t.source_version = f.source_version)").format(table=sql.Identifier(dataset.table)),
+        (list(keys), list(versions)))
+    for identity in cursor.fetchall():
+        candidates.pop((identity[0], identity[1]), None)
+    written.update((dataset.table, *identity) for identity in candidates)
+    return list(candidates.values())
+
+
+def _insert_new(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile]) -> int:
+    """Rows inserted: COPY straight into the table; the idempotent staging path if a race put a key there first."""
+    try:
+        with cursor.connection.transaction():  # a savepoint: only this COPY is undone on a conflict
+            return _copy(cursor, sql.Identifier(dataset.table), dataset, files)
+    except errors.UniqueViolation:
+        _copy(cursor, _staging(cursor, dataset), dataset, files)
+        return _insert_from_stage(cursor, dataset)
+
+
+def _rows(dataset: Dataset, files: Sequence[ParsedFile]) -> Iterator[tuple[Any, ...]]:
+    values = operator.attrgetter(*dataset.data_columns)
+    single = len(dataset.data_columns) == 1
+    for parsed in files:
+        for index, record in enumerate(parsed.records):
+            data = (values(record),) if single else values(record)
+            yield (parsed.bucket, parsed.key, parsed.version, index, *data)
+
+
+def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: Sequence[ParsedFile]) -> int:
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.columns)
+    rows = 0
+    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)) as copy:
+        for row in _rows(dataset, files):
+            copy.write_row(row)
+            rows += 1
+    return rows
+
+
+def _staging(cursor: Cursor[Any], dataset: Dataset) -> sql.Identifier:
+    """The connection's empty staging table for ``dataset``, created on first use."""
     stage = sql.Identifier(staging_table(dataset))
     cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
                    .format(stage, sql.Identifier(dataset.table)))
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.columns)
-    values = operator.attrgetter(*dataset.data_columns)
-    single = len(dataset.data_columns) == 1
-    rows = 0
-    with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)) as copy:
-        for parsed in files:
-            for index, record in enumerate(parsed.records):
-                data = (values(record),) if single else values(record)
-                copy.write_row((parsed.bucket, parsed.key, parsed.version, index, *data))
-                rows += 1
-    return rows
+    cursor.execute(sql.SQL("TRUNCATE {}").format(stage))
+    return stage
 
 
 def _insert_from_stage(cursor: Cursor[Any], dataset: Dataset) -> int:

@@ -135,19 +135,20 @@ def test_reliability_database_down_mid_batch(pipeline: Pipeline, database: Datab
     for index in range(4):
         pipeline.put(f"input/orders/d{index}.json", json.dumps(orders_file(f"D{index}", 25)))
         pipeline.put(f"input/customers/d{index}.json", json.dumps([customer(f"D{index}C{n}") for n in range(5)]))
-    insert = load._insert_from_stage
+    insert = load._insert_new
     calls = []
 
-    def stop_after_first_table(cursor: Any, dataset: Any) -> int:
+    def stop_after_first_write(cursor: Any, dataset: Any, files: Any) -> int:
         calls.append(dataset.table)
-        if len(calls) == 2:  # customers are in; the server goes down before the orders' insert
+        if len(calls) == 2:  # some files are in; the server goes down before the next write
             database.server.stop("immediate")
-        return insert(cursor, dataset)
+        return insert(cursor, dataset, files)
 
-    monkeypatch.setattr(load, "_insert_from_stage", stop_after_first_table)
+    monkeypatch.setattr(load, "_insert_new", stop_after_first_write)
     failed = event_source.poll()
     assert failed is not None and failed.error is not None  # the whole batch failed
-    monkeypatch.setattr(load, "_insert_from_stage", insert)
+    assert len(calls) >= 2
+    monkeypatch.setattr(load, "_insert_new", insert)
     database.server.run()
     assert database.count("customers") == database.count("orders") == 0  # nothing half-written
 
@@ -204,25 +205,32 @@ def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database
     second_id = pipeline.send(first["Body"])
     [second] = pipeline.notifications(event_source)
     assert second["MessageId"] == second_id
-    insert = load._insert_from_stage
+    insert, stage = load._insert_new, load._insert_from_stage
     other = _second_environment(ingest_app)
     results: dict[str, Any] = {}
+    staged: list[str] = []
 
-    def overlap(cursor: Any, dataset: Any) -> int:
-        if "second" not in results:  # environment A has staged its rows; B runs its whole batch now
+    def overlap(cursor: Any, dataset: Any, files: Any) -> int:
+        if "second" not in results:  # A found the file not loaded yet; B runs its whole batch now
             results["second"] = None
             keeper, ingest_app.database = ingest_app.database, other
             worker = threading.Thread(target=lambda: results.update(second=invoke(event_source.event([second]))))
             worker.start()
-            worker.join(timeout=2)  # B blocks on A's staged key? No: A has not inserted yet, so B commits first
+            worker.join(timeout=2)  # B never waits for A: A has written nothing yet, so B commits first
             ingest_app.database = keeper
-        return insert(cursor, dataset)
+        return insert(cursor, dataset, files)
 
-    monkeypatch.setattr(load, "_insert_from_stage", overlap)
+    def idempotent_insert(cursor: Any, dataset: Any) -> int:
+        staged.append(dataset.table)
+        return stage(cursor, dataset)
+
+    monkeypatch.setattr(load, "_insert_new", overlap)
+    monkeypatch.setattr(load, "_insert_from_stage", idempotent_insert)
     results["first"] = invoke(event_source.event([first]))
     other.close()
 
     assert results["first"] == results["second"] == {"batchItemFailures": []}
+    assert staged == ["orders"]  # A's COPY met B's committed rows and fell back to the idempotent insert
     assert database.count("orders") == 40
 
 
@@ -232,11 +240,11 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
     """The batch outlives its visibility timeout: SQS hands the same messages to a second environment."""
     for index in range(3):
         pipeline.put(f"input/orders/slow{index}.json", json.dumps(orders_file(f"S{index}", 15)))
-    insert = load._insert_from_stage
+    insert = load._insert_new
     other = _second_environment(ingest_app)
     redelivered: list[list[dict[str, Any]]] = []
 
-    def slow(cursor: Any, dataset: Any) -> int:
+    def slow(cursor: Any, dataset: Any, files: Any) -> int:
         if not redelivered:  # environment A is still busy when the visibility timeout expires
             clock.expire_visibility()
             keeper, ingest_app.database = ingest_app.database, other
@@ -246,9 +254,9 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
             with aws_calls.paused():
                 pipeline.acknowledge(redelivered[0])
             ingest_app.database = keeper
-        return insert(cursor, dataset)
+        return insert(cursor, dataset, files)
 
-    monkeypatch.setattr(load, "_insert_from_stage", slow)
+    monkeypatch.setattr(load, "_insert_new", slow)
     messages = pipeline.notifications(event_source)
     assert invoke(event_source.event(messages)) == {"batchItemFailures": []}
     pipeline.acknowledge(messages)

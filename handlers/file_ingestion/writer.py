@@ -1,0 +1,108 @@
+"""Load a batch's files while the rest of the batch is still being read: one writer thread, one transaction.
+
+Reading and validating a batch is CPU in this process; staging and inserting its rows is mostly the database's
+work. ``BatchWriter`` overlaps the two: every message whose files are all valid is offered as soon as it is ready,
+and a writer thread loads whatever has been offered since its last chunk (``load.load_chunk``) while the handler
+goes on with the other messages. psycopg releases the GIL while it waits for the server, so the database works on
+one chunk while the next is parsed.
+
+Every chunk of a batch runs in one transaction on the environment's kept connection, committed by ``finish`` after
+the last message was offered: the batch is in the tables whole, or not at all. A write failure is kept and raised
+by ``finish`` (the handler then fails every message of the batch); ``abort`` rolls back a batch the handler gives
+up on. Chunks of two concurrent batches may take row locks in different orders; if they deadlock on the same
+files, PostgreSQL aborts one transaction, that batch fails whole and SQS retries it, adding nothing twice.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from psycopg import Connection
+
+from file_ingestion import load
+
+ConnectionSource = Callable[[], AbstractContextManager[Connection[Any]]]
+
+
+class _Finish:
+    """Queue marker: nothing more will be offered; commit."""
+
+
+class _Abort(Exception):
+    """Queue marker and the exception that rolls the writer's transaction back."""
+
+
+class BatchWriter:
+    """One batch's transaction, fed message by message; the connection is taken only once a file is offered."""
+
+    def __init__(self, connection: ConnectionSource) -> None:
+        self._connection = connection
+        self._offers: queue.SimpleQueue[Sequence[load.ParsedFile] | _Finish | _Abort] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._closed = False  # the writer thread has taken the finish or abort marker
+        self.result = load.LoadResult()
+        self.files = 0
+
+    def offer(self, files: Sequence[load.ParsedFile]) -> None:
+        """Queue one message's files for the batch's transaction (returns at once)."""
+        if not files:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+            self._thread.start()
+        self.files += len(files)
+        self._offers.put(files)
+
+    def finish(self) -> load.LoadResult:
+        """Commit everything offered; raises the write's error, in which case nothing of the batch was written."""
+        self._stop(_Finish())
+        if self._error is not None:
+            raise self._error
+        return self.result
+
+    def abort(self) -> None:
+        """Roll back whatever was written; for a batch the handler gives up on."""
+        self._stop(_Abort())
+
+    def _stop(self, marker: _Finish | _Abort) -> None:
+        if self._thread is not None:
+            self._offers.put(marker)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            with self._connection() as connection, connection.transaction(), connection.cursor() as cursor:
+                while (chunk := self._next_chunk()) is not None:
+                    load.load_chunk(cursor, chunk, self.result)
+        except _Abort:
+            pass
+        except BaseException as error:  # kept for finish(), which raises it in the handler's thread
+            self._error = error
+            while not self._closed:  # take offers until the handler finishes or aborts: it never waits on us
+                self._closed = isinstance(self._offers.get(), _Finish | _Abort)
+
+    def _next_chunk(self) -> list[load.ParsedFile] | None:
+        """Every file offered since the last chunk (waiting for at least one); None once finished."""
+        chunk: list[load.ParsedFile] = []
+        item = self._offers.get()
+        while True:
+            if isinstance(item, _Finish) and chunk:  # load what came before the finish first
+                self._offers.put(item)
+                return chunk
+            if isinstance(item, _Abort):
+                self._closed = True
+                raise item
+            if isinstance(item, _Finish):
+                self._closed = True
+                return None
+            chunk.extend(item)
+            try:
+                item = self._offers.get_nowait()
+            except queue.Empty:
+                return chunk

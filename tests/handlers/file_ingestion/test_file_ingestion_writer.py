@@ -1,0 +1,129 @@
+"""The batch writer and the loads it runs, on the real server: one transaction per batch, fed while the batch is
+still being read; files decided per (key, version); every failure leaves nothing written and never hangs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from file_ingestion import load
+from file_ingestion.datasets import CATALOGUE
+from file_ingestion.parse import parse_file
+from file_ingestion.writer import BatchWriter
+from tests.handlers.file_ingestion.conftest import Database, customer, orders_file
+
+ORDERS, CUSTOMERS = CATALOGUE["orders"], CATALOGUE["customers"]
+
+
+def _orders(key: str, count: int, version: str = "v1") -> load.ParsedFile:
+    records = parse_file(json.dumps(orders_file(key.rsplit("/", 1)[-1], count)).encode(), ORDERS)
+    return load.ParsedFile(ORDERS, "bucket", key, version, records)
+
+
+def _customers(key: str, count: int) -> load.ParsedFile:
+    records = parse_file(json.dumps([customer(f"{key[-2:]}C{n}") for n in range(count)]).encode(), CUSTOMERS)
+    return load.ParsedFile(CUSTOMERS, "bucket", key, "v1", records)
+
+
+@pytest.fixture
+def connections(database: Database) -> Iterator[Any]:
+    """A connection source as ``ConnectionKeeper.connection`` is one, counting how often it was entered."""
+    connection = psycopg.connect(**database.server.conninfo(database.name))
+
+    @contextlib.contextmanager
+    def source() -> Iterator[psycopg.Connection[Any]]:
+        source.entered += 1  # type: ignore[attr-defined]
+        yield connection
+
+    source.entered = 0  # type: ignore[attr-defined]
+    yield source
+    connection.close()
+
+
+def test_offers_become_one_committed_batch(database: Database, connections: Any) -> None:
+    writer = BatchWriter(connections)
+    writer.offer([_orders("in/a", 30)])
+    writer.offer([_orders("in/b", 20), _customers("in/c1", 5)])
+    writer.offer([])  # a message with nothing to load
+    result = writer.finish()
+
+    assert (database.count("orders"), database.count("customers")) == (50, 5)
+    assert result.offered == result.inserted == {"orders": 50, "customers": 5}
+    assert writer.files == 3 and connections.entered == 1
+
+
+def test_a_batch_without_files_never_touches_the_database(connections: Any) -> None:
+    writer = BatchWriter(connections)
+    writer.offer([])
+    assert writer.finish().rows_offered == 0
+    assert connections.entered == 0
+
+
+def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Database, connections: Any) -> None:
+    first = BatchWriter(connections)
+    first.offer([_orders("in/a", 10)])
+    first.finish()
+
+    again = BatchWriter(connections)
+    again.offer([_orders("in/a", 10)])  # redelivered: already in the table
+    again.offer([_orders("in/b", 4)])
+    again.offer([_orders("in/b", 4)])  # announced twice in one batch
+    again.offer([_orders("in/a", 10, version="v2")])  # the object overwritten: a new version loads
+    result = again.finish()
+
+    assert database.count("orders") == 24
+    assert result.offered == {"orders": 28} and result.inserted == {"orders": 14}
+
+
+def test_a_failed_write_raises_at_finish_and_writes_nothing(database: Database, connections: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(cursor: Any, dataset: Any, files: Any) -> int:
+        raise psycopg.errors.DiskFull("no space left on device")
+
+    writer = BatchWriter(connections)
+    writer.offer([_customers("in/c1", 3)])
+    monkeypatch.setattr(load, "_insert_new", broken)
+    writer.offer([_orders("in/a", 10)])
+    writer.offer([_orders("in/b", 10)])  # offered after the failure: taken, never waited on
+
+    with pytest.raises(psycopg.errors.DiskFull):
+        writer.finish()
+    assert database.count("orders") == database.count("customers") == 0
+
+
+def test_abort_rolls_back_what_was_written(database: Database, connections: Any) -> None:
+    writer = BatchWriter(connections)
+    writer.offer([_orders("in/a", 10)])
+    writer.abort()
+    assert database.count("orders") == 0
+    assert writer.finish().rows_offered in (0, 10)  # finishing an aborted writer neither hangs nor commits
+    assert database.count("orders") == 0
+
+
+def test_a_race_lost_to_another_environment_falls_back_to_the_idempotent_insert(database: Database,
+                                                                                 connections: Any,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    """Another environment commits the same file between this one's check and its COPY."""
+    original = load._insert_new
+    raced: list[str] = []
+
+    def commit_elsewhere_first(cursor: Any, dataset: Any, files: Any) -> int:
+        if not raced:
+            raced.append(dataset.table)
+            with psycopg.connect(**database.server.conninfo(database.name)) as other, other.cursor() as elsewhere:
+                load.load_chunk(elsewhere, [_orders("in/a", 10)], load.LoadResult())
+        return original(cursor, dataset, files)
+
+    monkeypatch.setattr(load, "_insert_new", commit_elsewhere_first)
+    writer = BatchWriter(connections)
+    writer.offer([_orders("in/a", 10), _orders("in/b", 5)])
+    result = writer.finish()
+
+    assert database.count("orders") == 15
+    assert result.offered == {"orders": 15} and result.inserted == {"orders": 5}
