@@ -60,6 +60,7 @@ processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_
 settings = Settings.from_env()
 metrics.set_default_dimensions(stack=settings.stack)
 reads = ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="s3-read")
+writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
 database = ConnectionKeeper(lambda: fetch_credentials(clients.secretsmanager(), settings.database),
                             settings.database)
 
@@ -82,7 +83,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         keys = sorted(event)[:20] if isinstance(event, dict) else type(event).__name__
         raise FileIngestionError(f"invoked with something other than an SQS batch (got {keys})")
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(records))
-    writer = BatchWriter(database.connection)
+    writer = BatchWriter(database.connection, writes)
 
     async def prepare_and_offer(record: SQSRecord) -> PreparedMessage:
         prepared = await _prepare_message(record)

@@ -21,6 +21,7 @@ a reason without the offending values, which may be personal data:
 from __future__ import annotations
 
 import functools
+import operator
 from enum import StrEnum
 from typing import Any
 
@@ -145,9 +146,11 @@ def _is_json(text: str) -> bool:
 
 def _reject_duplicate_keys(records: list[Record], dataset: Dataset) -> None:
     fields = dataset.model.key_fields
-    seen: set[tuple[Any, ...]] = set()
-    for index, record in enumerate(records):
-        key = tuple(getattr(record, name) for name in fields)
+    keys = list(map(operator.attrgetter(*fields), records))  # one C-level pass; the common case has no repeat
+    if len(set(keys)) == len(keys):
+        return
+    seen: set[Any] = set()
+    for index, key in enumerate(keys):
         if key in seen:
             raise InvalidFileError(InvalidReason.DUPLICATE_KEY,
                                    f"{', '.join(fields)} repeats a key of an earlier record of the file", index)

@@ -16,8 +16,8 @@ files, PostgreSQL aborts one transaction, that batch fails whole and SQS retries
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -37,12 +37,17 @@ class _Abort(Exception):
 
 
 class BatchWriter:
-    """One batch's transaction, fed message by message; the connection is taken only once a file is offered."""
+    """One batch's transaction, fed message by message; the connection is taken only once a file is offered.
 
-    def __init__(self, connection: ConnectionSource) -> None:
+    ``thread`` runs the writing: a single-thread executor kept for the life of the execution environment, so a
+    batch does not pay for starting a thread.
+    """
+
+    def __init__(self, connection: ConnectionSource, thread: Executor) -> None:
         self._connection = connection
+        self._executor = thread
         self._offers: queue.SimpleQueue[Sequence[load.ParsedFile] | _Finish | _Abort] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._running: Future[None] | None = None
         self._error: BaseException | None = None
         self._closed = False  # the writer thread has taken the finish or abort marker
         self.result = load.LoadResult()
@@ -52,9 +57,8 @@ class BatchWriter:
         """Queue one message's files for the batch's transaction (returns at once)."""
         if not files:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
-            self._thread.start()
+        if self._running is None:
+            self._running = self._executor.submit(self._run)
         self.files += len(files)
         self._offers.put(files)
 
@@ -70,10 +74,10 @@ class BatchWriter:
         self._stop(_Abort())
 
     def _stop(self, marker: _Finish | _Abort) -> None:
-        if self._thread is not None:
+        if self._running is not None:
             self._offers.put(marker)
-            self._thread.join()
-            self._thread = None
+            self._running.result()
+            self._running = None
 
     def _run(self) -> None:
         try:

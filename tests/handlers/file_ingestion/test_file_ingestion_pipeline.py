@@ -7,8 +7,12 @@ handler through the faults of the reliability table (docs/reliability.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -191,10 +195,33 @@ def test_reliability_duplicate_delivery(pipeline: Pipeline, database: Database, 
     assert pipeline.depth() == 0 and pipeline.dead_letters() == []
 
 
-def _second_environment(ingest_app: Any) -> Any:
-    return ingest_app.ConnectionKeeper(
+@dataclass
+class _Environment:
+    """What an execution environment keeps between invocations: its connection and its writer thread."""
+
+    database: Any
+    writes: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.writes.shutdown()
+        self.database.close()
+
+
+def _second_environment(ingest_app: Any) -> _Environment:
+    return _Environment(ingest_app.ConnectionKeeper(
         lambda: ingest_app.fetch_credentials(ingest_app.clients.secretsmanager(), ingest_app.settings.database),
-        ingest_app.settings.database)
+        ingest_app.settings.database), ThreadPoolExecutor(max_workers=1))
+
+
+@contextlib.contextmanager
+def _running_in(environment: _Environment, ingest_app: Any) -> Iterator[None]:
+    """Invocations started inside the block run in ``environment``."""
+    kept = _Environment(ingest_app.database, ingest_app.writes)
+    ingest_app.database, ingest_app.writes = environment.database, environment.writes
+    try:
+        yield
+    finally:
+        ingest_app.database, ingest_app.writes = kept.database, kept.writes
 
 
 def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database, event_source: SqsEventSource,
@@ -213,11 +240,10 @@ def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database
     def overlap(cursor: Any, dataset: Any, files: Any) -> int:
         if "second" not in results:  # A found the file not loaded yet; B runs its whole batch now
             results["second"] = None
-            keeper, ingest_app.database = ingest_app.database, other
-            worker = threading.Thread(target=lambda: results.update(second=invoke(event_source.event([second]))))
-            worker.start()
-            worker.join(timeout=2)  # B never waits for A: A has written nothing yet, so B commits first
-            ingest_app.database = keeper
+            with _running_in(other, ingest_app):
+                worker = threading.Thread(target=lambda: results.update(second=invoke(event_source.event([second]))))
+                worker.start()
+                worker.join(timeout=2)  # B never waits for A: A has written nothing yet, so B commits first
         return insert(cursor, dataset, files)
 
     def idempotent_insert(cursor: Any, dataset: Any) -> int:
@@ -247,13 +273,12 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
     def slow(cursor: Any, dataset: Any, files: Any) -> int:
         if not redelivered:  # environment A is still busy when the visibility timeout expires
             clock.expire_visibility()
-            keeper, ingest_app.database = ingest_app.database, other
             with aws_calls.paused():  # the test plays SQS here, not the function
                 redelivered.append(pipeline.notifications(event_source))
-            assert invoke(event_source.event(redelivered[0])) == {"batchItemFailures": []}
+            with _running_in(other, ingest_app):
+                assert invoke(event_source.event(redelivered[0])) == {"batchItemFailures": []}
             with aws_calls.paused():
                 pipeline.acknowledge(redelivered[0])
-            ingest_app.database = keeper
         return insert(cursor, dataset, files)
 
     monkeypatch.setattr(load, "_insert_new", slow)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -30,6 +31,12 @@ def _customers(key: str, count: int) -> load.ParsedFile:
     return load.ParsedFile(CUSTOMERS, "bucket", key, "v1", records)
 
 
+@pytest.fixture(scope="module")
+def thread() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        yield executor
+
+
 @pytest.fixture
 def connections(database: Database) -> Iterator[Any]:
     """A connection source as ``ConnectionKeeper.connection`` is one, counting how often it was entered."""
@@ -45,8 +52,8 @@ def connections(database: Database) -> Iterator[Any]:
     connection.close()
 
 
-def test_offers_become_one_committed_batch(database: Database, connections: Any) -> None:
-    writer = BatchWriter(connections)
+def test_offers_become_one_committed_batch(database: Database, connections: Any, thread: ThreadPoolExecutor) -> None:
+    writer = BatchWriter(connections, thread)
     writer.offer([_orders("in/a", 30)])
     writer.offer([_orders("in/b", 20), _customers("in/c1", 5)])
     writer.offer([])  # a message with nothing to load
@@ -57,19 +64,20 @@ def test_offers_become_one_committed_batch(database: Database, connections: Any)
     assert writer.files == 3 and connections.entered == 1
 
 
-def test_a_batch_without_files_never_touches_the_database(connections: Any) -> None:
-    writer = BatchWriter(connections)
+def test_a_batch_without_files_never_touches_the_database(connections: Any, thread: ThreadPoolExecutor) -> None:
+    writer = BatchWriter(connections, thread)
     writer.offer([])
     assert writer.finish().rows_offered == 0
     assert connections.entered == 0
 
 
-def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Database, connections: Any) -> None:
-    first = BatchWriter(connections)
+def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Database, connections: Any,
+                                                                   thread: ThreadPoolExecutor) -> None:
+    first = BatchWriter(connections, thread)
     first.offer([_orders("in/a", 10)])
     first.finish()
 
-    again = BatchWriter(connections)
+    again = BatchWriter(connections, thread)
     again.offer([_orders("in/a", 10)])  # redelivered: already in the table
     again.offer([_orders("in/b", 4)])
     again.offer([_orders("in/b", 4)])  # announced twice in one batch
@@ -81,11 +89,12 @@ def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Data
 
 
 def test_a_failed_write_raises_at_finish_and_writes_nothing(database: Database, connections: Any,
+                                                            thread: ThreadPoolExecutor,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(cursor: Any, dataset: Any, files: Any) -> int:
         raise psycopg.errors.DiskFull("no space left on device")
 
-    writer = BatchWriter(connections)
+    writer = BatchWriter(connections, thread)
     writer.offer([_customers("in/c1", 3)])
     monkeypatch.setattr(load, "_insert_new", broken)
     writer.offer([_orders("in/a", 10)])
@@ -96,8 +105,8 @@ def test_a_failed_write_raises_at_finish_and_writes_nothing(database: Database, 
     assert database.count("orders") == database.count("customers") == 0
 
 
-def test_abort_rolls_back_what_was_written(database: Database, connections: Any) -> None:
-    writer = BatchWriter(connections)
+def test_abort_rolls_back_what_was_written(database: Database, connections: Any, thread: ThreadPoolExecutor) -> None:
+    writer = BatchWriter(connections, thread)
     writer.offer([_orders("in/a", 10)])
     writer.abort()
     assert database.count("orders") == 0
@@ -107,6 +116,7 @@ def test_abort_rolls_back_what_was_written(database: Database, connections: Any)
 
 def test_a_race_lost_to_another_environment_falls_back_to_the_idempotent_insert(database: Database,
                                                                                  connections: Any,
+                                                                                 thread: ThreadPoolExecutor,
                                                                                  monkeypatch: pytest.MonkeyPatch
                                                                                  ) -> None:
     """Another environment commits the same file between this one's check and its COPY."""
@@ -121,7 +131,7 @@ def test_a_race_lost_to_another_environment_falls_back_to_the_idempotent_insert(
         return original(cursor, dataset, files)
 
     monkeypatch.setattr(load, "_insert_new", commit_elsewhere_first)
-    writer = BatchWriter(connections)
+    writer = BatchWriter(connections, thread)
     writer.offer([_orders("in/a", 10), _orders("in/b", 5)])
     result = writer.finish()
 
