@@ -39,11 +39,12 @@ def build_function(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose:
                    timeout_seconds: int, memory_mb: int, log_retention_days: int,
                    statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                    reserved_concurrency: int | None = None, vpc: VpcPlacement | None = None,
-                   **function_args: Any) -> LambdaParts:
+                   after: Sequence[pulumi.Resource] = (), **function_args: Any) -> LambdaParts:
     """Create the function `purpose` and its log group, role and policy as children of `owner`.
 
     `statements` come first in the policy (the caller's own), then log writes and traces; `function_args` are
-    further `aws.lambda_.Function` arguments (e.g. `ephemeral_storage`).
+    further `aws.lambda_.Function` arguments (e.g. `ephemeral_storage`). The function is created or updated only
+    after `after` (e.g. the schema migrations its code relies on).
     """
     child = pulumi.ResourceOptions(parent=owner)
     function_name = naming.name(purpose, max_length=64)
@@ -76,7 +77,7 @@ def build_function(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose:
         vpc_config=vpc.function_args() if vpc is not None else None,
         tags=naming.tags,
         **function_args,
-        opts=pulumi.ResourceOptions(parent=owner, depends_on=[role_policy]),
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[role_policy, *after]),
     )
     return LambdaParts(function_name, log_group, role, role_arn, policy_document, role_policy, function,
                        env.lambda_function(function.name))

@@ -24,7 +24,8 @@ class QueueWorker(pulumi.ComponentResource):
     (tracing is on), plus exactly the `statements` the pipeline declares. The trust policy names
     lambda.amazonaws.com for this account only. The mapping reports partial batch failures, so one poison
     message is retried alone. With ``vpc`` the function runs in those subnets and security groups, and its role
-    gets the network-interface permissions Lambda uses for that (``components.blocks.vpc``).
+    gets the network-interface permissions Lambda uses for that (``components.blocks.vpc``). With ``after`` the
+    function and its mapping wait for those resources, so no message is delivered before, say, the schema exists.
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
     ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
@@ -34,12 +35,13 @@ class QueueWorker(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, queue: QueueWithDlq, code: FunctionCode,
                  settings: WorkerSettings, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
-                 vpc: VpcPlacement | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 vpc: VpcPlacement | None = None, after: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWorker", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=settings.timeout_seconds,
             memory_mb=settings.memory_mb, reserved_concurrency=settings.reserved_concurrency,
-            log_retention_days=log_retention_days, environment=environment, vpc=vpc,
+            log_retention_days=log_retention_days, environment=environment, vpc=vpc, after=after,
             statements=[Statement("ConsumeOwnQueue",
                                   ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [queue.arn]),
                         *statements])
@@ -58,7 +60,7 @@ class QueueWorker(pulumi.ComponentResource):
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=scaling,
             tags=naming.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy, *after]),
         )
         for metric in ("Errors", "Throttles"):
             notifying_alarm(naming, f"{purpose}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,

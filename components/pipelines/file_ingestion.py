@@ -100,6 +100,8 @@ class FileIngestion(pulumi.ComponentResource):
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc,
+            # Code and deliveries follow the schema: the handler never sees a table its migration has not created.
+            after=[self.migrations.invocation],
             statements=[Statement("ReadDatasetPrefixes", ["s3:GetObject"], reads), read_secret],
             environment={
                 **connection,

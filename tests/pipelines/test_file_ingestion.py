@@ -135,6 +135,14 @@ def test_migrations_run_in_the_vpc_once_per_checksum() -> None:
     assert "ReadDatasetPrefixes" not in policy and "ConsumeOwnQueue" not in policy
 
 
+@pytest.mark.parametrize("mode", ["preview", "update"])
+def test_the_worker_and_its_deliveries_wait_for_the_migrations(mode: str) -> None:
+    result = synth(settings(), mode)
+    migrations = result.named("fileingest-migrate-run").urn
+    assert migrations in result.named("fileingest-worker").dependencies
+    assert migrations in result.named("fileingest-worker-source").dependencies
+
+
 def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() -> None:
     assert synth(settings()).of_type("aws:rds/cluster:Cluster") == []
     result = synth(settings({"aurora": {"enabled": True, "minCapacity": 0.5, "maxCapacity": 8}}), protect=True)
