@@ -26,6 +26,7 @@ Outcomes per message: loaded, skipped by design, or a batch item failure (retrie
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ settings = Settings.from_env()
 metrics.set_default_dimensions(stack=settings.stack)
 reads = ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="s3-read")
 writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+# Validation holds the GIL (pydantic-core does not release it), so validating several files at once gains nothing and
+# makes the writer thread wait longer for its turn: one file at a time, while the other reads wait on S3.
+validating = threading.Lock()
 database = ConnectionKeeper(lambda: fetch_credentials(clients.secretsmanager(), settings.database),
                             settings.database)
 
@@ -159,7 +163,9 @@ def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     if dataset is None:
         raise UnroutedKeyError(f"no dataset is configured for a prefix of s3://{ref.bucket}/{ref.key}")
     content = read_object(clients.s3(settings.read_concurrency), ref, settings.max_object_bytes)
-    return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, parse_file(content.data, dataset))
+    with validating:
+        records = parse_file(content.data, dataset)
+    return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, records)
 
 
 def _commit(writer: BatchWriter, message_ids: list[str]) -> load.LoadResult:
