@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common.message_body import BodyRejected, read_body
 from event_processor.events import InputEvent
 from event_processor.keys import MissingKeyFieldError, idempotency_key
 
@@ -74,19 +75,11 @@ class IntakeRules:
 
 def classify(body: object, rules: IntakeRules) -> Verdict:
     """Classify the ``body`` string of one SQS record."""
-    if not isinstance(body, str):
-        return Rejected(RejectReason.NOT_TEXT, f"body is {type(body).__name__}, not a string")
-    if not body.strip():
-        return Rejected(RejectReason.EMPTY_BODY, "body is empty")
+    text = read_body(body, max_bytes=MAX_BODY_BYTES)
+    if isinstance(text, BodyRejected):
+        return Rejected(RejectReason(text.problem), text.detail)
     try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError as error:
-        # Lambda hands over text; a lone surrogate here is what invalid UTF-8 bytes decode to.
-        return Rejected(RejectReason.INVALID_UTF8, f"body is not valid UTF-8 at character {error.start}")
-    if size > MAX_BODY_BYTES:
-        return Rejected(RejectReason.OVERSIZED, f"body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        raw = json.loads(body)
+        raw = json.loads(text)
     except json.JSONDecodeError as error:
         return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {error.msg} at character {error.pos}")
     if not isinstance(raw, dict) or not {"source", "detail-type", "detail"} <= raw.keys():

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
+from common.message_body import BodyRejected, describe_validation_error, read_body
 from common.s3_keys import decode_event_key
 
 # An S3 notification with a few records of the longest keys stays far below this; SQS allows 256 KiB.
@@ -165,34 +166,17 @@ Verdict = Objects | Skipped | Rejected
 
 def classify(body: object, rules: InputRules, bucket: str) -> Verdict:
     """Classify one SQS message body against the pipeline's bucket and its input rules."""
-    if not isinstance(body, str):
-        return Rejected(RejectReason.NOT_TEXT, f"body is {type(body).__name__}, not a string")
-    if not body.strip():
-        return Rejected(RejectReason.EMPTY_BODY, "body is empty")
+    text = read_body(body, max_bytes=MAX_BODY_BYTES)
+    if isinstance(text, BodyRejected):
+        return Rejected(RejectReason(text.problem), text.detail)
     try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError as error:  # what invalid UTF-8 bytes arrive as in Lambda's event
-        return Rejected(RejectReason.INVALID_UTF8, f"body is not valid UTF-8 at character {error.start}")
-    if size > MAX_BODY_BYTES:
-        return Rejected(RejectReason.OVERSIZED, f"body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        message = _MESSAGE.validate_json(body)
+        message = _MESSAGE.validate_json(text)
     except ValidationError as error:
-        return _rejection(error)
+        rejected = describe_validation_error(error)
+        return Rejected(RejectReason(rejected.problem), rejected.detail)
     if isinstance(message, _TestEvent):
         return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {message.Bucket}")
     return _objects(message, rules, bucket)
-
-
-def _rejection(error: ValidationError) -> Rejected:
-    problems = error.errors(include_url=False, include_input=False)
-    kinds = {problem["type"] for problem in problems}
-    if "json_invalid" in kinds:
-        return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {problems[0]['msg']}")
-    if "unrecognised_message" in kinds:
-        return Rejected(RejectReason.UNRECOGNISED, problems[0]["msg"])
-    described = "; ".join(f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}" for problem in problems[:5])
-    return Rejected(RejectReason.INVALID_FIELDS, described)
 
 
 def _objects(notification: _Notification, rules: InputRules, bucket: str) -> Verdict:

@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter, ValidationError
 
+from common.message_body import BodyRejected, describe_validation_error, read_body
 from common.s3_keys import decode_event_key
 from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
 
@@ -102,34 +103,15 @@ Verdict = Changed | SyncRequested | Skipped | Rejected
 
 def classify(body: object) -> Verdict:
     """Classify one message body (the ``body`` string of an SQS record)."""
-    if not isinstance(body, str):
-        return Rejected(RejectReason.NOT_TEXT, f"body is {type(body).__name__}, not a string")
-    if not body.strip():
-        return Rejected(RejectReason.EMPTY_BODY, "body is empty")
+    text = read_body(body, max_bytes=MAX_BODY_BYTES)
+    if isinstance(text, BodyRejected):
+        return Rejected(RejectReason(text.problem), text.detail)
     try:
-        size = len(body.encode("utf-8"))
-    except UnicodeEncodeError as error:
-        # Lambda hands over text; a lone surrogate here is what invalid UTF-8 bytes decode to.
-        return Rejected(RejectReason.INVALID_UTF8, f"body is not valid UTF-8 at character {error.start}")
-    if size > MAX_BODY_BYTES:
-        return Rejected(RejectReason.OVERSIZED, f"body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        message = _QUEUE_MESSAGE.validate_json(body)
+        message = _QUEUE_MESSAGE.validate_json(text)
     except ValidationError as error:
-        return _rejection(error)
+        rejected = describe_validation_error(error)
+        return Rejected(RejectReason(rejected.problem), rejected.detail)
     return _verdict(message)
-
-
-def _rejection(error: ValidationError) -> Rejected:
-    first = error.errors(include_url=False, include_input=False)
-    kinds = {item["type"] for item in first}
-    if "json_invalid" in kinds:
-        return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {first[0]['msg']}")
-    if "unrecognised_message" in kinds:
-        return Rejected(RejectReason.UNRECOGNISED, first[0]["msg"])
-    # Field locations and messages only: the offending values may be large and are in the message itself.
-    problems = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in first[:5])
-    return Rejected(RejectReason.INVALID_FIELDS, problems)
 
 
 def _verdict(message: QueueMessage) -> Verdict:
