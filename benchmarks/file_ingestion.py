@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "handlers")]
 
 FILES = 100
-ROUNDS = 3
+ROUNDS = 5
 BUCKET = "bench-ingest-files"
 SECRET = "bench/fileingest/database"
 REGION = "us-east-1"
