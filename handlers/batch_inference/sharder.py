@@ -32,7 +32,7 @@ from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.records import InputFrame
 from batch_inference.settle import settle_unit
-from batch_inference.sharding import Rejected, Shard, ShardLimits, iter_lines, shard_corpus
+from batch_inference.sharding import Rejected, Shard, ShardLimits, iter_line_blocks, shard_blocks
 from batch_inference.tasks import ShardRequest
 
 logger = Logger()
@@ -130,9 +130,10 @@ def shard(run_id: str, corpus_key: str) -> dict[str, Any]:
     rejections = _Rejections(run_id, corpus_key)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as directory:
         sink = S3ShardSink(s3, storage.input_bucket, prefix, directory)
-        result = shard_corpus(iter_lines(body.iter_chunks(_CHUNK_BYTES), settings.max_record_bytes), frame, limits,
-                              sink, text_field=settings.text_field, id_field=settings.id_field,
-                              max_text_chars=settings.max_input_chars, on_reject=rejections)
+        blocks = iter_line_blocks(body.iter_chunks(_CHUNK_BYTES), settings.max_record_bytes)
+        result = shard_blocks(blocks, frame, limits, sink, text_field=settings.text_field,
+                              id_field=settings.id_field, max_text_chars=settings.max_input_chars,
+                              on_reject=rejections)
     rejections.flush()
     mode = choose_mode(settings.mode, result.valid, settings.min_records)
     shard_list_key = f"{prefix}shards.json"

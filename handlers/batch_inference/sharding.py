@@ -9,11 +9,20 @@ gives one short shard, which the caller runs in synchronous mode.
 
 Memory. At most two shards are open at once (the last full one stays open until the next holds the minimum, in
 case the tail must join it), their bytes go to the writers (temporary files in the Lambda), and only the first
-``min_records`` lines of a shard are held in memory. Memory does not grow with the corpus.
+``min_records`` records of a shard (plus at most one block of lines) are held in memory. Memory does not grow
+with the corpus.
 
 Bad lines. A line that is not UTF-8 JSON, not an object, lacks a non-empty text field, carries an unusable id
 or is longer than ``max_record_bytes`` (before or after the prompt is applied) becomes a `Rejected` with its
 1-based line number; it never fails the shard. Blank lines are skipped and counted.
+
+Blocks. Lines are handled in blocks of up to `BLOCK_LINES`: a block is parsed line by line inside one C-level
+``map``, checked with whole-block passes (types, lengths, whitespace) and written as one joined byte string, one
+write per shard it touches. A line that is not JSON (or is blank) goes straight to the per-line rules
+(`_LineRules`, which decide every rejection); a run of JSON lines that holds any line the passes do not accept
+is halved until the halves pass, and the few lines left around each unusual one go through the per-line rules.
+The block path accepts exactly the lines the per-line rules accept, with the same bytes (``per_line=True`` runs
+the per-line rules alone, as the reference the tests compare with).
 
 >>> sink = MemorySink()
 >>> limits = ShardLimits(min_records=2, max_records=4, max_bytes=10_000, max_record_bytes=1_000)
@@ -26,15 +35,22 @@ or is longer than ``max_record_bytes`` (before or after the prompt is applied) b
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from itertools import accumulate, chain, islice, repeat
+from typing import Any, Protocol, cast
 
 import orjson
 
 from batch_inference.records import MAX_RECORD_ID_CHARS, InputFrame, record_id_of
 
 REJECT_REASONS = ("too_large", "not_json", "not_an_object", "missing_text", "invalid_id", "invalid_text")
+# Lines per block: large enough that the per-block passes cost little per line, small enough that a block's
+# lines, parsed objects and shard lines stay in the CPU cache.
+BLOCK_LINES = 1024
+# A failing block is halved down to this many lines; below it the per-line rules take the lines one by one.
+_SMALLEST_HALF = 8
 
 
 @dataclass(frozen=True)
@@ -104,8 +120,215 @@ class ShardingResult:
     lines: int = 0
 
 
+def shard_corpus(lines: Iterable[bytes], frame: InputFrame, limits: ShardLimits, sink: ShardSink, *,
+                 text_field: str, id_field: str, max_text_chars: int | None = None,
+                 on_reject: Callable[[Rejected], None] | None = None, per_line: bool = False) -> ShardingResult:
+    """Shard `lines` (raw lines of the corpus, with or without their newline) into `sink`.
+
+    A text longer than `max_text_chars` characters is rejected as too large (never truncated). `per_line` sends
+    every line through the per-line rules alone: the same result, slower; the reference for the block path.
+    """
+    remaining = iter(lines)
+    blocks = iter(lambda: list(islice(remaining, BLOCK_LINES)), [])
+    return shard_blocks(blocks, frame, limits, sink, text_field=text_field, id_field=id_field,
+                        max_text_chars=max_text_chars, on_reject=on_reject, per_line=per_line)
+
+
+def shard_blocks(blocks: Iterable[list[bytes]], frame: InputFrame, limits: ShardLimits, sink: ShardSink, *,
+                 text_field: str, id_field: str, max_text_chars: int | None = None,
+                 on_reject: Callable[[Rejected], None] | None = None, per_line: bool = False) -> ShardingResult:
+    """`shard_corpus` for lines given in lists of any length (`iter_line_blocks` of a byte stream)."""
+    rules = _LineRules(frame, text_field, id_field, limits.max_record_bytes,
+                       max_text_chars if max_text_chars is not None else limits.max_record_bytes)
+    shards = _Shards(limits, sink)
+    result = shards.result
+    report = on_reject if on_reject is not None else result.rejected.append
+    first = 1  # line number of the block's first line
+    for block in blocks:
+        for start in range(0, len(block), BLOCK_LINES):
+            lines = block[start:start + BLOCK_LINES]
+            records = _Records.of(lines, first, rules, per_line=per_line)
+            shards.add(b"".join(records.parts), records.sizes, records.numbers)
+            result.blank += records.blank
+            for rejected in records.rejected:
+                report(rejected)
+            first += len(lines)
+    result.lines = first - 1
+    return shards.finish()
+
+
+@dataclass(frozen=True)
+class _LineRules:
+    """What makes a line a record, and the shard line it becomes: the authority on every rejection."""
+
+    frame: InputFrame
+    text_field: str
+    id_field: str
+    max_record_bytes: int
+    max_chars: int
+
+    def shard_line(self, raw: bytes) -> tuple[bytes | None, tuple[str, str] | None]:
+        """(shard line, None) for a valid line, (None, (reason, detail)) for a bad one, (None, None) for a blank."""
+        if len(raw) > self.max_record_bytes + 2:
+            return None, ("too_large", f"{len(raw)} bytes, limit {self.max_record_bytes}")
+        line = raw.rstrip(b"\r\n")
+        if len(line) > self.max_record_bytes:
+            return None, ("too_large", f"{len(line)} bytes, limit {self.max_record_bytes}")
+        if not line.strip():
+            return None, None
+        try:
+            obj = orjson.loads(line)
+        except ValueError as error:  # orjson's JSONDecodeError (also for invalid UTF-8 and lone surrogates)
+            return None, ("not_json", str(error)[:200])
+        return self.shard_object(line, obj)
+
+    def shard_object(self, line: bytes, obj: object) -> tuple[bytes | None, tuple[str, str] | None]:
+        """`shard_line` from the point where `line` (no newline, within the size limit) parsed as `obj`."""
+        if not isinstance(obj, dict):
+            return None, ("not_an_object", f"a JSON {type(obj).__name__}")
+        text = obj.get(self.text_field)
+        if not isinstance(text, str) or not text.strip():
+            return None, ("missing_text", f"field {self.text_field!r} is {_kind(text)}")
+        if len(text) > self.max_chars:
+            return None, ("too_large", f"the text has {len(text)} characters, limit {self.max_chars}")
+        record_id = record_id_of(obj.get(self.id_field), line)
+        if record_id is None:
+            return None, ("invalid_id", f"field {self.id_field!r} is {_kind(obj.get(self.id_field))}")
+        try:
+            data = self.frame.line(record_id, text)
+        except (UnicodeEncodeError, TypeError):  # orjson's JSONEncodeError is a TypeError
+            return None, ("invalid_text", "the text is not valid UTF-8")
+        if len(data) > self.max_record_bytes:
+            return None, ("too_large", f"{len(data)} bytes with the prompt applied, limit {self.max_record_bytes}")
+        return data, None
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return "empty" if not value.strip() else "too long"
+    return f"a {type(value).__name__}"
+
+
+_field_of = cast(Callable[[object, str], Any], dict.get)  # unbound: a TypeError for anything but a dict
+
+
+def _parse_each(lines: list[bytes]) -> tuple[list[object], list[int]]:
+    """(Each line parsed on its own, the indexes of the lines that are not JSON (blank ones included), parsed as
+    None), in one C-level ``map`` while the lines parse."""
+    parsed: list[object] = []
+    not_json: list[int] = []
+    remaining = iter(lines)
+    while True:
+        try:
+            # `extend` appends as the map yields, so on an error `parsed` holds the lines before the bad one, and
+            # the map has already taken the bad one from `remaining`
+            parsed.extend(map(orjson.loads, remaining))
+        except ValueError:
+            not_json.append(len(parsed))
+            parsed.append(None)
+        else:
+            return parsed, not_json
+
+
+class _Records:
+    """The outcome of a block: the shard lines of its valid records (their bytes, in parts, the size and line
+    number of each) and its rejections."""
+
+    __slots__ = ("blank", "numbers", "parts", "rejected", "sizes")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.sizes: list[int] = []
+        self.numbers: list[int] = []
+        self.rejected: list[Rejected] = []
+        self.blank = 0
+
+    @classmethod
+    def of(cls, lines: list[bytes], first: int, rules: _LineRules, *, per_line: bool) -> _Records:
+        """The records of `lines`, numbered from `first`: as a block, or through the per-line rules alone."""
+        records = cls()
+        if per_line:
+            records.add_each_line(lines, first, rules)
+            return records
+        parsed, not_json = _parse_each(lines)
+        start = 0
+        for end in [*not_json, len(lines)]:  # the runs of lines that are JSON, and each line that is not
+            if start < end:
+                records.add_block(lines[start:end], parsed[start:end], first + start, rules)
+            if end < len(lines):
+                records.add_line(first + end, *rules.shard_line(lines[end]))
+            start = end + 1
+        return records
+
+    def add_block(self, lines: list[bytes], parsed: list[object], first: int, rules: _LineRules) -> None:
+        """`lines` (JSON, numbered from `first`), parsed as `parsed`: whole if every line passes, else in halves."""
+        plain = _plain_block(lines, parsed, rules)
+        if plain is not None:
+            self.parts.append(plain[0])
+            self.sizes += plain[1]
+            self.numbers += range(first, first + len(lines))
+        elif len(lines) <= _SMALLEST_HALF:
+            self.add_each_parsed(lines, parsed, first, rules)
+        else:
+            half = len(lines) // 2
+            self.add_block(lines[:half], parsed[:half], first, rules)
+            self.add_block(lines[half:], parsed[half:], first + half, rules)
+
+    def add_each_parsed(self, lines: list[bytes], parsed: list[object], first: int, rules: _LineRules) -> None:
+        """The per-line rules, line by line, for lines that are JSON, reusing their parse when within the limit."""
+        for number, raw, obj in zip(range(first, first + len(lines)), lines, parsed, strict=True):
+            if len(raw) > rules.max_record_bytes:
+                self.add_line(number, *rules.shard_line(raw))
+            else:  # what `shard_line` would do: the line is no blank and parses as `obj` without its newline
+                self.add_line(number, *rules.shard_object(raw.rstrip(b"\r\n"), obj))
+
+    def add_each_line(self, lines: list[bytes], first: int, rules: _LineRules) -> None:
+        for number, raw in enumerate(lines, start=first):
+            self.add_line(number, *rules.shard_line(raw))
+
+    def add_line(self, number: int, data: bytes | None, rejection: tuple[str, str] | None) -> None:
+        if data is not None:
+            self.parts.append(data)
+            self.sizes.append(len(data))
+            self.numbers.append(number)
+        elif rejection is not None:
+            self.rejected.append(Rejected(number, *rejection))
+        else:
+            self.blank += 1
+
+
+def _plain_block(lines: list[bytes], parsed: list[object], rules: _LineRules) -> tuple[bytes, list[int]] | None:
+    """The shard lines of `lines` (joined, and the size of each) if every one is a plain record, else None (the
+    caller looks closer).
+
+    Plain: within the size limit, an object whose text is a non-blank string within the character limit, and
+    whose id is a string the per-line rules keep as it is (1 to MAX_RECORD_ID_CHARS characters, no surrounding
+    whitespace), or is absent or a number (then `record_id_of`, as the per-line rules, derives it). Everything
+    else is left to the per-line rules. Each check is one pass over the block in C.
+    """
+    if not lines or max(map(len, lines)) > rules.max_record_bytes:
+        return None
+    try:
+        # `dict.get` refuses anything but a dict (a line that is not an object), `str.isspace` and `str.strip`
+        # anything but a str: all with a TypeError
+        texts = list(map(_field_of, parsed, repeat(rules.text_field)))
+        ids = list(map(_field_of, parsed, repeat(rules.id_field)))
+        if any(map(str.isspace, texts)) or "" in texts or max(map(len, texts)) > rules.max_chars:
+            return None
+        if set(map(type, ids)) != {str}:  # some ids absent, numbers or worse (None: rejected below)
+            ids = list(map(record_id_of, ids, [raw.rstrip(b"\r\n") for raw in lines]))
+        if list(map(str.strip, ids)) != ids or "" in ids or max(map(len, ids)) > MAX_RECORD_ID_CHARS:
+            return None
+        data, sizes = rules.frame.block(ids, texts)
+    except TypeError:  # also a text orjson cannot write (never one it has read): the per-line rules explain
+        return None
+    return (data, sizes) if max(sizes) <= rules.max_record_bytes else None
+
+
 class _Open:
-    """A shard being filled: its first `min_records` lines in memory, the rest streamed to its writer."""
+    """A shard being filled: its first `min_records` records in memory, the rest streamed to its writer."""
 
     __slots__ = ("buffer", "bytes", "first_line", "index", "last_line", "records", "writer")
 
@@ -118,12 +341,13 @@ class _Open:
         self.buffer: list[bytes] | None = []
         self.writer: ShardWriter | None = None
 
-    def add(self, data: bytes, line_number: int) -> None:
+    def add(self, data: bytes, records: int, first_line: int, last_line: int) -> None:
+        """Append `records` records, the shard lines `data` of lines `first_line` to `last_line`."""
         if not self.records:
-            self.first_line = line_number
-        self.records += 1
+            self.first_line = first_line
+        self.records += records
         self.bytes += len(data)
-        self.last_line = line_number
+        self.last_line = last_line
         if self.writer is not None:
             self.writer.write(data)
         else:
@@ -153,130 +377,67 @@ class _Open:
         return Shard(self.index, self.records, self.bytes, self.first_line, self.last_line, location)
 
 
-def shard_corpus(lines: Iterable[bytes], frame: InputFrame, limits: ShardLimits, sink: ShardSink, *,
-                 text_field: str, id_field: str, max_text_chars: int | None = None,
-                 on_reject: Callable[[Rejected], None] | None = None) -> ShardingResult:
-    """Shard `lines` (raw lines of the corpus, with or without their newline) into `sink`.
+class _Shards:
+    """Records in, shards out: cuts at the limits, keeps the last full shard open until the tail is known."""
 
-    A text longer than `max_text_chars` characters is rejected as too large (never truncated).
-    """
-    result = ShardingResult()
-    keep_rejected = on_reject is None
-    max_record_bytes = limits.max_record_bytes
-    cut_records, cut_bytes, min_records = limits.cut_records, limits.cut_bytes, limits.min_records
-    previous: _Open | None = None  # full, kept open until `current` reaches the minimum
-    current = _Open(0)
-    loads, dumps = orjson.loads, orjson.dumps
-    head, tail, end = b'{"recordId":', frame.head, frame.tail  # what `InputFrame.line` joins
-    max_chars = max_text_chars if max_text_chars is not None else max_record_bytes
-    line_number = 0
-    for raw in lines:
-        line_number += 1
-        # The common line (a JSON object with a string id and text, no surrounding whitespace) inline; anything
-        # else, and every check that fails, through `_shard_line`, which decides and explains.
-        data = rejection = None
-        if len(raw) <= max_record_bytes:
-            try:
-                obj = loads(raw)
-            except ValueError:
-                obj = None
-            if type(obj) is dict:
-                text, record_id = obj.get(text_field), obj.get(id_field)
-                if (type(text) is str and text and len(text) <= max_chars and not text.isspace()
-                        and type(record_id) is str
-                        and 0 < len(record_id) <= MAX_RECORD_ID_CHARS and not record_id[0].isspace()
-                        and not record_id[-1].isspace()):
-                    try:
-                        data = head + dumps(record_id) + tail + dumps(text)[1:-1] + end
-                    except TypeError:  # not UTF-8: `_shard_line` rejects it
-                        data = None
-                    if data is not None and len(data) > max_record_bytes:
-                        data = None
-        if data is None:
-            data, rejection = _shard_line(raw, frame, loads, text_field, id_field, max_record_bytes, max_chars)
-        if data is None:
-            if rejection is None:
-                result.blank += 1
+    def __init__(self, limits: ShardLimits, sink: ShardSink) -> None:
+        self.limits, self.sink = limits, sink
+        self.result = ShardingResult()
+        self.previous: _Open | None = None  # full, kept open until `current` reaches the minimum
+        self.current = _Open(0)
+
+    def add(self, data: bytes, sizes: list[int], numbers: list[int]) -> None:
+        """Append records (their shard lines `data`, the size and line number of each), cutting shards where the
+        limits say."""
+        start = offset = 0
+        while start < len(sizes):
+            count, size = self._room(sizes, start)
+            if not count:
+                self._cut()
                 continue
-            rejected = Rejected(line_number, *rejection)
-            if keep_rejected:
-                result.rejected.append(rejected)
+            end = start + count
+            # a slice of all of `data` is `data` itself, not a copy: the common case, a block within one shard
+            self.current.add(data[offset:offset + size], count, numbers[start], numbers[end - 1])
+            if self.current.writer is None and self.current.records >= self.limits.min_records:
+                self.current.spill(self.sink)
+                self._close_previous()
+            start, offset = end, offset + size
+        self.result.valid += len(sizes)
+
+    def _room(self, sizes: list[int], start: int) -> tuple[int, int]:
+        """(How many records from `start` the current shard takes before it must be cut, their bytes).
+
+        A record fits while the shard stays within the cut's record count and bytes; a shard's first record
+        always fits (one record is never larger than the cut's bytes).
+        """
+        current, limits = self.current, self.limits
+        totals = list(accumulate(sizes[start:start + limits.cut_records - current.records], initial=current.bytes))
+        count = bisect_right(totals, limits.cut_bytes) - 1
+        if not count and not current.records:
+            count = 1
+        return count, totals[count] - current.bytes
+
+    def _cut(self) -> None:
+        self._close_previous()  # `current` holds at least the minimum, so `previous` is final
+        self.previous, self.current = self.current, _Open(self.current.index + 1)
+
+    def _close_previous(self) -> None:
+        if self.previous is not None:
+            self.result.shards.append(self.previous.close())
+            self.previous = None
+
+    def finish(self) -> ShardingResult:
+        current = self.current
+        if current.records:
+            if current.writer is None and self.previous is not None:
+                self.previous.absorb(current)  # the short tail joins the full shard before it
             else:
-                assert on_reject is not None
-                on_reject(rejected)
-            continue
-        if current.records >= cut_records or (current.records and current.bytes + len(data) > cut_bytes):
-            if previous is not None:  # `current` holds at least the minimum, so `previous` is final
-                result.shards.append(previous.close())
-            previous, current = current, _Open(current.index + 1)
-        if current.writer is not None:  # `_Open.add`, inline for the common case
-            current.records += 1
-            current.bytes += len(data)
-            current.last_line = line_number
-            current.writer.write(data)
-        else:
-            current.add(data, line_number)
-        result.valid += 1
-        if current.records == min_records:
-            current.spill(sink)
-            if previous is not None:
-                result.shards.append(previous.close())
-                previous = None
-    result.lines = line_number
-    if current.records:
-        if current.writer is None and previous is not None:
-            previous.absorb(current)  # the short tail joins the full shard before it
-        else:
-            if current.writer is None:
-                current.spill(sink)  # the whole corpus is below the minimum: one short shard
-            if previous is not None:
-                result.shards.append(previous.close())
-                previous = None
-            result.shards.append(current.close())
-    if previous is not None:
-        result.shards.append(previous.close())
-    return result
-
-
-def _shard_line(raw: bytes, frame: InputFrame, loads: Callable[..., object], text_field: str, id_field: str,
-                max_record_bytes: int, max_chars: int) -> tuple[bytes | None, tuple[str, str] | None]:
-    """(shard line, None) for a valid line, (None, (reason, detail)) for a bad one, (None, None) for a blank."""
-    if len(raw) > max_record_bytes + 2:
-        return None, ("too_large", f"{len(raw)} bytes, limit {max_record_bytes}")
-    line = raw.rstrip(b"\r\n")
-    if len(line) > max_record_bytes:
-        return None, ("too_large", f"{len(line)} bytes, limit {max_record_bytes}")
-    if not line.strip():
-        return None, None
-    try:
-        obj = loads(line)
-    except ValueError as error:  # orjson's JSONDecodeError (also for invalid UTF-8 and lone surrogates)
-        return None, ("not_json", str(error)[:200])
-    if not isinstance(obj, dict):
-        return None, ("not_an_object", f"a JSON {type(obj).__name__}")
-    text = obj.get(text_field)
-    if not isinstance(text, str) or not text.strip():
-        return None, ("missing_text", f"field {text_field!r} is {_kind(text)}")
-    if len(text) > max_chars:
-        return None, ("too_large", f"the text has {len(text)} characters, limit {max_chars}")
-    record_id = record_id_of(obj.get(id_field), line)
-    if record_id is None:
-        return None, ("invalid_id", f"field {id_field!r} is {_kind(obj.get(id_field))}")
-    try:
-        data = frame.line(record_id, text)
-    except (UnicodeEncodeError, TypeError):  # orjson's JSONEncodeError is a TypeError
-        return None, ("invalid_text", "the text is not valid UTF-8")
-    if len(data) > max_record_bytes:
-        return None, ("too_large", f"{len(data)} bytes with the prompt applied, limit {max_record_bytes}")
-    return data, None
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "missing"
-    if isinstance(value, str):
-        return "empty" if not value.strip() else "too long"
-    return f"a {type(value).__name__}"
+                if current.writer is None:
+                    current.spill(self.sink)  # the whole corpus is below the minimum: one short shard
+                self._close_previous()
+                self.result.shards.append(current.close())
+        self._close_previous()
+        return self.result
 
 
 class MemorySink:
@@ -301,27 +462,32 @@ class _MemoryWriter:
         return f"memory:{self.index}"
 
 
-def iter_lines(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[bytes]:
-    """Lines of a byte stream given in arbitrary chunks (an S3 body), each without its newline.
+def iter_line_blocks(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[list[bytes]]:
+    """The lines of a byte stream given in arbitrary chunks (an S3 body), a list per chunk, without newlines.
 
-    A line longer than `max_line_bytes` is not accumulated: it is yielded cut to `max_line_bytes + 3` bytes (so the
+    A line longer than `max_line_bytes` is not accumulated: it is given cut to `max_line_bytes + 3` bytes (so the
     sharder rejects it as too large) and the rest of it is skipped, so one huge line cannot exhaust memory.
     """
     rest = b""
-    skipping = False
+    skipping = False  # inside a huge line already given
     for chunk in chunks:
         if not chunk:
             continue
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        for part in parts:
-            if skipping:
-                skipping = False
-                continue
-            yield part
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        if skipping and lines:
+            del lines[0]  # the end of the huge line
+            skipping = False
         if len(rest) > max_line_bytes + 2:
             if not skipping:
-                yield rest[: max_line_bytes + 3]
+                lines.append(rest[: max_line_bytes + 3])
             skipping, rest = True, b""
+        if lines:
+            yield lines
     if rest and not skipping:
-        yield rest
+        yield [rest]
+
+
+def iter_lines(chunks: Iterable[bytes], max_line_bytes: int) -> Iterator[bytes]:
+    """`iter_line_blocks`, line by line."""
+    return chain.from_iterable(iter_line_blocks(chunks, max_line_bytes))

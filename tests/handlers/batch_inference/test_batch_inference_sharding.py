@@ -169,3 +169,14 @@ def test_a_text_longer_than_the_model_accepts_is_rejected_not_truncated() -> Non
     assert [(r.line_number, r.reason, r.detail) for r in result.rejected] == [
         (2, "too_large", "the text has 50 characters, limit 20")]
     assert result.valid == 2
+
+
+@pytest.mark.parametrize(("room", "per_shard"), [(0, 3), (-1, 2)])
+def test_a_shard_is_cut_at_the_record_that_would_pass_the_byte_limit(room: int, per_shard: int) -> None:
+    lines = [_valid(i, "same size", True) for i in range(10, 22)]  # 12 shard lines of one size
+    size = len(FRAME.line("doc-10", "same size"))
+    limits = ShardLimits(1, 100, 3 * size + room, size)  # room for exactly 3 lines, or one byte less
+    sink = MemorySink()
+    result = shard_corpus(lines, FRAME, limits, sink, text_field="text", id_field="id")
+    assert [s.records for s in result.shards] == [per_shard] * (12 // per_shard)
+    assert [s.bytes for s in result.shards] == [per_shard * size] * (12 // per_shard)
