@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
-from common.message_body import BodyRejected, describe_validation_error, read_body
+from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
 from common.s3_keys import decode_event_key
 
 # An S3 notification with a few records of the longest keys stays far below this; SQS allows 256 KiB.
@@ -91,16 +91,12 @@ class SkipReason(StrEnum):
     OUTSIDE_RULES = "outside-input-rules"
 
 
-class RejectReason(StrEnum):
-    NOT_TEXT = "body-not-text"
-    EMPTY_BODY = "empty-body"
-    INVALID_UTF8 = "invalid-utf-8"
-    OVERSIZED = "oversized"
-    MALFORMED_JSON = "malformed-json"
-    UNRECOGNISED = "unrecognised-message"
-    INVALID_FIELDS = "invalid-fields"
+class KeyProblem(StrEnum):
     UNDECODABLE_KEY = "undecodable-key"
     FOREIGN_BUCKET = "foreign-bucket"
+
+
+RejectReason = BodyProblem | KeyProblem
 
 
 @dataclass(frozen=True)
@@ -168,12 +164,12 @@ def classify(body: object, rules: InputRules, bucket: str) -> Verdict:
     """Classify one SQS message body against the pipeline's bucket and its input rules."""
     text = read_body(body, max_bytes=MAX_BODY_BYTES)
     if isinstance(text, BodyRejected):
-        return Rejected(RejectReason(text.problem), text.detail)
+        return Rejected(text.problem, text.detail)
     try:
         message = _MESSAGE.validate_json(text)
     except ValidationError as error:
         rejected = describe_validation_error(error)
-        return Rejected(RejectReason(rejected.problem), rejected.detail)
+        return Rejected(rejected.problem, rejected.detail)
     if isinstance(message, _TestEvent):
         return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {message.Bucket}")
     return _objects(message, rules, bucket)
@@ -184,12 +180,12 @@ def _objects(notification: _Notification, rules: InputRules, bucket: str) -> Ver
     ignored: list[Ignored] = []
     for record in notification.Records:
         if record.s3.bucket.name != bucket:
-            return Rejected(RejectReason.FOREIGN_BUCKET,
+            return Rejected(KeyProblem.FOREIGN_BUCKET,
                             f"record of bucket {record.s3.bucket.name}; this pipeline loads only {bucket}")
         try:
             key = decode_event_key(record.s3.object.key)
         except UnicodeDecodeError:
-            return Rejected(RejectReason.UNDECODABLE_KEY,
+            return Rejected(KeyProblem.UNDECODABLE_KEY,
                             f"key {record.s3.object.key!r} has %-escapes that are not UTF-8; S3 never sends one")
         if not record.eventName.startswith("ObjectCreated:"):
             ignored.append(Ignored(key, SkipReason.NOT_A_CREATION, f"event {record.eventName} loads nothing"))

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter, ValidationError
 
-from common.message_body import BodyRejected, describe_validation_error, read_body
+from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
 from common.s3_keys import decode_event_key
 from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
 
@@ -55,14 +55,7 @@ class SkipReason(StrEnum):
     NOT_A_CHANGE = "not-a-content-change"
 
 
-class RejectReason(StrEnum):
-    NOT_TEXT = "body-not-text"
-    EMPTY_BODY = "empty-body"
-    INVALID_UTF8 = "invalid-utf-8"
-    OVERSIZED = "oversized"
-    MALFORMED_JSON = "malformed-json"
-    UNRECOGNISED = "unrecognised-message"
-    INVALID_FIELDS = "invalid-fields"
+RejectReason = BodyProblem  # every reason a kb-sync message is rejected for is a problem of its body
 
 
 @dataclass(frozen=True)
@@ -105,12 +98,12 @@ def classify(body: object) -> Verdict:
     """Classify one message body (the ``body`` string of an SQS record)."""
     text = read_body(body, max_bytes=MAX_BODY_BYTES)
     if isinstance(text, BodyRejected):
-        return Rejected(RejectReason(text.problem), text.detail)
+        return Rejected(text.problem, text.detail)
     try:
         message = _QUEUE_MESSAGE.validate_json(text)
     except ValidationError as error:
         rejected = describe_validation_error(error)
-        return Rejected(RejectReason(rejected.problem), rejected.detail)
+        return Rejected(rejected.problem, rejected.detail)
     return _verdict(message)
 
 
