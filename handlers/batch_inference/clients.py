@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from common.bedrock import runtime_client as bedrock_runtime
+
 _CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3},
                  max_pool_connections=32)
 
@@ -46,14 +48,6 @@ def stepfunctions() -> Any:
 @functools.cache
 def events() -> Any:
     return boto3.client("events", config=_CONFIG)
-
-
-@functools.cache
-def bedrock_runtime(read_timeout_seconds: int, connections: int) -> Any:
-    config = Config(connect_timeout=5, read_timeout=read_timeout_seconds, retries={"mode": "standard",
-                                                                                   "max_attempts": 1},
-                    max_pool_connections=max(10, connections))
-    return boto3.client("bedrock-runtime", config=config)
 
 
 def reset() -> None:

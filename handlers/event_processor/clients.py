@@ -14,18 +14,11 @@ import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
+from common.bedrock import runtime_client as bedrock_runtime
 from event_processor.config import Settings
 
 _AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3},
                      max_pool_connections=20)
-
-
-@functools.cache
-def bedrock_runtime(read_timeout_seconds: int, connections: int) -> Any:
-    config = Config(connect_timeout=5, read_timeout=read_timeout_seconds, retries={"mode": "standard",
-                                                                                   "max_attempts": 1},
-                    max_pool_connections=max(10, connections))
-    return boto3.client("bedrock-runtime", config=config)
 
 
 @functools.cache

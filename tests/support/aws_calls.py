@@ -256,6 +256,20 @@ def _bedrock_agent(params: Mapping[str, Any], partition: str, region: str, accou
     return []
 
 
+# The geography prefixes of cross-region inference profile ids (``eu.anthropic...``), as Bedrock lists them.
+INFERENCE_PROFILE_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
+
+
+def _bedrock_runtime(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
+    """The ARN a Converse/InvokeModel request names: its model, its inference profile, or the ARN given."""
+    model = str(params.get("modelId", ""))
+    if model.startswith("arn:"):
+        return [model]
+    if model.split(".", 1)[0] in INFERENCE_PROFILE_GEOGRAPHIES:
+        return [f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}"]
+    return [f"arn:{partition}:bedrock:{region}::foundation-model/{model}"]
+
+
 def _s3(params: Mapping[str, Any], partition: str, region: str, account: str) -> list[str]:
     if "Bucket" not in params:
         return []
@@ -281,6 +295,7 @@ def _events(params: Mapping[str, Any], partition: str, region: str, account: str
 RESOLVERS: dict[str, Resolver] = {
     "sqs": _sqs,
     "bedrock-agent": _bedrock_agent,
+    "bedrock-runtime": _bedrock_runtime,
     "s3": _s3,
     "dynamodb": _dynamodb,
     "events": _events,

@@ -24,7 +24,6 @@ PACKAGE = "batch_inference"
 MODULES = ("sharder", "submitter", "completion", "sync_worker", "reconciler", "finalizer")
 ENV = {module: function_environment(f"{PACKAGE}.{module}") for module in MODULES}
 _STACK = shipped_stack("dev")
-_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
 
 INPUT_BUCKET = ENV["sharder"]["INPUT_BUCKET"]
 OUTPUT_BUCKET = ENV["sharder"]["OUTPUT_BUCKET"]
@@ -47,20 +46,12 @@ def _bedrock(params: Any, partition: str, region: str, account: str) -> list[str
         return [str(params["jobIdentifier"])]
     if "modelId" in params:
         model = str(params["modelId"])
-        base = model.split(".", 1)[1] if model.split(".", 1)[0] in _GEOGRAPHIES else model
+        base = model.split(".", 1)[1] if model.split(".", 1)[0] in aws_calls.INFERENCE_PROFILE_GEOGRAPHIES else model
         return [f"arn:{partition}:bedrock:{region}::foundation-model/{base}"]
     return []
 
 
-def _bedrock_runtime(params: Any, partition: str, region: str, account: str) -> list[str]:
-    model = str(params.get("modelId", ""))
-    if model.split(".", 1)[0] in _GEOGRAPHIES:
-        return [f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}"]
-    return [f"arn:{partition}:bedrock:{region}::foundation-model/{model}"]
-
-
 aws_calls.register_resolver("bedrock", _bedrock)
-aws_calls.register_resolver("bedrock-runtime", _bedrock_runtime)
 aws_calls.register_resolver("stepfunctions", lambda params, partition, region, account: [])
 
 # Each module validates its configuration at import, as at a cold start: the stack's variables first (one value per

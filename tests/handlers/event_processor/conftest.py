@@ -48,20 +48,7 @@ MAX_RECEIVE_COUNT = int(json.loads(WORK_QUEUE["redrivePolicy"])["maxReceiveCount
 FUNCTION_TIMEOUT = int(FUNCTION["timeout"])
 SOURCE = json.loads(INTAKE_RULE["eventPattern"])["source"][0]
 DETAIL_TYPE = json.loads(INTAKE_RULE["eventPattern"])["detail-type"][0]
-INFERENCE_PROFILE_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
 
-
-def _bedrock_runtime(params: Any, partition: str, region: str, account: str) -> list[str]:
-    """The ARN a Converse/InvokeModel request names: its model, inference profile or the ARN given."""
-    model = str(params.get("modelId", ""))
-    if model.startswith("arn:"):
-        return [model]
-    if model.split(".", 1)[0] in INFERENCE_PROFILE_GEOGRAPHIES:
-        return [f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}"]
-    return [f"arn:{partition}:bedrock:{region}::foundation-model/{model}"]
-
-
-aws_calls.register_resolver("bedrock-runtime", _bedrock_runtime)
 
 # event_processor.app validates its configuration at import, as at a cold start, so the variables are set first.
 os.environ.update(ENVIRONMENT)
