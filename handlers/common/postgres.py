@@ -173,12 +173,18 @@ class ConnectionKeeper:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """The kept connection (a new one when there is none or it broke); dropped if it broke inside the block."""
+        """The kept connection, idle (a new one when there is none or it broke); dropped if it broke in the block."""
         if not self.healthy():
             self.close()
             self._connection = self._connect()
         connection = self._connection
         assert connection is not None
+        from psycopg.pq import TransactionStatus
+
+        if connection.info.transaction_status != TransactionStatus.IDLE:
+            # A transaction left open by an earlier failure: a new one would become a savepoint inside it, and its
+            # "commit" would commit nothing. Start clean.
+            connection.rollback()
         try:
             yield connection
         except BaseException:

@@ -15,10 +15,12 @@ Per message (Powertools ``AsyncBatchProcessor``, partial batch responses)
 
 Per batch
     Every valid file of the batch goes to PostgreSQL over one connection, kept across warm invocations and
-    replaced when broken, in one transaction (``writer``, ``load``): COPY into staging, then an insert idempotent
-    on the natural key (object key, version or ETag, record key). A message's files are written as soon as all of
-    them are valid, while the rest of the batch is still being read. A redelivered file adds no row. If the write
-    fails, the invocation raises, so every message of the batch is retried and nothing of it was written.
+    replaced when broken, in one transaction (``writer``, ``load``): a message's files are written as soon as all
+    of them are valid, while the rest of the batch is still being read. A file whose object key and version (or
+    ETag) already has rows is skipped; new files are COPYed into their table, falling back to an insert idempotent
+    on the natural key (object key, version or ETag, record key) when another environment races for the same file.
+    A redelivered file adds no row. If the write fails, the invocation raises, so every message of the batch is
+    retried and nothing of it was written.
 
 Outcomes per message: loaded, skipped by design, or a batch item failure (retried, then dead-lettered).
 """

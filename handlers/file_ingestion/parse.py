@@ -12,6 +12,7 @@ a reason without the offending values, which may be personal data:
 | a scalar at the top, or a record not an object | ``wrong-shape``  |
 | a record failing its model                   | ``invalid-record`` |
 | two records with the same key in one file    | ``duplicate-key``  |
+| a text holding a NUL character (``\\u0000``)  | ``invalid-record`` |
 
 >>> from file_ingestion.datasets import CATALOGUE
 >>> parse_file(b"[]", CATALOGUE["orders"])
@@ -32,6 +33,7 @@ from file_ingestion.records import Record
 
 _BOM = b"\xef\xbb\xbf"
 _DETAIL_ERRORS = 3  # validation problems named per rejection
+_NUL_ESCAPE = b"\\u0000"  # how JSON writes a NUL character; PostgreSQL text cannot hold one
 
 
 class InvalidReason(StrEnum):
@@ -79,6 +81,8 @@ def parse_file(data: bytes, dataset: Dataset) -> list[Record]:
         raise InvalidFileError(InvalidReason.WRONG_SHAPE if _is_json(stripped) else InvalidReason.MALFORMED_JSON,
                                "the top level is neither an object, an array of objects nor JSON Lines")
     _reject_duplicate_keys(records, dataset)
+    if _NUL_ESCAPE in data:  # rare: only then look at the values (a literal backslash-u0000 text also lands here)
+        _reject_nul_characters(records)
     return records
 
 
@@ -155,3 +159,12 @@ def _reject_duplicate_keys(records: list[Record], dataset: Dataset) -> None:
             raise InvalidFileError(InvalidReason.DUPLICATE_KEY,
                                    f"{', '.join(fields)} repeats a key of an earlier record of the file", index)
         seen.add(key)
+
+
+def _reject_nul_characters(records: list[Record]) -> None:
+    """A NUL in a text field would fail the whole batch's COPY; it fails only this file, naming the record."""
+    for index, record in enumerate(records):
+        for name, value in record:
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidFileError(InvalidReason.INVALID_RECORD,
+                                       f"{name}: holds a NUL character, which PostgreSQL text cannot store", index)

@@ -5,10 +5,11 @@ also names the field that identifies a record within its file (``key_fields``). 
 ambiguous (a number is not a string, a string is not a date unless ISO 8601) and forbid unknown fields, so a
 producer's schema drift fails its file loudly instead of loading half a record.
 
-Amounts are ``Money``: the decimal's text, exactly as the producer wrote it (a JSON string, or a JSON number's
-shortest text), checked against the column's ``numeric(12,2)`` (at most ten integer digits and two decimals, not
-negative, no exponent), and parsed by PostgreSQL. Not ``Decimal``: constructing and range-checking a ``Decimal``
-per record was a third of the cost of validating a file, and the column does the parsing anyway.
+Amounts are ``Money``: a JSON string holding the decimal's text, checked against the column's ``numeric(12,2)``
+(at most ten integer digits and two decimals, not negative, no exponent) and parsed by PostgreSQL; a JSON number
+is accepted too, through its float's shortest text (``1.50`` -> ``1.5``, ``1e2`` -> ``100``, as ``Decimal`` did),
+so producers who need the exact text send strings. Not ``Decimal``: constructing and range-checking one per
+record was a third of the cost of validating a file, and the column does the parsing anyway.
 
 Adding a dataset: a model here, a migration in ``file_ingestion_migrate/migrations`` and a config entry.
 """

@@ -50,11 +50,17 @@ class BatchWriter:
         self._running: Future[None] | None = None
         self._error: BaseException | None = None
         self._closed = False  # the writer thread has taken the finish or abort marker
+        self._stopped = False  # finish() or abort() was called: the batch's transaction is over
         self.result = load.LoadResult()
         self.files = 0
 
     def offer(self, files: Sequence[load.ParsedFile]) -> None:
-        """Queue one message's files for the batch's transaction (returns at once)."""
+        """Queue one message's files for the batch's transaction (returns at once).
+
+        Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
+        """
+        if self._stopped:
+            raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
         if not files:
             return
         if self._running is None:
@@ -74,6 +80,7 @@ class BatchWriter:
         self._stop(_Abort())
 
     def _stop(self, marker: _Finish | _Abort) -> None:
+        self._stopped = True
         if self._running is not None:
             self._offers.put(marker)
             self._running.result()

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from common.postgres import ConnectionKeeper, Credentials, DatabaseSettings
 from file_ingestion import load
 from file_ingestion.datasets import CATALOGUE
 from file_ingestion.parse import parse_file
@@ -137,3 +138,29 @@ def test_a_race_lost_to_another_environment_falls_back_to_the_idempotent_insert(
 
     assert database.count("orders") == 15
     assert result.offered == {"orders": 15} and result.inserted == {"orders": 5}
+
+
+def test_an_offer_after_finish_or_abort_is_refused(connections: Any, thread: ThreadPoolExecutor) -> None:
+    """A late offer would open a transaction nothing ever ends, and block the environment's next batch."""
+    for stop in (BatchWriter.finish, BatchWriter.abort):
+        writer = BatchWriter(connections, thread)
+        writer.offer([_orders("in/a", 2)])
+        stop(writer)
+        with pytest.raises(RuntimeError, match="finished"):
+            writer.offer([_orders("in/b", 2)])
+
+
+def test_a_kept_connection_left_inside_a_transaction_is_rolled_back_first(database: Database,
+                                                                          thread: ThreadPoolExecutor) -> None:
+    """Otherwise the batch's transaction would be a savepoint inside it, and its commit would commit nothing."""
+    info = database.server.conninfo(database.name)
+    keeper = ConnectionKeeper(lambda: Credentials(info["host"], info["port"], info["dbname"], info["user"],
+                                                  info["password"]), DatabaseSettings("unused", sslmode="prefer"))
+    with keeper.connection() as connection:
+        connection.execute("SELECT 1")  # a failure escaped here once: the connection is left in a transaction
+    writer = BatchWriter(keeper.connection, thread)
+    writer.offer([_orders("in/a", 5)])
+    assert writer.finish().inserted == {"orders": 5}
+    assert database.count("orders") == 5  # committed: another session sees the rows
+    keeper.close()
+
