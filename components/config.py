@@ -412,7 +412,8 @@ class PostgresSettings(_Settings):
     name: str | None = Field(None, pattern=_DB_IDENTIFIER_PATTERN,
                              description="Database name; omit when the secret has it (or with Aurora).")
     ssl_mode: Literal["require", "verify-ca", "verify-full"] = Field(
-        "require", description="libpq sslmode: connections are always encrypted.")
+        "require", description="libpq sslmode: connections are always encrypted. verify-ca and verify-full need the "
+                               "database's CA certificates packaged with the functions, which is not supported yet.")
     connect_timeout_seconds: int = Field(5, ge=1, le=30, description="Bound of one connection attempt.")
     statement_timeout_seconds: int = Field(30, ge=1, le=300, description="Bound of one statement (COPY, insert).")
     aurora: AuroraSettings = Field(default_factory=AuroraSettings, description="Optional Aurora cluster.")
@@ -424,6 +425,11 @@ class PostgresSettings(_Settings):
                              " / secret.existingName")
         if self.aurora.enabled and (self.host or self.name):
             raise ValueError("aurora.enabled: host and name come from the cluster; remove host and name")
+        if self.ssl_mode != "require":
+            # libpq would look for the CA in ~/.postgresql/root.crt, which no Lambda has: every connection would fail.
+            raise ValueError(f"sslMode {self.ssl_mode} needs the database's CA certificates (for RDS and Aurora, the "
+                             "RDS CA bundle) inside the functions, which this project does not package yet; use "
+                             "require (every connection is encrypted)")
         return self
 
 

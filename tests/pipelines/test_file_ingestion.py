@@ -166,6 +166,8 @@ def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() ->
                    "secret": {"existingName": "x"}}}, "aurora.enabled creates"),
     ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS},
                    "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
+    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "sslMode": "verify-full"}},
+     "sslMode verify-full needs the database's CA certificates"),
 ])
 def test_inconsistent_config_fails_naming_the_rule(change: dict[str, Any], message: str) -> None:
     section = {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}}, **change}
