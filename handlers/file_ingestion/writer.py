@@ -1,16 +1,18 @@
 """Load a batch's files while the rest of the batch is still being read: one writer thread, one transaction.
 
-Reading and validating a batch is CPU in this process; staging and inserting its rows is mostly the database's
-work. ``BatchWriter`` overlaps the two: every message whose files are all valid is offered as soon as it is ready,
-and a writer thread loads whatever has been offered since its last chunk (``load.load_chunk``) while the handler
-goes on with the other messages. psycopg releases the GIL while it waits for the server, so the database works on
-one chunk while the next is parsed.
+Reading and validating a batch is CPU in this process; writing its rows (COPY, index updates) is mostly the
+database's work. ``BatchWriter`` overlaps the two: every message whose files are all valid is offered as soon as it
+is ready, and a writer thread loads whatever has been offered since its last chunk (``load.load_chunk``) while the
+handler goes on with the other messages. psycopg releases the GIL while it waits for the server, so the database
+works on one chunk while the next is parsed.
 
 Every chunk of a batch runs in one transaction on the environment's kept connection, committed by ``finish`` after
 the last message was offered: the batch is in the tables whole, or not at all. A write failure is kept and raised
 by ``finish`` (the handler then fails every message of the batch); ``abort`` rolls back a batch the handler gives
-up on. Chunks of two concurrent batches may take row locks in different orders; if they deadlock on the same
-files, PostgreSQL aborts one transaction, that batch fails whole and SQS retries it, adding nothing twice.
+up on. The transaction stays open while the batch is read, so another environment writing one of its files waits
+for the commit (seconds, within the statement timeout). Chunks of two concurrent batches may take row locks in
+different orders; if they deadlock on the same files, PostgreSQL aborts one transaction, that batch fails whole
+and SQS retries it, adding nothing twice.
 """
 
 from __future__ import annotations
