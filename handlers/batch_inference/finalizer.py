@@ -21,18 +21,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
-from batch_inference.exceptions import InvalidTaskInputError, PublicationFailedError
+from batch_inference.exceptions import PublicationFailedError
 from batch_inference.joining import result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.settle import Counts, settle_unit
 from batch_inference.sync_worker import batch_key
-from batch_inference.tasks import FinalizeRequest
+from batch_inference.tasks import FinalizeRequest, task_input
 
 logger = Logger()
 metrics = Metrics()
@@ -45,11 +44,7 @@ _COUNTED = ("records", "succeeded", "failed", "duplicates")
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = parse(event=event, model=FinalizeRequest)
-    except ValidationError as error:
-        raise InvalidTaskInputError(f"finalizer input is not {{status, sharding, map}}: {error.errors()[:3]}") \
-            from None
+    request = task_input(event, FinalizeRequest, "finalizer input is not {status, sharding, map}")
     logger.append_keys(runId=request.runId, mode=request.sharding.mode if request.sharding else None)
     return finalize(request)
 

@@ -22,18 +22,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_inference import clients
 from batch_inference.config import SharderSettings
-from batch_inference.exceptions import CorpusBelowBatchMinimumError, InvalidTaskInputError
+from batch_inference.exceptions import CorpusBelowBatchMinimumError
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.records import InputFrame
 from batch_inference.settle import settle_unit
 from batch_inference.sharding import Rejected, Shard, ShardLimits, iter_line_blocks, shard_blocks
-from batch_inference.tasks import ShardRequest
+from batch_inference.tasks import ShardRequest, task_input
 
 logger = Logger()
 metrics = Metrics()
@@ -107,10 +106,7 @@ class _Rejections:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = parse(event=event, model=ShardRequest)
-    except ValidationError as error:
-        raise InvalidTaskInputError(f"sharder input is not {{runId, corpusKey}}: {error.errors()[:3]}") from None
+    request = task_input(event, ShardRequest, "sharder input is not {runId, corpusKey}")
     logger.append_keys(runId=request.runId, corpusKey=request.corpusKey)
     return shard(request.runId, request.corpusKey)
 

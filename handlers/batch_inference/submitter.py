@@ -17,15 +17,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from batch_inference import clients, jobs
 from batch_inference.config import SubmitterSettings
-from batch_inference.exceptions import InvalidTaskInputError, SubmissionRejectedError, ThrottlingException
+from batch_inference.exceptions import SubmissionRejectedError, ThrottlingException
 from batch_inference.resume import resume
-from batch_inference.tasks import SubmitRequest
+from batch_inference.tasks import SubmitRequest, task_input
 
 logger = Logger()
 metrics = Metrics()
@@ -38,11 +37,7 @@ _RETRYABLE = {"ThrottlingException", "ServiceUnavailableException", "InternalSer
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = parse(event=event, model=SubmitRequest)
-    except ValidationError as error:
-        raise InvalidTaskInputError(f"submitter input is not {{runId, shard, taskToken}}: {error.errors()[:3]}") \
-            from None
+    request = task_input(event, SubmitRequest, "submitter input is not {runId, shard, taskToken}")
     shard = request.shard
     name = jobs.job_name(settings.job_name_prefix, request.runId, shard.shardId)
     logger.append_keys(runId=request.runId, shardId=shard.shardId, jobName=name)

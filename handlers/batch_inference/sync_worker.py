@@ -29,19 +29,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from batch_inference import backoff, clients
 from batch_inference.config import SyncSettings
-from batch_inference.exceptions import InvalidTaskInputError, ModelAccessError, ThrottlingException
+from batch_inference.exceptions import ModelAccessError, ThrottlingException
 from batch_inference.joining import result_line
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Claim, Ledger
 from batch_inference.records import converse_request
 from batch_inference.settle import settle_unit
-from batch_inference.tasks import SyncBatch, SyncItem
+from batch_inference.tasks import SyncBatch, SyncItem, task_input
 from batch_inference.threads import map_in_context
 
 logger = Logger()
@@ -69,10 +68,7 @@ def batch_key(record_ids: list[str]) -> str:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        batch = parse(event=event, model=SyncBatch)
-    except ValidationError as error:
-        raise InvalidTaskInputError(f"sync worker input is not a Map batch: {error.errors()[:3]}") from None
+    batch = task_input(event, SyncBatch, "sync worker input is not a Map batch")
     run_id = batch.BatchInput.runId
     logger.append_keys(runId=run_id, records=len(batch.Items), retryCount=batch.retryCount)
     return process_batch(run_id, batch.Items, retry_count=batch.retryCount)

@@ -3,15 +3,29 @@ with Powertools' parser, so a malformed input fails with the field named instead
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from pydantic import BaseModel, ConfigDict, Field
+
+from batch_inference.exceptions import InvalidTaskInputError
 
 _ID = r"^[A-Za-z0-9_-]{1,80}$"
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+Task = TypeVar("Task", bound=BaseModel)
+
+
+def task_input(event: Any, model: type[Task], expected: str) -> Task:
+    """``event`` as ``model``; ``InvalidTaskInputError`` saying what was ``expected`` and the first problems."""
+    try:
+        return parse(event=event, model=model)
+    except ValidationError as error:
+        raise InvalidTaskInputError(f"{expected}: {error.errors()[:3]}") from None
 
 
 class ShardRequest(_Input):
