@@ -77,7 +77,7 @@ class Prompt:
         template = read_str(env, "PROMPT_TEMPLATE", meaning="a prompt template with {{content}}")
         if "{{content}}" not in template:
             raise ConfigurationError("environment variable PROMPT_TEMPLATE has no {{content}}")
-        return cls(model_id=read_str(env, "MODEL_ID", pattern=_MODEL, meaning="a Bedrock model or profile id"),
+        return cls(model_id=_model_id(env),
                    template=template, labels=_labels(env),
                    max_tokens=read_int(env, "MAX_OUTPUT_TOKENS", default=512, minimum=1, maximum=8192),
                    temperature=_float(env, "TEMPERATURE", 0.0, 0.0, 1.0))
@@ -120,6 +120,10 @@ def _jobs_table(env: Mapping[str, str]) -> str:
 
 def _job_prefix(env: Mapping[str, str]) -> str:
     return read_str(env, "JOB_NAME_PREFIX", pattern=_JOB_PREFIX, meaning="a job name prefix (<= 34 characters)")
+
+
+def _model_id(env: Mapping[str, str]) -> str:
+    return read_str(env, "MODEL_ID", pattern=_MODEL, meaning="a Bedrock model or profile id")
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ class SubmitterSettings:
         return cls(jobs_table=_jobs_table(env),
                    ttl_seconds=read_int(env, "LEDGER_TTL_SECONDS", default=90 * 86400, minimum=86400,
                                         maximum=3650 * 86400),
-                   model_id=read_str(env, "MODEL_ID", pattern=_MODEL, meaning="a Bedrock model or profile id"),
+                   model_id=_model_id(env),
                    batch_role_arn=read_str(env, "BATCH_ROLE_ARN", pattern=_ROLE_ARN, meaning="an IAM role ARN"),
                    job_name_prefix=_job_prefix(env),
                    job_timeout_hours=read_int(env, "JOB_TIMEOUT_HOURS", default=24, minimum=24, maximum=168),
@@ -207,7 +211,7 @@ class SyncSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> SyncSettings:
         env = _env(env)
         return cls(storage=Storage.from_env(env), records=Records.from_env(env),
-                   model_id=read_str(env, "MODEL_ID", pattern=_MODEL, meaning="a Bedrock model or profile id"),
+                   model_id=_model_id(env),
                    model_timeout_seconds=read_int(env, "MODEL_TIMEOUT_SECONDS", default=60, minimum=5, maximum=600),
                    record_concurrency=read_int(env, "RECORD_CONCURRENCY", default=8, minimum=1, maximum=64),
                    max_attempts=read_int(env, "MAX_ATTEMPTS", default=5, minimum=1, maximum=20),
