@@ -21,51 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
+from common.s3_events import S3EventNotification, S3TestEvent
 from common.s3_keys import decode_event_key
 
 # An S3 notification with a few records of the longest keys stays far below this; SQS allows 256 KiB.
 MAX_BODY_BYTES = 64 * 1024
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True)
-
-
-class _Bucket(_Strict):
-    name: str = Field(min_length=1)
-
-
-class _Object(_Strict):
-    key: str = Field(min_length=1)
-    size: int | None = Field(default=None, ge=0)
-    eTag: str | None = None
-    versionId: str | None = None
-
-
-class _Entity(_Strict):
-    bucket: _Bucket
-    object: _Object
-
-
-class _Record(_Strict):
-    eventSource: Literal["aws:s3"]
-    eventName: str = Field(min_length=1)
-    s3: _Entity
-
-
-class _Notification(_Strict):
-    Records: list[_Record] = Field(min_length=1)
-
-
-class _TestEvent(_Strict):
-    Service: Literal["Amazon S3"]
-    Event: Literal["s3:TestEvent"]
-    Bucket: str
 
 
 def _kind(value: Any) -> str | None:
@@ -79,7 +44,7 @@ def _kind(value: Any) -> str | None:
 
 
 _MESSAGE: TypeAdapter[Any] = TypeAdapter(Annotated[
-    Annotated[_Notification, Tag("notification")] | Annotated[_TestEvent, Tag("test-event")],
+    Annotated[S3EventNotification, Tag("notification")] | Annotated[S3TestEvent, Tag("test-event")],
     Discriminator(_kind, custom_error_type="unrecognised_message",
                   custom_error_message="not an S3 event notification or S3 test event"),
 ])
@@ -170,12 +135,12 @@ def classify(body: object, rules: InputRules, bucket: str) -> Verdict:
     except ValidationError as error:
         rejected = describe_validation_error(error)
         return Rejected(rejected.problem, rejected.detail)
-    if isinstance(message, _TestEvent):
+    if isinstance(message, S3TestEvent):
         return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {message.Bucket}")
     return _objects(message, rules, bucket)
 
 
-def _objects(notification: _Notification, rules: InputRules, bucket: str) -> Verdict:
+def _objects(notification: S3EventNotification, rules: InputRules, bucket: str) -> Verdict:
     objects: list[ObjectRef] = []
     ignored: list[Ignored] = []
     for record in notification.Records:

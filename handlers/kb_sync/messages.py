@@ -8,67 +8,31 @@ A message on the pipeline's queue is one of:
 * a scheduled sync request (``{"source": "schedule"}``), which the schedule normally sends by invoking the
   function directly but which is equally valid on the queue.
 
-The S3 models name only the fields this handler reads. Powertools' ``S3Model`` also requires the requester's
-IP, the response elements and (for creations) the eTag, and its pre-validator raises ``TypeError`` rather than
-a ``ValidationError`` when a field has the wrong type; either would turn a real change, or a malformed message,
-into an unhandled error instead of a defined outcome. The models are strict so a wrong field type is rejected
-rather than coerced.
+The S3 models are the handlers' shared ones (``common.s3_events``); like them, the models here are strict, so a
+wrong field type is rejected rather than coerced.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag
+
+from common.s3_events import S3EventNotification, S3TestEvent, Strict
 
 # The schedule's payload, for the infrastructure: EventBridge Scheduler substitutes the context attribute, so a
 # retried delivery of the same tick carries the same `scheduledTime` and cannot start a second job.
 SCHEDULE_PAYLOAD_TEMPLATE = '{"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}'
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True)
-
-
-class S3BucketRef(_Strict):
-    name: str = Field(min_length=1)
-
-
-class S3ObjectRef(_Strict):
-    key: str = Field(min_length=1)
-    size: int | None = Field(default=None, ge=0)
-    sequencer: str | None = None
-
-
-class S3Entity(_Strict):
-    bucket: S3BucketRef
-    object: S3ObjectRef
-
-
-class S3EventRecord(_Strict):
-    eventSource: Literal["aws:s3"]
-    eventName: str = Field(min_length=1)
-    s3: S3Entity
-
-
-class S3EventNotification(_Strict):
-    Records: list[S3EventRecord] = Field(min_length=1)
-
-
-class S3TestEvent(_Strict):
-    Service: Literal["Amazon S3"]
-    Event: Literal["s3:TestEvent"]
-    Bucket: str
-
-
-class ScheduledSync(_Strict):
+class ScheduledSync(Strict):
     """Sent by the schedule; ``scheduledTime`` makes retries of one tick share a client token."""
 
     source: Literal["schedule"]
     scheduledTime: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class FollowUp(_Strict):
+class FollowUp(Strict):
     """A delayed re-request this function sends itself when Bedrock answered ``ConflictException``.
 
     ``origin`` is the client token of the run that conflicted and ``generation`` counts the re-requests in a
