@@ -43,3 +43,13 @@ class DataBucket(pulumi.ComponentResource):
                             policy=PolicyDocument([deny_insecure_transport(["s3:*"], [self.arn, objects])]).to_json(),
                             opts=child)
         self.register_outputs({"name": self.bucket_name})
+
+
+def existing_or_new_bucket(naming: Naming, env: AwsEnv, purpose: str, *, existing_name: str | None, protect: bool,
+                           opts: pulumi.ResourceOptions | None = None) -> tuple[pulumi.Output[str], str]:
+    """(The bucket's name as an output, its physical name known at preview): the bucket ``existing_name`` when the
+    config names one, else a new ``DataBucket`` (the output then carries the dependency on it)."""
+    if existing_name:
+        return pulumi.Output.from_input(existing_name), existing_name
+    bucket = DataBucket(naming, env, purpose, protect=protect, opts=opts)
+    return bucket.bucket_name, bucket.name

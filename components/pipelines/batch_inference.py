@@ -33,7 +33,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.bucket import DataBucket
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
@@ -42,6 +41,7 @@ from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_tru
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.schedule import invoke_on_schedule
 from components.blocks.state_machine import StateMachine
 from components.blocks.table import DataTable
 from components.blocks.worker import QueueWorker
@@ -244,7 +244,11 @@ class BatchInference(pulumi.ComponentResource):
                                               "s3:PutObject"], [objects(output_name, MAP_RESULTS_PREFIX + "/")]),
             ],
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, opts=child)
-        self._reconcile_schedule(naming, env)
+        # A tick that fails inside the reconciler is retried by Lambda, then lands in the alarmed completion DLQ.
+        self.schedule = invoke_on_schedule(
+            self, naming, env, "reconcile", function=self.reconciler.function, function_arn=self.reconciler.arn,
+            invoked="Reconciler", expression=f"rate({self.settings.reconcile_interval_minutes} minutes)",
+            dead_letter_arn=self.completion_queue.dlq_arn, failed_run_max_age_seconds=3600)
         self.model_throttle_alarm = notifying_alarm(
             naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
             dimensions={"ModelId": model.invoked_id}, topic_arn=alarm_topic_arn,
@@ -300,38 +304,6 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
             ]).to_json(), opts=child)
         return role
-
-    def _reconcile_schedule(self, naming: Naming, env: AwsEnv) -> None:
-        """An EventBridge Scheduler schedule invoking the reconciler, with a role that may invoke only it."""
-        child = pulumi.ResourceOptions(parent=self)
-        schedule_name = naming.name("reconcile")
-        dlq_arn = self.completion_queue.dlq_arn
-        role = aws.iam.Role(
-            naming.logical("reconcile-role"), name=naming.name("reconcile", max_length=64),
-            assume_role_policy=service_trust_policy("scheduler.amazonaws.com", env,
-                                                    source_arn=env.schedule(schedule_name)),
-            tags=naming.tags, opts=child)
-        policy = aws.iam.RolePolicy(
-            naming.logical("reconcile-policy"), name="invoke-reconciler", role=role.name,
-            policy=PolicyDocument([
-                Statement("InvokeOnlyTheReconciler", ["lambda:InvokeFunction"], [self.reconciler.arn]),
-                Statement("DeadLetterUndelivered", ["sqs:SendMessage"], [dlq_arn]),
-            ]).to_json(), opts=child)
-        # A tick that fails inside the function is retried by Lambda, then lands in the alarmed completion DLQ.
-        aws.lambda_.FunctionEventInvokeConfig(
-            naming.logical("reconcile-failures"), function_name=self.reconciler.function.name,
-            maximum_retry_attempts=2, maximum_event_age_in_seconds=3600,
-            destination_config={"on_failure": {"destination": dlq_arn}}, opts=child)
-        self.schedule = aws.scheduler.Schedule(
-            naming.logical("reconcile"), name=schedule_name,
-            schedule_expression=f"rate({self.settings.reconcile_interval_minutes} minutes)",
-            flexible_time_window={"mode": "OFF"},
-            target={"arn": self.reconciler.arn, "role_arn": env.iam_role(role.name),
-                    "input": json.dumps({"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}),
-                    "retry_policy": {"maximum_retry_attempts": defaults.TARGET_MAX_RETRY_ATTEMPTS,
-                                     "maximum_event_age_in_seconds": defaults.TARGET_MAX_EVENT_AGE_SECONDS},
-                    "dead_letter_config": {"arn": dlq_arn}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
 
 
 def handler_code(architecture: str, python_version: str) -> Any:

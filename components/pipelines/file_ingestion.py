@@ -23,7 +23,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.bucket import DataBucket
+from components.blocks.bucket import existing_or_new_bucket
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.migrations import SchemaMigrations
 from components.blocks.naming import Naming
@@ -68,12 +68,8 @@ class FileIngestion(pulumi.ComponentResource):
         database = settings.database
         self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
 
-        if settings.bucket.existing_name:
-            self.bucket_name: pulumi.Output[str] = pulumi.Output.from_input(settings.bucket.existing_name)
-            bucket_physical = settings.bucket.existing_name
-        else:
-            bucket = DataBucket(naming, env, "files", protect=protect_data, opts=child)
-            self.bucket_name, bucket_physical = bucket.bucket_name, bucket.name
+        self.bucket_name, bucket_physical = existing_or_new_bucket(
+            naming, env, "files", existing_name=settings.bucket.existing_name, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
 
         self.queue = QueueWithDlq(

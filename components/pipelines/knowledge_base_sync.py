@@ -9,24 +9,21 @@ same function directly.
 
 from __future__ import annotations
 
-import json
-
 import pulumi
-import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.bucket import DataBucket
-from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.iam import AwsEnv, Statement
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.schedule import invoke_on_schedule
 from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
 
 HANDLER_PACKAGE = "kb_sync"
 # Scheduler fills in the tick's time, so every retry of one tick carries the same identity (one ingestion job).
-SCHEDULED_EVENT = {"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}
 
 
 class KnowledgeBaseSync(pulumi.ComponentResource):
@@ -44,12 +41,8 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         uses_events = settings.trigger in ("events", "both")
         uses_schedule = settings.trigger in ("schedule", "both")
 
-        if settings.bucket.existing_name:
-            self.bucket_name: pulumi.Output[str] = pulumi.Output.from_input(settings.bucket.existing_name)
-            bucket_physical = settings.bucket.existing_name
-        else:
-            bucket = DataBucket(naming, env, "docs", protect=protect_data, opts=child)
-            self.bucket_name, bucket_physical = bucket.bucket_name, bucket.name
+        self.bucket_name, bucket_physical = existing_or_new_bucket(
+            naming, env, "docs", existing_name=settings.bucket.existing_name, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
 
         self.queue = QueueWithDlq(
@@ -87,36 +80,10 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                                 queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
         if uses_schedule:
-            self._schedule(naming, env, settings)
+            # A run that fails inside the worker lands in the queue's DLQ too, whose alarm pages someone.
+            self.schedule = invoke_on_schedule(
+                self, naming, env, "schedule", function=self.worker.function, function_arn=self.worker.arn,
+                invoked="Worker", expression=settings.schedule_expression, dead_letter_arn=self.queue.dlq_arn,
+                failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name})
-
-    def _schedule(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings) -> None:
-        """An EventBridge Scheduler schedule that invokes the worker, with a role that may invoke only it."""
-        child = pulumi.ResourceOptions(parent=self)
-        schedule_name = naming.name("schedule")
-        role = aws.iam.Role(
-            naming.logical("schedule-role"), name=naming.name("schedule", max_length=64),
-            assume_role_policy=service_trust_policy("scheduler.amazonaws.com", env,
-                                                    source_arn=env.schedule(schedule_name)),
-            tags=naming.tags, opts=child)
-        policy = aws.iam.RolePolicy(
-            naming.logical("schedule-policy"), name="invoke-worker", role=role.name,
-            policy=PolicyDocument([
-                Statement("InvokeOnlyTheWorker", ["lambda:InvokeFunction"], [self.worker.arn]),
-                Statement("DeadLetterUndelivered", ["sqs:SendMessage"], [self.queue.dlq_arn]),
-            ]).to_json(), opts=child)
-        # The schedule's DLQ only catches invocations Scheduler could not deliver; a run that fails inside the
-        # function is retried by Lambda and then lands in the same DLQ, whose alarm pages someone.
-        aws.lambda_.FunctionEventInvokeConfig(
-            naming.logical("schedule-failures"), function_name=self.worker.function.name,
-            maximum_retry_attempts=2, maximum_event_age_in_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
-            destination_config={"on_failure": {"destination": self.queue.dlq_arn}}, opts=child)
-        self.schedule = aws.scheduler.Schedule(
-            naming.logical("schedule"), name=schedule_name, schedule_expression=settings.schedule_expression,
-            flexible_time_window={"mode": "OFF"},
-            target={"arn": self.worker.arn, "role_arn": env.iam_role(role.name), "input": json.dumps(SCHEDULED_EVENT),
-                    "retry_policy": {"maximum_retry_attempts": defaults.TARGET_MAX_RETRY_ATTEMPTS,
-                                     "maximum_event_age_in_seconds": defaults.TARGET_MAX_EVENT_AGE_SECONDS},
-                    "dead_letter_config": {"arn": self.queue.dlq_arn}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))

@@ -252,6 +252,6 @@ def test_the_handler_accepts_the_environment_every_shipped_stack_gives_it(stack)
 
 
 def test_the_schedules_payload_is_a_schedule_request():
-    from components.pipelines.knowledge_base_sync import SCHEDULED_EVENT
+    from components.blocks.schedule import SCHEDULED_EVENT
 
     assert isinstance(TypeAdapter(QueueMessage).validate_python(SCHEDULED_EVENT), ScheduledSync)

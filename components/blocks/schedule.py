@@ -1,0 +1,50 @@
+"""A function invoked on a schedule: an EventBridge Scheduler schedule, a role that may invoke only that function,
+bounded retries, and one alarmed dead-letter queue for ticks Scheduler could not deliver and runs that failed
+inside the function (Lambda retries them twice, then sends them there)."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components import defaults
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.naming import Naming
+
+# What every scheduled invocation receives: Scheduler substitutes the tick's time, so a retried delivery of one
+# tick carries the same `scheduledTime` and the function can recognise it.
+SCHEDULED_EVENT = {"source": "schedule", "scheduledTime": "<aws.scheduler.scheduled-time>"}
+
+
+def invoke_on_schedule(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose: str, *,
+                       function: aws.lambda_.Function, function_arn: pulumi.Input[str], invoked: str,
+                       expression: str, dead_letter_arn: pulumi.Input[str],
+                       failed_run_max_age_seconds: int) -> aws.scheduler.Schedule:
+    """Schedule ``purpose`` invoking ``function`` (``invoked`` names it in the grant: "Worker" gives the statement
+    ``InvokeOnlyTheWorker`` and the policy ``invoke-worker``); resources are children of ``owner``."""
+    child = pulumi.ResourceOptions(parent=owner)
+    schedule_name = naming.name(purpose)
+    role = aws.iam.Role(
+        naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
+        assume_role_policy=service_trust_policy("scheduler.amazonaws.com", env, source_arn=env.schedule(schedule_name)),
+        tags=naming.tags, opts=child)
+    policy = aws.iam.RolePolicy(
+        naming.logical(f"{purpose}-policy"), name=f"invoke-{invoked.lower()}", role=role.name,
+        policy=PolicyDocument([
+            Statement(f"InvokeOnlyThe{invoked}", ["lambda:InvokeFunction"], [function_arn]),
+            Statement("DeadLetterUndelivered", ["sqs:SendMessage"], [dead_letter_arn]),
+        ]).to_json(), opts=child)
+    aws.lambda_.FunctionEventInvokeConfig(
+        naming.logical(f"{purpose}-failures"), function_name=function.name,
+        maximum_retry_attempts=2, maximum_event_age_in_seconds=failed_run_max_age_seconds,
+        destination_config={"on_failure": {"destination": dead_letter_arn}}, opts=child)
+    return aws.scheduler.Schedule(
+        naming.logical(purpose), name=schedule_name, schedule_expression=expression,
+        flexible_time_window={"mode": "OFF"},
+        target={"arn": function_arn, "role_arn": env.iam_role(role.name), "input": json.dumps(SCHEDULED_EVENT),
+                "retry_policy": {"maximum_retry_attempts": defaults.TARGET_MAX_RETRY_ATTEMPTS,
+                                 "maximum_event_age_in_seconds": defaults.TARGET_MAX_EVENT_AGE_SECONDS},
+                "dead_letter_config": {"arn": dead_letter_arn}},
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[policy]))
