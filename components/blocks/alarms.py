@@ -37,3 +37,12 @@ def notifying_alarm(naming: Naming, purpose: str, *, namespace: str, metric: str
         tags=naming.tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def function_alarms(naming: Naming, purpose: str, *, function_name: pulumi.Input[str], display_name: str,
+                    topic_arn: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    """Page on any error or throttle of the function ``purpose`` (``display_name`` in the description)."""
+    for metric in ("Errors", "Throttles"):
+        notifying_alarm(naming, f"{purpose}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,
+                        dimensions={"FunctionName": function_name}, topic_arn=topic_arn, threshold=0, statistic="Sum",
+                        description=f"{display_name} reported {metric}", parent=parent)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import function_alarms
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
@@ -43,9 +43,6 @@ class TaskFunction(pulumi.ComponentResource):
                                                                         parts.role, parts.role_arn)
         self.policy_document, self.role_policy, self.function, self.arn = (parts.policy_document, parts.role_policy,
                                                                            parts.function, parts.arn)
-        for metric in ("Errors", "Throttles"):
-            notifying_alarm(naming, f"{purpose}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,
-                            dimensions={"FunctionName": self.function.name}, topic_arn=alarm_topic_arn,
-                            threshold=0, statistic="Sum",
-                            description=f"{self.function_name} reported {metric}", parent=self)
+        function_alarms(naming, purpose, function_name=self.function.name, display_name=self.function_name,
+                        topic_arn=alarm_topic_arn, parent=self)
         self.register_outputs({"functionName": self.function.name, "arn": self.arn})

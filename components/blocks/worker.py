@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import function_alarms
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
@@ -62,10 +62,7 @@ class QueueWorker(pulumi.ComponentResource):
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy, *after]),
         )
-        for metric in ("Errors", "Throttles"):
-            notifying_alarm(naming, f"{purpose}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,
-                            dimensions={"FunctionName": self.function.name}, topic_arn=alarm_topic_arn,
-                            threshold=0, statistic="Sum",
-                            description=f"{self.function_name} reported {metric}", parent=self)
+        function_alarms(naming, purpose, function_name=self.function.name, display_name=self.function_name,
+                        topic_arn=alarm_topic_arn, parent=self)
         self.register_outputs({"functionName": self.function.name, "arn": self.arn})
 
