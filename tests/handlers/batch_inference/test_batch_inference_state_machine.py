@@ -81,7 +81,12 @@ def lambdas(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _wait(condition: Any, what: str, seconds: float = 30) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except RuntimeError as error:  # moto's backend is not thread-safe: a read racing the execution's write
+            if "changed size during iteration" not in str(error):
+                raise
+            value = None  # ... counts as "not yet"
         if value:
             return value
         time.sleep(0.05)
