@@ -21,14 +21,14 @@ plus ``manifest.json.out`` with the job's counts. Everything here is keyed by re
 
 from __future__ import annotations
 
-import gc
 import json.decoder
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from common.heap import collector_paused
 
 
 @dataclass(frozen=True)
@@ -76,23 +76,10 @@ def shard_record_ids(lines: Iterable[bytes]) -> list[str]:
     return order
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a join builds its tens of thousands of long-lived objects: every
-    collection would traverse them all again, for no garbage (parsed JSON holds no cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def join_output(record_ids: list[str], output_lines: Iterable[bytes],
                 manifest: Mapping[str, Any] | None) -> JoinResult:
     """Join the output lines of one job with the ids of the shard it ran on."""
-    with _collector_paused():
+    with collector_paused():  # parsed JSON holds no cycles; the join keeps tens of thousands of objects
         return _join(record_ids, output_lines, manifest)
 
 

@@ -5,8 +5,8 @@ Trigger
     configured input rules, plus the ``s3:TestEvent`` S3 sends when notifications are configured.
 
 Per message (Powertools ``AsyncBatchProcessor``, partial batch responses)
-    Each message is classified (``events``); every object it announces is read from S3 (``reader``, at most
-    ``READ_CONCURRENCY`` at a time across the batch) and validated against its dataset's record model (``parse``).
+    Each message is classified (``events``); the objects it announces are read from S3 (``reader``; messages are
+    read ``READ_CONCURRENCY`` at a time) and validated against their dataset's record model (``parse``).
     A message that cannot be loaded (malformed, a file that is not valid JSON or UTF-8, of the wrong shape, with a
     record failing its model, above ``MAX_OBJECT_BYTES``, or unreadable right now) is logged with bucket, key,
     record index and reason and reported as a batch item failure: it alone is retried, and after
@@ -40,6 +40,7 @@ from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.heap import collector_paused
 from common.postgres import ConnectionKeeper, fetch_credentials
 from file_ingestion import clients, load
 from file_ingestion.config import Settings
@@ -64,8 +65,8 @@ settings = Settings.from_env()
 metrics.set_default_dimensions(stack=settings.stack)
 reads = ThreadPoolExecutor(max_workers=settings.read_concurrency, thread_name_prefix="s3-read")
 writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
-# Validation holds the GIL (pydantic-core does not release it), so validating several files at once gains nothing and
-# makes the writer thread wait longer for its turn: one file at a time, while the other reads wait on S3.
+# Validation and formatting hold the GIL (pydantic-core does not release it), so preparing several files at once gains
+# nothing and makes the writer thread wait longer for its turn: one file at a time, while the other reads wait on S3.
 validating = threading.Lock()
 database = ConnectionKeeper(lambda: fetch_credentials(clients.secretsmanager(), settings.database),
                             settings.database)
@@ -89,15 +90,21 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         keys = sorted(event)[:20] if isinstance(event, dict) else type(event).__name__
         raise FileIngestionError(f"invoked with something other than an SQS batch (got {keys})")
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(records))
+    # A batch builds tens of thousands of record objects and no reference cycles, so the cyclic collector would only
+    # traverse them again and again; it resumes once `_settle` has returned and the records are freed.
+    with collector_paused():
+        return _settle(records, context)
+
+
+def _settle(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
+    """Prepare every message, load the valid ones in one transaction and report; the partial batch response."""
     writer = BatchWriter(database.connection, writes)
 
-    async def prepare_and_offer(record: SQSRecord) -> PreparedMessage:
-        prepared = await _prepare_message(record)
-        writer.offer(prepared.files)
-        return prepared
+    async def prepare(record: SQSRecord) -> PreparedMessage:
+        return await _prepare_message(record, writer)
 
     try:
-        with processor(records=records, handler=prepare_and_offer, lambda_context=context):
+        with processor(records=records, handler=prepare, lambda_context=context):
             processed = processor.async_process()
     except BaseException:
         writer.abort()
@@ -109,8 +116,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return response
 
 
-async def _prepare_message(record: SQSRecord) -> PreparedMessage:
-    """What this message loads; raises for one that cannot be loaded (a batch item failure)."""
+async def _prepare_message(record: SQSRecord, writer: BatchWriter) -> PreparedMessage:
+    """What this message loads (offered to ``writer``); raises for one that cannot be loaded (a batch item failure)."""
     body = record.raw_event.get("body")
     entry = {"messageId": record.message_id,
              "receiveCount": record.raw_event.get("attributes", {}).get("ApproximateReceiveCount")}
@@ -129,9 +136,7 @@ async def _prepare_message(record: SQSRecord) -> PreparedMessage:
         logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail})
         return PreparedMessage(record.message_id)
 
-    loop = asyncio.get_running_loop()
-    outcomes = await asyncio.gather(*(loop.run_in_executor(reads, _read_and_parse, ref) for ref in verdict.objects),
-                                    return_exceptions=True)
+    outcomes = await asyncio.get_running_loop().run_in_executor(reads, _read_message, verdict.objects, writer)
     files: list[load.ParsedFile] = []
     failure: BaseException | None = None
     for ref, outcome in zip(verdict.objects, outcomes, strict=True):
@@ -160,6 +165,24 @@ async def _prepare_message(record: SQSRecord) -> PreparedMessage:
     return PreparedMessage(record.message_id, tuple(files))
 
 
+def _read_message(refs: tuple[ObjectRef, ...], writer: BatchWriter) -> list[load.ParsedFile | Exception]:
+    """Read and validate one message's objects in turn; offer its files to ``writer`` unless one of them failed.
+
+    The batch's messages are read concurrently (an S3 notification announces one object). The offer is made here,
+    on the reading thread, so the database starts on a message as soon as it is ready: the event loop's thread
+    may wait a long time for the interpreter while the other reads and validations hold it.
+    """
+    outcomes: list[load.ParsedFile | Exception] = []
+    for ref in refs:
+        try:
+            outcomes.append(_read_and_parse(ref))
+        except Exception as error:  # reported per file by the caller
+            outcomes.append(error)
+    if all(isinstance(outcome, load.ParsedFile | ObjectGoneError) for outcome in outcomes):
+        writer.offer([outcome for outcome in outcomes if isinstance(outcome, load.ParsedFile)])
+    return outcomes
+
+
 def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     dataset = settings.routes.route(ref.key)
     if dataset is None:
@@ -167,7 +190,7 @@ def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     content = read_object(clients.s3(settings.read_concurrency), ref, settings.max_object_bytes)
     with validating:
         records = parse_file(content.data, dataset)
-    return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, records)
+        return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, records)  # formats the COPY text
 
 
 def _commit(writer: BatchWriter, message_ids: list[str]) -> load.LoadResult:

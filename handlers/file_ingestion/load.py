@@ -28,6 +28,7 @@ from typing import Any
 
 from psycopg import Cursor, errors, sql
 
+from file_ingestion.copy_text import file_text
 from file_ingestion.datasets import Dataset
 from file_ingestion.records import Record
 
@@ -41,6 +42,13 @@ class ParsedFile:
     # Never in a repr: records may hold personal data, and a batch's reprs (asyncio builds one of the finished
     # batch task when it restores the SIGINT handler) would cost as much as validating the records.
     records: Sequence[Record] = field(repr=False)
+    # The rows as COPY text, built where the file is parsed (a reading thread in the handler), so the batch's writer
+    # thread only sends them; None when a value needs psycopg's escaping (``copy_text.file_text``).
+    copy_text: str | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "copy_text", file_text(self.dataset, self.bucket, self.key, self.version,
+                                                        self.records))
 
 
 @dataclass
@@ -130,9 +138,14 @@ def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: S
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.columns)
     rows = 0
     with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)) as copy:
-        for row in _rows(dataset, files):
-            copy.write_row(row)
-            rows += 1
+        for parsed in files:
+            text = parsed.copy_text
+            if text is None:  # a value needs escaping: psycopg formats this file row by row
+                for row in _rows(dataset, [parsed]):
+                    copy.write_row(row)
+            else:
+                copy.write(text)
+            rows += len(parsed.records)
     return rows
 
 

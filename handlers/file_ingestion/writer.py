@@ -18,6 +18,7 @@ and SQS retries it, adding nothing twice.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager
@@ -51,24 +52,26 @@ class BatchWriter:
         self._offers: queue.SimpleQueue[Sequence[load.ParsedFile] | _Finish | _Abort] = queue.SimpleQueue()
         self._running: Future[None] | None = None
         self._error: BaseException | None = None
+        self._offering = threading.Lock()  # offers come from the reading threads: one transaction, counted once
         self._closed = False  # the writer thread has taken the finish or abort marker
         self._stopped = False  # finish() or abort() was called: the batch's transaction is over
         self.result = load.LoadResult()
         self.files = 0
 
     def offer(self, files: Sequence[load.ParsedFile]) -> None:
-        """Queue one message's files for the batch's transaction (returns at once).
+        """Queue one message's files for the batch's transaction (returns at once; from any thread).
 
         Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
         """
-        if self._stopped:
-            raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
-        if not files:
-            return
-        if self._running is None:
-            self._running = self._executor.submit(self._run)
-        self.files += len(files)
-        self._offers.put(files)
+        with self._offering:
+            if self._stopped:
+                raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
+            if not files:
+                return
+            if self._running is None:
+                self._running = self._executor.submit(self._run)
+            self.files += len(files)
+            self._offers.put(files)
 
     def finish(self) -> load.LoadResult:
         """Commit everything offered; raises the write's error, in which case nothing of the batch was written."""
@@ -82,7 +85,8 @@ class BatchWriter:
         self._stop(_Abort())
 
     def _stop(self, marker: _Finish | _Abort) -> None:
-        self._stopped = True
+        with self._offering:
+            self._stopped = True
         if self._running is not None:
             self._offers.put(marker)
             self._running.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -63,6 +64,25 @@ def test_offers_become_one_committed_batch(database: Database, connections: Any,
     assert (database.count("orders"), database.count("customers")) == (50, 5)
     assert result.offered == result.inserted == {"orders": 50, "customers": 5}
     assert writer.files == 3 and connections.entered == 1
+
+
+def test_offers_from_many_reading_threads_become_one_transaction(database: Database, connections: Any,
+                                                                  thread: ThreadPoolExecutor) -> None:
+    files = [_orders(f"in/t{n:02d}", 5) for n in range(24)]
+    writer = BatchWriter(connections, thread)
+    start = threading.Barrier(8)
+
+    def offer_each(batch: list[load.ParsedFile]) -> None:
+        start.wait()  # all eight threads offer at once, as the handler's reading threads do
+        for parsed in batch:
+            writer.offer([parsed])
+
+    with ThreadPoolExecutor(max_workers=8) as readers:
+        list(readers.map(offer_each, [files[n::8] for n in range(8)]))
+    result = writer.finish()
+
+    assert connections.entered == 1 and writer.files == 24
+    assert database.count("orders") == 120 and result.inserted == {"orders": 120}
 
 
 def test_a_batch_without_files_never_touches_the_database(connections: Any, thread: ThreadPoolExecutor) -> None:
