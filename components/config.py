@@ -555,6 +555,9 @@ class BatchInferenceSettings(_Settings):
         if self.max_records_per_job < 2 * self.min_records_per_job - 1:
             raise ValueError(f"maxRecordsPerJob {self.max_records_per_job} is below 2 x minRecordsPerJob - 1 = "
                              f"{2 * self.min_records_per_job - 1}: a short tail could not join the shard before it")
+        if self.text_field == self.id_field:
+            raise ValueError(f"textField and idField are both {self.text_field!r}: a record's id and its text must be "
+                             "different fields")
         room = 2 * self.min_records_per_job * self.max_record_bytes
         if self.max_file_bytes < room:
             raise ValueError(f"maxFileBytes {self.max_file_bytes} is below 2 x minRecordsPerJob x maxRecordBytes = "

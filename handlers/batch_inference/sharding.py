@@ -16,13 +16,14 @@ Bad lines. A line that is not UTF-8 JSON, not an object, lacks a non-empty text 
 or is longer than ``max_record_bytes`` (before or after the prompt is applied) becomes a `Rejected` with its
 1-based line number; it never fails the shard. Blank lines are skipped and counted.
 
-Blocks. Lines are handled in blocks of up to `BLOCK_LINES`: a block is parsed line by line inside one C-level
-``map``, checked with whole-block passes (types, lengths, whitespace) and written as one joined byte string, one
-write per shard it touches. A line that is not JSON (or is blank) goes straight to the per-line rules
-(`_LineRules`, which decide every rejection); a run of JSON lines that holds any line the passes do not accept
-is halved until the halves pass, and the few lines left around each unusual one go through the per-line rules.
-The block path accepts exactly the lines the per-line rules accept, with the same bytes (``per_line=True`` runs
-the per-line rules alone, as the reference the tests compare with).
+Blocks. Lines are handled in blocks of up to `BLOCK_LINES`: a block is decoded line by line inside one C-level
+``map`` (msgspec, into the text and the id alone), checked with whole-block passes (UTF-8, types, lengths,
+whitespace) and written as one joined byte string, one write per shard it touches. A block holding any line the
+passes do not accept is halved until the halves pass, and the few lines left around each unusual one go through
+the per-line rules (`_LineRules`, which decide every rejection). The block path accepts exactly the lines the
+per-line rules accept, with the same bytes (``per_line=True`` runs the per-line rules alone, as the reference the
+tests compare with). JSON here is what msgspec decodes, in UTF-8: numbers out of a double's range in the fields
+the sharder does not read are accepted.
 
 >>> sink = MemorySink()
 >>> limits = ShardLimits(min_records=2, max_records=4, max_bytes=10_000, max_record_bytes=1_000)
@@ -38,12 +39,14 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, islice, repeat
-from typing import Any, Protocol, cast
+from itertools import accumulate, chain, islice
+from operator import attrgetter
+from typing import Any, Protocol
 
-import orjson
+import msgspec
 
 from batch_inference.records import MAX_RECORD_ID_CHARS, InputFrame, record_id_of
+from common.heap import collector_paused
 
 REJECT_REASONS = ("too_large", "not_json", "not_an_object", "missing_text", "invalid_id", "invalid_text")
 # Lines per block: large enough that the per-block passes cost little per line, small enough that a block's
@@ -139,22 +142,45 @@ def shard_blocks(blocks: Iterable[list[bytes]], frame: InputFrame, limits: Shard
                  on_reject: Callable[[Rejected], None] | None = None, per_line: bool = False) -> ShardingResult:
     """`shard_corpus` for lines given in lists of any length (`iter_line_blocks` of a byte stream)."""
     rules = _LineRules(frame, text_field, id_field, limits.max_record_bytes,
-                       max_text_chars if max_text_chars is not None else limits.max_record_bytes)
+                       max_text_chars if max_text_chars is not None else limits.max_record_bytes,
+                       _line_decoder(text_field, id_field))
     shards = _Shards(limits, sink)
     result = shards.result
     report = on_reject if on_reject is not None else result.rejected.append
     first = 1  # line number of the block's first line
-    for block in blocks:
-        for start in range(0, len(block), BLOCK_LINES):
-            lines = block[start:start + BLOCK_LINES]
-            records = _Records.of(lines, first, rules, per_line=per_line)
-            shards.add(b"".join(records.parts), records.sizes, records.numbers)
-            result.blank += records.blank
-            for rejected in records.rejected:
-                report(rejected)
-            first += len(lines)
+    with collector_paused():  # a million short-lived objects per million lines, and no cycles among them
+        for block in blocks:
+            for start in range(0, len(block), BLOCK_LINES):
+                lines = block[start:start + BLOCK_LINES]
+                records = _Records.of(lines, first, rules, per_line=per_line)
+                shards.add(b"".join(records.parts), records.sizes, records.numbers)
+                result.blank += records.blank
+                for rejected in records.rejected:
+                    report(rejected)
+                first += len(lines)
     result.lines = first - 1
     return shards.finish()
+
+
+def _line_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder[Any]:
+    """A decoder of one corpus line into its text and id (``.text``, ``.record_id``: any JSON, None if absent).
+
+    Only those two fields become Python objects; the others are checked as JSON (structure, escapes, numbers) and
+    skipped, except the UTF-8 of their strings, which `_utf8_problem` checks.
+    """
+    if text_field == id_field:
+        raise ValueError(f"the text field and the id field are both {text_field!r}; they must differ")
+    line = msgspec.defstruct("Line", [("text", Any, None), ("record_id", Any, None)],
+                             rename={"text": text_field, "record_id": id_field})
+    return msgspec.json.Decoder(line)
+
+
+def _utf8_problem(data: bytes) -> str | None:
+    try:
+        data.decode()
+    except UnicodeDecodeError as error:
+        return f"byte {error.start} is not valid UTF-8"
+    return None
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,7 @@ class _LineRules:
     id_field: str
     max_record_bytes: int
     max_chars: int
+    decoder: msgspec.json.Decoder[Any]
 
     def shard_line(self, raw: bytes) -> tuple[bytes | None, tuple[str, str] | None]:
         """(shard line, None) for a valid line, (None, (reason, detail)) for a bad one, (None, None) for a blank."""
@@ -176,24 +203,23 @@ class _LineRules:
             return None, ("too_large", f"{len(line)} bytes, limit {self.max_record_bytes}")
         if not line.strip():
             return None, None
+        problem = _utf8_problem(line)
+        if problem is not None:
+            return None, ("not_json", problem)
         try:
-            obj = orjson.loads(line)
-        except ValueError as error:  # orjson's JSONDecodeError (also for invalid UTF-8 and lone surrogates)
+            decoded = self.decoder.decode(line)
+        except msgspec.ValidationError as error:  # JSON, but not an object: "Expected `object`, got `array`"
+            return None, ("not_an_object", str(error)[:200])
+        except msgspec.DecodeError as error:  # also for a lone surrogate
             return None, ("not_json", str(error)[:200])
-        return self.shard_object(line, obj)
-
-    def shard_object(self, line: bytes, obj: object) -> tuple[bytes | None, tuple[str, str] | None]:
-        """`shard_line` from the point where `line` (no newline, within the size limit) parsed as `obj`."""
-        if not isinstance(obj, dict):
-            return None, ("not_an_object", f"a JSON {type(obj).__name__}")
-        text = obj.get(self.text_field)
+        text, raw_id = decoded.text, decoded.record_id
         if not isinstance(text, str) or not text.strip():
             return None, ("missing_text", f"field {self.text_field!r} is {_kind(text)}")
         if len(text) > self.max_chars:
             return None, ("too_large", f"the text has {len(text)} characters, limit {self.max_chars}")
-        record_id = record_id_of(obj.get(self.id_field), line)
+        record_id = record_id_of(raw_id, line)
         if record_id is None:
-            return None, ("invalid_id", f"field {self.id_field!r} is {_kind(obj.get(self.id_field))}")
+            return None, ("invalid_id", f"field {self.id_field!r} is {_kind(raw_id)}")
         try:
             data = self.frame.line(record_id, text)
         except (UnicodeEncodeError, TypeError):  # orjson's JSONEncodeError is a TypeError
@@ -209,27 +235,6 @@ def _kind(value: object) -> str:
     if isinstance(value, str):
         return "empty" if not value.strip() else "too long"
     return f"a {type(value).__name__}"
-
-
-_field_of = cast(Callable[[object, str], Any], dict.get)  # unbound: a TypeError for anything but a dict
-
-
-def _parse_each(lines: list[bytes]) -> tuple[list[object], list[int]]:
-    """(Each line parsed on its own, the indexes of the lines that are not JSON (blank ones included), parsed as
-    None), in one C-level ``map`` while the lines parse."""
-    parsed: list[object] = []
-    not_json: list[int] = []
-    remaining = iter(lines)
-    while True:
-        try:
-            # `extend` appends as the map yields, so on an error `parsed` holds the lines before the bad one, and
-            # the map has already taken the bad one from `remaining`
-            parsed.extend(map(orjson.loads, remaining))
-        except ValueError:
-            not_json.append(len(parsed))
-            parsed.append(None)
-        else:
-            return parsed, not_json
 
 
 class _Records:
@@ -252,37 +257,23 @@ class _Records:
         if per_line:
             records.add_each_line(lines, first, rules)
             return records
-        parsed, not_json = _parse_each(lines)
-        start = 0
-        for end in [*not_json, len(lines)]:  # the runs of lines that are JSON, and each line that is not
-            if start < end:
-                records.add_block(lines[start:end], parsed[start:end], first + start, rules)
-            if end < len(lines):
-                records.add_line(first + end, *rules.shard_line(lines[end]))
-            start = end + 1
+        records.add_block(lines, first, rules)
         return records
 
-    def add_block(self, lines: list[bytes], parsed: list[object], first: int, rules: _LineRules) -> None:
-        """`lines` (JSON, numbered from `first`), parsed as `parsed`: whole if every line passes, else in halves."""
-        plain = _plain_block(lines, parsed, rules)
+    def add_block(self, lines: list[bytes], first: int, rules: _LineRules) -> None:
+        """`lines` (numbered from `first`): whole if every one is a plain record, else in halves; the few lines left
+        around each unusual one go through the per-line rules."""
+        plain = _plain_block(lines, rules)
         if plain is not None:
             self.parts.append(plain[0])
             self.sizes += plain[1]
             self.numbers += range(first, first + len(lines))
         elif len(lines) <= _SMALLEST_HALF:
-            self.add_each_parsed(lines, parsed, first, rules)
+            self.add_each_line(lines, first, rules)
         else:
             half = len(lines) // 2
-            self.add_block(lines[:half], parsed[:half], first, rules)
-            self.add_block(lines[half:], parsed[half:], first + half, rules)
-
-    def add_each_parsed(self, lines: list[bytes], parsed: list[object], first: int, rules: _LineRules) -> None:
-        """The per-line rules, line by line, for lines that are JSON, reusing their parse when within the limit."""
-        for number, raw, obj in zip(range(first, first + len(lines)), lines, parsed, strict=True):
-            if len(raw) > rules.max_record_bytes:
-                self.add_line(number, *rules.shard_line(raw))
-            else:  # what `shard_line` would do: the line is no blank and parses as `obj` without its newline
-                self.add_line(number, *rules.shard_object(raw.rstrip(b"\r\n"), obj))
+            self.add_block(lines[:half], first, rules)
+            self.add_block(lines[half:], first + half, rules)
 
     def add_each_line(self, lines: list[bytes], first: int, rules: _LineRules) -> None:
         for number, raw in enumerate(lines, start=first):
@@ -299,22 +290,25 @@ class _Records:
             self.blank += 1
 
 
-def _plain_block(lines: list[bytes], parsed: list[object], rules: _LineRules) -> tuple[bytes, list[int]] | None:
+def _plain_block(lines: list[bytes], rules: _LineRules) -> tuple[bytes, list[int]] | None:
     """The shard lines of `lines` (joined, and the size of each) if every one is a plain record, else None (the
     caller looks closer).
 
-    Plain: within the size limit, an object whose text is a non-blank string within the character limit, and
-    whose id is a string the per-line rules keep as it is (1 to MAX_RECORD_ID_CHARS characters, no surrounding
-    whitespace), or is absent or a number (then `record_id_of`, as the per-line rules, derives it). Everything
-    else is left to the per-line rules. Each check is one pass over the block in C.
+    Plain: within the size limit, UTF-8 JSON holding an object whose text is a non-blank string within the
+    character limit, and whose id is a string the per-line rules keep as it is (1 to MAX_RECORD_ID_CHARS
+    characters, no surrounding whitespace), or is absent or a number (then `record_id_of`, as the per-line rules,
+    derives it). Everything else is left to the per-line rules. Each check is one pass over the block in C.
     """
-    if not lines or max(map(len, lines)) > rules.max_record_bytes:
+    if not lines or max(map(len, lines)) > rules.max_record_bytes or _utf8_problem(b"".join(lines)) is not None:
         return None
     try:
-        # `dict.get` refuses anything but a dict (a line that is not an object), `str.isspace` and `str.strip`
-        # anything but a str: all with a TypeError
-        texts = list(map(_field_of, parsed, repeat(rules.text_field)))
-        ids = list(map(_field_of, parsed, repeat(rules.id_field)))
+        decoded = list(map(rules.decoder.decode, lines))  # stops at the first line that is not an object
+    except msgspec.DecodeError:
+        return None
+    texts = list(map(_TEXT, decoded))
+    ids = list(map(_RECORD_ID, decoded))
+    try:
+        # `str.isspace` and `str.strip` refuse anything but a str with a TypeError
         if any(map(str.isspace, texts)) or "" in texts or max(map(len, texts)) > rules.max_chars:
             return None
         if set(map(type, ids)) != {str}:  # some ids absent, numbers or worse (None: rejected below)
@@ -325,6 +319,9 @@ def _plain_block(lines: list[bytes], parsed: list[object], rules: _LineRules) ->
     except TypeError:  # also a text orjson cannot write (never one it has read): the per-line rules explain
         return None
     return (data, sizes) if max(sizes) <= rules.max_record_bytes else None
+
+
+_TEXT, _RECORD_ID = attrgetter("text"), attrgetter("record_id")
 
 
 class _Open:

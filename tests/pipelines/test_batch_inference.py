@@ -296,6 +296,7 @@ def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
     ({"concurrentJobs": 0}, "greater than or equal to 1"),
     ({"jobTimeoutHours": 12}, "greater than or equal to 24"),
     ({"mode": "fast"}, "'batch', 'sync' or 'auto'"),
+    ({"textField": "body", "idField": "body"}, "textField and idField are both 'body'"),
 ])
 def test_inconsistent_config_is_refused_naming_the_key(overrides: dict[str, Any], message: str) -> None:
     section = json.loads(json.dumps(MINIMAL))

@@ -33,6 +33,7 @@ BAD_LINES = {  # kind -> (line, the reason it is rejected for)
     "huge": (json.dumps({"id": "big", "text": "x" * 2000}).encode(), "too_large"),
     "surrogate": (b'{"id": "s", "text": "lone \\ud800 half"}', "not_json"),  # JSON, but not Unicode
     "latin1": (b'{"id": "l", "text": "caf\xe9"}', "not_json"),  # not UTF-8
+    "latin1_elsewhere": (b'{"id": "m", "text": "fine", "note": "caf\xe9"}', "not_json"),  # a field not read
     "empty_text": (b'{"id": "e", "text": "   "}', "missing_text"),
     "spaced_id": (b'{"id": "  padded  ", "text": "kept, id stripped"}', None),
 }
@@ -180,3 +181,9 @@ def test_a_shard_is_cut_at_the_record_that_would_pass_the_byte_limit(room: int, 
     result = shard_corpus(lines, FRAME, limits, sink, text_field="text", id_field="id")
     assert [s.records for s in result.shards] == [per_shard] * (12 // per_shard)
     assert [s.bytes for s in result.shards] == [per_shard * size] * (12 // per_shard)
+
+
+def test_the_text_and_the_id_must_be_different_fields() -> None:
+    with pytest.raises(ValueError, match="'body'.*must differ"):
+        shard_corpus([_valid(1, "x", True)], FRAME, ShardLimits(1, 10, 100_000, MAX_RECORD_BYTES), MemorySink(),
+                     text_field="body", id_field="body")

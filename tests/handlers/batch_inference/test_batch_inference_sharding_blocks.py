@@ -2,7 +2,8 @@
 shard bytes, the same shards (records, bytes, first and last line) and the same rejections (line number, reason,
 detail), blank lines and counts. Blocks mix plain records with every kind of line the per-line rules decide:
 bad lines in the middle of a block, blanks, bytes that are not UTF-8, lines at and just past the size limit,
-missing ids (content hash), ids to strip or given as numbers, texts that need escapes."""
+missing ids (content hash), ids to strip or given as numbers, texts that need escapes, and fields the sharder does
+not read that are not UTF-8 or not JSON."""
 
 from __future__ import annotations
 
@@ -45,7 +46,9 @@ ODD_LINES = [  # every one decided by the per-line rules, several of them valid 
     b'{"id": "s", "text": "lone \\ud800 half"}', b'{"id": "l", "text": "caf\xe9"}', b"\xff\xfe",
     b'{"id": "crlf", "text": "ends in CR"}\r',
     b'{"id": "q", "text": "quote \\" and \\\\ and \\n and \\u0001 and \\u00e9"}',
-    b'{"id": "dup", "text": "a", "text": "b"}',
+    b'{"id": "dup", "text": "a", "text": "b"}', b'{"id": "u", "text": "t", "note": "caf\xe9"}',
+    b'{"id": "u", "text": "t", "deep": [1, {"note": "\xff"}]}', b'{"id": "big", "text": "t", "n": 1e400}',
+    b'{"id": "ctl", "text": "t", "note": "\x01"}', b'{"id": "nan", "text": "t", "n": NaN}',
     b'{"id": "a", "text": "x"}, {"id": "b", "text": "y"}', b'{"a": [{}', b"{}]}",
     _at_size(MAX_RECORD_BYTES - 200), _at_size(MAX_RECORD_BYTES), _at_size(MAX_RECORD_BYTES + 1),
     _at_size(MAX_RECORD_BYTES + 1, b"\r"), _at_size(MAX_RECORD_BYTES + 3, b"\r\n"), _padded(MAX_RECORD_BYTES),
