@@ -184,6 +184,6 @@ def test_a_shard_is_cut_at_the_record_that_would_pass_the_byte_limit(room: int, 
 
 
 def test_the_text_and_the_id_must_be_different_fields() -> None:
-    with pytest.raises(ValueError, match="'body'.*must differ"):
+    with pytest.raises(ValueError, match=r"'body'.*must differ"):
         shard_corpus([_valid(1, "x", True)], FRAME, ShardLimits(1, 10, 100_000, MAX_RECORD_BYTES), MemorySink(),
                      text_field="body", id_field="body")
