@@ -9,6 +9,8 @@ Run: `python -m benchmarks.batch_inference` from the repository root (`--records
   the medians of the wall-clock times are compared. `split` only copies bytes; the sharder parses every line,
   validates it, derives its recordId and writes it wrapped in the model's native request with the prompt (about
   twice the corpus's bytes).
+* Floor. Reading the same chunks into lines and decoding each line with the sharder's decoder, and nothing else,
+  is timed in the same rounds: no sharder that looks at every line in this interpreter can be faster.
 * Memory. The sharder runs in a fresh process over the first 10,000 records and over all 1,000,000, and each
   reports its peak resident set size; flat memory means a ratio near 1.
 * Join. A 100,000-record output file (out of order, 2 % error lines) is joined with its shard on recordId and
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "handlers"))
 
 from batch_inference.joining import join_output, result_line, shard_record_ids
 from batch_inference.records import InputFrame, output_text
-from batch_inference.sharding import ShardLimits, iter_line_blocks, shard_blocks
+from batch_inference.sharding import ShardLimits, iter_line_blocks, line_decoder, shard_blocks
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 TEMPLATE = "Summarize the item between the <item> tags in at most three sentences.\n<item>\n{{content}}\n</item>"
@@ -109,6 +111,16 @@ def _timed_shard(corpus: Path, work: Path) -> float:
     elapsed = time.perf_counter() - started
     shutil.rmtree(out)
     return elapsed
+
+
+def _timed_decode_only(corpus: Path) -> float:
+    """Reading the corpus into lines and decoding each with the sharder's decoder, nothing else: a floor of the
+    sharder's own time (no checks, no prompt, no output)."""
+    decode = line_decoder("text", "id").decode
+    started = time.perf_counter()
+    for lines in iter_line_blocks(_chunks(corpus), LIMITS.max_record_bytes):
+        list(map(decode, lines))
+    return time.perf_counter() - started
 
 
 def _timed_split(corpus: Path, work: Path) -> float:
@@ -185,14 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         generate(corpus, args.records)
         size_mb = corpus.stat().st_size / 1e6
         print(f"corpus: {args.records:,} records, {size_mb:.0f} MB, generated in {time.perf_counter() - started:.1f} s")
-        sharder_s, split_s = [], []
+        sharder_s, split_s, decode_s = [], [], []
         for _ in range(args.rounds):
             sharder_s.append(_timed_shard(corpus, work))
             split_s.append(_timed_split(corpus, work))
+            decode_s.append(_timed_decode_only(corpus))
         shard_median, split_median = statistics.median(sharder_s), statistics.median(split_s)
+        decode_median = statistics.median(decode_s)
         print(f"sharder: median {shard_median:.2f} s ({args.records / shard_median:,.0f} records/s, "
               f"{size_mb / shard_median:.0f} MB/s) over {args.rounds} rounds")
         print(f"split -l {LIMITS.cut_records}: median {split_median:.3f} s")
+        print(f"floor: reading the lines and decoding each alone takes {decode_median:.2f} s, "
+              f"{decode_median / split_median:.1f} x split")
         small_kib = peak_rss_kib(corpus, args.small, work)
         large_kib = peak_rss_kib(corpus, args.records, work)
         print(f"peak RSS: {small_kib / 1024:.1f} MiB at {args.small:,} records, {large_kib / 1024:.1f} MiB at "

@@ -143,7 +143,7 @@ def shard_blocks(blocks: Iterable[list[bytes]], frame: InputFrame, limits: Shard
     """`shard_corpus` for lines given in lists of any length (`iter_line_blocks` of a byte stream)."""
     rules = _LineRules(frame, text_field, id_field, limits.max_record_bytes,
                        max_text_chars if max_text_chars is not None else limits.max_record_bytes,
-                       _line_decoder(text_field, id_field))
+                       line_decoder(text_field, id_field))
     shards = _Shards(limits, sink)
     result = shards.result
     report = on_reject if on_reject is not None else result.rejected.append
@@ -162,7 +162,7 @@ def shard_blocks(blocks: Iterable[list[bytes]], frame: InputFrame, limits: Shard
     return shards.finish()
 
 
-def _line_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder[Any]:
+def line_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder[Any]:
     """A decoder of one corpus line into its text and id (``.text``, ``.record_id``: any JSON, None if absent).
 
     Only those two fields become Python objects; the others are checked as JSON (structure, escapes, numbers) and
