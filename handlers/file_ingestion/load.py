@@ -59,6 +59,8 @@ class LoadResult:
     inserted: dict[str, int] = field(default_factory=dict)
     # (table, object key, version) of every file written by this transaction: a second copy in the batch is skipped
     written: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
+    # the transaction holds the savepoint of an earlier chunk, released by the next one's first statement
+    savepoint_held: bool = field(default=False, repr=False)
 
     @property
     def rows_offered(self) -> int:
@@ -78,7 +80,8 @@ def staging_table(dataset: Dataset) -> str:
 
 
 def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadResult) -> None:
-    """Write ``files`` inside the caller's transaction, adding the rows offered and inserted to ``result``.
+    """Write ``files`` inside the caller's transaction (one ``LoadResult`` per transaction), adding the rows offered
+    and inserted to ``result``.
 
     Raises on any failed statement; the caller's transaction then writes nothing of the batch.
     """
@@ -88,39 +91,56 @@ def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadRes
     for name in sorted(by_dataset):  # a fixed order, so concurrent batches take row locks in the same order
         dataset_files = by_dataset[name]
         dataset = dataset_files[0].dataset
-        new = _unwritten(cursor, dataset, dataset_files, result.written)
+        new = _unwritten(cursor, dataset, dataset_files, result)
         result.add(dataset.table, sum(len(parsed.records) for parsed in dataset_files),
                    _insert_new(cursor, dataset, new) if new else 0)
 
 
 def _unwritten(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile],
-               written: set[tuple[str, str, str]]) -> list[ParsedFile]:
-    """The files of ``files`` with records whose rows are in neither this transaction nor the table; marks them."""
+               result: LoadResult) -> list[ParsedFile]:
+    """The files of ``files`` with records whose rows are in neither this transaction nor the table; marks them.
+
+    The same round trip sets the savepoint that ``_insert_new`` rolls back to (and releases the previous chunk's):
+    the writer thread waits for the interpreter after every round trip while the batch is still being read, so
+    each one saved lets the database start sooner.
+    """
     candidates: dict[tuple[str, str], ParsedFile] = {}
     for parsed in files:
         identity = (parsed.key, parsed.version)
-        if parsed.records and (dataset.table, *identity) not in written:
+        if parsed.records and (dataset.table, *identity) not in result.written:
             candidates.setdefault(identity, parsed)
     if not candidates:
         return []
     keys, versions = zip(*candidates, strict=True)
+    # Several statements in one simple query (no parameters: the values are quoted by psycopg's sql.Literal).
     cursor.execute(sql.SQL(
-        "SELECT f.source_key, f.source_version FROM unnest(%s::text[], %s::text[]) AS f(source_key, source_version) "
-        "WHERE EXISTS (SELECT FROM {table} t WHERE t.source_key = f.source_key "
-        "AND t.source_version = f.source_version)").format(table=sql.Identifier(dataset.table)),
-        (list(keys), list(versions)))
+        "{release}SAVEPOINT {savepoint}; SELECT f.source_key, f.source_version FROM unnest({keys}::text[], "
+        "{versions}::text[]) AS f(source_key, source_version) WHERE EXISTS (SELECT FROM {table} t "
+        "WHERE t.source_key = f.source_key AND t.source_version = f.source_version)").format(
+        release=sql.SQL("RELEASE SAVEPOINT {}; ").format(_SAVEPOINT) if result.savepoint_held else sql.SQL(""),
+        savepoint=_SAVEPOINT, keys=sql.Literal(list(keys)), versions=sql.Literal(list(versions)),
+        table=sql.Identifier(dataset.table)))
+    result.savepoint_held = True
+    while cursor.description is None and cursor.nextset():  # past the savepoint statements' empty results
+        pass
     for identity in cursor.fetchall():
         candidates.pop((identity[0], identity[1]), None)
-    written.update((dataset.table, *identity) for identity in candidates)
+    result.written.update((dataset.table, *identity) for identity in candidates)
     return list(candidates.values())
 
 
+_SAVEPOINT = sql.Identifier("file_ingestion_chunk")
+
+
 def _insert_new(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile]) -> int:
-    """Rows inserted: COPY straight into the table; the idempotent staging path if a race put a key there first."""
+    """Rows inserted: COPY straight into the table; the idempotent staging path if a race put a key there first.
+
+    Runs after ``_unwritten`` set the savepoint, so a conflict undoes only this COPY.
+    """
     try:
-        with cursor.connection.transaction():  # a savepoint: only this COPY is undone on a conflict
-            return _copy(cursor, sql.Identifier(dataset.table), dataset, files)
+        return _copy(cursor, sql.Identifier(dataset.table), dataset, files)
     except errors.UniqueViolation:
+        cursor.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(_SAVEPOINT))
         _copy(cursor, _staging(cursor, dataset), dataset, files)
         return _insert_from_stage(cursor, dataset)
 

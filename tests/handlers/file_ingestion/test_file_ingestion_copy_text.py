@@ -51,11 +51,11 @@ def test_the_column_text_and_psycopgs_rows_store_the_same_values(database: Datab
         {"created_at": "2024-05-17T10:15:00Z", "email": "o'hara+tag@example.co.uk"})
     assert file_text(CUSTOMERS, "b", "in/fast.json", "v1", records) is not None
     fast = load.ParsedFile(CUSTOMERS, "b", "in/fast.json", "v1", records)
-    with database.connect() as connection, connection.cursor() as cursor:
+    with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
         load.load_chunk(cursor, [fast], load.LoadResult())
     monkeypatch.setattr(load, "file_text", lambda *_: None)  # psycopg formats every row
     slow = load.ParsedFile(CUSTOMERS, "b", "in/slow.json", "v1", records)
-    with database.connect() as connection, connection.cursor() as cursor:
+    with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
         load.load_chunk(cursor, [slow], load.LoadResult())
 
     def stored(key: str) -> list[tuple[Any, ...]]:
@@ -69,7 +69,7 @@ def test_the_column_text_and_psycopgs_rows_store_the_same_values(database: Datab
 def test_a_file_psycopg_formats_is_stored_exactly(database: Database) -> None:
     names = ["tab\there", "back\\slash", "new\nline", "carriage\rreturn"]
     records = _customers(*({"full_name": name} for name in names))
-    with database.connect() as connection, connection.cursor() as cursor:
+    with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
         load.load_chunk(cursor, [load.ParsedFile(CUSTOMERS, "b", "in/odd\tkey.json", "v1", records)],
                         load.LoadResult())
     assert database.query("SELECT source_key, full_name FROM customers ORDER BY record_index") == [
