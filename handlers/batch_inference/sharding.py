@@ -36,10 +36,11 @@ the sharder does not read are accepted.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, islice
+from itertools import accumulate, chain, islice, repeat
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -175,6 +176,25 @@ def line_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(line)
 
 
+# Deepest nesting of a line: msgspec decodes recursively and would hit the interpreter's recursion limit at a depth
+# that depends on the caller's stack, so both paths refuse deeper lines by this fixed rule first.
+MAX_DEPTH = 256
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NESTING = [0] * 256
+_NESTING[ord("{")] = _NESTING[ord("[")] = 1
+_NESTING[ord("}")] = _NESTING[ord("]")] = -1
+
+
+def _depth(line: bytes) -> int:
+    """How deep `line`'s arrays and objects nest (brackets inside strings do not count)."""
+    return max(accumulate(map(_NESTING.__getitem__, _STRINGS.sub(b"", line))), default=0)
+
+
+def _may_nest_deeper(lines: list[bytes]) -> bool:
+    """Whether a line of `lines` could nest deeper than MAX_DEPTH: it opens more brackets than that (two C passes)."""
+    return (max(map(bytes.count, lines, repeat(b"{"))) + max(map(bytes.count, lines, repeat(b"[")))) > MAX_DEPTH
+
+
 def _utf8_problem(data: bytes) -> str | None:
     try:
         data.decode()
@@ -206,11 +226,14 @@ class _LineRules:
         problem = _utf8_problem(line)
         if problem is not None:
             return None, ("not_json", problem)
+        if _may_nest_deeper([line]) and _depth(line) > MAX_DEPTH:
+            return None, ("not_json", f"nested more than {MAX_DEPTH} levels deep")
         try:
             decoded = self.decoder.decode(line)
-        except msgspec.ValidationError as error:  # JSON, but not an object: "Expected `object`, got `array`"
-            return None, ("not_an_object", str(error)[:200])
-        except msgspec.DecodeError as error:  # also for a lone surrogate
+        except msgspec.ValidationError as error:  # JSON, but not an object, or a number out of range in a field read
+            reason = "not_an_object" if str(error).startswith("Expected `object`") else "not_json"
+            return None, (reason, str(error)[:200])
+        except (msgspec.DecodeError, RecursionError) as error:  # also for a lone surrogate
             return None, ("not_json", str(error)[:200])
         text, raw_id = decoded.text, decoded.record_id
         if not isinstance(text, str) or not text.strip():
@@ -299,11 +322,12 @@ def _plain_block(lines: list[bytes], rules: _LineRules) -> tuple[bytes, list[int
     characters, no surrounding whitespace), or is absent or a number (then `record_id_of`, as the per-line rules,
     derives it). Everything else is left to the per-line rules. Each check is one pass over the block in C.
     """
-    if not lines or max(map(len, lines)) > rules.max_record_bytes or _utf8_problem(b"".join(lines)) is not None:
+    if (not lines or max(map(len, lines)) > rules.max_record_bytes or _utf8_problem(b"".join(lines)) is not None
+            or _may_nest_deeper(lines)):
         return None
     try:
         decoded = list(map(rules.decoder.decode, lines))  # stops at the first line that is not an object
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     texts = list(map(_TEXT, decoded))
     ids = list(map(_RECORD_ID, decoded))

@@ -17,7 +17,7 @@ from typing import Any
 from file_ingestion.datasets import Dataset
 from file_ingestion.records import Record
 
-# The text psycopg sends for each type (ISO 8601 for dates and times, PostgreSQL's boolean literals).
+# Each type's text, read by PostgreSQL as the value psycopg would send (ISO 8601 dates and times, boolean literals).
 _TEXT: dict[type, Callable[[Any], str] | None] = {
     str: None,  # as it is
     int: str,

@@ -59,7 +59,8 @@ class LoadResult:
     inserted: dict[str, int] = field(default_factory=dict)
     # (table, object key, version) of every file written by this transaction: a second copy in the batch is skipped
     written: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
-    # the transaction holds the savepoint of an earlier chunk, released by the next one's first statement
+    # the transaction holds the savepoint of an earlier write (this chunk's other dataset, or an earlier chunk),
+    # released by the next write's first statement
     savepoint_held: bool = field(default=False, repr=False)
 
     @property
@@ -100,7 +101,7 @@ def _unwritten(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile
                result: LoadResult) -> list[ParsedFile]:
     """The files of ``files`` with records whose rows are in neither this transaction nor the table; marks them.
 
-    The same round trip sets the savepoint that ``_insert_new`` rolls back to (and releases the previous chunk's):
+    The same round trip sets the savepoint that ``_insert_new`` rolls back to (and releases the one before it):
     the writer thread waits for the interpreter after every round trip while the batch is still being read, so
     each one saved lets the database start sooner.
     """

@@ -49,6 +49,7 @@ ODD_LINES = [  # every one decided by the per-line rules, several of them valid 
     b'{"id": "dup", "text": "a", "text": "b"}', b'{"id": "u", "text": "t", "note": "caf\xe9"}',
     b'{"id": "u", "text": "t", "deep": [1, {"note": "\xff"}]}', b'{"id": "big", "text": "t", "n": 1e400}',
     b'{"id": "ctl", "text": "t", "note": "\x01"}', b'{"id": "nan", "text": "t", "n": NaN}',
+    b'{"id": 1e400, "text": "t"}',
     b'{"id": "a", "text": "x"}, {"id": "b", "text": "y"}', b'{"a": [{}', b"{}]}",
     _at_size(MAX_RECORD_BYTES - 200), _at_size(MAX_RECORD_BYTES), _at_size(MAX_RECORD_BYTES + 1),
     _at_size(MAX_RECORD_BYTES + 1, b"\r"), _at_size(MAX_RECORD_BYTES + 3, b"\r\n"), _padded(MAX_RECORD_BYTES),
@@ -149,3 +150,25 @@ def test_a_block_of_shard_lines_is_the_lines_joined_with_their_sizes(pairs: list
     ids, texts = [p[0] for p in pairs], [p[1] for p in pairs]
     lines = [FRAME.line(record_id, text) for record_id, text in pairs]
     assert FRAME.block(ids, texts) == (b"".join(lines), [len(line) for line in lines])
+
+
+NESTING = [  # around MAX_DEPTH (256): refused by one fixed rule on both paths, whatever the stack depth
+    b'{"id": "deep", "text": "t", "m": ' + b"[" * 256 + b"]" * 256 + b"}",  # 257 levels with the record
+    b'{"id": "edge", "text": "t", "m": ' + b"[" * 255 + b"]" * 255 + b"}",  # 256 levels: kept
+    b'{"id": "deeper", "text": "t", "m": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    b'{"id": "wide", "text": "t", "m": [' + b",".join([b"{}"] * 400) + b"]}",  # many brackets, shallow: kept
+    b'{"id": "quoted", "text": "' + b"[" * 400 + b'"}',  # brackets inside a string: kept
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.one_of(st.sampled_from(NESTING), st.builds(_plain, st.integers(0, 99), st.just("plain"),
+                                                                     st.booleans())), max_size=40),
+       block_lines=st.sampled_from([1, 8, 1024]))
+def test_deep_nesting_is_refused_the_same_way_on_both_paths(lines: list[bytes], block_lines: int) -> None:
+    limits = ShardLimits(1, 10, 1_000_000, 10_000)
+    with mock.patch.object(sharding, "BLOCK_LINES", block_lines):
+        block = _shard(lines, limits, per_line=False)
+    _assert_same(block, _shard(lines, limits, per_line=True))
+    deep = {number for number, line in enumerate(lines, start=1) if line.startswith((b'{"id": "deep', ))}
+    assert {(r.line_number, r.reason) for r in block[1].rejected} == {(n, "not_json") for n in deep}
