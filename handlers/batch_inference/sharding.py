@@ -176,9 +176,10 @@ def line_decoder(text_field: str, id_field: str) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(line)
 
 
-# Deepest nesting of a line: msgspec decodes recursively and would hit the interpreter's recursion limit at a depth
-# that depends on the caller's stack, so both paths refuse deeper lines by this fixed rule first.
-MAX_DEPTH = 256
+# Deepest nesting of a line: msgspec decodes recursively and would hit the interpreter's recursion limit (1,000 frames
+# on python3.11, counting the caller's) at a depth that depends on the caller's stack, so both paths refuse deeper
+# lines by this fixed rule first. A line of at most MAX_DEPTH bytes cannot nest deeper, so short lines skip the check.
+MAX_DEPTH = 512
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NESTING = [0] * 256
 _NESTING[ord("{")] = _NESTING[ord("[")] = 1
@@ -190,9 +191,11 @@ def _depth(line: bytes) -> int:
     return max(accumulate(map(_NESTING.__getitem__, _STRINGS.sub(b"", line))), default=0)
 
 
-def _may_nest_deeper(lines: list[bytes]) -> bool:
-    """Whether a line of `lines` could nest deeper than MAX_DEPTH: it opens more brackets than that (two C passes)."""
-    return (max(map(bytes.count, lines, repeat(b"{"))) + max(map(bytes.count, lines, repeat(b"[")))) > MAX_DEPTH
+def _may_nest_deeper(lines: list[bytes], longest: int) -> bool:
+    """Whether a line of `lines` (the longest `longest` bytes) could nest deeper than MAX_DEPTH: it opens more
+    brackets than that (two C passes, only when a line is long enough)."""
+    return longest > MAX_DEPTH and (max(map(bytes.count, lines, repeat(b"{")))
+                                    + max(map(bytes.count, lines, repeat(b"[")))) > MAX_DEPTH
 
 
 def _utf8_problem(data: bytes) -> str | None:
@@ -226,7 +229,7 @@ class _LineRules:
         problem = _utf8_problem(line)
         if problem is not None:
             return None, ("not_json", problem)
-        if _may_nest_deeper([line]) and _depth(line) > MAX_DEPTH:
+        if _may_nest_deeper([line], len(line)) and _depth(line) > MAX_DEPTH:
             return None, ("not_json", f"nested more than {MAX_DEPTH} levels deep")
         try:
             decoded = self.decoder.decode(line)
@@ -322,8 +325,9 @@ def _plain_block(lines: list[bytes], rules: _LineRules) -> tuple[bytes, list[int
     characters, no surrounding whitespace), or is absent or a number (then `record_id_of`, as the per-line rules,
     derives it). Everything else is left to the per-line rules. Each check is one pass over the block in C.
     """
-    if (not lines or max(map(len, lines)) > rules.max_record_bytes or _utf8_problem(b"".join(lines)) is not None
-            or _may_nest_deeper(lines)):
+    longest = max(map(len, lines), default=0)
+    if (not lines or longest > rules.max_record_bytes or _utf8_problem(b"".join(lines)) is not None
+            or _may_nest_deeper(lines, longest)):
         return None
     try:
         decoded = list(map(rules.decoder.decode, lines))  # stops at the first line that is not an object

@@ -152,12 +152,12 @@ def test_a_block_of_shard_lines_is_the_lines_joined_with_their_sizes(pairs: list
     assert FRAME.block(ids, texts) == (b"".join(lines), [len(line) for line in lines])
 
 
-NESTING = [  # around MAX_DEPTH (256): refused by one fixed rule on both paths, whatever the stack depth
-    b'{"id": "deep", "text": "t", "m": ' + b"[" * 256 + b"]" * 256 + b"}",  # 257 levels with the record
-    b'{"id": "edge", "text": "t", "m": ' + b"[" * 255 + b"]" * 255 + b"}",  # 256 levels: kept
+NESTING = [  # around MAX_DEPTH (512): refused by one fixed rule on both paths, whatever the stack depth
+    b'{"id": "deep", "text": "t", "m": ' + b"[" * 512 + b"]" * 512 + b"}",  # 513 levels with the record
+    b'{"id": "edge", "text": "t", "m": ' + b"[" * 511 + b"]" * 511 + b"}",  # 512 levels: kept
     b'{"id": "deeper", "text": "t", "m": ' + b"[" * 2000 + b"]" * 2000 + b"}",
-    b'{"id": "wide", "text": "t", "m": [' + b",".join([b"{}"] * 400) + b"]}",  # many brackets, shallow: kept
-    b'{"id": "quoted", "text": "' + b"[" * 400 + b'"}',  # brackets inside a string: kept
+    b'{"id": "wide", "text": "t", "m": [' + b",".join([b"{}"] * 700) + b"]}",  # many brackets, shallow: kept
+    b'{"id": "quoted", "text": "' + b"[" * 700 + b'"}',  # brackets inside a string: kept
 ]
 
 
