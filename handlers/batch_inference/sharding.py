@@ -282,8 +282,8 @@ class _Records:
         records = cls()
         if per_line:
             records.add_each_line(lines, first, rules)
-            return records
-        records.add_block(lines, first, rules)
+        else:
+            records.add_block(lines, first, rules)
         return records
 
     def add_block(self, lines: list[bytes], first: int, rules: _LineRules) -> None:

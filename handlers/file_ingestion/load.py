@@ -146,13 +146,13 @@ def _insert_new(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFil
         return _insert_from_stage(cursor, dataset)
 
 
-def _rows(dataset: Dataset, files: Sequence[ParsedFile]) -> Iterator[tuple[Any, ...]]:
+def _rows(dataset: Dataset, parsed: ParsedFile) -> Iterator[tuple[Any, ...]]:
+    """The rows of one file, for psycopg to format."""
     values = operator.attrgetter(*dataset.data_columns)
     single = len(dataset.data_columns) == 1
-    for parsed in files:
-        for index, record in enumerate(parsed.records):
-            data = (values(record),) if single else values(record)
-            yield (parsed.bucket, parsed.key, parsed.version, index, *data)
+    for index, record in enumerate(parsed.records):
+        data = (values(record),) if single else values(record)
+        yield (parsed.bucket, parsed.key, parsed.version, index, *data)
 
 
 def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: Sequence[ParsedFile]) -> int:
@@ -162,7 +162,7 @@ def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: S
         for parsed in files:
             text = parsed.copy_text
             if text is None:  # a value needs escaping: psycopg formats this file row by row
-                for row in _rows(dataset, [parsed]):
+                for row in _rows(dataset, parsed):
                     copy.write_row(row)
             else:
                 copy.write(text)
