@@ -190,7 +190,7 @@ def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     content = read_object(clients.s3(settings.read_concurrency), ref, settings.max_object_bytes)
     with validating:
         records = parse_file(content.data, dataset)
-        return load.ParsedFile(dataset, ref.bucket, ref.key, content.version, records)  # formats the COPY text
+        return load.ParsedFile.of(dataset, ref.bucket, ref.key, content.version, records)  # the COPY text
 
 
 def _commit(writer: BatchWriter, message_ids: list[str]) -> load.LoadResult:

@@ -20,9 +20,8 @@ unique keys) comes only from the migrations.
 
 from __future__ import annotations
 
-import operator
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,20 +34,24 @@ from file_ingestion.records import Record
 
 @dataclass(frozen=True)
 class ParsedFile:
+    """One valid file, ready to load: its rows as COPY text (``copy_text.file_text``) and how many there are.
+
+    Built where the file is parsed (a reading thread in the handler), so the batch's writer thread only sends the
+    text, and the file's record objects are freed there, one file at a time.
+    """
+
     dataset: Dataset
     bucket: str
     key: str
     version: str
-    # Never in a repr: records may hold personal data, and a batch's reprs (asyncio builds one of the finished
-    # batch task when it restores the SIGINT handler) would cost as much as validating the records.
-    records: Sequence[Record] = field(repr=False)
-    # The rows as COPY text, built where the file is parsed (a reading thread in the handler), so the batch's writer
-    # thread only sends them; None when a value needs psycopg's escaping (``copy_text.file_text``).
-    copy_text: str | None = field(init=False, repr=False)
+    rows: int
+    # Never in a repr: rows may hold personal data, and a batch's reprs (asyncio builds one of the finished batch task
+    # when it restores the SIGINT handler) would cost as much as validating the records.
+    copy_text: str = field(repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "copy_text", file_text(self.dataset, self.bucket, self.key, self.version,
-                                                        self.records))
+    @classmethod
+    def of(cls, dataset: Dataset, bucket: str, key: str, version: str, records: Sequence[Record]) -> ParsedFile:
+        return cls(dataset, bucket, key, version, len(records), file_text(dataset, bucket, key, version, records))
 
 
 @dataclass
@@ -93,7 +96,7 @@ def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadRes
         dataset_files = by_dataset[name]
         dataset = dataset_files[0].dataset
         new = _unwritten(cursor, dataset, dataset_files, result)
-        result.add(dataset.table, sum(len(parsed.records) for parsed in dataset_files),
+        result.add(dataset.table, sum(parsed.rows for parsed in dataset_files),
                    _insert_new(cursor, dataset, new) if new else 0)
 
 
@@ -108,7 +111,7 @@ def _unwritten(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile
     candidates: dict[tuple[str, str], ParsedFile] = {}
     for parsed in files:
         identity = (parsed.key, parsed.version)
-        if parsed.records and (dataset.table, *identity) not in result.written:
+        if parsed.rows and (dataset.table, *identity) not in result.written:
             candidates.setdefault(identity, parsed)
     if not candidates:
         return []
@@ -146,27 +149,13 @@ def _insert_new(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFil
         return _insert_from_stage(cursor, dataset)
 
 
-def _rows(dataset: Dataset, parsed: ParsedFile) -> Iterator[tuple[Any, ...]]:
-    """The rows of one file, for psycopg to format."""
-    values = operator.attrgetter(*dataset.data_columns)
-    single = len(dataset.data_columns) == 1
-    for index, record in enumerate(parsed.records):
-        data = (values(record),) if single else values(record)
-        yield (parsed.bucket, parsed.key, parsed.version, index, *data)
-
-
 def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: Sequence[ParsedFile]) -> int:
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.columns)
     rows = 0
     with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(table, columns)) as copy:
         for parsed in files:
-            text = parsed.copy_text
-            if text is None:  # a value needs escaping: psycopg formats this file row by row
-                for row in _rows(dataset, parsed):
-                    copy.write_row(row)
-            else:
-                copy.write(text)
-            rows += len(parsed.records)
+            copy.write(parsed.copy_text)
+            rows += parsed.rows
     return rows
 
 

@@ -1,25 +1,38 @@
-"""A file's COPY text built column by column: the same rows psycopg's row-by-row formatting stores, or None (and
-psycopg's formatting) whenever a value would need escaping."""
+"""A file's COPY text built column by column: exactly the rows psycopg's row-by-row formatting stores, escapes and
+NULLs included."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
 
 from file_ingestion import load
-from file_ingestion.copy_text import file_text
-from file_ingestion.datasets import CATALOGUE
+from file_ingestion.copy_text import UnsupportedValueError, file_text
+from file_ingestion.datasets import CATALOGUE, Dataset
 from file_ingestion.parse import parse_file
+from file_ingestion.records import Record
 from tests.handlers.file_ingestion.conftest import Database, customer, order
 
 ORDERS, CUSTOMERS = CATALOGUE["orders"], CATALOGUE["customers"]
 DATA_COLUMNS = ", ".join(CUSTOMERS.data_columns)
+AWKWARD_NAMES = ["tab\there", "back\\slash", "new\nline", "carriage\rreturn", "\\N", "Zoë Ø'Brien-Łukasz 李"]
 
 
 def _customers(*overrides: dict[str, Any]) -> list[Any]:
     return parse_file(json.dumps([customer(f"C{n}", **o) for n, o in enumerate(overrides)]).encode(), CUSTOMERS)
+
+
+class _Note(Record):
+    note_id: str
+    body: str | None = None
+    due: dt.date | None = None
+
+
+class _Measurement(Record):
+    reading: float
 
 
 def test_an_orders_file_is_one_tab_separated_line_per_record() -> None:
@@ -29,48 +42,50 @@ def test_an_orders_file_is_one_tab_separated_line_per_record() -> None:
         "bkt\tin/orders/a.json\tv1\t1\tA-002\tC-002\t2024-05-17\tpaid\tEUR\t7\t0\n")
 
 
-@pytest.mark.parametrize("value", ["Ada\tLovelace", "Ada\\nLovelace", "Ada\nLovelace", "Ada\rLovelace"])
-def test_a_value_that_needs_escaping_leaves_the_file_to_psycopg(value: str) -> None:
-    assert file_text(CUSTOMERS, "b", "k", "v", _customers({}, {"full_name": value})) is None
+@pytest.mark.parametrize(("value", "text"), [
+    ("Ada\tLovelace", "Ada\\tLovelace"), ("Ada\\nLovelace", "Ada\\\\nLovelace"), ("Ada\nLovelace", "Ada\\nLovelace"),
+    ("Ada\rLovelace", "Ada\\rLovelace"), ("\\N", "\\\\N")])
+def test_a_value_that_needs_escaping_is_escaped(value: str, text: str) -> None:
+    lines = file_text(CUSTOMERS, "b", "k", "v", _customers({}, {"full_name": value})).splitlines()
+    assert len(lines) == 2 and lines[1].split("\t")[6] == text
 
 
-@pytest.mark.parametrize("key", ["in/a\tb.json", "in/a\\b.json", "in/a\nb.json"])
-def test_an_object_key_that_needs_escaping_leaves_the_file_to_psycopg(key: str) -> None:
-    assert file_text(CUSTOMERS, "b", key, "v", _customers({})) is None
+def test_an_object_key_that_needs_escaping_is_escaped() -> None:
+    assert file_text(CUSTOMERS, "b", "in/a\tb\\c.json", "v", _customers({})).startswith("b\tin/a\\tb\\\\c.json\tv\t0\t")
+
+
+def test_none_is_null_and_a_field_of_an_unsupported_type_is_refused() -> None:
+    notes = Dataset("notes", _Note, "notes")
+    records = [_Note(note_id="n1"), _Note(note_id="n2", body="\\N", due="2024-05-17"), _Note(note_id="n3", body="x")]
+    assert file_text(notes, "b", "k", "v", records) == (
+        "b\tk\tv\t0\tn1\t\\N\t\\N\nb\tk\tv\t1\tn2\t\\\\N\t2024-05-17\nb\tk\tv\t2\tn3\tx\t\\N\n")
+    with pytest.raises(UnsupportedValueError, match="field 'reading' holds float"):
+        file_text(Dataset("measurements", _Measurement, "measurements"), "b", "k", "v", [_Measurement(reading=1.5)])
 
 
 def test_an_empty_file_is_no_text() -> None:
     assert file_text(CUSTOMERS, "b", "k", "v", []) == ""
 
 
-def test_the_column_text_and_psycopgs_rows_store_the_same_values(database: Database, monkeypatch: Any) -> None:
+def test_the_column_text_stores_what_psycopgs_rows_store(database: Database) -> None:
     records = _customers(
-        {"full_name": "Zoë Ø'Brien-Łukasz 李", "marketing_opt_in": True},
+        *({"full_name": name, "marketing_opt_in": n % 2 == 0} for n, name in enumerate(AWKWARD_NAMES)),
         {"created_at": "2024-05-17T10:15:00.123456+02:00"},
-        {"created_at": "2024-02-29T23:59:59-09:30", "marketing_opt_in": False},
+        {"created_at": "2024-02-29T23:59:59-09:30", "marketing_opt_in": True},
         {"created_at": "2024-05-17T10:15:00Z", "email": "o'hara+tag@example.co.uk"})
-    assert file_text(CUSTOMERS, "b", "in/fast.json", "v1", records) is not None
-    fast = load.ParsedFile(CUSTOMERS, "b", "in/fast.json", "v1", records)
     with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
-        load.load_chunk(cursor, [fast], load.LoadResult())
-    monkeypatch.setattr(load, "file_text", lambda *_: None)  # psycopg formats every row
-    slow = load.ParsedFile(CUSTOMERS, "b", "in/slow.json", "v1", records)
-    with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
-        load.load_chunk(cursor, [slow], load.LoadResult())
+        load.load_chunk(cursor, [load.ParsedFile.of(CUSTOMERS, "b", "in/odd\tkey\\.json", "v1", records)],
+                        load.LoadResult())
+        columns = ", ".join(CUSTOMERS.columns)
+        with cursor.copy(f"COPY customers ({columns}) FROM STDIN") as copy:
+            for index, record in enumerate(records):
+                copy.write_row(("b", "in/psycopg.json", "v1", index,
+                                *(getattr(record, name) for name in CUSTOMERS.data_columns)))
 
     def stored(key: str) -> list[tuple[Any, ...]]:
         return database.query(f"SELECT record_index, {DATA_COLUMNS} FROM customers WHERE source_key = %s "
                               "ORDER BY record_index", key)
 
-    assert stored("in/fast.json") == stored("in/slow.json")
-    assert len(stored("in/fast.json")) == 4
-
-
-def test_a_file_psycopg_formats_is_stored_exactly(database: Database) -> None:
-    names = ["tab\there", "back\\slash", "new\nline", "carriage\rreturn"]
-    records = _customers(*({"full_name": name} for name in names))
-    with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
-        load.load_chunk(cursor, [load.ParsedFile(CUSTOMERS, "b", "in/odd\tkey.json", "v1", records)],
-                        load.LoadResult())
-    assert database.query("SELECT source_key, full_name FROM customers ORDER BY record_index") == [
-        ("in/odd\tkey.json", name) for name in names]
+    assert stored("in/odd\tkey\\.json") == stored("in/psycopg.json")
+    assert [row[3] for row in stored("in/psycopg.json")][:len(AWKWARD_NAMES)] == AWKWARD_NAMES
+    assert len(stored("in/psycopg.json")) == len(records)

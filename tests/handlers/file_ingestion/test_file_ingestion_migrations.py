@@ -27,31 +27,45 @@ def test_the_component_keys_the_invocation_on_the_runners_checksum() -> None:
     assert migrations_checksum() == runner.checksum(runner.discover())
 
 
+SHIPPED = ("0001_orders", "0002_customers", "0003_loaded_at_brin")
+
+
 def test_migrations_apply_once_in_order_and_are_recorded(empty_database: Database) -> None:
     with empty_database.connect() as connection:
         first = runner.migrate(connection)
         second = runner.migrate(connection)
-    assert first.applied == ("0001_orders", "0002_customers") and first.version == 2
+    assert first.applied == SHIPPED and first.version == len(SHIPPED)
     assert second.applied == () and second.already_applied == first.applied
     assert {"orders", "customers", "schema_migrations"} <= tables(empty_database)
-    assert empty_database.count("schema_migrations") == 2
+    assert empty_database.count("schema_migrations") == len(SHIPPED)
+
+
+def test_the_tables_index_their_natural_key_and_summarise_loaded_at(empty_database: Database) -> None:
+    with empty_database.connect() as connection:
+        runner.migrate(connection)
+    indexes = dict(empty_database.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"))
+    for table, key in (("orders", "order_id"), ("customers", "customer_id")):
+        assert "USING brin (loaded_at)" in indexes[f"{table}_loaded_at"]  # appended rows: a B-tree costs each load
+        assert f"UNIQUE INDEX {table}_natural_key" in indexes[f"{table}_natural_key"]
+        assert f"(source_key, source_version, {key})" in indexes[f"{table}_natural_key"]
 
 
 def test_a_failing_migration_is_rolled_back_and_an_edited_one_refused(empty_database: Database) -> None:
     shipped = runner.discover()
-    broken = [*shipped, runner.Migration(3, "0003_broken", "CREATE TABLE half (id int); SELECT no_such_column;")]
+    broken = [*shipped, runner.Migration(len(shipped) + 1, "9999_broken",
+                                         "CREATE TABLE half (id int); SELECT no_such_column;")]
     with empty_database.connect() as connection:
-        with pytest.raises(runner.MigrationError, match="0003_broken failed"):
+        with pytest.raises(runner.MigrationError, match="9999_broken failed"):
             runner.migrate(connection, broken)
         assert "half" not in tables(empty_database)  # the failed migration left nothing behind
-        edited = [runner.Migration(1, "0001_orders", shipped[0].sql + "\n-- edited"), shipped[1]]
+        edited = [runner.Migration(1, "0001_orders", shipped[0].sql + "\n-- edited"), *shipped[1:]]
         with pytest.raises(runner.MigrationError, match="changed after it was applied"):
             runner.migrate(connection, edited)
 
 
 def test_make_migrate_applies_them_from_a_dsn(empty_database: Database, capsys: pytest.CaptureFixture[str]) -> None:
     assert migrate_main(["--dsn", empty_database.server.dsn(empty_database.name)]) == 0
-    assert "schema at version 2" in capsys.readouterr().out
+    assert f"schema at version {len(SHIPPED)}" in capsys.readouterr().out
     assert migrate_main(["--checksum"]) == 0
 
 
@@ -77,6 +91,6 @@ def test_the_migration_function_applies_pending_migrations_for_its_checksum(
         again = migrate_app.handler({"checksum": checksum}, lambda_context_factory())
         with pytest.raises(runner.MigrationError, match="deploy the function's code first"):
             migrate_app.handler({"checksum": "0" * 64}, lambda_context_factory())
-    assert result["applied"] == ["0001_orders", "0002_customers"] and again["applied"] == []
+    assert result["applied"] == list(SHIPPED) and again["applied"] == []
     assert {(c.service, c.operation) for c in calls} == {("secretsmanager", "GetSecretValue")}
     assert {"orders", "customers"} <= tables(empty_database)

@@ -25,12 +25,12 @@ ORDERS, CUSTOMERS = CATALOGUE["orders"], CATALOGUE["customers"]
 
 def _orders(key: str, count: int, version: str = "v1") -> load.ParsedFile:
     records = parse_file(json.dumps(orders_file(key.rsplit("/", 1)[-1], count)).encode(), ORDERS)
-    return load.ParsedFile(ORDERS, "bucket", key, version, records)
+    return load.ParsedFile.of(ORDERS, "bucket", key, version, records)
 
 
 def _customers(key: str, count: int) -> load.ParsedFile:
     records = parse_file(json.dumps([customer(f"{key[-2:]}C{n}") for n in range(count)]).encode(), CUSTOMERS)
-    return load.ParsedFile(CUSTOMERS, "bucket", key, "v1", records)
+    return load.ParsedFile.of(CUSTOMERS, "bucket", key, "v1", records)
 
 
 @pytest.fixture(scope="module")
