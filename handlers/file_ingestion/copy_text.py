@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import operator
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from file_ingestion.datasets import Dataset
@@ -35,6 +37,12 @@ _TEXT: dict[type, Callable[[Any], str] | None] = {
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+# Types whose equal values always have the same text: a column of them is rendered once per distinct value.
+_SAME_TEXT_WHEN_EQUAL = frozenset({int, bool, dt.date})
+_index_texts: list[str] = []  # "0", "1", ...: record indexes as text, grown (under the lock) as files need
+_index_texts_growing = threading.Lock()
+
+
 class UnsupportedValueError(TypeError):
     """A record field holds a type with no COPY text here: the dataset's model needs a rendering in ``_TEXT``."""
 
@@ -44,33 +52,63 @@ def file_text(dataset: Dataset, bucket: str, key: str, version: str, records: Se
     count = len(records)
     if not count:
         return ""
-    columns: list[list[str | None]] = [[bucket] * count, [key] * count, [version] * count,
-                                       list(map(str, range(count)))]
-    columns += (_column_text(name, list(map(operator.attrgetter(name), records))) for name in dataset.data_columns)
-    text = _joined([_nulls_marked(column) for column in columns])
-    # Only the separators written here may appear, and no backslash or CR: then no value needed an escape.
-    if text.count("\t") != count * (len(columns) - 1) or text.count("\n") != count or "\\" in text or "\r" in text:
-        text = _joined([[NULL if v is None else v.translate(_ESCAPES) for v in column] for column in columns])
+    fields = list(map(_FIELDS, records))  # a record's fields, as the model validated them
+    columns = [_Column(_index_text(count), nullable=False)]
+    columns += (_column_text(name, list(map(operator.itemgetter(name), fields))) for name in dataset.data_columns)
+    # The source columns are the same on every row: one prefix, escaped once.
+    prefix = "".join(value.translate(_ESCAPES) + "\t" for value in (bucket, key, version))
+    text = _rows(prefix, [column.marked() for column in columns])
+    # Only the separators and backslashes written here may appear, and no CR: then no value needed an escape.
+    if (text.count("\t") != count * (len(columns) + 2) or text.count("\n") != count
+            or text.count("\\") != count * prefix.count("\\") or "\r" in text):
+        text = _rows(prefix, [column.escaped() for column in columns])
     return text
 
 
-def _column_text(name: str, values: list[Any]) -> list[str | None]:
-    """The text of each of a field's values; None stays None (NULL)."""
+_FIELDS = operator.attrgetter("__dict__")
+
+
+def _index_text(count: int) -> list[str]:
+    if count > len(_index_texts):
+        with _index_texts_growing:
+            _index_texts.extend(map(str, range(len(_index_texts), count)))
+    return _index_texts[:count]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A field's values as text, None for NULL (only where ``nullable``)."""
+
+    texts: list[str] | list[str | None]
+    nullable: bool
+
+    def marked(self) -> list[str]:
+        """The texts with NULL written as COPY writes it."""
+        if self.nullable:
+            return [NULL if text is None else text for text in self.texts]
+        return cast("list[str]", self.texts)
+
+    def escaped(self) -> list[str]:
+        """The texts with COPY's escapes (a literal ``\\N`` is escaped, a NULL is not)."""
+        return [NULL if text is None else text.translate(_ESCAPES) for text in self.texts]
+
+
+def _column_text(name: str, values: list[Any]) -> _Column:
     kinds = set(map(type, values))
     nullable = type(None) in kinds
     kinds.discard(type(None))
     if len(kinds) > 1 or not kinds <= _TEXT.keys():
         raise UnsupportedValueError(f"field {name!r} holds {', '.join(sorted(k.__name__ for k in kinds))}: "
                                     "one of str, int, Decimal, bool, date or datetime (or None) is expected")
-    render = _TEXT[kinds.pop()] if kinds else str
-    if nullable:
-        return [value if value is None or render is None else render(value) for value in values]
-    return values if render is None else list(map(render, values))
+    kind = kinds.pop() if kinds else type(None)
+    render = _TEXT.get(kind)
+    if render is None:  # str, or only None
+        return _Column(values, nullable)
+    if kind in _SAME_TEXT_WHEN_EQUAL:
+        text = {value: None if value is None else render(value) for value in set(values)}
+        return _Column(list(map(text.__getitem__, values)), nullable)
+    return _Column([None if value is None else render(value) for value in values], nullable)
 
 
-def _nulls_marked(column: list[str | None]) -> list[str]:
-    return cast("list[str]", column) if None not in column else [NULL if v is None else v for v in column]
-
-
-def _joined(columns: list[list[str]]) -> str:
-    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+def _rows(prefix: str, columns: list[list[str]]) -> str:
+    return prefix + ("\n" + prefix).join(map("\t".join, zip(*columns, strict=True))) + "\n"
