@@ -1,7 +1,7 @@
 """Apply pending migrations: one transaction each, recorded, serialized across runners by an advisory lock.
 
 >>> [m.name for m in discover()][:3]
-['0001_orders', '0002_customers', '0003_loaded_at_brin']
+['0001_orders', '0002_customers', '0003_load_path_indexes']
 """
 
 from __future__ import annotations
