@@ -136,6 +136,7 @@ async def _prepare_message(record: SQSRecord, writer: BatchWriter) -> PreparedMe
         logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail})
         return PreparedMessage(record.message_id)
 
+    writer.begin()  # the transaction opens while the objects are read
     outcomes = await asyncio.get_running_loop().run_in_executor(reads, _read_message, verdict.objects, writer)
     files: list[load.ParsedFile] = []
     failure: BaseException | None = None

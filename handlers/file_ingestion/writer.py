@@ -58,20 +58,32 @@ class BatchWriter:
         self.result = load.LoadResult()
         self.files = 0
 
+    def begin(self) -> None:
+        """Take the connection and open the batch's transaction now, ahead of the first offer (returns at once).
+
+        The handler calls it as soon as a message announces objects to read, so the database is ready for the
+        first file instead of starting then; a batch with nothing to read never connects.
+        """
+        with self._offering:
+            self._start()
+
     def offer(self, files: Sequence[load.ParsedFile]) -> None:
         """Queue one message's files for the batch's transaction (returns at once; from any thread).
 
         Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
         """
         with self._offering:
-            if self._stopped:
-                raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
             if not files:
                 return
-            if self._running is None:
-                self._running = self._executor.submit(self._run)
+            self._start()
             self.files += len(files)
             self._offers.put(files)
+
+    def _start(self) -> None:
+        if self._stopped:
+            raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
+        if self._running is None:
+            self._running = self._executor.submit(self._run)
 
     def finish(self) -> load.LoadResult:
         """Commit everything offered; raises the write's error, in which case nothing of the batch was written."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 
 from common.postgres import ConnectionKeeper, Credentials, DatabaseSettings
 from file_ingestion import load
@@ -90,6 +92,26 @@ def test_a_batch_without_files_never_touches_the_database(connections: Any, thre
     writer.offer([])
     assert writer.finish().rows_offered == 0
     assert connections.entered == 0
+
+
+def test_begin_opens_the_transaction_before_the_first_offer(database: Database, connections: Any,
+                                                            thread: ThreadPoolExecutor) -> None:
+    """The handler begins as soon as a message announces objects, so the database waits for the first file, not
+    the other way round; a batch whose files all fail validation then commits an empty transaction."""
+    for files in ([_orders("in/early", 4)], []):
+        writer = BatchWriter(connections, thread)
+        writer.begin()
+        with connections() as connection:
+            deadline = time.monotonic() + 10
+            while connection.info.transaction_status != TransactionStatus.INTRANS and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert connection.info.transaction_status == TransactionStatus.INTRANS  # before any offer
+        writer.offer(files)
+        assert writer.finish().rows_inserted == len(files) * 4
+        assert connection.info.transaction_status == TransactionStatus.IDLE
+    assert database.count("orders") == 4 and connections.entered == 4  # twice per batch: the writer, and this test
+    with pytest.raises(RuntimeError, match="finished"):
+        writer.begin()
 
 
 def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Database, connections: Any,
