@@ -40,7 +40,7 @@ class _Abort(Exception):
 
 
 class BatchWriter:
-    """One batch's transaction, fed message by message; the connection is taken only once a file is offered.
+    """One batch's transaction, fed message by message; the connection is taken once the batch has something to read.
 
     ``thread`` runs the writing: a single-thread executor kept for the life of the execution environment, so a
     batch does not pay for starting a thread.
