@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
+from common.aws_clients import new_client
 from common.bedrock import runtime_client as bedrock_runtime
 
 _CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3},
@@ -22,32 +22,32 @@ _CONFIG = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard"
 
 @functools.cache
 def s3() -> Any:
-    return boto3.client("s3", config=_CONFIG)
+    return new_client("s3", _CONFIG)
 
 
 @functools.cache
 def sqs() -> Any:
-    return boto3.client("sqs", config=_CONFIG)
+    return new_client("sqs", _CONFIG)
 
 
 @functools.cache
 def dynamodb() -> Any:
-    return boto3.client("dynamodb", config=_CONFIG)
+    return new_client("dynamodb", _CONFIG)
 
 
 @functools.cache
 def bedrock() -> Any:
-    return boto3.client("bedrock", config=_CONFIG)
+    return new_client("bedrock", _CONFIG)
 
 
 @functools.cache
 def stepfunctions() -> Any:
-    return boto3.client("stepfunctions", config=_CONFIG)
+    return new_client("stepfunctions", _CONFIG)
 
 
 @functools.cache
 def events() -> Any:
-    return boto3.client("events", config=_CONFIG)
+    return new_client("events", _CONFIG)
 
 
 def reset() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from common.aws_clients import new_client
 
 
 @functools.cache
 def runtime_client(read_timeout_seconds: int, connections: int) -> Any:
     config = Config(connect_timeout=5, read_timeout=read_timeout_seconds,
                     retries={"mode": "standard", "max_attempts": 1}, max_pool_connections=max(10, connections))
-    return boto3.client("bedrock-runtime", config=config)
+    return new_client("bedrock-runtime", config)

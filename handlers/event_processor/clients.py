@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
+from common.aws_clients import new_client
 from common.bedrock import runtime_client as bedrock_runtime
 from event_processor.config import Settings
 
@@ -23,12 +23,12 @@ _AWS_CONFIG = Config(connect_timeout=5, read_timeout=10, retries={"mode": "stand
 
 @functools.cache
 def dynamodb() -> Any:
-    return boto3.client("dynamodb", config=_AWS_CONFIG)
+    return new_client("dynamodb", _AWS_CONFIG)
 
 
 @functools.cache
 def events() -> Any:
-    return boto3.client("events", config=_AWS_CONFIG)
+    return new_client("events", _AWS_CONFIG)
 
 
 def idempotency_store(table: str) -> DynamoDBPersistenceLayer:

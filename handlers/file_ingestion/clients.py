@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from common.aws_clients import new_client
 
 
 def _config(pool: int = 10) -> Config:
@@ -21,12 +22,12 @@ def _config(pool: int = 10) -> Config:
 
 @functools.cache
 def s3(pool: int = 16) -> Any:
-    return boto3.client("s3", config=_config(pool))
+    return new_client("s3", _config(pool))
 
 
 @functools.cache
 def secretsmanager() -> Any:
-    return boto3.client("secretsmanager", config=_config())
+    return new_client("secretsmanager", _config())
 
 
 def reset() -> None:

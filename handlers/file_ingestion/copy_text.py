@@ -58,9 +58,11 @@ def file_text(dataset: Dataset, bucket: str, key: str, version: str, records: Se
     # The source columns are the same on every row: one prefix, escaped once.
     prefix = "".join(value.translate(_ESCAPES) + "\t" for value in (bucket, key, version))
     text = _rows(prefix, [column.marked() for column in columns])
-    # Only the separators and backslashes written here may appear, and no CR: then no value needed an escape.
+    # Only the separators and backslashes written here (the prefix's and one per NULL) may appear, and no CR: then
+    # no value needed an escape.
+    backslashes = count * prefix.count("\\") + sum(column.nulls() for column in columns)
     if (text.count("\t") != count * (len(columns) + 2) or text.count("\n") != count
-            or text.count("\\") != count * prefix.count("\\") or "\r" in text):
+            or text.count("\\") != backslashes or "\r" in text):
         text = _rows(prefix, [column.escaped() for column in columns])
     return text
 
@@ -79,8 +81,11 @@ def _index_text(count: int) -> list[str]:
 class _Column:
     """A field's values as text, None for NULL (only where ``nullable``)."""
 
-    texts: list[str] | list[str | None]
+    texts: Sequence[str | None]
     nullable: bool
+
+    def nulls(self) -> int:
+        return self.texts.count(None) if self.nullable else 0
 
     def marked(self) -> list[str]:
         """The texts with NULL written as COPY writes it."""

@@ -73,11 +73,12 @@ class BatchWriter:
         Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
         """
         with self._offering:
-            if not files:
-                return
-            self._start()
-            self.files += len(files)
-            self._offers.put(files)
+            if self._stopped:
+                raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
+            if files:
+                self._start()
+                self.files += len(files)
+                self._offers.put(files)
 
     def _start(self) -> None:
         if self._stopped:
@@ -86,19 +87,27 @@ class BatchWriter:
             self._running = self._executor.submit(self._run)
 
     def finish(self) -> load.LoadResult:
-        """Commit everything offered; raises the write's error, in which case nothing of the batch was written."""
-        self._stop(_Finish())
-        if self._error is not None:
+        """Commit everything offered; raises the write's error, in which case nothing of the batch was written.
+
+        With nothing offered (every file of the batch gone or invalid), the transaction ``begin`` opened is rolled
+        back and nothing is raised: the database plays no part in such a batch, even when it is down.
+        """
+        with self._offering:  # decided together with the last offer: no file is offered after the choice
+            self._stopped = True
+            committing = self.files > 0
+        self._end(_Finish() if committing else _Abort())
+        if committing and self._error is not None:
             raise self._error
         return self.result
 
     def abort(self) -> None:
         """Roll back whatever was written; for a batch the handler gives up on."""
-        self._stop(_Abort())
-
-    def _stop(self, marker: _Finish | _Abort) -> None:
         with self._offering:
             self._stopped = True
+        self._end(_Abort())
+
+    def _end(self, marker: _Finish | _Abort) -> None:
+        """Hand the writer thread its last marker (once ``_stopped`` is set) and wait for it."""
         if self._running is not None:
             self._offers.put(marker)
             self._running.result()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from common.aws_clients import new_client
 
 _CONFIG = Config(
     connect_timeout=5,
@@ -22,12 +23,12 @@ _CONFIG = Config(
 
 @functools.cache
 def bedrock_agent() -> Any:
-    return boto3.client("bedrock-agent", config=_CONFIG)
+    return new_client("bedrock-agent", _CONFIG)
 
 
 @functools.cache
 def sqs() -> Any:
-    return boto3.client("sqs", config=_CONFIG)
+    return new_client("sqs", _CONFIG)
 
 
 def reset() -> None:

@@ -114,6 +114,25 @@ def test_begin_opens_the_transaction_before_the_first_offer(database: Database, 
         writer.begin()
 
 
+def test_a_begun_batch_with_nothing_to_write_does_not_depend_on_the_database(thread: ThreadPoolExecutor) -> None:
+    """Every file gone or invalid: the messages settle one by one even while the database is down."""
+
+    @contextlib.contextmanager
+    def unreachable() -> Iterator[psycopg.Connection[Any]]:
+        raise psycopg.OperationalError("connection refused")
+        yield  # pragma: no cover
+
+    writer = BatchWriter(unreachable, thread)
+    writer.begin()
+    writer.offer([])
+    assert writer.finish().rows_offered == 0
+    failing = BatchWriter(unreachable, thread)
+    failing.begin()
+    failing.offer([_orders("in/a", 2)])
+    with pytest.raises(psycopg.OperationalError, match="refused"):
+        failing.finish()
+
+
 def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Database, connections: Any,
                                                                    thread: ThreadPoolExecutor) -> None:
     first = BatchWriter(connections, thread)
@@ -188,8 +207,9 @@ def test_an_offer_after_finish_or_abort_is_refused(connections: Any, thread: Thr
         writer = BatchWriter(connections, thread)
         writer.offer([_orders("in/a", 2)])
         stop(writer)
-        with pytest.raises(RuntimeError, match="finished"):
-            writer.offer([_orders("in/b", 2)])
+        for late in ([_orders("in/b", 2)], []):
+            with pytest.raises(RuntimeError, match="finished"):
+                writer.offer(late)
 
 
 def test_a_kept_connection_left_inside_a_transaction_is_rolled_back_first(database: Database,
