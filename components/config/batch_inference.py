@@ -1,0 +1,99 @@
+"""Config of the batch-inference pipeline."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from components.config.model import ModelSettings
+from components.config.sections import EVENT_SOURCE_PATTERN, QueueSettings, Section, WorkerSettings
+
+# Batch inference: the model families whose native request format the sharder builds.
+_BATCH_MODEL_FAMILIES = ("anthropic.", "amazon.nova")
+
+
+class BatchInferenceSettings(Section):
+    """Large-scale batch inference: S3 JSONL corpus -> Step Functions Distributed Map -> Bedrock batch jobs (mode A)
+    or synchronous Converse fan-out (mode B) -> S3 results, failure lane, BatchRunCompleted on a result bus."""
+
+    enabled: bool = Field(True, description="Build this pipeline in the stack.")
+    model: ModelSettings = Field(description="The model or inference profile, the task and its prompt template.")
+    mode: Literal["batch", "sync", "auto"] = Field(
+        "auto", description="batch: Bedrock batch jobs; sync: Converse per record; auto: batch when the corpus "
+                            "reaches minRecordsPerJob.")
+    corpus_prefix: str = Field("corpus/", pattern=r"^[A-Za-z0-9][A-Za-z0-9!_.*'()-]*/$",
+                               description="Key prefix of the corpora in the input bucket (the sharder reads only "
+                                           "there).")
+    text_field: str = Field("text", pattern=r"^[^\s]{1,128}$", description="JSON field holding a record's text.")
+    id_field: str = Field("id", pattern=r"^[^\s]{1,128}$",
+                          description="JSON field holding a record's id; without it the recordId is a content hash.")
+    min_records_per_job: int = Field(100, ge=1, le=100_000,
+                                     description="Bedrock's per-job minimum record count (Service Quotas).")
+    max_records_per_job: int = Field(50_000, ge=2, le=1_000_000,
+                                     description="Bedrock's per-job (and per-file) maximum record count.")
+    max_file_bytes: int = Field(1 << 30, ge=1 << 20, le=5 << 30,
+                                description="Bedrock's maximum input file size in bytes (a shard's size limit).")
+    max_record_bytes: int = Field(100_000, ge=1024, le=1 << 20,
+                                  description="Longest corpus line and shard line accepted, in bytes; longer lines "
+                                              "go to the failure lane.")
+    concurrent_jobs: int = Field(10, ge=1, le=100,
+                                 description="Concurrent batch jobs quota: the batch Map's MaxConcurrency.")
+    job_timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each batch job.")
+    on_demand_concurrency: int = Field(10, ge=1, le=1000,
+                                       description="Concurrent synchronous batches the on-demand quota allows: the "
+                                                   "sync Map's MaxConcurrency and the worker's reserved concurrency.")
+    items_per_batch: int = Field(20, ge=1, le=1000, description="Records per synchronous batch (ItemBatcher).")
+    record_concurrency: int = Field(4, ge=1, le=64,
+                                    description="Converse calls one synchronous batch makes at the same time.")
+    max_attempts: int = Field(5, ge=1, le=20,
+                              description="Attempts per record on throttling and model timeouts (backoff, jitter).")
+    batch_retries: int = Field(3, ge=1, le=10,
+                               description="Step Functions retries of a synchronous batch that stays throttled.")
+    tolerated_failure_percentage: float = Field(5.0, ge=0, le=100,
+                                                description="Share of failed Map children a run tolerates.")
+    reconcile_interval_minutes: int = Field(15, ge=5, le=60,
+                                            description="How often the reconciler finishes missed completions and "
+                                                        "heartbeats waiting shards.")
+    ledger_retention_days: int = Field(90, ge=1, le=3650,
+                                       description="How long the recordId ledger remembers a record (TTL).")
+    result_source: str = Field("ai-pipelines.batch-inference", pattern=EVENT_SOURCE_PATTERN,
+                               description="Source of the BatchRunCompleted events on the result bus.")
+    sharder_memory_mb: int = Field(2048, ge=512, le=10240,
+                                   description="Sharder memory in MB (its CPU share follows it).")
+    failure_lane: QueueSettings = Field(default_factory=lambda: QueueSettings(retention_seconds=7 * 24 * 3600),
+                                        description="The failure lane holding records that could not be processed.")
+    completion: WorkerSettings = Field(
+        default_factory=lambda: WorkerSettings(timeout_seconds=900, memory_mb=3008, reserved_concurrency=5,
+                                               batch_size=1, batching_window_seconds=0, max_concurrency=None),
+        description="The completion handler: one job's output per invocation.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BatchInferenceSettings:
+        if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
+            raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
+                             f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")
+        if self.max_records_per_job < 2 * self.min_records_per_job - 1:
+            raise ValueError(f"maxRecordsPerJob {self.max_records_per_job} is below 2 x minRecordsPerJob - 1 = "
+                             f"{2 * self.min_records_per_job - 1}: a short tail could not join the shard before it")
+        if self.text_field == self.id_field:
+            raise ValueError(f"textField and idField are both {self.text_field!r}: a record's id and its text must be "
+                             "different fields")
+        room = 2 * self.min_records_per_job * self.max_record_bytes
+        if self.max_file_bytes < room:
+            raise ValueError(f"maxFileBytes {self.max_file_bytes} is below 2 x minRecordsPerJob x maxRecordBytes = "
+                             f"{room}: a shard could not hold its minimum plus a merged tail")
+        rounds = -(-self.items_per_batch // self.record_concurrency)
+        budget = rounds * self.model.request_timeout_seconds
+        if budget > SYNC_WORKER_BUDGET_SECONDS:
+            raise ValueError(f"itemsPerBatch {self.items_per_batch} / recordConcurrency {self.record_concurrency} = "
+                             f"{rounds} rounds of model.requestTimeoutSeconds {self.model.request_timeout_seconds} "
+                             f"= {budget} s exceeds the worker's {SYNC_WORKER_BUDGET_SECONDS} s")
+        if self.completion.batch_size != 1:
+            raise ValueError(f"completion.batchSize {self.completion.batch_size} must be 1: one job's output fills "
+                             "an invocation")
+        return self
+
+
+# A synchronous batch's model calls (one round each) fit Lambda's 15 minutes with a minute for bookkeeping.
+SYNC_WORKER_BUDGET_SECONDS = 840

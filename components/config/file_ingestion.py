@@ -1,0 +1,176 @@
+"""Config of the file-ingestion pipeline."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.sections import BucketSettings, QueueSettings, Section, WorkerSettings, each_matches
+from components.s3_filters import S3Filter
+
+# File ingestion: VPC ids, Secrets Manager secrets, dataset names, Aurora engine versions.
+_SUBNET_PATTERN = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$"
+_SECURITY_GROUP_PATTERN = r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$"
+_SECRET_ARN_PATTERN = (r"^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:"
+                       r"[A-Za-z0-9/_+=.@-]{1,512}-[A-Za-z0-9]{6}$")
+_SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
+_KEY_PREFIX_PATTERN = r"^[^/\s][^\s]*/$"
+_DATASET_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_DB_IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+class InputRuleSettings(Section):
+    """One S3 notification filter: objects created under `prefix` whose key ends with `suffix`."""
+
+    prefix: str = Field(pattern=_KEY_PREFIX_PATTERN, max_length=1024, description="Key prefix, ending in '/'.")
+    suffix: str = Field(".json", max_length=1024, description="Key suffix (e.g. .json); empty for any.")
+
+
+class DatasetRouteSettings(Section):
+    """Which declared dataset (record model, table, key columns) the files under a prefix hold."""
+
+    prefix: str = Field(pattern=_KEY_PREFIX_PATTERN, max_length=1024,
+                        description="Key prefix of the dataset's files, under an input rule's prefix.")
+    dataset: str = Field(pattern=_DATASET_PATTERN,
+                         description="Dataset name in handlers/file_ingestion/datasets.py (e.g. orders).")
+
+
+class VpcSettings(Section):
+    """Where the functions run so they reach a private database."""
+
+    subnet_ids: tuple[str, ...] = Field(min_length=1, max_length=16,
+                                        description="Private subnets of the functions (and Aurora), 1..16.")
+    security_group_ids: tuple[str, ...] = Field(min_length=1, max_length=5,
+                                                description="Security groups of the functions (and Aurora), 1..5.")
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _valid_subnets(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        return each_matches(ids, _SUBNET_PATTERN, "subnet ids")
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _valid_security_groups(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
+        return each_matches(ids, _SECURITY_GROUP_PATTERN, "security group ids")
+
+
+class DatabaseSecretSettings(Section):
+    """The Secrets Manager secret with the database credentials: an existing one, else one the stack creates."""
+
+    existing_arn: str | None = Field(None, pattern=_SECRET_ARN_PATTERN,
+                                     description="ARN of an existing secret (RDS format: username, password, ...).")
+    existing_name: str | None = Field(None, pattern=_SECRET_NAME_PATTERN,
+                                      description="Name of an existing secret in the stack's account and region.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatabaseSecretSettings:
+        if self.existing_arn and self.existing_name:
+            raise ValueError("set existingArn or existingName, not both: the role may read exactly one secret")
+        return self
+
+
+class AuroraSettings(Section):
+    """An Aurora PostgreSQL Serverless v2 cluster the stack creates in the VPC subnets (off: use an existing one)."""
+
+    enabled: bool = Field(False, description="Create the cluster; its managed master secret holds the credentials.")
+    engine_version: str = Field("16.6", pattern=r"^\d{2}\.\d{1,2}$", description="aurora-postgresql version.")
+    database_name: str = Field("ingest", pattern=_DB_IDENTIFIER_PATTERN, description="Database created in it.")
+    master_username: str = Field("ingest_admin", pattern=_DB_IDENTIFIER_PATTERN, description="Master user name.")
+    min_capacity: float = Field(0.5, ge=0, le=256, description="Minimum Aurora capacity units (0..256).")
+    max_capacity: float = Field(4, ge=1, le=256, description="Maximum Aurora capacity units (1..256).")
+    backup_retention_days: int = Field(7, ge=1, le=35, description="Automated backup retention in days.")
+
+    @model_validator(mode="after")
+    def _capacity_range(self) -> AuroraSettings:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"minCapacity {self.min_capacity} exceeds maxCapacity {self.max_capacity}")
+        return self
+
+
+class PostgresSettings(Section):
+    """How the functions reach PostgreSQL. Only non-secret connection facts live here; credentials are in the secret."""
+
+    vpc: VpcSettings = Field(description="Subnets and security groups of the functions.")
+    secret: DatabaseSecretSettings = Field(default_factory=DatabaseSecretSettings,
+                                           description="The credentials' secret.")
+    host: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
+                             description="Database host; omit when the secret has it (or with Aurora).")
+    port: int = Field(5432, ge=1, le=65535, description="Database port.")
+    name: str | None = Field(None, pattern=_DB_IDENTIFIER_PATTERN,
+                             description="Database name; omit when the secret has it (or with Aurora).")
+    ssl_mode: Literal["require", "verify-ca", "verify-full"] = Field(
+        "require", description="libpq sslmode: connections are always encrypted. verify-ca and verify-full need the "
+                               "database's CA certificates packaged with the functions, which is not supported yet.")
+    connect_timeout_seconds: int = Field(5, ge=1, le=30, description="Bound of one connection attempt.")
+    statement_timeout_seconds: int = Field(30, ge=1, le=300, description="Bound of one statement (COPY, insert).")
+    aurora: AuroraSettings = Field(default_factory=AuroraSettings, description="Optional Aurora cluster.")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PostgresSettings:
+        if self.aurora.enabled and (self.secret.existing_arn or self.secret.existing_name):
+            raise ValueError("aurora.enabled creates the cluster and its credentials' secret; remove secret.existingArn"
+                             " / secret.existingName")
+        if self.aurora.enabled and (self.host or self.name):
+            raise ValueError("aurora.enabled: host and name come from the cluster; remove host and name")
+        if self.ssl_mode != "require":
+            # libpq would look for the CA in ~/.postgresql/root.crt, which no Lambda has: every connection would fail.
+            raise ValueError(f"sslMode {self.ssl_mode} needs the database's CA certificates (for RDS and Aurora, the "
+                             "RDS CA bundle) inside the functions, which this project does not package yet; use "
+                             "require (every connection is encrypted)")
+        return self
+
+
+class FileIngestionSettings(Section):
+    """High-frequency JSON file ingestion: S3 (prefix + suffix rules) -> SQS -> Lambda batches -> PostgreSQL."""
+
+    enabled: bool = Field(True, description="Build this pipeline in the stack.")
+    bucket: BucketSettings = Field(default_factory=BucketSettings, description="The bucket files arrive in.")
+    input_rules: tuple[InputRuleSettings, ...] = Field(
+        (InputRuleSettings(prefix="input/", suffix=".json"),), min_length=1, max_length=10,
+        description="Notification filters (prefix + suffix); other objects never reach the queue.")
+    datasets: tuple[DatasetRouteSettings, ...] = Field(
+        (DatasetRouteSettings(prefix="input/orders/", dataset="orders"),
+         DatasetRouteSettings(prefix="input/customers/", dataset="customers")), min_length=1, max_length=50,
+        description="Per prefix, the dataset its files hold; the role reads only these prefixes.")
+    max_object_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                  description="Largest file loaded; a larger one fails alone, clearly (bytes).")
+    read_concurrency: int = Field(16, ge=1, le=64, description="Objects one invocation reads from S3 at a time.")
+    database: PostgresSettings = Field(description="The database and how to reach it.")
+    queue: QueueSettings = Field(default_factory=QueueSettings,
+                                 description="Source queue (4-day retention, long polling, DLQ).")
+    worker: WorkerSettings = Field(
+        default_factory=lambda: WorkerSettings(timeout_seconds=120, memory_mb=512, reserved_concurrency=10,
+                                               batch_size=100, batching_window_seconds=55, max_concurrency=10),
+        description="The loader: batches of 100 over a 55 s window; reserved concurrency bounds connections.")
+    migration_timeout_seconds: int = Field(300, ge=30, le=900,
+                                           description="Timeout of the migration function `pulumi up` invokes.")
+
+    @property
+    def s3_filters(self) -> list[S3Filter]:
+        """What the pipeline asks S3 to notify: objects created that match an input rule."""
+        return [S3Filter("fileIngestion", ("s3:ObjectCreated:*",), rule.prefix, rule.suffix)
+                for rule in self.input_rules]
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FileIngestionSettings:
+        rules = [rule.prefix for rule in self.input_rules]
+        prefixes = [route.prefix for route in self.datasets]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError(f"datasets: a prefix appears twice in {prefixes}")
+        stray = [p for p in prefixes if not any(p.startswith(rule) for rule in rules)]
+        if stray:
+            raise ValueError(f"datasets prefixes {stray} are under no inputRules prefix {rules}: no notification "
+                             "would ever name their files")
+        budget = self.worker.memory_mb * 1024 * 1024 // 4
+        if self.max_object_bytes * self.worker.batch_size > budget:
+            raise ValueError(f"maxObjectBytes {self.max_object_bytes} x worker.batchSize {self.worker.batch_size} "
+                             f"exceeds a quarter of worker.memoryMb {self.worker.memory_mb} ({budget} bytes): a batch "
+                             "of the largest files, parsed, would not fit in memory")
+        database = self.database
+        needed = 2 * (database.connect_timeout_seconds + database.statement_timeout_seconds)
+        if self.worker.timeout_seconds < needed:
+            raise ValueError(f"worker.timeoutSeconds {self.worker.timeout_seconds} is below 2 x (database."
+                             f"connectTimeoutSeconds + statementTimeoutSeconds) = {needed}: a slow write must fail "
+                             "inside the invocation, not with it")
+        return self

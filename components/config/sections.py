@@ -1,0 +1,122 @@
+"""The pieces every pipeline's config is built from: the base of a section, queues, workers, buckets, alarms, and
+the Lambda platform; and the error invalid config raises."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from components import defaults
+
+_EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# EventBridge event sources (of events the stack reads or publishes).
+EVENT_SOURCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$"
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration. Raised before any resource is registered."""
+
+
+class Section(BaseModel):
+    """Base for every config section: camelCase keys as in the stack files, unknown keys rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class QueueSettings(Section):
+    """The source queue of a queue-driven worker. Its visibility timeout is derived, never configured."""
+
+    delay_seconds: int = Field(0, ge=0, le=defaults.MAX_DELAY_SECONDS,
+                               description="Seconds each message stays invisible after it is sent (0..900).")
+    max_receive_count: int = Field(defaults.MAX_RECEIVE_COUNT, ge=1, le=1000,
+                                   description="Receives before a message moves to the dead-letter queue.")
+    retention_seconds: int = Field(
+        defaults.SQS_DEFAULT_RETENTION_SECONDS, ge=60, lt=defaults.DLQ_RETENTION_SECONDS,
+        description="Source queue retention; below the DLQ's 14 days so the DLQ outlives it.")
+
+
+class WorkerSettings(Section):
+    """A Lambda function fed by an SQS event source mapping."""
+
+    timeout_seconds: int = Field(60, ge=1, le=900, description="Function timeout in seconds.")
+    memory_mb: int = Field(256, ge=128, le=10240, description="Function memory in MB.")
+    reserved_concurrency: int = Field(2, ge=1, le=1000,
+                                      description="Reserved concurrent executions: the function's ceiling.")
+    batch_size: int = Field(10, ge=1, le=defaults.SQS_BATCH_SIZE_MAX,
+                            description="Messages per invocation (1..10,000 for standard queues).")
+    batching_window_seconds: int = Field(0, ge=0, le=defaults.MAX_BATCHING_WINDOW_SECONDS,
+                                         description="Maximum seconds the event source waits to fill a batch.")
+    max_concurrency: int | None = Field(None, ge=defaults.ESM_MAX_CONCURRENCY_RANGE[0],
+                                        le=defaults.ESM_MAX_CONCURRENCY_RANGE[1],
+                                        description="Event source maximum concurrency (2..1000); "
+                                                    "at most the reserved concurrency.")
+
+    @model_validator(mode="after")
+    def _event_source_rules(self) -> WorkerSettings:
+        if self.batch_size > defaults.SQS_BATCH_SIZE_WITHOUT_WINDOW_MAX and self.batching_window_seconds < 1:
+            raise ValueError(
+                f"batchSize {self.batch_size} is above {defaults.SQS_BATCH_SIZE_WITHOUT_WINDOW_MAX}, which needs "
+                f"batchingWindowSeconds >= 1 (got {self.batching_window_seconds})")
+        if self.max_concurrency is not None and self.max_concurrency > self.reserved_concurrency:
+            raise ValueError(
+                f"maxConcurrency {self.max_concurrency} exceeds reservedConcurrency {self.reserved_concurrency}: "
+                "the event source would be throttled by its own function")
+        return self
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """AWS's rule for Lambda event sources: 6 x function timeout + maximum batching window.
+
+        With the bounds above it is at most 6 x 900 + 300 = 5,700 s, well inside SQS's 12-hour maximum.
+        """
+        return defaults.VISIBILITY_TIMEOUT_RATIO * self.timeout_seconds + self.batching_window_seconds
+
+
+class BucketSettings(Section):
+    """A bucket the pipeline reads: an existing one by name, or (when no name is given) one it creates."""
+
+    existing_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                                      description="Name of an existing bucket; omit to let the pipeline create one.")
+
+
+def each_matches(values: tuple[str, ...], pattern: str, what: str) -> tuple[str, ...]:
+    import re
+
+    bad = [v for v in values if not re.match(pattern, v)]
+    if bad:
+        raise ValueError(f"not {what} (expected /{pattern}/): {', '.join(repr(v) for v in bad)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"duplicate {what}: {', '.join(sorted({v for v in values if values.count(v) > 1}))}")
+    return values
+
+
+class AlarmSettings(Section):
+    """Where alarms go."""
+
+    emails: tuple[str, ...] = Field((), description="Email addresses subscribed to the alarm topic.")
+
+    @field_validator("emails")
+    @classmethod
+    def _valid_emails(cls, emails: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        bad = [e for e in emails if not re.match(_EMAIL_PATTERN, e)]
+        if bad:
+            raise ValueError(f"not an email address: {', '.join(bad)}")
+        return emails
+
+
+class LambdaSettings(Section):
+    """Platform of every function in the stack."""
+
+    architecture: Literal["arm64", "x86_64"] = Field(defaults.LAMBDA_ARCHITECTURE,
+                                                     description="Instruction set of every function.")
+    runtime: Literal["python3.12", "python3.13"] = Field(defaults.LAMBDA_RUNTIME,
+                                                         description="Supported Python runtime of every function.")
+
+    @property
+    def python_version(self) -> str:
+        return self.runtime.removeprefix("python")
