@@ -2,54 +2,48 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import Field, model_validator
 
 from components import defaults
 from components.config.model import WORKER_BOOKKEEPING_SECONDS, ModelSettings
-from components.config.sections import EVENT_SOURCE_PATTERN, QueueSettings, Section, WorkerSettings, each_matches
+from components.config.sections import EVENT_SOURCE_PATTERN, QueueSettings, Section, WorkerSettings, each_matching
 
 # EventBridge sources and detail types, and the event fields an idempotency key may use.
 _DETAIL_TYPE_PATTERN = r"^[\x20-\x7E]{1,128}$"
 _KEY_FIELD_PATTERN = r"^(id|source|detail-type|detail(\.[A-Za-z0-9_-]{1,64}){1,5})$"
 
+_EventSources = Annotated[tuple[str, ...], each_matching(EVENT_SOURCE_PATTERN, "event sources")]
+_DetailTypes = Annotated[tuple[str, ...], each_matching(_DETAIL_TYPE_PATTERN, "detail types")]
+_EventFields = Annotated[tuple[str, ...], each_matching(_KEY_FIELD_PATTERN, "event fields")]
+
 
 class IntakeSettings(Section):
     """The rule on the input bus: which events the pipeline takes, and how EventBridge retries delivering them."""
 
-    sources: tuple[str, ...] = Field(min_length=1, max_length=10,
+    sources: _EventSources = Field(min_length=1, max_length=10,
                                      description="Event sources the rule matches (1..10), e.g. com.example.documents.")
-    detail_types: tuple[str, ...] = Field(min_length=1, max_length=10,
+    detail_types: _DetailTypes = Field(min_length=1, max_length=10,
                                           description="Detail types the rule matches (1..10), e.g. DocumentSubmitted.")
     retry_attempts: int = Field(defaults.TARGET_MAX_RETRY_ATTEMPTS, ge=0, le=185,
                                 description="Times EventBridge retries delivering an event to the work queue.")
     max_event_age_seconds: int = Field(defaults.TARGET_MAX_EVENT_AGE_SECONDS, ge=60, le=86400,
                                        description="Seconds EventBridge keeps retrying before it dead-letters.")
 
-    @field_validator("sources")
-    @classmethod
-    def _valid_sources(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(sources, EVENT_SOURCE_PATTERN, "event sources")
 
-    @field_validator("detail_types")
-    @classmethod
-    def _valid_detail_types(cls, detail_types: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(detail_types, _DETAIL_TYPE_PATTERN, "detail types")
 
 
 class IdempotencySettings(Section):
     """How the worker recognises an item it has already processed."""
 
-    key_fields: tuple[str, ...] = Field(
+    key_fields: _EventFields = Field(
         (), max_length=5,
         description="Event fields hashed into the idempotency key (id, source, detail-type, detail.<path>); "
                     "empty: the event id.")
     ttl_seconds: int = Field(24 * 3600, ge=3600, le=7 * 24 * 3600,
                              description="How long an idempotency record lives (1 h..7 days).")
 
-    @field_validator("key_fields")
-    @classmethod
-    def _valid_key_fields(cls, fields: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(fields, _KEY_FIELD_PATTERN, "event fields")
 
 
 class EventProcessingSettings(Section):

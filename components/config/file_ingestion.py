@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from components.config.sections import BucketSettings, QueueSettings, Section, WorkerSettings, each_matches
+from components.config.sections import BucketSettings, QueueSettings, Section, WorkerSettings, each_matching
 from components.s3_filters import S3Filter
 
 # File ingestion: VPC ids, Secrets Manager secrets, dataset names, Aurora engine versions.
@@ -18,6 +18,9 @@ _SECRET_NAME_PATTERN = r"^[A-Za-z0-9/_+=.@-]{1,512}$"
 _KEY_PREFIX_PATTERN = r"^[^/\s][^\s]*/$"
 _DATASET_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _DB_IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+_SubnetIds = Annotated[tuple[str, ...], each_matching(_SUBNET_PATTERN, "subnet ids")]
+_SecurityGroupIds = Annotated[tuple[str, ...], each_matching(_SECURITY_GROUP_PATTERN, "security group ids")]
 
 
 class InputRuleSettings(Section):
@@ -39,20 +42,12 @@ class DatasetRouteSettings(Section):
 class VpcSettings(Section):
     """Where the functions run so they reach a private database."""
 
-    subnet_ids: tuple[str, ...] = Field(min_length=1, max_length=16,
+    subnet_ids: _SubnetIds = Field(min_length=1, max_length=16,
                                         description="Private subnets of the functions (and Aurora), 1..16.")
-    security_group_ids: tuple[str, ...] = Field(min_length=1, max_length=5,
+    security_group_ids: _SecurityGroupIds = Field(min_length=1, max_length=5,
                                                 description="Security groups of the functions (and Aurora), 1..5.")
 
-    @field_validator("subnet_ids")
-    @classmethod
-    def _valid_subnets(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(ids, _SUBNET_PATTERN, "subnet ids")
 
-    @field_validator("security_group_ids")
-    @classmethod
-    def _valid_security_groups(cls, ids: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(ids, _SECURITY_GROUP_PATTERN, "security group ids")
 
 
 class DatabaseSecretSettings(Section):

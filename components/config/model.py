@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from components.config.sections import Section, each_matches
+from components.config.sections import Section, each_matching
 
 _MODEL_ID_PATTERN = r"^[a-z0-9-]{1,63}\.[a-z0-9-]{1,63}([.:]?[a-z0-9-]{1,63})?$"
 _INFERENCE_PROFILE_GEOGRAPHIES = ("us", "eu", "apac", "us-gov", "jp", "au", "ca", "global")
@@ -33,6 +33,9 @@ LABELS_PLACEHOLDER = "{{labels}}"
 # Time the worker keeps for bookkeeping (result write, publication) beyond one model request.
 WORKER_BOOKKEEPING_SECONDS = 10
 
+_Regions = Annotated[tuple[str, ...], each_matching(_REGION_PATTERN, "AWS regions")]
+_Labels = Annotated[tuple[str, ...], each_matching(_LABEL_PATTERN, "labels")]
+
 
 class ModelSettings(Section):
     """The Bedrock model, the task it performs and how the worker calls it."""
@@ -41,14 +44,14 @@ class ModelSettings(Section):
                           description="Bedrock foundation model id, e.g. anthropic.claude-3-haiku-20240307-v1:0.")
     inference_profile_id: str | None = Field(
         None, max_length=200, description="Cross-region inference profile to invoke instead, <geography>.<modelId>.")
-    inference_profile_regions: tuple[str, ...] = Field(
+    inference_profile_regions: _Regions = Field(
         (), max_length=20, description="Regions the inference profile routes to (required with a profile).")
     task: Literal["classify", "summarize", "extract", "moderate"] = Field(
         "classify", description="What the model does with each item; picks the default prompt.")
     prompt_template: str | None = Field(
         None, min_length=len(CONTENT_PLACEHOLDER), max_length=2000,
         description="Prompt with {{content}} (and {{labels}}); omit for the task's default.")
-    labels: tuple[str, ...] = Field((), max_length=20, description="Labels a classification chooses from (0..20).")
+    labels: _Labels = Field((), max_length=20, description="Labels a classification chooses from (0..20).")
     max_output_tokens: int = Field(512, ge=1, le=4096, description="Most tokens the model may generate per item.")
     temperature: float = Field(0.0, ge=0.0, le=1.0, description="Sampling temperature (0 for repeatable answers).")
     request_timeout_seconds: int = Field(30, ge=5, le=300, description="Read timeout of one model request.")
@@ -57,15 +60,7 @@ class ModelSettings(Section):
     throttle_alarm_threshold: int = Field(10, ge=0, le=100_000,
                                           description="Model throttles per minute above which the alarm fires.")
 
-    @field_validator("labels")
-    @classmethod
-    def _valid_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(labels, _LABEL_PATTERN, "labels")
 
-    @field_validator("inference_profile_regions")
-    @classmethod
-    def _valid_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
-        return each_matches(regions, _REGION_PATTERN, "AWS regions")
 
     @model_validator(mode="after")
     def _coherent(self) -> ModelSettings:

@@ -3,10 +3,11 @@ the Lambda platform; and the error invalid config raises."""
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components import defaults
@@ -82,7 +83,13 @@ class BucketSettings(Section):
                                       description="Name of an existing bucket; omit to let the pipeline create one.")
 
 
-def each_matches(values: tuple[str, ...], pattern: str, what: str) -> tuple[str, ...]:
+def each_matching(pattern: str, what: str) -> AfterValidator:
+    """The validator of a tuple of strings (`Annotated[tuple[str, ...], each_matching(...)]`): each matches
+    `pattern`, none repeats; the error names them as `what`."""
+    return AfterValidator(functools.partial(_each_matches, pattern=pattern, what=what))
+
+
+def _each_matches(values: tuple[str, ...], pattern: str, what: str) -> tuple[str, ...]:
     import re
 
     bad = [v for v in values if not re.match(pattern, v)]
