@@ -7,8 +7,8 @@ is then all a file keeps: its record objects are freed there and then, not all a
 
 COPY's text format (``FORMAT text``): columns separated by a tab, rows ended by a newline, NULL as ``\\N``, and a
 backslash, tab, newline or carriage return inside a value escaped with a backslash. Values rarely hold one, so the
-file is first joined as it is, and only when the separators do not add up (or a backslash or carriage return
-appears) is it joined again with every value escaped.
+file is first joined as it is, and only when the separators or backslashes do not add up to the ones written
+(or a carriage return appears) is it joined again with every value escaped.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ _TEXT: dict[type, Callable[[Any], str] | None] = {
     dt.date: dt.date.isoformat,
     dt.datetime: dt.datetime.isoformat,
 }
+# The types a record field may hold (or None, written as NULL).
+SUPPORTED_TYPES = frozenset(_TEXT)
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 # Types whose equal values always have the same text: a column of them is rendered once per distinct value.
 _SAME_TEXT_WHEN_EQUAL = frozenset({int, bool, dt.date})
 _index_texts: list[str] = []  # "0", "1", ...: record indexes as text, grown (under the lock) as files need
@@ -102,9 +102,9 @@ def _column_text(name: str, values: list[Any]) -> _Column:
     kinds = set(map(type, values))
     nullable = type(None) in kinds
     kinds.discard(type(None))
-    if len(kinds) > 1 or not kinds <= _TEXT.keys():
-        raise UnsupportedValueError(f"field {name!r} holds {', '.join(sorted(k.__name__ for k in kinds))}: "
-                                    "one of str, int, Decimal, bool, date or datetime (or None) is expected")
+    if len(kinds) > 1 or not kinds <= SUPPORTED_TYPES:
+        raise UnsupportedValueError(f"field {name!r} holds {', '.join(sorted(k.__name__ for k in kinds))}: one of "
+                                    f"{', '.join(k.__name__ for k in _TEXT)} (or None) is expected")
     kind = kinds.pop() if kinds else type(None)
     render = _TEXT.get(kind)
     if render is None:  # str, or only None

@@ -65,6 +65,7 @@ class BatchWriter:
         first file instead of starting then; a batch with nothing to read never connects.
         """
         with self._offering:
+            self._refuse_when_stopped()
             self._start()
 
     def offer(self, files: Sequence[load.ParsedFile]) -> None:
@@ -73,16 +74,17 @@ class BatchWriter:
         Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
         """
         with self._offering:
-            if self._stopped:
-                raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
+            self._refuse_when_stopped()
             if files:
                 self._start()
                 self.files += len(files)
                 self._offers.put(files)
 
-    def _start(self) -> None:
+    def _refuse_when_stopped(self) -> None:
         if self._stopped:
             raise RuntimeError("this batch's writer is finished; its transaction takes no more files")
+
+    def _start(self) -> None:
         if self._running is None:
             self._running = self._executor.submit(self._run)
 
