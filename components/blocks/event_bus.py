@@ -17,7 +17,6 @@ before the rule exists and every policy document is known at preview.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +111,8 @@ class RuleToQueue(pulumi.ComponentResource):
             naming.logical(f"{purpose}-rule"),
             name=self.rule_name,
             event_bus_name=bus_name,
-            event_pattern=json.dumps(dict(event_pattern), sort_keys=True),
+            # An Output when the pattern names a resource by its ARN (built from names, so known at preview).
+            event_pattern=pulumi.Output.json_dumps(dict(event_pattern), sort_keys=True),
             description=description or None,
             state="ENABLED",
             tags=naming.tags,

@@ -36,7 +36,8 @@ class BatchInferenceSettings(Section):
                                 description="Bedrock's maximum input file size in bytes (a shard's size limit).")
     max_record_bytes: int = Field(100_000, ge=1024, le=1 << 20,
                                   description="Longest corpus line and shard line accepted, in bytes; longer lines "
-                                              "go to the failure lane.")
+                                              "go to the failure lane. With mode sync or auto, one such line must "
+                                              "fit in a Step Functions payload (at most 261120).")
     concurrent_jobs: int = Field(10, ge=1, le=100,
                                  description="Concurrent batch jobs quota: the batch Map's MaxConcurrency.")
     job_timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each batch job.")
@@ -46,7 +47,7 @@ class BatchInferenceSettings(Section):
     items_per_batch: int = Field(20, ge=1, le=1000, description="Records per synchronous batch (ItemBatcher).")
     record_concurrency: int = Field(4, ge=1, le=64,
                                     description="Converse calls one synchronous batch makes at the same time.")
-    max_attempts: int = Field(5, ge=1, le=20,
+    max_attempts: int = Field(4, ge=1, le=20,
                               description="Attempts per record on throttling and model timeouts (backoff, jitter).")
     batch_retries: int = Field(3, ge=1, le=10,
                                description="Step Functions retries of a synchronous batch that stays throttled.")
@@ -84,16 +85,57 @@ class BatchInferenceSettings(Section):
             raise ValueError(f"maxFileBytes {self.max_file_bytes} is below 2 x minRecordsPerJob x maxRecordBytes = "
                              f"{room}: a shard could not hold its minimum plus a merged tail")
         rounds = -(-self.items_per_batch // self.record_concurrency)
-        budget = rounds * self.model.request_timeout_seconds
+        timeout = self.model.request_timeout_seconds
+        pauses = backoff_pauses_seconds(self.max_attempts)
+        budget = rounds * worst_record_seconds(self.max_attempts, timeout)
         if budget > SYNC_WORKER_BUDGET_SECONDS:
             raise ValueError(f"itemsPerBatch {self.items_per_batch} / recordConcurrency {self.record_concurrency} = "
-                             f"{rounds} rounds of model.requestTimeoutSeconds {self.model.request_timeout_seconds} "
-                             f"= {budget} s exceeds the worker's {SYNC_WORKER_BUDGET_SECONDS} s")
+                             f"{rounds} round(s) of up to (maxAttempts {self.max_attempts} x "
+                             f"model.requestTimeoutSeconds {timeout} s + {pauses} s of backoff) = {budget} s exceeds "
+                             f"the worker's {SYNC_WORKER_BUDGET_SECONDS} s ({SYNC_WORKER_TIMEOUT_SECONDS} s timeout "
+                             f"less {SYNC_WORKER_SETTLE_SECONDS} s to settle): lower itemsPerBatch, maxAttempts or "
+                             "model.requestTimeoutSeconds, or raise recordConcurrency")
+        # The synchronous Map cuts its batches at itemsPerBatch items or SYNC_BATCH_MAX_INPUT_BYTES bytes, whichever
+        # comes first; a single item larger than that would fail the whole Map Run.
+        if self.mode != "batch" and self.max_record_bytes > SYNC_BATCH_MAX_INPUT_BYTES:
+            raise ValueError(f"maxRecordBytes {self.max_record_bytes} exceeds the {SYNC_BATCH_MAX_INPUT_BYTES} bytes a "
+                             f"synchronous batch may hold in mode {self.mode} (Step Functions' "
+                             f"{STEP_FUNCTIONS_PAYLOAD_BYTES}-byte payload less {SYNC_BATCH_ENVELOPE_BYTES} for the "
+                             f"batch's envelope): lower maxRecordBytes to at most {SYNC_BATCH_MAX_INPUT_BYTES}, or "
+                             "use mode batch")
         if self.completion.batch_size != 1:
             raise ValueError(f"completion.batchSize {self.completion.batch_size} must be 1: one job's output fills "
                              "an invocation")
         return self
 
 
-# A synchronous batch's model calls (one round each) fit Lambda's 15 minutes with a minute for bookkeeping.
-SYNC_WORKER_BUDGET_SECONDS = 840
+# The sync worker's timeout, and its Task's TimeoutSeconds: Lambda's 15 minutes (the component's
+# LONG_TASK_SECONDS). A worker that reaches it fails as Sandbox.Timedout / States.Timeout, which the Task does not
+# retry as throttling, so the child fails and counts against the tolerated failure percentage.
+SYNC_WORKER_TIMEOUT_SECONDS = 900
+# Kept out of the model calls' budget: the cold start and the ledger claims before the calls, and the settlement
+# after them (ledger, failure lane, results object).
+SYNC_WORKER_SETTLE_SECONDS = 60
+SYNC_WORKER_BUDGET_SECONDS = SYNC_WORKER_TIMEOUT_SECONDS - SYNC_WORKER_SETTLE_SECONDS
+# The worker's backoff (batch_inference.backoff.with_backoff as the worker calls it): after failed attempt n it
+# sleeps up to min(cap, base * 2**n) seconds (full jitter: the worst case is the cap).
+BACKOFF_BASE_SECONDS = 1
+BACKOFF_CAP_SECONDS = 20
+
+# Step Functions' limit on a child execution's input and on a Task's payload (UTF-8 bytes). A synchronous batch is
+# {"Items": [<shard line>, ...], "BatchInput": {"runId": ...}}, and the Task adds retryCount: the items are bounded
+# by the ItemBatcher; the envelope (keys, an 80-character runId, retryCount) takes the rest.
+STEP_FUNCTIONS_PAYLOAD_BYTES = 256 * 1024
+SYNC_BATCH_ENVELOPE_BYTES = 1024
+# What a synchronous batch's items may take: the synchronous Map's ItemBatcher MaxInputBytesPerBatch.
+SYNC_BATCH_MAX_INPUT_BYTES = STEP_FUNCTIONS_PAYLOAD_BYTES - SYNC_BATCH_ENVELOPE_BYTES
+
+
+def backoff_pauses_seconds(attempts: int) -> int:
+    """The longest the worker's backoff sleeps between `attempts` attempts of one record."""
+    return sum(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** n) for n in range(1, attempts))
+
+
+def worst_record_seconds(attempts: int, request_timeout_seconds: int) -> int:
+    """The longest one record can take: every attempt runs to the request timeout, every backoff to its cap."""
+    return attempts * request_timeout_seconds + backoff_pauses_seconds(attempts)

@@ -45,7 +45,8 @@ from components.blocks.schedule import invoke_on_schedule
 from components.blocks.state_machine import StateMachine
 from components.blocks.table import DataTable
 from components.blocks.worker import QueueWorker
-from components.config import BatchInferenceSettings, QueueSettings
+from components.config import BatchInferenceSettings, QueueSettings, WorkerSettings
+from components.config.batch_inference import SYNC_BATCH_MAX_INPUT_BYTES
 from components.pipelines.batch_inference_asl import AslParameters, definition
 
 HANDLER_PACKAGE = "batch_inference"
@@ -72,6 +73,11 @@ LONG_TASK_SECONDS = 900
 FAILURE_LANE_VISIBILITY_SECONDS = 300
 # The failure lane is drained by people and replay tooling: page when a record waits there for a day.
 FAILURE_LANE_AGE_ALARM_SECONDS = 24 * 3600
+STATE_MACHINE_PURPOSE = "runs"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+UNSUCCESSFUL_RUN_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+# Reporting a run's ending is a manifest, a claim and one event: a small, short function.
+RUN_ENDED_WORKER = WorkerSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2, batch_size=10)
 # A waiting shard's heartbeat window: three reconciler intervals, so one late tick is not a lost job.
 HEARTBEAT_INTERVALS = 3
 # How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.
@@ -120,6 +126,21 @@ class BatchInference(pulumi.ComponentResource):
                            "detail": {"status": list(TERMINAL_STATUSES)}},
             queue=self.completion_queue, retry=TargetRetry(), alarm_topic_arn=alarm_topic_arn,
             description="Bedrock batch jobs that finished, to the completion queue", opts=child)
+        # Runs that end without reaching Finalize (failed, timed out, aborted): Step Functions' own event, so every
+        # such ending is reported and nothing in the definition has to catch (a redrive restarts where it failed).
+        self.state_machine_arn = env.state_machine(naming.name(STATE_MACHINE_PURPOSE, max_length=80))
+        run_endings_rule_arn = RuleToQueue.rule_arn(naming, env, "run-endings", None)
+        self.run_endings_queue = QueueWithDlq(
+            naming, env, "run-endings", settings=QueueSettings(),
+            visibility_timeout_seconds=6 * RUN_ENDED_WORKER.timeout_seconds, alarm_topic_arn=alarm_topic_arn,
+            producers=[QueueProducer("RunEndingRuleSends", EVENTS_SERVICE, run_endings_rule_arn)], opts=child)
+        self.run_endings = RuleToQueue(
+            naming, env, "run-endings", bus=None,
+            event_pattern={"source": ["aws.states"], "detail-type": [EXECUTION_STATUS_CHANGE],
+                           "detail": {"status": list(UNSUCCESSFUL_RUN_STATUSES),
+                                      "stateMachineArn": [self.state_machine_arn]}},
+            queue=self.run_endings_queue, retry=TargetRetry(), alarm_topic_arn=alarm_topic_arn,
+            description="Runs that ended without succeeding, to the run-endings queue", opts=child)
 
         self.batch_role = self._batch_role(naming, env)
         self.batch_role_arn = env.iam_role(self.batch_role.name)
@@ -164,6 +185,10 @@ class BatchInference(pulumi.ComponentResource):
         self.submitter = function(
             "submitter", "submitter", timeout_seconds=SUBMITTER_TIMEOUT_SECONDS, memory_mb=256,
             statements=[
+                # The job's modelId is the inference profile when one is configured, so the profile is named too.
+                # AWS's service authorization reference (the IAM database the policy pack checks against) authorizes
+                # CreateModelInvocationJob on the job and the foundation model, not on an inference profile: under a
+                # profile, the model in each region it routes to. The batch role invokes the profile itself.
                 Statement("CreateJobsOfTheConfiguredModel", ["bedrock:CreateModelInvocationJob"],
                           [env.model_invocation_job("*"), *self._foundation_models(env)]),
                 # Listing has no resource-level permission; it finds a job whose name exists already.
@@ -221,6 +246,10 @@ class BatchInference(pulumi.ComponentResource):
             environment={"JOBS_TABLE": self.jobs.table_name, "JOB_NAME_PREFIX": self.job_name_prefix,
                          "COMPLETION_QUEUE_URL": self.completion_queue.url,
                          "RECONCILE_LOOKBACK_HOURS": str(2 * (settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS))})
+        finalizer_environment: dict[str, pulumi.Input[str]] = {
+            **storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,
+            "JOB_NAME_PREFIX": self.job_name_prefix, "RESULT_BUS_NAME": self.result_bus.bus_name,
+            "RESULT_SOURCE": settings.result_source}
         self.finalizer = function(
             "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
             statements=[
@@ -228,14 +257,28 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("WriteManifestsAndKeptResults", ["s3:PutObject"],
                           [objects(output_name, RUNS_PREFIX), objects(output_name, RESULTS_PREFIX)]),
                 claim, to_lane,
-                self.jobs.statement_to_write("ClaimThePublication", ["dynamodb:UpdateItem"]),
+                # The publication claim, and the shard of a child that failed for good: settled under its lease.
+                self.jobs.statement_to_write("ClaimThePublicationAndFailedShards",
+                                             ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                # A failed child's job that still runs would be settled by nobody.
+                Statement("StopAbandonedJobs", ["bedrock:StopModelInvocationJob"], [env.model_invocation_job("*")]),
                 self.result_bus.statement_to_put_events("PublishRunCompleted"),
             ],
-            environment={**storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,
-                         "RESULT_BUS_NAME": self.result_bus.bus_name, "RESULT_SOURCE": settings.result_source})
+            environment=finalizer_environment)
+
+        self.run_ended = QueueWorker(
+            naming, env, "run-ended", queue=self.run_endings_queue, code=code("run_ended"),
+            settings=RUN_ENDED_WORKER, alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
+            statements=[
+                Statement("WriteManifests", ["s3:PutObject"], [objects(output_name, RUNS_PREFIX)]),
+                self.jobs.statement_to_write("ClaimThePublication", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                self.result_bus.statement_to_put_events("PublishRunEnded"),
+            ],
+            environment={**finalizer_environment, **powertools, "POWERTOOLS_SERVICE_NAME": naming.name("run-ended")},
+            opts=child)
 
         self.state_machine = StateMachine(
-            naming, env, "runs", definition=definition(self.asl_parameters(output_name)),
+            naming, env, STATE_MACHINE_PURPOSE, definition=definition(self.asl_parameters(output_name)),
             statements=[
                 Statement("InvokeThePipelineFunctions", ["lambda:InvokeFunction"],
                           [self.sharder.arn, self.submitter.arn, self.sync_worker.arn, self.finalizer.arn]),
@@ -255,6 +298,13 @@ class BatchInference(pulumi.ComponentResource):
             threshold=model.throttle_alarm_threshold, statistic="Sum",
             description=f"Bedrock throttled {model.invoked_id} more than {model.throttle_alarm_threshold} times in "
                         "a minute: onDemandConcurrency exceeds the model's on-demand quota", parent=self)
+        # Bedrock's output disagreeing with its shard or its manifest (counts, unknown or unreadable lines): every
+        # record is still settled on recordId, but someone should look at the job.
+        self.output_mismatch_alarm = notifying_alarm(
+            naming, "output-mismatches", namespace=naming.project, metric="OutputMismatches",
+            dimensions={"service": naming.name("completion")}, topic_arn=alarm_topic_arn, threshold=0,
+            statistic="Sum", description="A batch job's output disagreed with its shard or its manifest.json.out; "
+                                         "see the completion handler's log", parent=self)
         self.register_outputs({"stateMachineArn": self.state_machine.arn, "inputBucket": input_name,
                                "outputBucket": output_name, "resultBusName": self.result_bus.bus_name,
                                "failureLaneUrl": self.failure_lane.url})
@@ -265,7 +315,7 @@ class BatchInference(pulumi.ComponentResource):
             sharder_arn=self.sharder.arn, submitter_arn=self.submitter.arn, sync_worker_arn=self.sync_worker.arn,
             finalizer_arn=self.finalizer.arn, output_bucket=output_bucket, map_results_prefix=MAP_RESULTS_PREFIX,
             concurrent_jobs=settings.concurrent_jobs, on_demand_concurrency=settings.on_demand_concurrency,
-            items_per_batch=settings.items_per_batch,
+            items_per_batch=settings.items_per_batch, max_input_bytes_per_batch=SYNC_BATCH_MAX_INPUT_BYTES,
             tolerated_failure_percentage=settings.tolerated_failure_percentage,
             job_wait_seconds=(settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS) * 3600,
             heartbeat_seconds=HEARTBEAT_INTERVALS * settings.reconcile_interval_minutes * 60,

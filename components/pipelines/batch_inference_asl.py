@@ -13,7 +13,11 @@ Shape::
                = on-demand concurrency, each child InferBatch (sync worker Lambda)
       empty -> NothingToInfer
     -> Finalize (finalizer Lambda: counts, failed units, manifest, BatchRunCompleted) -> end
-    a Map or the sharder failing -> FinalizeFailedRun / FinalizeUnshardedRun (BatchRunCompleted FAILED) -> RunFailed
+
+Nothing catches a failing sharder or Map: the execution fails at that state, so a redrive restarts there (a Map Run
+redrives only its failed children) and everything before it stands. That the run ended without succeeding reaches
+the next stage from Step Functions' own execution status change event, which the component routes to the run-ended
+handler (BatchRunCompleted with the status FAILED, TIMED_OUT or ABORTED), for every way a run can end unsuccessfully.
 
 Both Maps tolerate a configured percentage of failed children, write their children's results to the output
 bucket (ResultWriter) and run STANDARD children. Every Task retries Lambda's throttling and service errors with
@@ -30,7 +34,6 @@ LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 S3_GET = "arn:aws:states:::s3:getObject"
 S3_PUT = "arn:aws:states:::s3:putObject"
 JOB_FAILED_ERROR = "BedrockJobFailed"
-RUN_FAILED_ERROR = "BatchRunFailed"
 # Lambda's own transient errors, as the Lambda integration names them (AWS's recommended retry set).
 LAMBDA_TRANSIENT = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException"]
@@ -49,6 +52,7 @@ class AslParameters:
     concurrent_jobs: int
     on_demand_concurrency: int
     items_per_batch: int
+    max_input_bytes_per_batch: int  # a child's items, within Step Functions' payload limit
     tolerated_failure_percentage: float
     job_wait_seconds: int  # bound on one shard's job, from submission to completion
     heartbeat_seconds: int  # the reconciler heartbeats waiting children more often than this
@@ -65,7 +69,7 @@ def _retry(errors: list[str], *, interval: int = 2, attempts: int = 6, max_delay
 
 def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_state: str | None,
             result_path: str | None, result_selector: dict[str, str] | None = None,
-            extra_retries: tuple[dict[str, Any], ...] = (), catch: str | None = None) -> dict[str, Any]:
+            extra_retries: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     state: dict[str, Any] = {
         "Type": "Task", "Resource": LAMBDA_INVOKE, "TimeoutSeconds": timeout,
         "Parameters": {"FunctionName": function_arn, "Payload": payload},
@@ -74,8 +78,6 @@ def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_st
     if result_selector is not None:
         state["ResultSelector"] = result_selector
     state["ResultPath"] = result_path
-    if catch is not None:
-        state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": catch}]
     state.update({"Next": next_state} if next_state else {"End": True})
     return state
 
@@ -94,7 +96,6 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
     sharding_fields = ("runId", "mode", "corpus", "shardList", "syncInput", "counts")
     tolerance = {"ToleratedFailurePercentage": p.tolerated_failure_percentage}
     writer = {"Resource": S3_PUT, "Parameters": {"Bucket": p.output_bucket, "Prefix": p.map_results_prefix}}
-    failed_run_catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FinalizeFailedRun"}]
     document: dict[str, Any] = {
         "Comment": "Batch inference over a JSONL corpus: Bedrock batch jobs per shard, or synchronous fan-out",
         "StartAt": "Shard",
@@ -102,7 +103,7 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
             "Shard": _invoke(
                 p.sharder_arn, {"runId.$": run_id, "corpusKey.$": "$.corpusKey"}, timeout=p.sharder_timeout_seconds,
                 next_state="ChooseMode", result_path="$.sharding",
-                result_selector={f"{f}.$": f"$.Payload.{f}" for f in sharding_fields}, catch="FinalizeUnshardedRun"),
+                result_selector={f"{f}.$": f"$.Payload.{f}" for f in sharding_fields}),
             "ChooseMode": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.sharding.mode", "StringEquals": "batch", "Next": "SubmitShards"},
@@ -131,7 +132,6 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                     "End": True}}),
                 "ResultWriter": writer,
                 "ResultPath": "$.map",
-                "Catch": failed_run_catch,
                 "Next": "Finalize",
             },
             "InferRecords": {
@@ -139,7 +139,9 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                 "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSONL"},
                                "Parameters": {"Bucket.$": "$.sharding.syncInput.bucket",
                                               "Key.$": "$.sharding.syncInput.key"}},
-                "ItemBatcher": {"MaxItemsPerBatch": p.items_per_batch, "BatchInput": {"runId.$": "$.sharding.runId"}},
+                "ItemBatcher": {"MaxItemsPerBatch": p.items_per_batch,
+                                "MaxInputBytesPerBatch": p.max_input_bytes_per_batch,
+                                "BatchInput": {"runId.$": "$.sharding.runId"}},
                 "MaxConcurrency": p.on_demand_concurrency,
                 **tolerance,
                 "ItemProcessor": _distributed(start="InferBatch", states={"InferBatch": _invoke(
@@ -150,24 +152,15 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                     extra_retries=(_retry(MODEL_THROTTLING, interval=20, attempts=p.batch_retries, max_delay=600),))}),
                 "ResultWriter": writer,
                 "ResultPath": "$.map",
-                "Catch": failed_run_catch,
                 "Next": "Finalize",
             },
             "Finalize": _invoke(p.finalizer_arn, finalize_payload, timeout=p.finalizer_timeout_seconds,
                                 next_state=None, result_path="$.result", result_selector={"result.$": "$.Payload"},
-                                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
-            "FinalizeFailedRun": _invoke(
-                p.finalizer_arn, {"status": "FAILED", "runId.$": run_id, "corpusKey.$": corpus_key,
-                                  "sharding.$": "$.sharding", "error.$": "$.error"},
-                timeout=p.finalizer_timeout_seconds, next_state="RunFailed", result_path="$.result",
-                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
-            "FinalizeUnshardedRun": _invoke(
-                p.finalizer_arn, {"status": "FAILED", "runId.$": run_id, "corpusKey.$": corpus_key,
-                                  "error.$": "$.error"},
-                timeout=p.finalizer_timeout_seconds, next_state="RunFailed", result_path="$.result",
-                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),)),
-            "RunFailed": {"Type": "Fail", "Error": RUN_FAILED_ERROR,
-                          "Cause": "The run failed; its BatchRunCompleted event and manifest carry the error"},
+                                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),
+                                               # a failed child's shard leased by its completion: outlast the
+                                               # lease of a crashed holder (15 minutes)
+                                               _retry(["ShardBusyError"], interval=60, attempts=10,
+                                                      max_delay=300))),
         },
     }
     states, choices = document["States"], document["States"]["ChooseMode"]["Choices"]

@@ -29,7 +29,10 @@ T = TypeVar("T")
 Kind = Literal["throttled", "timeout", "transient", "record", "systemic"]
 RETRYABLE: frozenset[str] = frozenset({"throttled", "timeout", "transient"})
 
-_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "ServiceQuotaExceededException"}
+# Bedrock's "not now" answers: its rate limit, and a quota that is full for the moment (concurrent batch jobs,
+# tokens per minute). Shared with the submitter, so both modes wait on the same codes.
+THROTTLING_CODES: frozenset[str] = frozenset({"ThrottlingException", "TooManyRequestsException",
+                                              "ServiceQuotaExceededException"})
 _TIMEOUT = {"ModelTimeoutException"}
 _TRANSIENT = {"ServiceUnavailableException", "InternalServerException", "ModelNotReadyException"}
 _SYSTEMIC = {"AccessDeniedException", "ResourceNotFoundException", "UnrecognizedClientException",
@@ -42,7 +45,7 @@ def classify(error: BaseException) -> Kind:
         return "timeout"
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
-        if code in _THROTTLED:
+        if code in THROTTLING_CODES:
             return "throttled"
         if code in _TIMEOUT:
             return "timeout"

@@ -49,8 +49,6 @@ logger = Logger()
 metrics = Metrics()
 settings = CompletionSettings.from_env()
 
-# The function's timeout: a lease outliving a crashed invocation by at most that.
-LEASE_SECONDS = 900
 _JOB_ARN = r"arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:model-invocation-job/[a-z0-9]{12}"
 
 
@@ -110,18 +108,26 @@ def finish_job(job_arn: str) -> str:
                        extra={"jobName": name})
         return "unknown"
     if record.status in jobs.SETTLED:
-        logger.info("Shard already settled; resuming its child only", extra={"jobName": name})
-        resume(clients.stepfunctions(), record, cause=str(job.get("message", "")))
-        metrics.add_metric(name="CompletionsReplayed", unit=MetricUnit.Count, value=1)
-        return "replayed"
-    if not table.lease(name, LEASE_SECONDS):
+        return _replay(record, job)
+    if not table.lease(name, jobs.LEASE_SECONDS):
         metrics.add_metric(name="CompletionsBusy", unit=MetricUnit.Count, value=1)
         raise ShardBusyError(f"shard {name} is being settled by another delivery; retried later")
     try:
+        settled = table.get(name)  # read again under the lease: the finalizer may have settled it meanwhile
+        if settled is not None and settled.status in jobs.SETTLED:
+            table.release(name)
+            return _replay(settled, job)
         return _settle(job, job_arn, record, table)
     except Exception:
         table.release(name)  # let the retry settle it at once rather than after the lease
         raise
+
+
+def _replay(record: jobs.JobRecord, job: dict[str, Any]) -> str:
+    logger.info("Shard already settled; resuming its child only", extra={"jobName": record.job_key})
+    resume(clients.stepfunctions(), record, cause=str(job.get("message", "")))
+    metrics.add_metric(name="CompletionsReplayed", unit=MetricUnit.Count, value=1)
+    return "replayed"
 
 
 def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jobs.JobsTable) -> str:
@@ -136,6 +142,9 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
         joined = join_output(order, _lines(output_bucket, f"{folder}{shard_file}.out"),
                              _manifest(output_bucket, f"{folder}manifest.json.out"))
         if joined.manifest_mismatches or joined.unexpected or joined.unreadable:
+            # Every record is still settled on recordId (a missing one goes to the failure lane); the metric's
+            # alarm tells someone that Bedrock's output and the shard disagree.
+            metrics.add_metric(name="OutputMismatches", unit=MetricUnit.Count, value=1)
             logger.warning("Output disagrees with the shard or its manifest", extra={
                 "mismatches": joined.manifest_mismatches, "unexpected": joined.unexpected,
                 "unreadable": joined.unreadable})
@@ -146,9 +155,10 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
     failures = {r: LaneRecord(run_id, "job" if f.reason == "job_failed" else "model", f.reason, f.detail,
                               dedupe_key=r, record_id=r, bucket=storage.input_bucket, key=record.shard_key)
                 for r, f in failed.items()}
-    ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds)
-    settlement = settle_unit(ledger, clients.sqs(), settings.records.failure_lane_url, owner=owner, run_id=run_id,
-                             order=order, succeeded=succeeded, failures=failures)
+    ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds, run_id)
+    settlement = settle_unit(ledger, clients.sqs(), settings.records.failure_lane_url, owner=owner, order=order,
+                             succeeded=succeeded, failures=failures,
+                             source={"bucket": storage.input_bucket, "key": record.shard_key})
     if settlement.succeeded:
         body = b"".join(result_line(r, succeeded[r], output_text(succeeded[r]) if isinstance(succeeded[r], dict)
                                     else None) for r in settlement.succeeded)

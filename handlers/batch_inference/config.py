@@ -239,6 +239,7 @@ class FinalizerSettings:
     storage: Storage
     records: Records
     jobs_table: str
+    job_name_prefix: str
     runs_prefix: str
     result_bus: str
     result_source: str
@@ -247,6 +248,7 @@ class FinalizerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> FinalizerSettings:
         env = _env(env)
         return cls(storage=Storage.from_env(env), records=Records.from_env(env), jobs_table=_jobs_table(env),
+                   job_name_prefix=_job_prefix(env),
                    runs_prefix=read_str(env, "RUNS_PREFIX", pattern=_PREFIX, meaning="a key prefix ending in /"),
                    result_bus=read_str(env, "RESULT_BUS_NAME", pattern=_BUS, meaning="an event bus name"),
                    result_source=read_str(env, "RESULT_SOURCE", pattern=_SOURCE, meaning="an event source"))

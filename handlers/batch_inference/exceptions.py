@@ -16,7 +16,7 @@ class CorpusBelowBatchMinimumError(BatchInferenceError):
 
 
 class SubmissionRejectedError(BatchInferenceError):
-    """Bedrock refused to create the job for good (validation, access, quota); the shard fails."""
+    """Bedrock refused to create the job for good (validation, access); the shard fails."""
 
 
 class ThrottlingException(BatchInferenceError):

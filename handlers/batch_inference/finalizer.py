@@ -9,9 +9,9 @@ failure lane (ledger-gated, so a record its shard or batch already sent is not s
 answers kept in the ledger are still written. It writes ``<RUNS_PREFIX><runId>/manifest.json`` and publishes
 ``BatchRunCompleted`` on the result bus, claimed in the jobs table first so a retried finalizer publishes once.
 
-A failed run (the sharder failed, or a Map's threshold tripped) publishes ``BatchRunCompleted`` with status FAILED
-and the error, so the next stage knows; its records stay in their shards for a redrive, which the ledger keeps
-from doubling anything.
+A run that ends unsuccessfully (the sharder failed, a Map's threshold tripped, the execution timed out or was
+aborted) never reaches this Task: `run_ended` reports it through `finalize` with that status and the error, so the
+next stage knows; its records stay in their shards for a redrive, which the ledger keeps from doubling anything.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
-from batch_inference.exceptions import PublicationFailedError
+from batch_inference.exceptions import PublicationFailedError, ShardBusyError
 from batch_inference.joining import result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
@@ -76,17 +77,23 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
               "error": request.error}
     clients.s3().put_object(Bucket=storage.output_bucket, Key=manifest_key, ContentType="application/json",
                             Body=json.dumps({**detail, "sharding": shard_counts}, indent=2).encode())
-    published = publish(run_id, detail)
+    published = publish(run_id, detail, ending_of(request))
     metrics.add_metric(name="RunsCompleted" if request.status == "SUCCEEDED" else "RunsFailed",
                        unit=MetricUnit.Count, value=1)
     logger.info("Run finished", extra={"status": request.status, "counts": counts, "published": published})
     return {"runId": run_id, "status": request.status, "counts": counts, "manifestKey": manifest_key}
 
 
-def publish(run_id: str, detail: dict[str, Any]) -> bool:
-    """Put the run's completion event once: claim, put, mark. False when it was published before."""
+def ending_of(request: FinalizeRequest) -> str:
+    """What the run's publication is claimed under: its success, or one unsuccessful attempt (a redrive may end
+    another way, and the next stage must hear of that too)."""
+    return request.status if request.status == "SUCCEEDED" else f"{request.status}#{request.attempt}"
+
+
+def publish(run_id: str, detail: dict[str, Any], ending: str) -> bool:
+    """Put the run's completion event for `ending` once: claim, put, mark. False when it was published before."""
     table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
-    if not table.claim_publication(run_id):
+    if not table.claim_publication(run_id, ending):
         logger.info("Completion event already published; not again")
         return False
     response = clients.events().put_events(Entries=[{
@@ -96,13 +103,18 @@ def publish(run_id: str, detail: dict[str, Any]) -> bool:
         entry = response["Entries"][0]
         raise PublicationFailedError(f"EventBridge refused {DETAIL_TYPE}: {entry.get('ErrorCode')}: "
                                      f"{entry.get('ErrorMessage')}")
-    table.mark_published(run_id, str(response["Entries"][0].get("EventId", "")))
+    table.mark_published(run_id, ending, str(response["Entries"][0].get("EventId", "")))
     return True
 
 
 def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str, cause: str) -> Counts:
-    """Settle the records of a Map child that failed for good; its earlier settlements stand."""
-    ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds)
+    """Settle the records of a Map child that failed for good; its earlier settlements stand.
+
+    A record its unit settled as succeeded stays succeeded (a mode B batch's kept answers are written here); every
+    other record goes to the failure lane. A mode A shard is settled under its lease, and marked settled, so a job
+    completing after its child gave up (or still running: it is stopped) writes nothing the lane already holds.
+    """
+    ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds, run_id)
     detail = f"{error}: {cause}"[:500]
     if mode == "batch":
         shard = unit.get("shard", {})
@@ -110,23 +122,64 @@ def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
                                  .iter_lines())
         owner = f"{run_id}/{shard['shardId']}"
         source: dict[str, Any] = {"bucket": shard["bucket"], "key": shard["key"]}
-    else:
-        order = list(dict.fromkeys(str(item["recordId"]) for item in unit.get("Items", [])))
-        owner = f"{run_id}/b-{batch_key(order)}"
-        source = {}
-    claims = ledger.claim_all(order, owner, run_id)
-    kept = {r: json.loads(c.output) for r, c in claims.items() if c.mine and c.outcome == "succeeded" and c.output}
-    failures = {r: LaneRecord(run_id, "unit", "unit_failed", detail, dedupe_key=r, record_id=r, **source)
-                for r in order if r not in kept}
-    settlement = settle_unit(ledger, clients.sqs(), settings.records.failure_lane_url, owner=owner, run_id=run_id,
-                             order=order, succeeded=set(kept), failures=failures, claims=claims)
-    if settlement.succeeded and mode != "batch":
-        body = b"".join(result_line(r, kept[r].get("output"), kept[r].get("text")) for r in settlement.succeeded)
+        _give_up_shard(run_id, str(shard["shardId"]))
+        return _settle_records(ledger, order, owner, detail, source, results_key=None)
+    order = [str(item["recordId"]) for item in unit.get("Items", [])]
+    key = batch_key(list(dict.fromkeys(order)))
+    return _settle_records(ledger, order, f"{run_id}/b-{key}", detail, {},
+                           results_key=f"{settings.storage.results_prefix}{run_id}/batch-{key}.jsonl")
+
+
+def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, source: dict[str, Any], *,
+                    results_key: str | None) -> Counts:
+    """Settle a failed unit's records; with `results_key` (mode B), write the answers its batch kept."""
+    claims = ledger.claim_all(order, owner)
+    succeeded = {r for r, c in claims.items() if c.mine and c.outcome == "succeeded"}
+    kept = {r: json.loads(c.output) for r, c in claims.items() if r in succeeded and c.output}
+    failures = {r: LaneRecord(ledger.run_id, "unit", "unit_failed", detail, dedupe_key=r, record_id=r, **source)
+                for r in order if r not in succeeded}
+    settlement = settle_unit(ledger, clients.sqs(), settings.records.failure_lane_url, owner=owner, order=order,
+                             succeeded=succeeded, failures=failures, claims=claims, source=source or None)
+    answered = [r for r in settlement.succeeded if r in kept]
+    if answered and results_key is not None:  # mode A's successes were written by the completion handler
+        body = b"".join(result_line(r, kept[r].get("output"), kept[r].get("text")) for r in answered)
         clients.s3().put_object(Bucket=settings.storage.output_bucket, ContentType="application/jsonl", Body=body,
-                                Key=f"{settings.storage.results_prefix}{run_id}/batch-{batch_key(order)}.jsonl")
-    logger.warning("Settled the records of a failed unit", extra={"owner": owner, "error": error,
+                                Key=results_key)
+    logger.warning("Settled the records of a failed unit", extra={"owner": owner, "detail": detail,
                                                                    "counts": settlement.counts.as_dict()})
     return settlement.counts
+
+
+def _give_up_shard(run_id: str, shard_id: str) -> None:
+    """Mark a failed child's shard settled (FAILED) under its lease, unless its job's completion settled it first,
+    and stop its job if it still runs: a completion arriving later only resumes the (gone) child and writes nothing
+    the failure lane already holds. A shard never submitted has no item and no job."""
+    table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
+    name = jobs.job_name(settings.job_name_prefix, run_id, shard_id)
+    record = table.get(name)
+    if record is None or record.status in jobs.SETTLED:
+        return
+    if not table.lease(name, jobs.LEASE_SECONDS):
+        raise ShardBusyError(f"shard {name} is being settled by its job's completion; retried later")
+    try:
+        record = table.get(name)
+        if record is None or record.status in jobs.SETTLED:
+            table.release(name)
+            return
+        if record.job_arn:
+            _stop(record.job_arn)
+        table.settle(name, jobs.FAILED, {}, record.job_arn or "")  # frees the lease
+    except Exception:
+        table.release(name)
+        raise
+
+
+def _stop(job_arn: str) -> None:
+    """Stop a job whose child gave up: its output would be settled by nobody. A job already finished refuses."""
+    try:
+        clients.bedrock().stop_model_invocation_job(jobIdentifier=job_arn)
+    except ClientError as error:
+        logger.info("Job not stopped", extra={"jobArn": job_arn, "error": error.response["Error"]["Code"]})
 
 
 def _map_results(details: dict[str, Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 A shard's job name and ``clientRequestToken`` are functions of the run id and the shard id only, so a retried or
 replayed submission names the same job and Bedrock starts no second one. The jobs table (key ``jobKey`` = the job
 name) keeps, per shard, the Step Functions task token to resume, the job's ARN once known, the shard's location
-and, once settled, its status and counts; its item ``run#<runId>`` holds the run's completion-event claim.
+and, once settled, its status and counts; its items ``run#<runId>#<ending>`` hold the run's completion-event
+claims, one per way the run ended (SUCCEEDED, or an unsuccessful status of one attempt: a redrive is another).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 KEY = "jobKey"
+# How long a settling lease lasts: the settling functions' timeout, so a crashed holder blocks the shard no longer.
+LEASE_SECONDS = 900
 SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
 SETTLED = (PROCESSED, FAILED)
 TERMINAL_JOB_STATUSES = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
@@ -145,11 +148,12 @@ class JobsTable:
 
     # --- the run's completion event ------------------------------------------------------------------
 
-    def claim_publication(self, run_id: str) -> bool:
-        """True unless the run's completion event was already published (a claim left by a crash is reused)."""
+    def claim_publication(self, run_id: str, ending: str) -> bool:
+        """True unless the run's completion event for `ending` (SUCCEEDED, or an unsuccessful status and attempt)
+        was already published (a claim left by a crash is reused)."""
         try:
             self.client.update_item(
-                TableName=self.table, Key={KEY: {"S": f"run#{run_id}"}},
+                TableName=self.table, Key=_publication_key(run_id, ending),
                 UpdateExpression="SET runId = :run, expiresAt = :expires",
                 ConditionExpression="attribute_not_exists(publishedAt)",
                 ExpressionAttributeValues={":run": {"S": run_id},
@@ -160,8 +164,17 @@ class JobsTable:
             raise
         return True
 
-    def mark_published(self, run_id: str, event_id: str) -> None:
+    def mark_published(self, run_id: str, ending: str, event_id: str) -> None:
         self.client.update_item(
-            TableName=self.table, Key={KEY: {"S": f"run#{run_id}"}},
+            TableName=self.table, Key=_publication_key(run_id, ending),
             UpdateExpression="SET publishedAt = :now, eventId = :event",
             ExpressionAttributeValues={":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})
+
+    def published(self, run_id: str, ending: str) -> bool:
+        item = self.client.get_item(TableName=self.table, Key=_publication_key(run_id, ending),
+                                    ConsistentRead=True).get("Item")
+        return bool(item and "publishedAt" in item)
+
+
+def _publication_key(run_id: str, ending: str) -> dict[str, Any]:
+    return {KEY: {"S": f"run#{run_id}#{ending}"}}

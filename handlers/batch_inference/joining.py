@@ -7,7 +7,8 @@ plus ``manifest.json.out`` with the job's counts. Everything here is keyed by re
 * a shard record with a ``modelOutput`` line succeeded; with an ``error`` line it failed (that error);
 * a shard record without any output line failed as ``missing_output`` (a partially completed job);
 * an output line whose recordId is not in the shard is counted as ``unexpected`` and ignored;
-* a recordId twice in the output keeps its first success (a repeated record id is processed once);
+* a recordId twice in the output keeps its first success (a repeated record id is processed once; the shard's
+  later occurrences of it are duplicates, which the caller settles as such);
 * the manifest's counts are compared with the shard and the lines read, and each disagreement is reported.
 
 >>> shard = [b'{"recordId":"a","modelInput":{}}', b'{"recordId":"b","modelInput":{}}']
@@ -54,8 +55,7 @@ _ID_WINDOW = 6 * 256 + 16  # the longest recordId, every character escaped, and 
 
 
 def shard_record_ids(lines: Iterable[bytes]) -> list[str]:
-    """The record ids of a shard file's lines, in order, each once (blank lines ignored)."""
-    seen: set[str] = set()
+    """The record id of each line of a shard file, in order (blank lines ignored; a repeated id is repeated)."""
     order: list[str] = []
     loads, scan, head = orjson.loads, json.decoder.scanstring, len(_SHARD_HEAD)  # type: ignore[attr-defined]
     for line in lines:
@@ -70,22 +70,20 @@ def shard_record_ids(lines: Iterable[bytes]) -> list[str]:
                 record_id = None
         if record_id is None:
             record_id = str(loads(line)["recordId"])
-        if record_id not in seen:
-            seen.add(record_id)
-            order.append(record_id)
+        order.append(record_id)
     return order
 
 
 def join_output(record_ids: list[str], output_lines: Iterable[bytes],
                 manifest: Mapping[str, Any] | None) -> JoinResult:
-    """Join the output lines of one job with the ids of the shard it ran on."""
+    """Join the output lines of one job with the ids of the shard it ran on (one per shard line)."""
     with collector_paused():  # parsed JSON holds no cycles; the join keeps tens of thousands of objects
         return _join(record_ids, output_lines, manifest)
 
 
 def _join(record_ids: list[str], output_lines: Iterable[bytes], manifest: Mapping[str, Any] | None) -> JoinResult:
-    result = JoinResult(order=record_ids)
-    expected = set(record_ids)
+    result = JoinResult(order=list(dict.fromkeys(record_ids)))
+    expected = set(result.order)
     succeeded, errors = result.succeeded, dict[str, Failure]()
     success_lines = error_lines = 0
     loads = orjson.loads
@@ -107,7 +105,7 @@ def _join(record_ids: list[str], output_lines: Iterable[bytes], manifest: Mappin
         else:
             error_lines += 1
             errors.setdefault(record_id, Failure("model_error", _error_detail(obj.get("error"))))
-    for record_id in record_ids:
+    for record_id in result.order:
         if record_id in succeeded:
             continue
         result.failed[record_id] = errors.get(record_id) or Failure(

@@ -1,6 +1,7 @@
 """The failure lane: an SQS queue that holds every record the pipeline could not process, for inspection and
-replay. One message per record, ``dedupeKey`` attribute = the ledger key, so a consumer can recognise a record it
-has seen (the ledger already keeps the pipeline from sending one twice, outside a crash between send and mark).
+replay. One message per record, ``dedupeKey`` attribute = the record's key in its run's ledger (unique together
+with the body's ``runId``), so a consumer can recognise a record it has seen (the ledger already keeps the pipeline
+from sending one twice, outside a crash between send and mark).
 
 Message body::
 

@@ -1,10 +1,14 @@
 """The recordId ledger: a conditional write gates every downstream effect of a record, so nothing happens twice.
 
+The ledger is kept per run: its key is ``<runId>#<recordId>``. Within a run, a retry, a replayed event or a
+redrive must change nothing twice; a new run is new work (another corpus that reuses the same ids, or the same
+corpus under another prompt or model), so nothing of an earlier run may keep a record of it from being processed.
+
 A record is *claimed* by an owner: the unit of work that processes it (``<runId>/<shardId>`` in mode A,
 ``<runId>/<batchKey>`` in mode B, ``<runId>/rejected`` for the sharder's bad lines). The claim is one conditional
 ``UpdateItem``: it succeeds when nobody holds the record or this same owner does (a retry of the same unit), and
-fails when another owner does (a duplicate of the record elsewhere, or a replay of a run whose records are done).
-The old item comes back with the claim, so a retry knows what its earlier attempt finished:
+fails when another owner of the run does (the same recordId twice in the corpus: `settle_unit` sends the second to
+the failure lane). The old item comes back with the claim, so a retry knows what its earlier attempt finished:
 
 * ``outcome`` (succeeded/failed) and, in mode B, the model's ``output``: a retried batch does not call the model
   again for a record it already answered;
@@ -40,18 +44,24 @@ class Claim:
 
 @dataclass(frozen=True)
 class Ledger:
+    """The ledger of one run."""
+
     client: Any
     table: str
     ttl_seconds: int
+    run_id: str
 
-    def claim(self, record_id: str, owner: str, run_id: str) -> Claim:
+    def key(self, record_id: str) -> dict[str, Any]:
+        return {KEY: {"S": f"{self.run_id}#{record_id}"}}
+
+    def claim(self, record_id: str, owner: str) -> Claim:
         try:
             response = self.client.update_item(
-                TableName=self.table, Key={KEY: {"S": record_id}},
+                TableName=self.table, Key=self.key(record_id),
                 UpdateExpression="SET #owner = :owner, runId = if_not_exists(runId, :run), expiresAt = :expires",
                 ConditionExpression="attribute_not_exists(recordId) OR #owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":run": {"S": run_id},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":run": {"S": self.run_id},
                                            ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}},
                 ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as error:
@@ -63,9 +73,9 @@ class Ledger:
         return Claim(record_id, mine=True, outcome=_s(old, "outcome"), output=_s(old, "output"),
                      lane_sent=bool(old.get("laneSent", {}).get("BOOL", False)))
 
-    def claim_all(self, record_ids: Iterable[str], owner: str, run_id: str) -> dict[str, Claim]:
-        ids = list(record_ids)
-        claims = map_in_context(lambda i: self.claim(i, owner, run_id), ids, workers=CONCURRENCY)
+    def claim_all(self, record_ids: Iterable[str], owner: str) -> dict[str, Claim]:
+        ids = list(dict.fromkeys(record_ids))
+        claims = map_in_context(lambda i: self.claim(i, owner), ids, workers=CONCURRENCY)
         return dict(zip(ids, claims, strict=True))
 
     def settle(self, record_id: str, owner: str, outcome: str, output: str | None = None) -> None:
@@ -77,7 +87,7 @@ class Ledger:
             expression += ", #output = :output"
             names["#output"] = "output"
             values[":output"] = {"S": output}
-        self.client.update_item(TableName=self.table, Key={KEY: {"S": record_id}}, UpdateExpression=expression,
+        self.client.update_item(TableName=self.table, Key=self.key(record_id), UpdateExpression=expression,
                                 ConditionExpression="#owner = :owner", ExpressionAttributeNames=names,
                                 ExpressionAttributeValues=values)
 
@@ -90,7 +100,7 @@ class Ledger:
 
         def mark(record_id: str) -> None:
             self.client.update_item(
-                TableName=self.table, Key={KEY: {"S": record_id}}, UpdateExpression="SET laneSent = :sent",
+                TableName=self.table, Key=self.key(record_id), UpdateExpression="SET laneSent = :sent",
                 ConditionExpression="#owner = :owner", ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={":sent": {"BOOL": True}, ":owner": {"S": owner}})
 

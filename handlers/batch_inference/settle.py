@@ -1,8 +1,9 @@
 """Settle a unit of work's records through the ledger: claims first, then effects only for what this unit owns.
 
 Every unit (a mode A shard, a mode B batch, the sharder's rejected lines, a failed unit in the finalizer) ends
-the same way: each record is claimed; records another owner holds are skipped (counted as duplicates); this
-unit's failures not yet on the failure lane are sent and marked; its successes go into its results object.
+the same way: each record is claimed; a record id the unit has already seen, or that another unit of the run
+holds, is a duplicate and goes to the failure lane; this unit's failures not yet on the failure lane are sent and
+marked; its successes go into its results object.
 """
 
 from __future__ import annotations
@@ -34,21 +35,38 @@ class Settlement:
     succeeded: list[str] = field(default_factory=list)  # record ids this unit owns and succeeded, in order
 
 
-def settle_unit(ledger: Ledger, lane_client: Any, lane_url: str, *, owner: str, run_id: str, order: list[str],
+def settle_unit(ledger: Ledger, lane_client: Any, lane_url: str, *, owner: str, order: list[str],
                 succeeded: set[str] | Mapping[str, Any], failures: Mapping[str, LaneRecord],
-                claims: Mapping[str, Claim] | None = None) -> Settlement:
-    """Claim `order`'s records (unless `claims` are given), send this unit's new failures, settle outcomes."""
+                claims: Mapping[str, Claim] | None = None, source: Mapping[str, str] | None = None) -> Settlement:
+    """Claim `order`'s records (unless `claims` are given), send this unit's new failures, settle outcomes.
+
+    `order` is every record of the unit as it came, repeats included. A record id seen before in this unit, or held
+    by another unit of the run, is a duplicate: the corpus carries that id more than once, and only its first
+    occurrence is processed. Each duplicate occurrence goes to the failure lane (reason ``duplicate_record_id``,
+    with `source`), gated by a ledger item of its own, so it is counted and visible, never silently dropped.
+    """
     if claims is None:
-        claims = ledger.claim_all(order, owner, run_id)
+        claims = ledger.claim_all(order, owner)
     settlement = Settlement()
     counts = settlement.counts
     to_send: list[LaneRecord] = []
     outcomes: dict[str, tuple[str, str | None]] = {}
+    where = source or {}
+    occurrences: dict[str, int] = {}
+    duplicates: dict[str, LaneRecord] = {}
     for record_id in order:
         counts.records += 1
         claim = claims[record_id]
-        if not claim.mine:
+        seen = occurrences.get(record_id, 0)
+        occurrences[record_id] = seen + 1
+        if seen or not claim.mine:
             counts.duplicates += 1
+            key = f"dup#{owner}#{record_id}#{seen}"
+            duplicates[key] = LaneRecord(
+                ledger.run_id, "unit", "duplicate_record_id",
+                f"recordId {record_id!r} is in the corpus more than once; only its first occurrence "
+                f"(in {claim.holder if not claim.mine else owner}) is processed"[:500],
+                dedupe_key=key, record_id=record_id, bucket=where.get("bucket"), key=where.get("key"))
             continue
         if record_id in succeeded:
             counts.succeeded += 1
@@ -61,6 +79,9 @@ def settle_unit(ledger: Ledger, lane_client: Any, lane_url: str, *, owner: str, 
             outcomes[record_id] = ("failed", None)
         if not claim.lane_sent:
             to_send.append(failures[record_id])
+    if duplicates:
+        duplicate_claims = ledger.claim_all(duplicates, owner)
+        to_send += [record for key, record in duplicates.items() if not duplicate_claims[key].lane_sent]
     if outcomes:
         ledger.settle_all(outcomes, owner)
     if to_send:

@@ -3,7 +3,8 @@
 Input ``{"runId": "...", "corpusKey": "corpus/....jsonl"}``. Streams the corpus from the input bucket, writes
 shards under ``<SHARD_PREFIX><runId>/`` (each spooled to a temporary file, then uploaded in one PUT, so memory
 stays flat), the shard list ``<SHARD_PREFIX><runId>/shards.json`` the Map reads, and sends every bad line to the
-failure lane with its line number (ledger key ``line#<runId>#<line>``, so a retried sharder sends none twice).
+failure lane with its line number (ledger key ``line#<line>`` in the run's ledger, so a retried sharder sends none
+twice).
 
 Mode: ``batch`` when MODE is batch (a corpus below MIN_RECORDS_PER_JOB fails the run: Bedrock would refuse the
 job), ``sync`` when MODE is sync (one unbounded shard, read by the synchronous Map), and with ``auto`` batch when
@@ -78,7 +79,8 @@ class _Rejections:
         self.pending: list[Rejected] = []
         self.count = 0
         self.sent = 0
-        self.ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds)
+        self.ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds,
+                             run_id)
 
     def __call__(self, rejected: Rejected) -> None:
         self.pending.append(rejected)
@@ -89,12 +91,12 @@ class _Rejections:
     def flush(self) -> None:
         if not self.pending:
             return
-        records = {f"line#{self.run_id}#{r.line_number}": r for r in self.pending}
+        records = {f"line#{r.line_number}": r for r in self.pending}
         failures = {key: LaneRecord(self.run_id, "shard", r.reason, r.detail, dedupe_key=key,
                                     line_number=r.line_number, bucket=settings.storage.input_bucket,
                                     key=self.corpus_key) for key, r in records.items()}
         settlement = settle_unit(self.ledger, clients.sqs(), settings.records.failure_lane_url,
-                                 owner=f"{self.run_id}/rejected", run_id=self.run_id, order=list(records),
+                                 owner=f"{self.run_id}/rejected", order=list(records),
                                  succeeded=set(), failures=failures)
         self.sent += settlement.counts.lane_sent
         logger.warning("Rejected corpus lines sent to the failure lane",

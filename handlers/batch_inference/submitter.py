@@ -7,8 +7,8 @@ jobs table first (so a completion that outruns this function still finds it), th
 a retried or replayed child submits the same job, and Bedrock starts no second one. A shard already settled
 (replay of a finished run) is resumed at once from the jobs table, without a job.
 
-Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling
-and transient errors raise `ThrottlingException`, which the Task's Retry backs off on.
+Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling,
+a full concurrent-jobs quota and transient errors raise `ThrottlingException`, which the Task's Retry backs off on.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from batch_inference import clients, jobs
+from batch_inference.backoff import THROTTLING_CODES
 from batch_inference.config import SubmitterSettings
 from batch_inference.exceptions import SubmissionRejectedError, ThrottlingException
 from batch_inference.resume import resume
@@ -30,8 +31,9 @@ logger = Logger()
 metrics = Metrics()
 settings = SubmitterSettings.from_env()
 
-_RETRYABLE = {"ThrottlingException", "ServiceUnavailableException", "InternalServerException",
-              "TooManyRequestsException"}
+# A full concurrent-jobs quota (ServiceQuotaExceededException, e.g. two runs at once) frees up as jobs finish, so
+# it is waited out like throttling rather than failing the shard.
+_RETRYABLE = THROTTLING_CODES | {"ServiceUnavailableException", "InternalServerException"}
 
 
 @metrics.log_metrics

@@ -79,7 +79,8 @@ class ShardingOutput(_Input):
 
 
 class FinalizeRequest(_Input):
-    status: Literal["SUCCEEDED", "FAILED"]
+    status: Literal["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+    attempt: int = Field(0, ge=0)  # the execution's redrive count: each unsuccessful attempt is reported once
     runId: str = Field(pattern=_ID)
     corpusKey: str = Field(min_length=1, max_length=1024)
     sharding: ShardingOutput | None = None  # absent when the sharder itself failed

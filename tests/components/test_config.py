@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from batch_inference import backoff
 from components.config import ConfigError, StackConfig, WorkerSettings, parse_stack_config
+from components.config.batch_inference import (
+    SYNC_BATCH_MAX_INPUT_BYTES,
+    SYNC_WORKER_BUDGET_SECONDS,
+    SYNC_WORKER_TIMEOUT_SECONDS,
+    backoff_pauses_seconds,
+    worst_record_seconds,
+)
+from components.pipelines.batch_inference import LONG_TASK_SECONDS
 
 KB = {"knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678"}
 
@@ -118,3 +131,68 @@ def test_every_field_is_documented() -> None:
         return missing
 
     assert walk(StackConfig) == []
+
+
+BATCH = {"model": {"modelId": "anthropic.claude-3-haiku-20240307-v1:0", "task": "summarize"}}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def batch_inference(**overrides: object) -> dict:
+    return {"batchInference": {**BATCH, **overrides}}
+
+
+def test_the_sync_time_budget_counts_every_attempt_and_its_backoff() -> None:
+    # A timeout storm: 5 rounds of 4 records, each 5 attempts of 30 s and 2 + 4 + 8 + 16 s of backoff, is 900 s.
+    message = error_for(batch_inference(itemsPerBatch=20, recordConcurrency=4, maxAttempts=5))
+    assert ("ai-pipelines:batchInference: itemsPerBatch 20 / recordConcurrency 4 = 5 round(s) of up to (maxAttempts "
+            "5 x model.requestTimeoutSeconds 30 s + 30 s of backoff) = 900 s exceeds the worker's 840 s (900 s "
+            "timeout less 60 s to settle): lower itemsPerBatch, maxAttempts or model.requestTimeoutSeconds, or raise "
+            "recordConcurrency") in message
+
+
+def test_the_sync_time_budget_matches_the_worker_s_timeout_and_backoff() -> None:
+    assert SYNC_WORKER_TIMEOUT_SECONDS == LONG_TASK_SECONDS
+    slept: list[float] = []
+
+    def throttled() -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "Converse")
+
+    with pytest.raises(ClientError):  # every delay drawn at its ceiling: the worst case the budget assumes
+        backoff.with_backoff(throttled, classify=backoff.classify, max_attempts=8, sleep=slept.append,
+                             rand=lambda: 1.0)
+    assert sum(slept) == backoff_pauses_seconds(8) == 2 + 4 + 8 + 16 + 20 + 20 + 20
+    assert worst_record_seconds(8, 30) == 8 * 30 + 90
+
+
+@pytest.mark.parametrize("mode", ["sync", "auto"])
+def test_a_synchronous_batch_must_fit_in_a_step_functions_payload(mode: str) -> None:
+    message = error_for(batch_inference(mode=mode, maxRecordBytes=300_000))
+    assert (f"ai-pipelines:batchInference: maxRecordBytes 300000 exceeds the 261120 bytes a synchronous batch may "
+            f"hold in mode {mode} (Step Functions' 262144-byte payload less 1024 for the batch's envelope): lower "
+            "maxRecordBytes to at most 261120, or use mode batch") in message
+    assert "maxRecordBytes 261121 exceeds" in error_for(batch_inference(mode=mode, maxRecordBytes=261_121))
+    config = parse_stack_config({"owner": "data", **batch_inference(mode=mode, itemsPerBatch=20,
+                                                                    maxRecordBytes=261_120)}, stack="prod")
+    assert config.batch_inference is not None and config.batch_inference.max_record_bytes == 261_120
+
+
+def test_batch_mode_keeps_records_up_to_a_mebibyte() -> None:
+    config = parse_stack_config({"owner": "data", **batch_inference(mode="batch", maxRecordBytes=1 << 20)},
+                                stack="prod")
+    assert config.batch_inference is not None and config.batch_inference.max_record_bytes == 1 << 20
+
+
+@pytest.mark.parametrize("stack", [None, "dev", "prod"])
+def test_the_defaults_and_the_shipped_stacks_fit_the_sync_worker(stack: str | None) -> None:
+    if stack is None:
+        raw = {"owner": "data", **batch_inference()}
+    else:
+        values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        raw = {key.removeprefix("ai-pipelines:"): value for key, value in values.items()
+               if key.startswith("ai-pipelines:")}
+    settings = parse_stack_config(raw, stack=stack or "dev").batch_inference
+    assert settings is not None
+    rounds = -(-settings.items_per_batch // settings.record_concurrency)
+    assert rounds * worst_record_seconds(settings.max_attempts, settings.model.request_timeout_seconds) \
+        <= SYNC_WORKER_BUDGET_SECONDS
+    assert settings.mode == "batch" or settings.max_record_bytes <= SYNC_BATCH_MAX_INPUT_BYTES

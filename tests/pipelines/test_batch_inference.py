@@ -21,6 +21,7 @@ from offline.model import ResourceRecord
 from offline.provider import contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import fake_code
+from tests.support.iam_actions import allowing_statements
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 NAMING = Naming("ai-pipelines", "test", "shared", owner="platform")
@@ -51,7 +52,7 @@ def synth(config: BatchInferenceSettings | None = None, *, mode: str = "preview"
 
 @pytest.fixture(scope="module", params=["preview", "update"])
 def stack(request: pytest.FixtureRequest) -> Synthesis:
-    return synth(settings(concurrentJobs=7, onDemandConcurrency=12, itemsPerBatch=25,
+    return synth(settings(concurrentJobs=7, onDemandConcurrency=12, itemsPerBatch=16,
                           toleratedFailurePercentage=2.5, reconcileIntervalMinutes=10), mode=request.param)
 
 
@@ -107,17 +108,18 @@ def test_both_maps_are_distributed_bounded_by_their_quotas_and_tolerate_failures
         assert state["ToleratedFailurePercentage"] == 2.5
         assert state["ResultWriter"]["Parameters"] == {"Bucket": f"{PREFIX}-output-{ACCOUNT}-{REGION}",
                                                        "Prefix": "runs/map-results"}
-        assert state["Catch"][0]["Next"] == "FinalizeFailedRun"
+        assert "Catch" not in state  # a failed Map fails the run there, so a redrive restarts the Map Run
     assert submit["MaxConcurrency"] == 7 and infer["MaxConcurrency"] == 12
     assert submit["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
     assert infer["ItemReader"]["ReaderConfig"] == {"InputType": "JSONL"}
-    assert infer["ItemBatcher"] == {"MaxItemsPerBatch": 25, "BatchInput": {"runId.$": "$.sharding.runId"}}
+    assert infer["ItemBatcher"] == {"MaxItemsPerBatch": 16, "MaxInputBytesPerBatch": 261_120,
+                                    "BatchInput": {"runId.$": "$.sharding.runId"}}
 
 
 def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> None:
     tasks = {name: body for name, body in states(stack).items() if body["Type"] == "Task"}
-    assert sorted(tasks) == ["Finalize", "FinalizeFailedRun", "FinalizeUnshardedRun", "InferBatch", "Shard",
-                             "SubmitAndWait"]
+    assert sorted(tasks) == ["Finalize", "InferBatch", "Shard", "SubmitAndWait"]
+    assert not any("Catch" in state for state in states(stack).values())
     for name, task in tasks.items():
         retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
         assert "Lambda.TooManyRequestsException" in retried, name
@@ -281,7 +283,8 @@ def test_the_definition_is_valid_amazon_states_language(tmp_path: Path) -> None:
 
 
 def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
-    broken = definition(AslParameters("a", "b", "c", "d", "bucket", "runs/x", 1, 1, 1, 5.0, 60, 60, 60, 60, 60, 1))
+    broken = definition(AslParameters("a", "b", "c", "d", "bucket", "runs/x", 1, 1, 1, 1024, 5.0, 60, 60, 60, 60, 60,
+                                      1))
     broken["States"]["Shard"]["Nxt"] = broken["States"]["Shard"].pop("Next")
     result = _validate(json.dumps(broken), tmp_path)
     assert result.returncode != 0 and "invalid" in (result.stdout + result.stderr)
@@ -312,3 +315,99 @@ def test_the_section_enables_the_pipeline() -> None:
     assert config.enabled_pipelines == ["batchInference"]
     disabled = parse_stack_config({"owner": "x", "batchInference": {**MINIMAL, "enabled": False}}, stack="dev")
     assert disabled.enabled_pipelines == []
+
+
+# Under an inference profile (prod), the job's modelId is the profile id: AWS authorizes the job on the profile's
+# ARN, and the profile routes it to the model in each of its regions.
+PROFILE = f"eu.{MODEL}"
+PROFILE_ARN = arn("bedrock", f"inference-profile/{PROFILE}")
+PROFILE_MODELS = [f"arn:aws:bedrock:{r}::foundation-model/{MODEL}" for r in ("eu-central-1", "eu-west-1", "eu-west-3")]
+
+
+@pytest.fixture(scope="module")
+def profiled() -> Synthesis:
+    return synth(settings(model={"inferenceProfileId": PROFILE,
+                                 "inferenceProfileRegions": ["eu-central-1", "eu-west-3"]}), mode="update")
+
+
+def test_under_an_inference_profile_the_submitter_creates_jobs_of_exactly_the_profiles_models(
+        profiled: Synthesis) -> None:
+    # AWS authorizes CreateModelInvocationJob on the job and the foundation model (its service authorization
+    # reference, as the policy pack's IAM database holds it): under a profile, the model in each of its regions.
+    granted = statements(profiled.named("batchinf-submitter-policy"))
+    create = granted["CreateJobsOfTheConfiguredModel"]
+    assert create["Action"] == ["bedrock:CreateModelInvocationJob"]
+    assert create["Resource"] == [arn("bedrock", "model-invocation-job/*"), *PROFILE_MODELS]
+    model_id = profiled.named("batchinf-submitter").inputs["environment"]["variables"]["MODEL_ID"]
+    assert model_id == PROFILE
+    creates = [s for s in granted.values() if "bedrock:CreateModelInvocationJob" in s["Action"]]
+    assert creates == [create]
+    for other in (arn("bedrock", f"inference-profile/us.{MODEL}"), arn("bedrock", "application-inference-profile/x"),
+                  f"arn:aws:bedrock:us-east-1::foundation-model/{MODEL}",
+                  f"arn:aws:bedrock:{REGION}::foundation-model/anthropic.claude-3-5-sonnet-20240620-v1:0"):
+        assert allowing_statements(creates, "bedrock:CreateModelInvocationJob", other) == [], other
+
+
+def test_under_an_inference_profile_the_batch_role_invokes_exactly_the_profile_and_its_regional_models(
+        profiled: Synthesis) -> None:
+    granted = statements(profiled.named("batchinf-batch-role-policy"))
+    invoke = granted["InvokeTheConfiguredModel"]
+    assert invoke["Action"] == ["bedrock:InvokeModel"]
+    assert invoke["Resource"] == [*PROFILE_MODELS, PROFILE_ARN]
+    assert [s for s in granted.values() if any(a.startswith("bedrock:") for a in s["Action"])] == [invoke]
+
+
+def test_runs_that_end_without_succeeding_reach_the_run_ended_handler_with_retries_and_a_dlq(
+        stack: Synthesis) -> None:
+    rule, target = stack.named("batchinf-run-endings-rule"), stack.named("batchinf-run-endings-target")
+    assert rule.inputs["eventBusName"] == "default"
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                   "stateMachineArn": [arn("states", f"stateMachine:{PREFIX}-runs")]}}
+    assert stack.named("batchinf-runs").inputs["name"] == f"{PREFIX}-runs"  # the machine the pattern names
+    assert target.inputs["arn"] == arn("sqs", f"{PREFIX}-run-endings")
+    assert target.inputs["retryPolicy"] == {"maximumRetryAttempts": 185, "maximumEventAgeInSeconds": 86400}
+    assert target.inputs["deadLetterConfig"] == {"arn": arn("sqs", f"{PREFIX}-run-endings-undelivered")}
+    sends = statements(stack.named("batchinf-run-endings-policy"))["RunEndingRuleSends"]
+    assert sends["Condition"]["ArnLike"] == {"aws:SourceArn": arn("events", f"rule/{PREFIX}-run-endings")}
+    queue = stack.named("batchinf-run-endings").inputs
+    assert json.loads(queue["redrivePolicy"])["deadLetterTargetArn"] == arn("sqs", f"{PREFIX}-run-endings-dlq")
+    mapping = stack.named("batchinf-run-ended-source").inputs
+    assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue["visibilityTimeoutSeconds"] == 6 * stack.named("batchinf-run-ended").inputs["timeout"]
+    alarms = {r.name for r in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert {"batchinf-run-endings-dlq-depth-alarm", "batchinf-run-endings-undelivered-depth-alarm"} <= alarms
+
+
+def test_the_run_ended_handler_may_only_write_manifests_claim_publications_and_publish(stack: Synthesis) -> None:
+    granted = statements(stack.named("batchinf-run-ended-policy"))
+    own = {sid: (s["Action"], s["Resource"]) for sid, s in granted.items()
+           if sid in ("WriteManifests", "ClaimThePublication", "PublishRunEnded")}
+    assert own == {
+        "WriteManifests": (["s3:PutObject"], [f"arn:aws:s3:::{PREFIX}-output-{ACCOUNT}-{REGION}/runs/*"]),
+        "ClaimThePublication": (["dynamodb:GetItem", "dynamodb:UpdateItem"], [arn("dynamodb", f"table/{PREFIX}-jobs")]),
+        "PublishRunEnded": (["events:PutEvents"], [arn("events", f"event-bus/{PREFIX}-results")])}
+    actions = {a for s in granted.values() for a in s["Action"]}
+    assert not {a for a in actions if a.startswith(("bedrock:", "sqs:SendMessage", "states:"))}
+
+
+def test_the_finalizer_may_stop_only_jobs_and_read_only_the_jobs_table(stack: Synthesis) -> None:
+    granted = statements(stack.named("batchinf-finalizer-policy"))
+    assert granted["StopAbandonedJobs"]["Action"] == ["bedrock:StopModelInvocationJob"]
+    assert granted["StopAbandonedJobs"]["Resource"] == [arn("bedrock", "model-invocation-job/*")]
+    jobs = granted["ClaimThePublicationAndFailedShards"]
+    assert jobs["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    assert jobs["Resource"] == [arn("dynamodb", f"table/{PREFIX}-jobs")]
+    finalize = states(stack)["Finalize"]
+    busy = [r for r in finalize["Retry"] if r["ErrorEquals"] == ["ShardBusyError"]]
+    assert busy and busy[0]["MaxAttempts"] * busy[0]["MaxDelaySeconds"] > 900  # outlasts a crashed holder's lease
+
+
+def test_a_job_output_that_disagrees_with_its_shard_pages_someone(stack: Synthesis) -> None:
+    alarm = {r.name: r.inputs for r in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}[
+        "batchinf-output-mismatches-alarm"]
+    completion = stack.named("batchinf-completion").inputs["environment"]["variables"]
+    assert (alarm["namespace"], alarm["metricName"]) == (completion["POWERTOOLS_METRICS_NAMESPACE"], "OutputMismatches")
+    assert alarm["dimensions"] == {"service": completion["POWERTOOLS_SERVICE_NAME"]}
+    assert (alarm["statistic"], alarm["threshold"], alarm["comparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")

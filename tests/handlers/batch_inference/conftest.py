@@ -21,13 +21,14 @@ from tests.support import aws_calls
 from tests.support.stacks import function_environment, shipped_stack
 
 PACKAGE = "batch_inference"
-MODULES = ("sharder", "submitter", "completion", "sync_worker", "reconciler", "finalizer")
+MODULES = ("sharder", "submitter", "completion", "sync_worker", "reconciler", "finalizer", "run_ended")
 ENV = {module: function_environment(f"{PACKAGE}.{module}") for module in MODULES}
 _STACK = shipped_stack("dev")
 
 INPUT_BUCKET = ENV["sharder"]["INPUT_BUCKET"]
 OUTPUT_BUCKET = ENV["sharder"]["OUTPUT_BUCKET"]
 LEDGER_TABLE = ENV["sharder"]["LEDGER_TABLE"]
+RUN = "run-2026-06-27"
 JOBS_TABLE = ENV["submitter"]["JOBS_TABLE"]
 FAILURE_LANE_URL = ENV["sharder"]["FAILURE_LANE_URL"]
 COMPLETION_QUEUE_URL = ENV["reconciler"]["COMPLETION_QUEUE_URL"]
@@ -38,16 +39,22 @@ JOB_PREFIX = ENV["submitter"]["JOB_NAME_PREFIX"]
 FAILURE_LANE = _STACK.named("batchinf-failures").inputs
 COMPLETION_QUEUE = _STACK.named("batchinf-completions").inputs
 COMPLETION_FUNCTION = _STACK.named("batchinf-completion").inputs
+RUN_ENDINGS_QUEUE = _STACK.named("batchinf-run-endings").inputs
+RUN_ENDINGS_URL = COMPLETION_QUEUE_URL.rsplit("/", 1)[0] + "/" + RUN_ENDINGS_QUEUE["name"]
 
 
 def _bedrock(params: Any, partition: str, region: str, account: str) -> list[str]:
-    """The ARN a Bedrock control-plane request names: the job it reads, or the model a new job runs."""
+    """The ARNs a Bedrock control-plane request names: the job it reads; or the job it creates and the foundation
+    model that job runs (AWS's service authorization reference authorizes CreateModelInvocationJob on the job and
+    the foundation model; a profile id ``eu.<model>`` names the model behind it)."""
     if "jobIdentifier" in params:
         return [str(params["jobIdentifier"])]
     if "modelId" in params:
+        job = [f"arn:{partition}:bedrock:{region}:{account}:model-invocation-job/{params['jobName']}"
+               ] if "jobName" in params else []
         model = str(params["modelId"])
         base = model.split(".", 1)[1] if model.split(".", 1)[0] in aws_calls.INFERENCE_PROFILE_GEOGRAPHIES else model
-        return [f"arn:{partition}:bedrock:{region}::foundation-model/{base}"]
+        return [*job, f"arn:{partition}:bedrock:{region}::foundation-model/{base}"]
     return []
 
 
@@ -64,13 +71,15 @@ from batch_inference import (  # noqa: E402
     completion,
     finalizer,
     reconciler,
+    run_ended,
     sharder,
     submitter,
     sync_worker,
 )
 
 HANDLERS: dict[str, Any] = {"sharder": sharder, "submitter": submitter, "completion": completion,
-                            "sync_worker": sync_worker, "reconciler": reconciler, "finalizer": finalizer}
+                            "sync_worker": sync_worker, "reconciler": reconciler, "finalizer": finalizer,
+                            "run_ended": run_ended}
 
 
 @pytest.fixture(autouse=True)
@@ -121,9 +130,12 @@ class Storage:
     def failure_lane(self) -> list[dict[str, Any]]:
         return [json.loads(m["Body"]) for m in self.drain(FAILURE_LANE_URL)]
 
-    def ledger(self) -> dict[str, dict[str, Any]]:
+    def ledger(self, run_id: str = RUN) -> dict[str, dict[str, Any]]:
+        """The run's ledger items by record key (the table's key is ``<runId>#<record key>``)."""
         items = self.ddb.scan(TableName=LEDGER_TABLE)["Items"]
-        return {item["recordId"]["S"]: {k: next(iter(v.values())) for k, v in item.items()} for item in items}
+        prefix = f"{run_id}#"
+        return {item["recordId"]["S"].removeprefix(prefix): {k: next(iter(v.values())) for k, v in item.items()}
+                for item in items if item["recordId"]["S"].startswith(prefix)}
 
     def job_item(self, job_name: str) -> dict[str, Any] | None:
         item = self.ddb.get_item(TableName=JOBS_TABLE, Key={"jobKey": {"S": job_name}}).get("Item")
@@ -160,6 +172,7 @@ def storage(aws: None) -> Storage:
                          AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}])
     _queue(sqs, FAILURE_LANE_URL, FAILURE_LANE, _STACK.named("batchinf-failures-dlq").inputs["name"])
     _queue(sqs, COMPLETION_QUEUE_URL, COMPLETION_QUEUE, _STACK.named("batchinf-completions-dlq").inputs["name"])
+    _queue(sqs, RUN_ENDINGS_URL, RUN_ENDINGS_QUEUE, _STACK.named("batchinf-run-endings-dlq").inputs["name"])
     # The result bus, with a subscriber queue standing in for the next stage.
     events.create_event_bus(Name=RESULT_BUS)
     results_url = sqs.create_queue(QueueName="next-stage")["QueueUrl"]
@@ -222,6 +235,13 @@ def completion_source(storage: Storage, invoke: Invoke) -> SqsEventSource:
     """The completion queue's event source mapping, delivering to the completion handler (batch size 1)."""
     return SqsEventSource(COMPLETION_QUEUE_URL, lambda event, context: invoke("completion", event), batch_size=1,
                           visibility_timeout=int(COMPLETION_QUEUE["visibilityTimeoutSeconds"]))
+
+
+@pytest.fixture
+def run_endings_source(storage: Storage, invoke: Invoke) -> SqsEventSource:
+    """The run-endings queue's event source mapping, delivering to the run-ended handler."""
+    return SqsEventSource(RUN_ENDINGS_URL, lambda event, context: invoke("run_ended", event),
+                          visibility_timeout=int(RUN_ENDINGS_QUEUE["visibilityTimeoutSeconds"]))
 
 
 def deliver_event(storage: Storage, event: dict[str, Any]) -> None:

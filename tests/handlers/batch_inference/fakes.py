@@ -45,6 +45,9 @@ class FakeBedrock:
                                       service_message=message, http_status_code=400 if code != "ThrottlingException"
                                       else 429)
 
+    def stops(self, arn: str) -> None:
+        self.stubber.add_response("stop_model_invocation_job", {}, {"jobIdentifier": arn})
+
     def describes(self, *, arn: str, name: str, status: str, input_uri: str, output_uri: str,
                   message: str = "") -> None:
         response = _job(arn, name, status, input_uri, output_uri, self.model_id, self.role_arn)

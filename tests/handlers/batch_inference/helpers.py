@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from batch_inference import jobs, sharder
-from tests.handlers.batch_inference.conftest import INPUT_BUCKET, JOB_PREFIX, OUTPUT_BUCKET, Invoke, Storage
+from tests.handlers.batch_inference.conftest import INPUT_BUCKET, JOB_PREFIX, OUTPUT_BUCKET, RUN, Invoke, Storage
 from tests.handlers.batch_inference.fakes import FakeBedrock, job_arn
 
-RUN = "run-2026-06-27"
 CORPUS = "corpus/tickets 2026+été.jsonl"  # a key with a space, a plus and non-ASCII characters
 
 

@@ -105,10 +105,13 @@ def test_backoff_retries_with_full_jitter_then_gives_up() -> None:
         attempts.append(1)
         raise _client_error("ThrottlingException")
 
+    draws = iter([0.25, 0.5, 0.75])
     with pytest.raises(ClientError):
         backoff.with_backoff(always_throttled, classify=backoff.classify, max_attempts=4, base_seconds=1,
-                             cap_seconds=5, sleep=slept.append, rand=lambda: 1.0)
-    assert len(attempts) == 4 and slept == [2.0, 4.0, 5.0]  # capped; full jitter scales each by a random factor
+                             cap_seconds=5, sleep=slept.append, rand=lambda: next(draws))
+    # Full jitter: each delay is a fresh draw times its ceiling, min(cap, base * 2**attempt) = 2, 4, 5 (capped
+    # before scaling). Without jitter the delays would be the ceilings themselves.
+    assert len(attempts) == 4 and slept == [0.5, 2.0, 3.75]
 
     def rejected() -> None:
         raise _client_error("ValidationException")

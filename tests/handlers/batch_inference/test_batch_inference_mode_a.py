@@ -112,7 +112,7 @@ def test_a_job_name_that_exists_already_is_found_and_awaited(invoke: Invoke, sto
 
 
 @pytest.mark.parametrize(("code", "error"), [("ThrottlingException", ThrottlingException),
-                                             ("ServiceQuotaExceededException", SubmissionRejectedError),
+                                             ("ServiceQuotaExceededException", ThrottlingException),
                                              ("ValidationException", SubmissionRejectedError)])
 def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch, code: str,
@@ -120,8 +120,28 @@ def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
     small_jobs(monkeypatch)
     descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
     bedrock.refuses_create(code)
-    with pytest.raises(error):
+    with pytest.raises(error) as raised:
         invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
+    # Step Functions matches the error by class name: SubmitAndWait retries ThrottlingException (8 attempts, up to
+    # 900 s, jitter) and fails the shard on anything else.
+    assert type(raised.value).__name__ == error.__name__
+
+
+def test_a_full_concurrent_jobs_quota_is_waited_out_and_the_retry_submits_the_same_job(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    name, _, arn = job_of(descriptor)
+    # Another run holds every concurrent-job slot: Bedrock refuses the job for now, not for good.
+    bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
+    with pytest.raises(ThrottlingException):
+        invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
+    item = storage.job_item(name)  # the token is kept for the retry; no job is recorded
+    assert item is not None and item["taskToken"] == "token-1" and "jobArn" not in item and "status" not in item
+    # SubmitAndWait's Retry invokes the submitter again once a slot is free: the same job name and token.
+    assert submit(invoke, bedrock, descriptor, "token-1") == {"jobName": name, "jobArn": arn, "replayed": False}
+    item = storage.job_item(name)
+    assert item is not None and item["status"] == "SUBMITTED" and item["jobArn"] == arn
 
 
 def complete(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, descriptor: dict[str, Any],

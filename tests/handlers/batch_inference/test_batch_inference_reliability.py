@@ -44,6 +44,7 @@ from tests.handlers.batch_inference.helpers import (
     submit,
     uris,
 )
+from tests.handlers.batch_inference.test_batch_inference_finalizer import _entry, write_map_results
 from tests.handlers.batch_inference.test_batch_inference_mode_b import batch
 from tests.handlers.conftest import Delivery, SqsEventSource
 from tests.support import aws_calls
@@ -261,7 +262,7 @@ def test_reliability_partial_put_events_failure(invoke: Invoke, storage: Storage
         invoke("finalizer", request)  # Step Functions' Retry of PublicationFailedError
         invoke("finalizer", request)  # and a lost response retried once more: no third event
         events.assert_no_pending_responses()
-    item = storage.job_item(f"run#{RUN}")
+    item = storage.job_item(f"run#{RUN}#SUCCEEDED")
     assert item is not None and item["eventId"] == "event-1"
 
 
@@ -302,3 +303,90 @@ def test_reliability_expired_visibility_during_a_slow_batch(
     assert completion_source.poll() is not None
     ledger.assert_each_exactly_once(ids)
     assert json.loads(json.dumps(table.get(name).counts))["succeeded"] == 4  # type: ignore[union-attr]
+
+
+# --- A child that gives up, the same id twice, runs that reuse ids -------------------------------------------------
+
+
+def _finalize_with_a_failed_child(invoke: Invoke, storage: Storage, sharding: dict[str, Any],
+                                  descriptor: dict[str, Any]) -> dict[str, Any]:
+    """The Map ends with this shard's child failed for good (its wait ran out); the finalizer settles it."""
+    map_output = write_map_results(storage, succeeded=[], failed=[_entry(
+        "FAILED", 0, {"runId": RUN, "shard": descriptor}, error=("States.Timeout", "the job wait ran out"))])
+    result: dict[str, Any] = invoke("finalizer", {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS,
+                                                  "sharding": sharding, "map": map_output})
+    return result
+
+
+def test_a_job_that_completes_after_its_child_gave_up_writes_nothing_the_lane_holds(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    sharding = shard(invoke, storage, records(8))
+    descriptor = shard_list(storage, sharding)[0]
+    submit(invoke, bedrock, descriptor, "token-0")
+    ids = shard_ids(storage, descriptor)
+    _, _, arn = job_of(descriptor)
+    bedrock.stops(arn)  # the job still runs when its child gives up: stopped, its output would be nobody's
+    result = _finalize_with_a_failed_child(invoke, storage, sharding, descriptor)
+    bedrock.stubber.assert_no_pending_responses()
+    assert result["counts"]["failed"] == len(ids) and result["counts"]["succeeded"] == 0
+    assert storage.job_item(job_of(descriptor)[0])["status"] == jobs.FAILED
+
+    _finish(storage, descriptor)  # the job had finished before the stop took: its completion arrives anyway
+    describe(bedrock, descriptor, "Completed")
+    states.token_gone("send_task_failure")
+    delivery = completion_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+    ledger.assert_each_exactly_once(ids)
+    assert storage.results(RUN) == []
+
+
+def test_a_child_that_gave_up_after_its_job_was_settled_keeps_the_successes(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    sharding = shard(invoke, storage, records(8))
+    descriptor = shard_list(storage, sharding)[0]
+    submit(invoke, bedrock, descriptor, "token-0")
+    ids = shard_ids(storage, descriptor)
+    _finish(storage, descriptor, {ids[0]})
+    describe(bedrock, descriptor, "Completed")
+    states.token_gone()  # the child's wait had just run out
+    completion_source.poll()
+    result = _finalize_with_a_failed_child(invoke, storage, sharding, descriptor)
+    assert (result["counts"]["succeeded"], result["counts"]["failed"]) == (len(ids) - 1, 1)
+    ledger.assert_each_exactly_once(ids)
+    assert [m["recordId"] for m in ledger.lane] == [ids[0]]
+
+
+def test_an_id_twice_in_a_shard_is_processed_once_and_its_repeat_sent_to_the_failure_lane(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [*records(4), json.dumps({"id": "DOC0001", "text": "another ticket under a reused id"})]
+    (descriptor,) = _mode_a(invoke, storage, bedrock, monkeypatch, lines)
+    assert shard_ids(storage, descriptor).count("DOC0001") == 2
+    for _ in range(2):  # a redelivered completion changes nothing
+        _finish(storage, descriptor)
+        describe(bedrock, descriptor, "Completed")
+        states.expects_success("token-0")
+        completion_source.poll()
+    results = Counter(r["recordId"] for r in storage.results(RUN))
+    lane = storage.failure_lane()
+    assert results == Counter({f"DOC{i:04d}": 1 for i in range(4)})
+    assert [(m["recordId"], m["reason"]) for m in lane] == [("DOC0001", "duplicate_record_id")]
+    assert sum(results.values()) + len(lane) == len(lines)  # every corpus line ends somewhere, once
+
+
+def test_a_second_run_that_reuses_the_ids_processes_them_again(
+        invoke: Invoke, storage: Storage, converse: FakeConverse) -> None:
+    ids = ["1", "2"]
+    converse.answers("first run", times=2)
+    invoke("sync_worker", batch(ids))
+    second = {**batch(ids), "BatchInput": {"runId": "run-2026-06-28"}}
+    converse.answers("second run", times=2)
+    output = invoke("sync_worker", second)
+    assert output["counts"] == {"records": 2, "succeeded": 2, "failed": 0, "duplicates": 0, "lane_sent": 0}
+    assert sorted(r["output"] for r in storage.results("run-2026-06-28")) == ["second run", "second run"]
+    assert sorted(r["output"] for r in storage.results(RUN)) == ["first run", "first run"]
+    assert storage.failure_lane() == []

@@ -1,0 +1,85 @@
+"""Run endings: ``batch_inference.run_ended.handler``, fed by the run-endings queue.
+
+A run that fails (the sharder, or a Map past its tolerated failures), times out or is aborted never reaches its
+Finalize state: nothing in the state machine catches those, so a redrive can restart where the run stopped. Step
+Functions' own ``Step Functions Execution Status Change`` event for such an ending (a rule on the default bus routes
+only this state machine's FAILED, TIMED_OUT and ABORTED ones to the queue) becomes the run's manifest and its
+``BatchRunCompleted`` event with that status and the error, so the next stage hears of every ending.
+
+Each attempt's ending is published once (the publication is claimed per run, status and redrive count). An ending
+that arrives after the run has succeeded (a late event of an attempt that a redrive then completed) is ignored:
+the success it would contradict is already published.
+
+A message that is not such an event fails alone (partial batch response), is retried and then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from batch_inference import clients, finalizer, jobs
+from batch_inference.tasks import FinalizeRequest, task_input
+
+logger = Logger()
+metrics = Metrics()
+STATUS_CHANGE = "Step Functions Execution Status Change"
+UNSUCCESSFUL = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+class _Ending(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(min_length=1)  # the execution's name: the run id
+    status: str
+    input: str | None = None  # the execution's input, JSON (absent when too large to include)
+    error: str | None = None
+    cause: str | None = None
+    redriveCount: int = Field(0, ge=0)
+
+
+class _StatusChange(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    detail_type: str = Field(alias="detail-type")
+    detail: _Ending
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event=event, record_handler=_record, processor=processor, context=context))
+
+
+def _record(record: SQSRecord) -> None:
+    change = task_input(json.loads(record.body), _StatusChange, "run-ended message is not a Step Functions "
+                                                                "execution status change")
+    if change.detail_type != STATUS_CHANGE or change.detail.status not in UNSUCCESSFUL:
+        raise ValueError(f"not an unsuccessful run ending: {change.detail_type} {change.detail.status}")
+    report_ending(change.detail)
+
+
+def report_ending(ending: _Ending) -> dict[str, Any] | None:
+    """The run's manifest and BatchRunCompleted for an unsuccessful attempt; None when the run has since succeeded."""
+    settings = finalizer.settings
+    table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
+    if table.published(ending.name, "SUCCEEDED"):
+        logger.info("The run has succeeded since; this earlier ending is not reported",
+                    extra={"runId": ending.name, "status": ending.status, "attempt": ending.redriveCount})
+        return None
+    try:
+        corpus_key = json.loads(ending.input or "{}").get("corpusKey") or "(unknown)"
+    except (ValueError, AttributeError):
+        corpus_key = "(unknown)"
+    request = task_input({"status": ending.status, "runId": ending.name, "corpusKey": corpus_key,
+                          "attempt": ending.redriveCount,
+                          "error": {"Error": ending.error, "Cause": ending.cause}},
+                         FinalizeRequest, "run ending is not {name, status}")
+    return finalizer.finalize(request)

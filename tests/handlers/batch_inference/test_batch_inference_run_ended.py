@@ -1,0 +1,73 @@
+"""Runs that end without reaching Finalize: Step Functions' execution status change event, delivered through the
+run-endings queue, becomes the run's manifest and one BatchRunCompleted per unsuccessful attempt; a redrive that
+then succeeds publishes its success, and a late ending of an earlier attempt does not contradict it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.handlers.batch_inference.conftest import OUTPUT_BUCKET, RUN_ENDINGS_URL, Invoke, Storage
+from tests.handlers.batch_inference.helpers import CORPUS, RUN
+from tests.handlers.conftest import SqsEventSource
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:ai-pipelines-dev-batchinf-runs"
+
+
+def status_change(status: str, *, redrives: int = 0, error: str = "States.ExceedToleratedFailureThreshold",
+                  cause: str = "The specified tolerated failure threshold was exceeded") -> dict[str, Any]:
+    """Step Functions' event for an execution that ended, as it puts it on the default bus."""
+    return {"version": "0", "id": "2f2a7c2e-0000-4000-8000-000000000000",
+            "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+            "account": "123456789012", "time": "2026-06-27T05:00:00Z", "region": "us-east-1",
+            "resources": [f"{MACHINE.replace(':stateMachine:', ':execution:')}:{RUN}"],
+            "detail": {"executionArn": f"{MACHINE.replace(':stateMachine:', ':execution:')}:{RUN}",
+                       "stateMachineArn": MACHINE, "name": RUN, "status": status,
+                       "startDate": 1782530000000, "stopDate": 1782537200000,
+                       "input": json.dumps({"corpusKey": CORPUS}), "inputDetails": {"included": True},
+                       "output": None, "outputDetails": None, "error": error, "cause": cause,
+                       "redriveCount": redrives, "redriveStatus": "REDRIVABLE"}}
+
+
+def deliver(storage: Storage, event: dict[str, Any]) -> None:
+    storage.sqs.send_message(QueueUrl=RUN_ENDINGS_URL, MessageBody=json.dumps(event))
+
+
+def test_a_failed_run_publishes_its_failure_once_per_attempt_until_a_redrive_succeeds(
+        invoke: Invoke, storage: Storage, run_endings_source: SqsEventSource) -> None:
+    deliver(storage, status_change("FAILED"))
+    deliver(storage, status_change("FAILED"))  # EventBridge delivers at least once
+    delivery = run_endings_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+    (event,) = storage.published()
+    detail = event["detail"]
+    assert (detail["runId"], detail["status"], detail["counts"]) == (RUN, "FAILED", None)
+    assert detail["error"] == {"Error": "States.ExceedToleratedFailureThreshold",
+                               "Cause": "The specified tolerated failure threshold was exceeded"}
+    assert detail["corpus"]["key"] == CORPUS
+    manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
+    assert manifest["status"] == "FAILED"
+
+    deliver(storage, status_change("TIMED_OUT", redrives=1, error="States.Timeout", cause="timed out"))
+    run_endings_source.poll()  # the redriven attempt ends another way: the next stage hears of it too
+    assert [e["detail"]["status"] for e in storage.published()] == ["TIMED_OUT"]
+
+    sharding = {"runId": RUN, "mode": "empty", "corpus": {"bucket": "x", "key": CORPUS}, "counts": {}}
+    invoke("finalizer", {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding,
+                         "map": {}})  # a second redrive succeeds
+    assert [e["detail"]["status"] for e in storage.published()] == ["SUCCEEDED"]
+
+    deliver(storage, status_change("ABORTED", redrives=2))  # late, or an operator's stop after the success
+    run_endings_source.poll()
+    assert storage.published() == []
+    assert json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))["status"] == "SUCCEEDED"
+
+
+def test_a_message_that_is_not_a_run_ending_fails_alone(invoke: Invoke, storage: Storage,
+                                                        run_endings_source: SqsEventSource) -> None:
+    storage.sqs.send_message(QueueUrl=RUN_ENDINGS_URL, MessageBody="not json")
+    deliver(storage, status_change("SUCCEEDED"))  # the rule never routes a success; refused if one arrives
+    deliver(storage, status_change("ABORTED", error="", cause=""))
+    delivery = run_endings_source.poll()
+    assert delivery is not None and len(delivery.failed_ids) == 2
+    assert [e["detail"]["status"] for e in storage.published()] == ["ABORTED"]
