@@ -30,7 +30,6 @@ from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -41,6 +40,7 @@ from batch_inference.exceptions import InvalidTaskInputError, ShardBusyError
 from batch_inference.joining import Failure, join_output, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
+from batch_inference.messages import each_message
 from batch_inference.records import output_text
 from batch_inference.resume import resume
 from batch_inference.settle import settle_unit
@@ -55,9 +55,7 @@ _JOB_ARN = r"arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:model-invocation-job/[a-z0
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    # One processor per invocation: nothing of one batch's bookkeeping can leak into another's.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event=event, record_handler=_record, processor=processor, context=context))
+    return each_message(event, context, _record)
 
 
 def _record(record: SQSRecord) -> None:

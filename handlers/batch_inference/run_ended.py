@@ -19,12 +19,12 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_inference import clients, finalizer, jobs
+from batch_inference.messages import each_message
 from batch_inference.tasks import FinalizeRequest, task_input
 
 logger = Logger()
@@ -54,8 +54,7 @@ class _StatusChange(BaseModel):
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return dict(process_partial_response(event=event, record_handler=_record, processor=processor, context=context))
+    return each_message(event, context, _record)
 
 
 def _record(record: SQSRecord) -> None:

@@ -318,14 +318,20 @@ def _finalize_with_a_failed_child(invoke: Invoke, storage: Storage, sharding: di
     return result
 
 
-def test_a_job_that_completes_after_its_child_gave_up_writes_nothing_the_lane_holds(
-        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
-        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+def _one_submitted_shard(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch
+                         ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """A corpus sharded, its first shard's job submitted: (the sharder's output, the shard, its record ids)."""
     small_jobs(monkeypatch)
     sharding = shard(invoke, storage, records(8))
     descriptor = shard_list(storage, sharding)[0]
     submit(invoke, bedrock, descriptor, "token-0")
-    ids = shard_ids(storage, descriptor)
+    return sharding, descriptor, shard_ids(storage, descriptor)
+
+
+def test_a_job_that_completes_after_its_child_gave_up_writes_nothing_the_lane_holds(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    sharding, descriptor, ids = _one_submitted_shard(invoke, storage, bedrock, monkeypatch)
     _, _, arn = job_of(descriptor)
     bedrock.stops(arn)  # the job still runs when its child gives up: stopped, its output would be nobody's
     result = _finalize_with_a_failed_child(invoke, storage, sharding, descriptor)
@@ -345,11 +351,7 @@ def test_a_job_that_completes_after_its_child_gave_up_writes_nothing_the_lane_ho
 def test_a_child_that_gave_up_after_its_job_was_settled_keeps_the_successes(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    sharding = shard(invoke, storage, records(8))
-    descriptor = shard_list(storage, sharding)[0]
-    submit(invoke, bedrock, descriptor, "token-0")
-    ids = shard_ids(storage, descriptor)
+    sharding, descriptor, ids = _one_submitted_shard(invoke, storage, bedrock, monkeypatch)
     _finish(storage, descriptor, {ids[0]})
     describe(bedrock, descriptor, "Completed")
     states.token_gone()  # the child's wait had just run out
