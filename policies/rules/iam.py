@@ -149,6 +149,22 @@ def _service_trust_scoped(ctx: ResourceContext) -> None:
                           f"condition, so another account's resource could make the service assume it")
 
 
+def _pass_role_scoped(ctx: ResourceContext) -> None:
+    for statement in _statements(ctx):
+        if not documents.is_allow(statement.body):
+            continue
+        passes = [a for a in documents.actions(statement.body) if fnmatchcase("iam:passrole", a.lower())]
+        if not passes:
+            continue
+        wildcards = [r for r in documents.resources(statement.body) if _is_wildcard(r)]
+        if wildcards:
+            ctx.violation(f"{statement.where} allows {passes[0]} on {', '.join(wildcards)}; name the roles it may "
+                          f"pass")
+        if "iam:passedtoservice" not in documents.condition_keys(statement.body):
+            ctx.violation(f"{statement.where} allows {passes[0]} without an iam:PassedToService condition, so the "
+                          f"role could be handed to any service; name the service that receives it")
+
+
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
 RULES = (
@@ -192,6 +208,15 @@ RULES = (
             "allowedPolicies": {**_STRINGS, "default": [],
                                 "description": "AWS managed policy names or ARNs accepted despite a denied pattern."},
         },
+    ),
+    Rule(
+        name="iam-pass-role-scoped",
+        what="An Allow of iam:PassRole names the roles (no wildcard) and carries an iam:PassedToService condition.",
+        why="Passing a role hands its permissions to a service; a wildcard role or a missing PassedToService lets "
+            "the caller give any role to any service, a privilege escalation.",
+        scope="resource",
+        resource_types=_DOCUMENT_HOLDERS,
+        check=_pass_role_scoped,
     ),
     Rule(
         name="iam-service-trust-scoped",

@@ -52,8 +52,10 @@ def document(*statements: Mapping[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def allow(sid: str, actions: Sequence[str], resources: Sequence[str]) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
+def allow(sid: str, actions: Sequence[str], resources: Sequence[str],
+          conditions: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    statement = {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": list(resources)}
+    return {**statement, "Condition": dict(conditions)} if conditions else statement
 
 
 def deny_insecure_transport(service: str, resource: str) -> dict[str, Any]:

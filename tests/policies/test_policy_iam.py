@@ -171,3 +171,26 @@ def test_trust_with_source_arn_or_of_an_exempt_service_passes(pack: PolicyPackPr
         "ArnLike": {"aws:SourceArn": arn("scheduler", "schedule/default/ai-pipelines-test-sync")}}))
     role(stack, "instance-role", assumeRolePolicy=trust("ec2.amazonaws.com", conditions={}))
     assert not findings(pack.analyze(stack.records), "iam-service-trust-scoped")
+
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ai-pipelines-test-batch-role"
+
+
+def test_passing_a_named_role_to_one_service_passes(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Pass", ["iam:PassRole"], [ROLE_ARN],
+                                   conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}))
+    assert not findings(pack.analyze(stack.records), "iam-pass-role-scoped")
+
+
+@pytest.mark.parametrize(("resource", "conditions", "expected"), [
+    (ROLE_ARN, {}, "allows iam:PassRole without an iam:PassedToService condition"),
+    ("*", {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}, "allows iam:PassRole on *; name the"),
+    (f"arn:aws:iam::{ACCOUNT}:role/ai-pipelines-*", {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+     f"allows iam:PassRole on arn:aws:iam::{ACCOUNT}:role/ai-pipelines-*"),
+])
+def test_passing_any_role_or_to_any_service_is_a_violation(pack: PolicyPackProcess, resource: str,
+                                                             conditions: dict, expected: str) -> None:
+    stack, policy = _policy_stack(allow("Pass", ["iam:PassRole"], [resource], conditions=conditions))
+    violation = only(pack.analyze(stack.records), "iam-pass-role-scoped")
+    assert violation.urn == policy.urn and violation.enforcement == "mandatory"
+    assert f"role policy 'worker-policy' statement 'Pass' {expected}" in violation.message

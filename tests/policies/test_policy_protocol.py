@@ -29,7 +29,7 @@ def test_pack_identity_and_defaults(pack: PolicyPackProcess) -> None:
     info = pack.info()
     assert info.name == "ai-pipelines-guardrails"
     policies = {p.name: p for p in pack.policies()}
-    assert len(policies) == 18
+    assert len(policies) == 19
     assert policies.pop("exemptions-applied").enforcement == "advisory"
     assert {p.enforcement for p in policies.values()} == {"mandatory"}
     for policy in policies.values():
