@@ -67,6 +67,10 @@ def _task_problems(state: _State, patterns: list[str]) -> list[str]:
                         f"{', '.join(patterns)})")
     if "TimeoutSeconds" not in state.body and "TimeoutSecondsPath" not in state.body:
         problems.append(f"{state.path} has no TimeoutSeconds, so a hung call holds the execution for up to a year")
+    waits_for_callback = str(state.body.get("Resource", "")).endswith(".waitForTaskToken")
+    if waits_for_callback and "HeartbeatSeconds" not in state.body and "HeartbeatSecondsPath" not in state.body:
+        problems.append(f"{state.path} waits for a task token without HeartbeatSeconds, so a lost callback is "
+                        f"noticed only when the whole TimeoutSeconds has passed")
     return problems
 
 
@@ -103,7 +107,8 @@ RULES = (
     Rule(
         name="sfn-workflow-guardrails",
         what="A Distributed Map has MaxConcurrency in 1..max and a tolerated failure threshold and runs in a "
-             "STANDARD state machine; logging and tracing are on; every Task retries throttling and has a timeout.",
+             "STANDARD state machine; logging and tracing are on; every Task retries throttling and has a timeout; "
+             "a Task waiting for a task token has a heartbeat.",
         why="Unbounded fan-out exceeds model quotas, one bad record should not fail a corpus run, and a Task "
             "without a timeout or throttling retry turns a slow dependency into a stuck or failed run.",
         scope="resource",

@@ -191,7 +191,9 @@ def test_schedule_target_without_dlq(pack: PolicyPackProcess) -> None:
 
 def test_well_built_workflow_passes(pack: PolicyPackProcess) -> None:
     stack = Stack()
-    state_machine(stack, "batch", {"Prepare": task("arn:aws:states:::lambda:invoke", Next="Shards", End=DROP),
+    state_machine(stack, "batch", {"Prepare": task("arn:aws:states:::lambda:invoke", Next="Wait", End=DROP),
+                                   "Wait": task("arn:aws:states:::lambda:invoke.waitForTaskToken", Next="Shards",
+                                                End=DROP, HeartbeatSeconds=1800),
                                    "Shards": distributed_map()})
     assert not findings(pack.analyze(stack.records), "sfn-workflow-guardrails")
 
@@ -205,6 +207,8 @@ def test_well_built_workflow_passes(pack: PolicyPackProcess) -> None:
     ({"Call": task("arn:aws:states:::lambda:invoke", Retry=[{"ErrorEquals": ["States.Timeout"]}])}, {},
      "Task 'Call' has no Retry for throttling"),
     ({"Call": task("arn:aws:states:::lambda:invoke", TimeoutSeconds=DROP)}, {}, "Task 'Call' has no TimeoutSeconds"),
+    ({"Wait": task("arn:aws:states:::lambda:invoke.waitForTaskToken")}, {},
+     "Task 'Wait' waits for a task token without HeartbeatSeconds"),
     ({"Shards": distributed_map(ItemProcessor={
         "ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "Invoke",
         "States": {"Invoke": task("arn:aws:states:::bedrock:invokeModel", TimeoutSeconds=DROP)}})}, {},
