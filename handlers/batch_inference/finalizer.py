@@ -27,11 +27,10 @@ from botocore.exceptions import ClientError
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
 from batch_inference.exceptions import PublicationFailedError, ShardBusyError
-from batch_inference.joining import result_line, shard_record_ids
+from batch_inference.joining import batch_key, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.settle import Counts, settle_unit
-from batch_inference.sync_worker import batch_key
 from batch_inference.tasks import FinalizeRequest, task_input
 
 logger = Logger()

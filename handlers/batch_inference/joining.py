@@ -22,6 +22,7 @@ plus ``manifest.json.out`` with the job's counts. Everything here is keyed by re
 
 from __future__ import annotations
 
+import hashlib
 import json.decoder
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class JoinResult:
 # (whose prompt can be long); any other line is parsed in full.
 _SHARD_HEAD = b'{"recordId":"'
 _ID_WINDOW = 6 * 256 + 16  # the longest recordId, every character escaped, and its closing quote
+
+
+def batch_key(record_ids: list[str]) -> str:
+    """A mode B batch's key: its distinct record ids, in order, hashed (the same batch always has the same key)."""
+    return hashlib.sha256("\n".join(record_ids).encode()).hexdigest()[:20]
 
 
 def shard_record_ids(lines: Iterable[bytes]) -> list[str]:

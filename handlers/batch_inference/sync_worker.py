@@ -26,7 +26,6 @@ This batch's answers are written to ``<RESULTS_PREFIX><runId>/batch-<digest>.jso
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -42,7 +41,7 @@ from botocore.exceptions import ClientError
 from batch_inference import backoff, clients
 from batch_inference.config import SyncSettings
 from batch_inference.exceptions import ModelAccessError, ThrottlingException
-from batch_inference.joining import result_line
+from batch_inference.joining import batch_key, result_line
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Claim, Ledger
 from batch_inference.records import converse_request
@@ -89,10 +88,6 @@ class Deadline:
         if left - wait < self.attempt_seconds + SETTLE_SECONDS:
             raise OutOfTimeError(f"{left:.0f} s left in the invocation; another attempt needs "
                                  f"{wait + self.attempt_seconds + SETTLE_SECONDS:.0f} s with the settlement")
-
-
-def batch_key(record_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(record_ids).encode()).hexdigest()[:20]
 
 
 @metrics.log_metrics
