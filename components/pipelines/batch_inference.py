@@ -283,6 +283,10 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("InvokeThePipelineFunctions", ["lambda:InvokeFunction"],
                           [self.sharder.arn, self.submitter.arn, self.sync_worker.arn, self.finalizer.arn]),
                 Statement("ReadShardListsAndPreparedRecords", ["s3:GetObject"], [shards]),
+                # A redriven run restarts its failed Map Run's failed children (AWS: "IAM permission to redrive a
+                # Map Run").
+                Statement("RedriveOwnMapRuns", ["states:RedriveExecution"],
+                          [env.map_run_executions(naming.name(STATE_MACHINE_PURPOSE, max_length=80))]),
                 Statement("WriteMapResults", ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
                                               "s3:PutObject"], [objects(output_name, MAP_RESULTS_PREFIX + "/")]),
             ],
