@@ -62,9 +62,20 @@ class AslParameters:
     batch_retries: int  # Step Functions' retries of a throttled sync batch (the sync worker's BATCH_RETRIES)
 
 
-def _retry(errors: list[str], *, interval: int = 2, attempts: int = 6, max_delay: int = 60) -> dict[str, Any]:
+def _retry(errors: list[str], *, interval: int = 2, attempts: int = 6, max_delay: int = 60,
+           jitter: str = "FULL") -> dict[str, Any]:
     return {"ErrorEquals": errors, "IntervalSeconds": interval, "BackoffRate": 2.0, "MaxAttempts": attempts,
-            "MaxDelaySeconds": max_delay, "JitterStrategy": "FULL"}
+            "MaxDelaySeconds": max_delay, "JitterStrategy": jitter}
+
+
+# A full concurrent-jobs quota frees up as other runs' jobs finish: wait in steps of up to half an hour, for as long
+# as a job itself may take (full jitter halves the average step, hence twice the steps).
+QUOTA_WAIT_STEP_SECONDS = 1800
+
+
+def _quota_wait(job_wait_seconds: int) -> dict[str, Any]:
+    return _retry(["JobQuotaFullError"], interval=300, max_delay=QUOTA_WAIT_STEP_SECONDS,
+                  attempts=2 * -(-job_wait_seconds // QUOTA_WAIT_STEP_SECONDS) + 3)
 
 
 def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_state: str | None,
@@ -127,6 +138,7 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                     "HeartbeatSeconds": p.heartbeat_seconds, "TimeoutSeconds": p.job_wait_seconds,
                     "Retry": [_retry(LAMBDA_TRANSIENT), _retry(["ThrottlingException"], interval=30, attempts=8,
                                                                 max_delay=900),
+                              _quota_wait(p.job_wait_seconds),
                               # A lost job or handler: a new token, the same job (same clientRequestToken).
                               _retry(["States.HeartbeatTimeout"], interval=60, attempts=2)],
                     "End": True}}),
@@ -160,7 +172,7 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                                                # a failed child's shard leased by its completion: outlast the
                                                # lease of a crashed holder (15 minutes)
                                                _retry(["ShardBusyError"], interval=60, attempts=10,
-                                                      max_delay=300))),
+                                                      max_delay=300, jitter="NONE"))),
         },
     }
     states, choices = document["States"], document["States"]["ChooseMode"]["Choices"]

@@ -23,6 +23,11 @@ class ThrottlingException(BatchInferenceError):
     """Every retry inside the invocation was throttled; Step Functions retries the whole batch later."""
 
 
+class JobQuotaFullError(BatchInferenceError):
+    """The account's concurrent batch-jobs quota is full (other runs' jobs); the Task waits for slots to free up,
+    which takes as long as jobs run, far longer than throttling."""
+
+
 class ModelAccessError(BatchInferenceError):
     """The model refused every record for a systemic reason (access denied, unknown model): fail the batch so the
     Map's tolerated-failure threshold trips instead of flooding the failure lane."""

@@ -7,8 +7,10 @@ jobs table first (so a completion that outruns this function still finds it), th
 a retried or replayed child submits the same job, and Bedrock starts no second one. A shard already settled
 (replay of a finished run) is resumed at once from the jobs table, without a job.
 
-Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling,
-a full concurrent-jobs quota and transient errors raise `ThrottlingException`, which the Task's Retry backs off on.
+Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling
+and transient errors raise `ThrottlingException`, which the Task's Retry backs off on; a full concurrent-jobs quota
+(ServiceQuotaExceededException: other runs' jobs hold the slots) raises `JobQuotaFullError`, which the Task waits
+out for as long as a job may take.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from botocore.exceptions import ClientError
 from batch_inference import clients, jobs
 from batch_inference.backoff import THROTTLING_CODES
 from batch_inference.config import SubmitterSettings
-from batch_inference.exceptions import SubmissionRejectedError, ThrottlingException
+from batch_inference.exceptions import JobQuotaFullError, SubmissionRejectedError, ThrottlingException
 from batch_inference.resume import resume
 from batch_inference.tasks import SubmitRequest, task_input
 
@@ -31,9 +33,8 @@ logger = Logger()
 metrics = Metrics()
 settings = SubmitterSettings.from_env()
 
-# A full concurrent-jobs quota (ServiceQuotaExceededException, e.g. two runs at once) frees up as jobs finish, so
-# it is waited out like throttling rather than failing the shard.
-_RETRYABLE = THROTTLING_CODES | {"ServiceUnavailableException", "InternalServerException"}
+QUOTA_FULL = "ServiceQuotaExceededException"
+_RETRYABLE = (THROTTLING_CODES - {QUOTA_FULL}) | {"ServiceUnavailableException", "InternalServerException"}
 
 
 @metrics.log_metrics
@@ -69,6 +70,9 @@ def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
             timeoutDurationInHours=settings.job_timeout_hours)
     except ClientError as error:
         code = error.response["Error"]["Code"]
+        if code == QUOTA_FULL:  # slots free up as other jobs finish: hours, not seconds
+            metrics.add_metric(name="JobQuotaFull", unit=MetricUnit.Count, value=1)
+            raise JobQuotaFullError(f"the concurrent batch-jobs quota is full; job {name} waits for a slot") from None
         if code in _RETRYABLE:  # the Task's Retry backs off and submits again, with the same token
             raise ThrottlingException(f"Bedrock answered {code} to job {name}; Step Functions retries") from None
         if code in ("ConflictException", "ValidationException") and "exist" in str(error).lower():

@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 from batch_inference import jobs
-from batch_inference.exceptions import InvalidTaskInputError, SubmissionRejectedError, ThrottlingException
+from batch_inference.exceptions import (
+    InvalidTaskInputError,
+    JobQuotaFullError,
+    SubmissionRejectedError,
+    ThrottlingException,
+)
 from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     INPUT_BUCKET,
@@ -112,7 +117,7 @@ def test_a_job_name_that_exists_already_is_found_and_awaited(invoke: Invoke, sto
 
 
 @pytest.mark.parametrize(("code", "error"), [("ThrottlingException", ThrottlingException),
-                                             ("ServiceQuotaExceededException", ThrottlingException),
+                                             ("ServiceQuotaExceededException", JobQuotaFullError),
                                              ("ValidationException", SubmissionRejectedError)])
 def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch, code: str,
@@ -123,7 +128,7 @@ def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
     with pytest.raises(error) as raised:
         invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
     # Step Functions matches the error by class name: SubmitAndWait retries ThrottlingException (8 attempts, up to
-    # 900 s, jitter) and fails the shard on anything else.
+    # 900 s, jitter) and waits out JobQuotaFullError (as long as a job may take); anything else fails the shard.
     assert type(raised.value).__name__ == error.__name__
 
 
@@ -134,7 +139,7 @@ def test_a_full_concurrent_jobs_quota_is_waited_out_and_the_retry_submits_the_sa
     name, _, arn = job_of(descriptor)
     # Another run holds every concurrent-job slot: Bedrock refuses the job for now, not for good.
     bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
-    with pytest.raises(ThrottlingException):
+    with pytest.raises(JobQuotaFullError):
         invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
     item = storage.job_item(name)  # the token is kept for the retry; no job is recorded
     assert item is not None and item["taskToken"] == "token-1" and "jobArn" not in item and "status" not in item
