@@ -3,6 +3,9 @@
 The ledger is kept per run: its key is ``<runId>#<recordId>``. Within a run, a retry, a replayed event or a
 redrive must change nothing twice; a new run is new work (another corpus that reuses the same ids, or the same
 corpus under another prompt or model), so nothing of an earlier run may keep a record of it from being processed.
+Items that gate only a failure-lane message (a bad corpus line, a repeated record id) live beside the records, under
+``<runId>!<name>`` (`markers`): a run id holds neither ``#`` nor ``!``, so no record id, whatever its text, can meet
+one of them.
 
 A record is *claimed* by an owner: the unit of work that processes it (``<runId>/<shardId>`` in mode A,
 ``<runId>/<batchKey>`` in mode B, ``<runId>/rejected`` for the sharder's bad lines). The claim is one conditional
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -50,9 +53,14 @@ class Ledger:
     table: str
     ttl_seconds: int
     run_id: str
+    separator: str = "#"  # "#" for records, "!" for the failure-lane markers beside them
+
+    def markers(self) -> Ledger:
+        """The same run's ledger of failure-lane markers (bad lines, repeated ids), apart from its records."""
+        return replace(self, separator="!")
 
     def key(self, record_id: str) -> dict[str, Any]:
-        return {KEY: {"S": f"{self.run_id}#{record_id}"}}
+        return {KEY: {"S": f"{self.run_id}{self.separator}{record_id}"}}
 
     def claim(self, record_id: str, owner: str) -> Claim:
         try:

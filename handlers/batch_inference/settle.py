@@ -79,13 +79,16 @@ def settle_unit(ledger: Ledger, lane_client: Any, lane_url: str, *, owner: str, 
             outcomes[record_id] = ("failed", None)
         if not claim.lane_sent:
             to_send.append(failures[record_id])
+    markers = ledger.markers()
+    repeats: list[LaneRecord] = []
     if duplicates:
-        duplicate_claims = ledger.claim_all(duplicates, owner)
-        to_send += [record for key, record in duplicates.items() if not duplicate_claims[key].lane_sent]
+        duplicate_claims = markers.claim_all(duplicates, owner)
+        repeats = [record for key, record in duplicates.items() if not duplicate_claims[key].lane_sent]
     if outcomes:
         ledger.settle_all(outcomes, owner)
-    if to_send:
-        lane.send(lane_client, lane_url, to_send)
+    if to_send or repeats:
+        lane.send(lane_client, lane_url, [*to_send, *repeats])
         ledger.mark_lane_sent([r.dedupe_key for r in to_send], owner)
-        counts.lane_sent = len(to_send)
+        markers.mark_lane_sent([r.dedupe_key for r in repeats], owner)
+        counts.lane_sent = len(to_send) + len(repeats)
     return settlement

@@ -3,7 +3,7 @@
 Input ``{"runId": "...", "corpusKey": "corpus/....jsonl"}``. Streams the corpus from the input bucket, writes
 shards under ``<SHARD_PREFIX><runId>/`` (each spooled to a temporary file, then uploaded in one PUT, so memory
 stays flat), the shard list ``<SHARD_PREFIX><runId>/shards.json`` the Map reads, and sends every bad line to the
-failure lane with its line number (ledger key ``line#<line>`` in the run's ledger, so a retried sharder sends none
+failure lane with its line number (ledger marker ``line#<line>`` of the run, so a retried sharder sends none
 twice).
 
 Mode: ``batch`` when MODE is batch (a corpus below MIN_RECORDS_PER_JOB fails the run: Bedrock would refuse the
@@ -79,8 +79,9 @@ class _Rejections:
         self.pending: list[Rejected] = []
         self.count = 0
         self.sent = 0
+        # the markers of bad lines, not records: no record id can meet their keys
         self.ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds,
-                             run_id)
+                             run_id).markers()
 
     def __call__(self, rejected: Rejected) -> None:
         self.pending.append(rejected)

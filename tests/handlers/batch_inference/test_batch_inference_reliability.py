@@ -392,3 +392,19 @@ def test_a_second_run_that_reuses_the_ids_processes_them_again(
     assert sorted(r["output"] for r in storage.results("run-2026-06-28")) == ["second run", "second run"]
     assert sorted(r["output"] for r in storage.results(RUN)) == ["first run", "first run"]
     assert storage.failure_lane() == []
+
+
+def test_a_record_id_that_spells_a_marker_is_still_a_record(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Line 1 is bad (its failure-lane marker is "line#1"); line 2's record is called "line#1" too.
+    lines: list[str | bytes] = ["not json", json.dumps({"id": "line#1", "text": "a record named like a marker"}),
+                                *records(4)]
+    (descriptor,) = _mode_a(invoke, storage, bedrock, monkeypatch, lines)
+    _finish(storage, descriptor)
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-0")
+    completion_source.poll()
+    assert sorted(r["recordId"] for r in storage.results(RUN)) == sorted(["line#1", *(f"DOC{i:04d}" for i in
+                                                                                       range(4))])
+    assert [(m["lineNumber"], m["reason"]) for m in storage.failure_lane()] == [(1, "not_json")]
