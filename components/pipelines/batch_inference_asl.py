@@ -168,7 +168,8 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
             },
             "Finalize": _invoke(p.finalizer_arn, finalize_payload, timeout=p.finalizer_timeout_seconds,
                                 next_state=None, result_path="$.result", result_selector={"result.$": "$.Payload"},
-                                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),
+                                extra_retries=(_retry(["PublicationFailedError", "PublicationBusyError"], interval=5,
+                                                      attempts=8),
                                                # a failed child's shard leased by its completion: outlast the
                                                # lease of a crashed holder (15 minutes)
                                                _retry(["ShardBusyError"], interval=60, attempts=10,

@@ -43,3 +43,8 @@ class FailureLaneError(BatchInferenceError):
 
 class PublicationFailedError(BatchInferenceError):
     """EventBridge did not accept the run's completion event; the finalizer is retried."""
+
+
+class PublicationBusyError(BatchInferenceError):
+    """Another copy is publishing this run's ending right now (or crashed doing so): retried once its claim runs
+    out, when the ending is either published or free to claim."""

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
-from batch_inference.exceptions import PublicationFailedError, ShardBusyError
+from batch_inference.exceptions import PublicationBusyError, PublicationFailedError, ShardBusyError
 from batch_inference.joining import batch_key, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
@@ -74,13 +74,14 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
               "output": {"bucket": storage.output_bucket, "resultsPrefix": f"{storage.results_prefix}{run_id}/",
                          "manifestKey": manifest_key},
               "error": request.error}
-    clients.s3().put_object(Bucket=storage.output_bucket, Key=manifest_key, ContentType="application/json",
-                            Body=json.dumps({**detail, "sharding": shard_counts}, indent=2).encode())
-    published = publish(run_id, detail, ending_of(request))
-    metrics.add_metric(name="RunsCompleted" if request.status == "SUCCEEDED" else "RunsFailed",
-                       unit=MetricUnit.Count, value=1)
-    logger.info("Run finished", extra={"status": request.status, "counts": counts, "published": published})
-    return {"runId": run_id, "status": request.status, "counts": counts, "manifestKey": manifest_key}
+    manifest = json.dumps({**detail, "sharding": shard_counts}, indent=2).encode()
+    outcome = publish(run_id, detail, ending_of(request), manifest=manifest, manifest_key=manifest_key)
+    if outcome == jobs.CLAIMED:
+        metrics.add_metric(name="RunsCompleted" if request.status == "SUCCEEDED" else "RunsFailed",
+                           unit=MetricUnit.Count, value=1)
+    logger.info("Run finished", extra={"status": request.status, "counts": counts, "publication": outcome})
+    return {"runId": run_id, "status": request.status, "counts": counts, "manifestKey": manifest_key,
+            "publication": outcome}
 
 
 def ending_of(request: FinalizeRequest) -> str:
@@ -89,21 +90,32 @@ def ending_of(request: FinalizeRequest) -> str:
     return request.status if request.status == "SUCCEEDED" else f"{request.status}#{request.attempt}"
 
 
-def publish(run_id: str, detail: dict[str, Any], ending: str) -> bool:
-    """Put the run's completion event for `ending` once: claim, put, mark. False when it was published before."""
+def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes, manifest_key: str) -> str:
+    """Write the run's manifest and put its completion event for `ending`, once: claim, write, put, mark. Returns
+    the claim's outcome (jobs.CLAIMED when this call published); raises `PublicationBusyError` while another copy
+    holds the claim."""
     table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
-    if not table.claim_publication(run_id, ending):
-        logger.info("Completion event already published; not again")
-        return False
-    response = clients.events().put_events(Entries=[{
-        "Source": settings.result_source, "DetailType": DETAIL_TYPE, "EventBusName": settings.result_bus,
-        "Detail": json.dumps(detail)}])
-    if response.get("FailedEntryCount", 0):
-        entry = response["Entries"][0]
-        raise PublicationFailedError(f"EventBridge refused {DETAIL_TYPE}: {entry.get('ErrorCode')}: "
-                                     f"{entry.get('ErrorMessage')}")
+    outcome = table.claim_publication(run_id, ending)
+    if outcome == jobs.BUSY:
+        raise PublicationBusyError(f"the {ending} ending of run {run_id} is being published by another copy")
+    if outcome != jobs.CLAIMED:
+        logger.info("Completion event not published", extra={"ending": ending, "because": outcome})
+        return outcome
+    try:
+        clients.s3().put_object(Bucket=settings.storage.output_bucket, Key=manifest_key,
+                                ContentType="application/json", Body=manifest)
+        response = clients.events().put_events(Entries=[{
+            "Source": settings.result_source, "DetailType": DETAIL_TYPE, "EventBusName": settings.result_bus,
+            "Detail": json.dumps(detail)}])
+        if response.get("FailedEntryCount", 0):
+            entry = response["Entries"][0]
+            raise PublicationFailedError(f"EventBridge refused {DETAIL_TYPE}: {entry.get('ErrorCode')}: "
+                                         f"{entry.get('ErrorMessage')}")
+    except Exception:
+        table.release_publication(run_id, ending)  # the retry may claim it at once
+        raise
     table.mark_published(run_id, ending, str(response["Entries"][0].get("EventId", "")))
-    return True
+    return outcome
 
 
 def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str, cause: str) -> Counts:

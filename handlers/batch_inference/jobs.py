@@ -19,6 +19,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 KEY = "jobKey"
+SUCCEEDED = "SUCCEEDED"
+CLAIMED, PUBLISHED, BUSY, SUPERSEDED = "claimed", "published", "busy", "superseded"
+# How long a publication claim holds: a manifest write and one PutEvents, with room; a crashed claimer's claim is
+# free again after it.
+PUBLICATION_LEASE_SECONDS = 60
 # How long a settling lease lasts: the settling functions' timeout, so a crashed holder blocks the shard no longer.
 LEASE_SECONDS = 900
 SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
@@ -148,33 +153,48 @@ class JobsTable:
 
     # --- the run's completion event ------------------------------------------------------------------
 
-    def claim_publication(self, run_id: str, ending: str) -> bool:
-        """True unless the run's completion event for `ending` (SUCCEEDED, or an unsuccessful status and attempt)
-        was already published (a claim left by a crash is reused)."""
+    def claim_publication(self, run_id: str, ending: str) -> str:
+        """Claim the publication of the run's `ending` (SUCCEEDED, or an unsuccessful status and attempt) for
+        PUBLICATION_LEASE_SECONDS: CLAIMED, PUBLISHED (done before), BUSY (another copy holds the claim; a crashed
+        holder's claim is free again once it runs out) or SUPERSEDED (an unsuccessful ending of a run whose success
+        is claimed: the next stage must not hear of a failure after the success, so it never will of this one)."""
+        now = int(time.time())
         try:
             self.client.update_item(
                 TableName=self.table, Key=_publication_key(run_id, ending),
-                UpdateExpression="SET runId = :run, expiresAt = :expires",
-                ConditionExpression="attribute_not_exists(publishedAt)",
-                ExpressionAttributeValues={":run": {"S": run_id},
-                                           ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}})
+                UpdateExpression="SET runId = :run, expiresAt = :expires, claimedUntil = :until",
+                ConditionExpression="attribute_not_exists(publishedAt) AND attribute_not_exists(supersededAt) AND "
+                                    "(attribute_not_exists(claimedUntil) OR claimedUntil < :now)",
+                ExpressionAttributeValues={":run": {"S": run_id}, ":now": {"N": str(now)},
+                                           ":until": {"N": str(now + PUBLICATION_LEASE_SECONDS)},
+                                           ":expires": {"N": str(now + self.ttl_seconds)}})
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self._publication(run_id, ending)
+            return PUBLISHED if "publishedAt" in item else SUPERSEDED if "supersededAt" in item else BUSY
+        # Checked after the claim: a success claimed later is published after this ending, in order.
+        if ending != SUCCEEDED and self._publication(run_id, SUCCEEDED):
+            self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
+                                    UpdateExpression="SET supersededAt = :now REMOVE claimedUntil",
+                                    ExpressionAttributeValues={":now": {"N": str(now)}})
+            return SUPERSEDED
+        return CLAIMED
+
+    def _publication(self, run_id: str, ending: str) -> dict[str, Any]:
+        item: dict[str, Any] = self.client.get_item(TableName=self.table, Key=_publication_key(run_id, ending),
+                                                    ConsistentRead=True).get("Item") or {}
+        return item
+
+    def release_publication(self, run_id: str, ending: str) -> None:
+        self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
+                                UpdateExpression="REMOVE claimedUntil")
 
     def mark_published(self, run_id: str, ending: str, event_id: str) -> None:
         self.client.update_item(
             TableName=self.table, Key=_publication_key(run_id, ending),
-            UpdateExpression="SET publishedAt = :now, eventId = :event",
+            UpdateExpression="SET publishedAt = :now, eventId = :event REMOVE claimedUntil",
             ExpressionAttributeValues={":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})
-
-    def published(self, run_id: str, ending: str) -> bool:
-        item = self.client.get_item(TableName=self.table, Key=_publication_key(run_id, ending),
-                                    ConsistentRead=True).get("Item")
-        return bool(item and "publishedAt" in item)
-
 
 def _publication_key(run_id: str, ending: str) -> dict[str, Any]:
     return {KEY: {"S": f"run#{run_id}#{ending}"}}

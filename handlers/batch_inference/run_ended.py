@@ -7,8 +7,8 @@ only this state machine's FAILED, TIMED_OUT and ABORTED ones to the queue) becom
 ``BatchRunCompleted`` event with that status and the error, so the next stage hears of every ending.
 
 Each attempt's ending is published once (the publication is claimed per run, status and redrive count). An ending
-that arrives after the run has succeeded (a late event of an attempt that a redrive then completed) is ignored:
-the success it would contradict is already published.
+that arrives once the run has succeeded (a late event of an attempt that a redrive then completed) is not
+published: its claim finds the success claimed.
 
 A message that is not such an event fails alone (partial batch response), is retried and then dead-lettered.
 """
@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from batch_inference import clients, finalizer, jobs
+from batch_inference import finalizer
 from batch_inference.messages import each_message
 from batch_inference.tasks import FinalizeRequest, task_input
 
@@ -65,14 +65,9 @@ def _record(record: SQSRecord) -> None:
     report_ending(change.detail)
 
 
-def report_ending(ending: _Ending) -> dict[str, Any] | None:
-    """The run's manifest and BatchRunCompleted for an unsuccessful attempt; None when the run has since succeeded."""
-    settings = finalizer.settings
-    table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
-    if table.published(ending.name, "SUCCEEDED"):
-        logger.info("The run has succeeded since; this earlier ending is not reported",
-                    extra={"runId": ending.name, "status": ending.status, "attempt": ending.redriveCount})
-        return None
+def report_ending(ending: _Ending) -> dict[str, Any]:
+    """The run's manifest and BatchRunCompleted for an unsuccessful attempt; nothing when this attempt's ending was
+    published before or the run has succeeded since (see `jobs.JobsTable.claim_publication`)."""
     try:
         corpus_key = json.loads(ending.input or "{}").get("corpusKey") or "(unknown)"
     except (ValueError, AttributeError):

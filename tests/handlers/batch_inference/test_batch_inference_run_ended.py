@@ -5,9 +5,10 @@ then succeeds publishes its success, and a late ending of an earlier attempt doe
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from tests.handlers.batch_inference.conftest import OUTPUT_BUCKET, RUN_ENDINGS_URL, Invoke, Storage
+from tests.handlers.batch_inference.conftest import JOBS_TABLE, OUTPUT_BUCKET, RUN_ENDINGS_URL, Invoke, Storage
 from tests.handlers.batch_inference.helpers import CORPUS, RUN
 from tests.handlers.conftest import SqsEventSource
 
@@ -71,3 +72,24 @@ def test_a_message_that_is_not_a_run_ending_fails_alone(invoke: Invoke, storage:
     delivery = run_endings_source.poll()
     assert delivery is not None and len(delivery.failed_ids) == 2
     assert [e["detail"]["status"] for e in storage.published()] == ["ABORTED"]
+
+
+def test_a_copy_that_finds_the_ending_being_published_is_retried_and_publishes_nothing_twice(
+        invoke: Invoke, storage: Storage, run_endings_source: SqsEventSource) -> None:
+    # Another copy of the event (two deliveries in concurrent invocations) holds the claim and is publishing.
+    key = {"jobKey": {"S": f"run#{RUN}#FAILED#0"}}
+    storage.ddb.put_item(TableName=JOBS_TABLE, Item={**key, "claimedUntil": {"N": str(int(time.time()) + 60)}})
+    deliver(storage, status_change("FAILED"))
+    delivery = run_endings_source.poll()
+    assert delivery is not None and len(delivery.failed_ids) == 1  # PublicationBusyError: retried later
+    assert storage.published() == []
+    # That copy crashed: its claim runs out, and the retried message publishes the ending, once.
+    storage.ddb.update_item(TableName=JOBS_TABLE, Key=key, UpdateExpression="SET claimedUntil = :past",
+                            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+    storage.sqs.change_message_visibility(QueueUrl=RUN_ENDINGS_URL, VisibilityTimeout=0,
+                                          ReceiptHandle=delivery.event["Records"][0]["receiptHandle"])
+    delivery = run_endings_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+    assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
+    item = storage.job_item(f"run#{RUN}#FAILED#0")
+    assert item is not None and "publishedAt" in item and "claimedUntil" not in item
