@@ -78,7 +78,7 @@ class AwsEnv:
 
     def map_run_executions(self, name: Input[str]) -> pulumi.Output[str]:
         """The child executions of every Map Run of state machine `name` (``execution:<name>/<label>:<id>``)."""
-        return self._build(name, lambda n: self.arn("states", f"execution:{n}/*"))
+        return self._build(name, lambda n: self.arn("states", f"execution:{n}/*:*"))
 
     def secret(self, name: Input[str]) -> pulumi.Output[str]:
         # Secrets Manager appends six random characters to every secret's ARN.

@@ -242,9 +242,16 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("RequeueMissedCompletions", ["sqs:SendMessage"],
                           [self.completion_queue.arn, self.completion_queue.dlq_arn]),
                 Statement("HeartbeatWaitingShards", ["states:SendTaskHeartbeat"], ["*"]),
+                # Run endings whose status-change event was missed: listed, read, and requeued for run-ended.
+                Statement("ListRuns", ["states:ListExecutions"], [self.state_machine_arn]),
+                Statement("ReadEndedRuns", ["states:DescribeExecution"],
+                          [env.state_machine_executions(naming.name(STATE_MACHINE_PURPOSE, max_length=80))]),
+                Statement("RequeueMissedRunEndings", ["sqs:SendMessage"], [self.run_endings_queue.arn]),
             ],
             environment={"JOBS_TABLE": self.jobs.table_name, "JOB_NAME_PREFIX": self.job_name_prefix,
                          "COMPLETION_QUEUE_URL": self.completion_queue.url,
+                         "STATE_MACHINE_ARN": self.state_machine_arn,
+                         "RUN_ENDINGS_QUEUE_URL": self.run_endings_queue.url,
                          "RECONCILE_LOOKBACK_HOURS": str(2 * (settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS))})
         finalizer_environment: dict[str, pulumi.Input[str]] = {
             **storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,

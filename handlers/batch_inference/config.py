@@ -30,6 +30,7 @@ _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _PREFIX = r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/"
 _TABLE = r"[A-Za-z0-9_.-]{3,255}"
 _QUEUE_URL = r"https://[a-z0-9.-]+\.amazonaws\.com(\.cn)?/\d{12}/[A-Za-z0-9_-]{1,80}"
+_STATE_MACHINE = r"arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
 _MODEL = r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){1,2}([.:][a-z0-9-]{1,63}){0,2}"
 _ROLE_ARN = r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,128}"
 _JOB_PREFIX = r"[a-zA-Z0-9][a-zA-Z0-9-]{0,33}"
@@ -224,6 +225,8 @@ class ReconcilerSettings:
     job_name_prefix: str
     completion_queue_url: str
     lookback_hours: int
+    state_machine_arn: str
+    run_endings_queue_url: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcilerSettings:
@@ -231,7 +234,11 @@ class ReconcilerSettings:
         return cls(jobs_table=_jobs_table(env), job_name_prefix=_job_prefix(env),
                    completion_queue_url=read_str(env, "COMPLETION_QUEUE_URL", pattern=_QUEUE_URL,
                                                  meaning="the completion queue's URL"),
-                   lookback_hours=read_int(env, "RECONCILE_LOOKBACK_HOURS", default=72, minimum=1, maximum=720))
+                   lookback_hours=read_int(env, "RECONCILE_LOOKBACK_HOURS", default=72, minimum=1, maximum=720),
+                   state_machine_arn=read_str(env, "STATE_MACHINE_ARN", pattern=_STATE_MACHINE,
+                                              meaning="a state machine ARN"),
+                   run_endings_queue_url=read_str(env, "RUN_ENDINGS_QUEUE_URL", pattern=_QUEUE_URL,
+                                                  meaning="the run-endings queue's URL"))
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,11 @@ class JobsTable:
             return SUPERSEDED
         return CLAIMED
 
+    def publication_settled(self, run_id: str, ending: str) -> bool:
+        """Whether the run's `ending` was published or superseded (nothing more to do for it)."""
+        item = self._publication(run_id, ending)
+        return "publishedAt" in item or "supersededAt" in item
+
     def _publication(self, run_id: str, ending: str) -> dict[str, Any]:
         item: dict[str, Any] = self.client.get_item(TableName=self.table, Key=_publication_key(run_id, ending),
                                                     ConsistentRead=True).get("Item") or {}

@@ -10,6 +10,11 @@ RECONCILE_LOOKBACK_HOURS) and, per job with a jobs-table item not yet settled:
 * still running: sends the waiting child a heartbeat, so its HeartbeatSeconds bound catches only a lost job, not
   a slow one.
 
+Step Functions' execution status change events are best effort too, so it also lists this state machine's runs
+that ended FAILED, TIMED_OUT or ABORTED in the lookback window (and at least RUN_ENDING_GRACE ago, so the event has
+had its chance) and puts each ending not yet published on the run-endings queue, shaped as that event, where the
+run-ended handler reports it as it would the missed event (a late event afterwards changes nothing).
+
 Input ``{"source": "schedule", "scheduledTime": "..."}``; output the counts of what it did.
 """
 
@@ -29,11 +34,13 @@ from batch_inference import clients, jobs
 from batch_inference.config import ReconcilerSettings
 from batch_inference.exceptions import InvalidTaskInputError
 from batch_inference.resume import GONE
-from batch_inference.tasks import ScheduledTick
+from batch_inference.tasks import STATUS_CHANGE, UNSUCCESSFUL, ScheduledTick
 
 logger = Logger()
 metrics = Metrics()
 settings = ReconcilerSettings.from_env()
+# An ending younger than this may still have its event on the way; the next tick looks again.
+RUN_ENDING_GRACE = timedelta(minutes=5)
 
 
 @metrics.log_metrics
@@ -73,9 +80,42 @@ def reconcile(now: datetime) -> dict[str, int]:
                 done["requeued"] += 1
             elif record.task_token and _heartbeat(record.task_token):
                 done["heartbeats"] += 1
+    done["endingsRequeued"] = requeue_missed_endings(table, now)
     metrics.add_metric(name="MissedCompletions", unit=MetricUnit.Count, value=done["requeued"])
+    metrics.add_metric(name="MissedRunEndings", unit=MetricUnit.Count, value=done["endingsRequeued"])
     logger.info("Reconciled", extra=done)
     return done
+
+
+def requeue_missed_endings(table: jobs.JobsTable, now: datetime) -> int:
+    """Put every recent unsuccessful run ending that was never reported on the run-endings queue; how many."""
+    oldest, newest = now - timedelta(hours=settings.lookback_hours), now - RUN_ENDING_GRACE
+    states = clients.stepfunctions()
+    requeued = 0
+    for status in UNSUCCESSFUL:
+        pages = states.get_paginator("list_executions").paginate(stateMachineArn=settings.state_machine_arn,
+                                                                 statusFilter=status)
+        for page in pages:
+            executions = page.get("executions", [])
+            for execution in executions:
+                stopped = execution.get("stopDate")
+                if stopped is None or not oldest <= stopped <= newest:
+                    continue
+                ending = f"{status}#{execution.get('redriveCount', 0)}"
+                if table.publication_settled(str(execution["name"]), ending):
+                    continue
+                described = states.describe_execution(executionArn=execution["executionArn"])
+                clients.sqs().send_message(QueueUrl=settings.run_endings_queue_url, MessageBody=json.dumps({
+                    "source": "reconciler", "detail-type": STATUS_CHANGE, "detail": {
+                        "name": execution["name"], "status": status, "input": described.get("input"),
+                        "error": described.get("error"), "cause": described.get("cause"),
+                        "redriveCount": execution.get("redriveCount", 0)}}))
+                logger.warning("Run ended without a reported ending: status-change event missed; requeued",
+                               extra={"runId": execution["name"], "ending": ending})
+                requeued += 1
+            if executions and executions[-1].get("startDate", now) < oldest:
+                break  # listed newest first: every later page started before the window
+    return requeued
 
 
 def _heartbeat(token: str) -> bool:

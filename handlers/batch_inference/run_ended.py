@@ -25,12 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from batch_inference import finalizer
 from batch_inference.messages import each_message
-from batch_inference.tasks import FinalizeRequest, task_input
+from batch_inference.tasks import STATUS_CHANGE, UNSUCCESSFUL, FinalizeRequest, task_input
 
 logger = Logger()
 metrics = Metrics()
-STATUS_CHANGE = "Step Functions Execution Status Change"
-UNSUCCESSFUL = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 class _Ending(BaseModel):

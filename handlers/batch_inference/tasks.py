@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from batch_inference.exceptions import InvalidTaskInputError
 
 _ID = r"^[A-Za-z0-9_-]{1,80}$"
+# Step Functions' event for an execution that ended, and the endings of a run that did not succeed.
+STATUS_CHANGE = "Step Functions Execution Status Change"
+UNSUCCESSFUL = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 class _Input(BaseModel):

@@ -162,7 +162,7 @@ def test_the_state_machine_role_runs_its_own_children_and_invokes_only_the_pipel
     assert granted["RunOwnChildExecutions"]["Resource"] == [arn("states", f"stateMachine:{PREFIX}-runs")]
     assert granted["WatchOwnChildExecutions"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs:*")]
     assert granted["RedriveOwnMapRuns"]["Action"] == ["states:RedriveExecution"]
-    assert granted["RedriveOwnMapRuns"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs/*")]
+    assert granted["RedriveOwnMapRuns"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs/*:*")]
     assert sorted(granted["InvokeThePipelineFunctions"]["Resource"]) == sorted(
         function_arn(p) for p in ("sharder", "submitter", "sync-worker", "finalizer"))
     assert granted["ReadShardListsAndPreparedRecords"]["Resource"] == [

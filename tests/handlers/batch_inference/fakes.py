@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.stub import ANY, Stubber
@@ -94,6 +95,20 @@ class FakeStepFunctions:
 
     def expects_heartbeat(self, token: str) -> None:
         self.stubber.add_response("send_task_heartbeat", {}, {"taskToken": token})
+
+    def lists_ended_runs(self, machine: str, status: str | None = None,
+                         executions: Sequence[dict[str, Any]] = ()) -> None:
+        """ListExecutions of one unsuccessful status (FAILED, TIMED_OUT or ABORTED, as the reconciler asks in that
+        order), or of all three with none to list."""
+        for listed in ((status,) if status else ("FAILED", "TIMED_OUT", "ABORTED")):
+            self.stubber.add_response("list_executions", {"executions": list(executions)},
+                                      {"stateMachineArn": machine, "statusFilter": listed})
+
+    def describes_execution(self, execution_arn: str, **fields: Any) -> None:
+        self.stubber.add_response("describe_execution", {
+            "executionArn": execution_arn, "stateMachineArn": execution_arn.rsplit(":", 1)[0].replace(
+                ":execution:", ":stateMachine:"), "status": "FAILED", "startDate": datetime(2026, 6, 27, 3, tzinfo=UTC),
+            **fields}, {"executionArn": execution_arn})
 
     def token_gone(self, operation: str = "send_task_success") -> None:
         self.stubber.add_client_error(operation, service_error_code="TaskTimedOut",

@@ -22,6 +22,7 @@ from tests.handlers.batch_inference.conftest import (
     JOB_PREFIX,
     MODEL_ID,
     OUTPUT_BUCKET,
+    STATE_MACHINE_ARN,
     Invoke,
     Storage,
     deliver_event,
@@ -261,8 +262,9 @@ def test_a_missed_completion_event_is_finished_by_the_reconciler(
                                                                           (second, "InProgress"))]
     bedrock.lists(summaries)
     states.expects_heartbeat("token-2")
+    states.lists_ended_runs(STATE_MACHINE_ARN)
     done = invoke("reconciler", {"source": "schedule", "scheduledTime": "2026-06-27T04:00:00Z"})
-    assert done == {"listed": 2, "requeued": 1, "heartbeats": 1, "settled": 0, "unknown": 0}
+    assert done == {"listed": 2, "requeued": 1, "heartbeats": 1, "settled": 0, "unknown": 0, "endingsRequeued": 0}
 
     describe(bedrock, first, "Completed")
     states.expects_success("token-1")
@@ -273,6 +275,7 @@ def test_a_missed_completion_event_is_finished_by_the_reconciler(
 
     # The next tick finds the shard settled and requeues nothing.
     bedrock.lists(summaries[:1])
+    states.lists_ended_runs(STATE_MACHINE_ARN)
     assert invoke("reconciler", {"source": "schedule"})["requeued"] == 0
 
 

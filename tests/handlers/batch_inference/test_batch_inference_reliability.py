@@ -18,6 +18,7 @@ from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     JOBS_TABLE,
     MODEL_ID,
+    STATE_MACHINE_ARN,
     Invoke,
     Storage,
     deliver_event,
@@ -275,6 +276,7 @@ def test_reliability_missed_completion_event(invoke: Invoke, storage: Storage, b
     storage.drain(COMPLETION_QUEUE_URL)  # EventBridge lost both events
     bedrock.lists([bedrock.summary(arn=job_of(d)[2], name=job_of(d)[0], status="Completed", input_uri=uris(d)[0],
                                    output_uri=uris(d)[1]) for d in (first, second)])
+    states.lists_ended_runs(STATE_MACHINE_ARN)
     assert invoke("reconciler", {"source": "schedule"})["requeued"] == 2
     for index, descriptor in enumerate((first, second)):
         describe(bedrock, descriptor, "Completed")

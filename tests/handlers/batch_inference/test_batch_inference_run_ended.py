@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.handlers.batch_inference.conftest import JOBS_TABLE, OUTPUT_BUCKET, RUN_ENDINGS_URL, Invoke, Storage
+from tests.handlers.batch_inference.conftest import (
+    JOBS_TABLE,
+    OUTPUT_BUCKET,
+    RUN_ENDINGS_URL,
+    STATE_MACHINE_ARN,
+    Invoke,
+    Storage,
+)
+from tests.handlers.batch_inference.fakes import FakeBedrock, FakeStepFunctions
 from tests.handlers.batch_inference.helpers import CORPUS, RUN
 from tests.handlers.conftest import SqsEventSource
 
@@ -93,3 +102,41 @@ def test_a_copy_that_finds_the_ending_being_published_is_retried_and_publishes_n
     assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
     item = storage.job_item(f"run#{RUN}#FAILED#0")
     assert item is not None and "publishedAt" in item and "claimedUntil" not in item
+
+
+def test_an_ending_whose_event_was_missed_is_found_by_the_reconciler_and_reported_once(
+        invoke: Invoke, storage: Storage, states: FakeStepFunctions, bedrock: FakeBedrock,
+        run_endings_source: SqsEventSource) -> None:
+    now = datetime.now(UTC)
+
+    def execution(name: str, stopped_minutes_ago: float, redrives: int = 0) -> dict[str, Any]:
+        return {"executionArn": f"{STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:{name}",
+                "stateMachineArn": STATE_MACHINE_ARN, "name": name, "status": "FAILED",
+                "startDate": now - timedelta(hours=2), "stopDate": now - timedelta(minutes=stopped_minutes_ago),
+                "redriveCount": redrives}
+
+    # EventBridge lost the event of RUN's failure; another run failed a minute ago (its event may be on its way).
+    missed, recent = execution(RUN, 30), execution("run-2026-06-28", 1)
+    bedrock.lists([])
+    states.lists_ended_runs(STATE_MACHINE_ARN, "FAILED", [recent, missed])
+    states.describes_execution(missed["executionArn"], status="FAILED", input=json.dumps({"corpusKey": CORPUS}),
+                               error="States.ExceedToleratedFailureThreshold", cause="threshold exceeded")
+    for status in ("TIMED_OUT", "ABORTED"):
+        states.lists_ended_runs(STATE_MACHINE_ARN, status)
+    assert invoke("reconciler", {"source": "schedule"})["endingsRequeued"] == 1
+    delivery = run_endings_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+    (event,) = storage.published()
+    assert (event["detail"]["runId"], event["detail"]["status"]) == (RUN, "FAILED")
+    assert event["detail"]["error"] == {"Error": "States.ExceedToleratedFailureThreshold",
+                                       "Cause": "threshold exceeded"}
+
+    # The next tick finds it reported and requeues nothing; the late original event changes nothing either.
+    bedrock.lists([])
+    states.lists_ended_runs(STATE_MACHINE_ARN, "FAILED", [missed])
+    for status in ("TIMED_OUT", "ABORTED"):
+        states.lists_ended_runs(STATE_MACHINE_ARN, status)
+    assert invoke("reconciler", {"source": "schedule"})["endingsRequeued"] == 0
+    deliver(storage, status_change("FAILED"))
+    run_endings_source.poll()
+    assert storage.published() == []
