@@ -57,7 +57,8 @@ class BatchInferenceSettings(Section):
                                             description="How often the reconciler finishes missed completions and "
                                                         "heartbeats waiting shards.")
     ledger_retention_days: int = Field(90, ge=1, le=3650,
-                                       description="How long the recordId ledger remembers a record (TTL).")
+                                       description="How long the recordId ledger remembers a record (TTL); longer "
+                                                   "than a redrive may come (14 days) and the reconciler looks back.")
     result_source: str = Field("ai-pipelines.batch-inference", pattern=EVENT_SOURCE_PATTERN,
                                description="Source of the BatchRunCompleted events on the result bus.")
     sharder_memory_mb: int = Field(2048, ge=512, le=10240,
@@ -69,8 +70,20 @@ class BatchInferenceSettings(Section):
                                                batch_size=1, batching_window_seconds=0, max_concurrency=None),
         description="The completion handler: one job's output per invocation.")
 
+    @property
+    def reconcile_lookback_hours(self) -> int:
+        """How far back the reconciler lists jobs and runs: twice the longest a job may wait and run."""
+        return 2 * (self.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS)
+
     @model_validator(mode="after")
     def _coherent(self) -> BatchInferenceSettings:
+        remembered = self.ledger_retention_days * 24
+        if remembered <= max(REDRIVE_PERIOD_HOURS, self.reconcile_lookback_hours):
+            raise ValueError(f"ledgerRetentionDays {self.ledger_retention_days} must be longer than both the "
+                             f"{REDRIVE_PERIOD_HOURS // 24}-day period in which a failed run can be redriven and the "
+                             f"reconciler's look-back of {self.reconcile_lookback_hours} h (2 x (jobTimeoutHours "
+                             f"{self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})): a record or run ending the "
+                             "ledger had forgotten would be processed or reported again")
         if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
             raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
                              f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")
@@ -108,6 +121,11 @@ class BatchInferenceSettings(Section):
                              "an invocation")
         return self
 
+
+# How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.
+JOB_QUEUE_ALLOWANCE_HOURS = 24
+# Step Functions redrives an execution that ended in the last 14 days.
+REDRIVE_PERIOD_HOURS = 14 * 24
 
 # The sync worker's timeout, and its Task's TimeoutSeconds: Lambda's 15 minutes (the component's
 # LONG_TASK_SECONDS). A worker that reaches it fails as Sandbox.Timedout / States.Timeout, which the Task does not

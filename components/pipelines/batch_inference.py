@@ -46,7 +46,7 @@ from components.blocks.state_machine import StateMachine
 from components.blocks.table import DataTable
 from components.blocks.worker import QueueWorker
 from components.config import BatchInferenceSettings, QueueSettings, WorkerSettings
-from components.config.batch_inference import SYNC_BATCH_MAX_INPUT_BYTES
+from components.config.batch_inference import JOB_QUEUE_ALLOWANCE_HOURS, SYNC_BATCH_MAX_INPUT_BYTES
 from components.pipelines.batch_inference_asl import AslParameters, definition
 
 HANDLER_PACKAGE = "batch_inference"
@@ -80,8 +80,6 @@ UNSUCCESSFUL_RUN_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 RUN_ENDED_WORKER = WorkerSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2, batch_size=10)
 # A waiting shard's heartbeat window: three reconciler intervals, so one late tick is not a lost job.
 HEARTBEAT_INTERVALS = 3
-# How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.
-JOB_QUEUE_ALLOWANCE_HOURS = 24
 
 
 class BatchInference(pulumi.ComponentResource):
@@ -252,7 +250,7 @@ class BatchInference(pulumi.ComponentResource):
                          "COMPLETION_QUEUE_URL": self.completion_queue.url,
                          "STATE_MACHINE_ARN": self.state_machine_arn,
                          "RUN_ENDINGS_QUEUE_URL": self.run_endings_queue.url,
-                         "RECONCILE_LOOKBACK_HOURS": str(2 * (settings.job_timeout_hours + JOB_QUEUE_ALLOWANCE_HOURS))})
+                         "RECONCILE_LOOKBACK_HOURS": str(settings.reconcile_lookback_hours)})
         finalizer_environment: dict[str, pulumi.Input[str]] = {
             **storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,
             "JOB_NAME_PREFIX": self.job_name_prefix, "RESULT_BUS_NAME": self.result_bus.bus_name,

@@ -168,8 +168,11 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
             },
             "Finalize": _invoke(p.finalizer_arn, finalize_payload, timeout=p.finalizer_timeout_seconds,
                                 next_state=None, result_path="$.result", result_selector={"result.$": "$.Payload"},
-                                extra_retries=(_retry(["PublicationFailedError", "PublicationBusyError"], interval=5,
-                                                      attempts=8),
+                                extra_retries=(_retry(["PublicationFailedError"], interval=5, attempts=5),
+                                               # another copy's claim, or a crashed one's: outlast its lease
+                                               # (jobs.PUBLICATION_LEASE_SECONDS, 300 s)
+                                               _retry(["PublicationBusyError"], interval=5, attempts=8,
+                                                      max_delay=300, jitter="NONE"),
                                                # a failed child's shard leased by its completion: outlast the
                                                # lease of a crashed holder (15 minutes)
                                                _retry(["ShardBusyError"], interval=60, attempts=10,

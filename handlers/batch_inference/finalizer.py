@@ -17,6 +17,7 @@ next stage knows; its records stay in their shards for a redrive, which the ledg
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -95,7 +96,8 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
     the claim's outcome (jobs.CLAIMED when this call published); raises `PublicationBusyError` while another copy
     holds the claim."""
     table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
-    outcome = table.claim_publication(run_id, ending)
+    token = uuid.uuid4().hex
+    outcome = table.claim_publication(run_id, ending, token)
     if outcome == jobs.BUSY:
         raise PublicationBusyError(f"the {ending} ending of run {run_id} is being published by another copy")
     if outcome != jobs.CLAIMED:
@@ -112,9 +114,9 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
             raise PublicationFailedError(f"EventBridge refused {DETAIL_TYPE}: {entry.get('ErrorCode')}: "
                                          f"{entry.get('ErrorMessage')}")
     except Exception:
-        table.release_publication(run_id, ending)  # the retry may claim it at once
+        table.release_publication(run_id, ending, token)  # the retry may claim it at once
         raise
-    table.mark_published(run_id, ending, str(response["Entries"][0].get("EventId", "")))
+    table.mark_published(run_id, ending, token, str(response["Entries"][0].get("EventId", "")))
     return outcome
 
 

@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 KEY = "jobKey"
 SUCCEEDED = "SUCCEEDED"
 CLAIMED, PUBLISHED, BUSY, SUPERSEDED = "claimed", "published", "busy", "superseded"
-# How long a publication claim holds: a manifest write and one PutEvents, with room; a crashed claimer's claim is
-# free again after it.
-PUBLICATION_LEASE_SECONDS = 60
+# How long a publication claim holds: a manifest write and one PutEvents at their SDK's worst case (three attempts
+# of a 5 s connect and a 30 s read each), with room; a crashed claimer's claim is free again after it.
+PUBLICATION_LEASE_SECONDS = 300
 # How long a settling lease lasts: the settling functions' timeout, so a crashed holder blocks the shard no longer.
 LEASE_SECONDS = 900
 SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
@@ -153,19 +153,19 @@ class JobsTable:
 
     # --- the run's completion event ------------------------------------------------------------------
 
-    def claim_publication(self, run_id: str, ending: str) -> str:
+    def claim_publication(self, run_id: str, ending: str, token: str) -> str:
         """Claim the publication of the run's `ending` (SUCCEEDED, or an unsuccessful status and attempt) for
-        PUBLICATION_LEASE_SECONDS: CLAIMED, PUBLISHED (done before), BUSY (another copy holds the claim; a crashed
-        holder's claim is free again once it runs out) or SUPERSEDED (an unsuccessful ending of a run whose success
-        is claimed: the next stage must not hear of a failure after the success, so it never will of this one)."""
+        PUBLICATION_LEASE_SECONDS under `token`: CLAIMED, PUBLISHED (done before), BUSY (another copy holds a claim
+        that has not run out: retry later) or SUPERSEDED (an unsuccessful ending of a run whose success is
+        published: the next stage must not hear of a failure after the success, so it never will of this one)."""
         now = int(time.time())
         try:
             self.client.update_item(
                 TableName=self.table, Key=_publication_key(run_id, ending),
-                UpdateExpression="SET runId = :run, expiresAt = :expires, claimedUntil = :until",
+                UpdateExpression="SET runId = :run, expiresAt = :expires, claimedUntil = :until, claimToken = :token",
                 ConditionExpression="attribute_not_exists(publishedAt) AND attribute_not_exists(supersededAt) AND "
                                     "(attribute_not_exists(claimedUntil) OR claimedUntil < :now)",
-                ExpressionAttributeValues={":run": {"S": run_id}, ":now": {"N": str(now)},
+                ExpressionAttributeValues={":run": {"S": run_id}, ":now": {"N": str(now)}, ":token": {"S": token},
                                            ":until": {"N": str(now + PUBLICATION_LEASE_SECONDS)},
                                            ":expires": {"N": str(now + self.ttl_seconds)}})
         except ClientError as error:
@@ -173,13 +173,19 @@ class JobsTable:
                 raise
             item = self._publication(run_id, ending)
             return PUBLISHED if "publishedAt" in item else SUPERSEDED if "supersededAt" in item else BUSY
-        # Checked after the claim: a success claimed later is published after this ending, in order.
-        if ending != SUCCEEDED and self._publication(run_id, SUCCEEDED):
+        if ending == SUCCEEDED:
+            return CLAIMED
+        # Checked after the claim, so a success claimed later is published after this ending, in order.
+        success = self._publication(run_id, SUCCEEDED)
+        if "publishedAt" in success:
             self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
                                     UpdateExpression="SET supersededAt = :now REMOVE claimedUntil",
                                     ExpressionAttributeValues={":now": {"N": str(now)}})
             return SUPERSEDED
-        return CLAIMED
+        if int(success.get("claimedUntil", {}).get("N", "0")) >= now:  # the success is being published right now
+            self.release_publication(run_id, ending, token)
+            return BUSY
+        return CLAIMED  # no success, or one whose publication failed (its claim released or run out)
 
     def publication_settled(self, run_id: str, ending: str) -> bool:
         """Whether the run's `ending` was published or superseded (nothing more to do for it)."""
@@ -191,15 +197,24 @@ class JobsTable:
                                                     ConsistentRead=True).get("Item") or {}
         return item
 
-    def release_publication(self, run_id: str, ending: str) -> None:
-        self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
-                                UpdateExpression="REMOVE claimedUntil")
+    def release_publication(self, run_id: str, ending: str, token: str) -> None:
+        """Give up this copy's claim (a failed write or put), unless the claim has passed to another copy."""
+        self._as_holder(run_id, ending, token, "REMOVE claimedUntil")
 
-    def mark_published(self, run_id: str, ending: str, event_id: str) -> None:
-        self.client.update_item(
-            TableName=self.table, Key=_publication_key(run_id, ending),
-            UpdateExpression="SET publishedAt = :now, eventId = :event REMOVE claimedUntil",
-            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})
+    def mark_published(self, run_id: str, ending: str, token: str, event_id: str) -> None:
+        self._as_holder(run_id, ending, token, "SET publishedAt = :now, eventId = :event REMOVE claimedUntil",
+                        {":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})
+
+    def _as_holder(self, run_id: str, ending: str, token: str, expression: str,
+                   values: dict[str, Any] | None = None) -> None:
+        try:
+            self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
+                                    UpdateExpression=expression, ConditionExpression="claimToken = :token",
+                                    ExpressionAttributeValues={**(values or {}), ":token": {"S": token}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # a claim that ran out and passed to another copy is that copy's to finish
+
 
 def _publication_key(run_id: str, ending: str) -> dict[str, Any]:
     return {KEY: {"S": f"run#{run_id}#{ending}"}}

@@ -93,11 +93,12 @@ def requeue_missed_endings(table: jobs.JobsTable, now: datetime) -> int:
     states = clients.stepfunctions()
     requeued = 0
     for status in UNSUCCESSFUL:
+        # Every page: executions are listed by their first start, which says nothing of when a long or redriven
+        # run ended; a state machine's unsuccessful runs (kept 90 days) are few.
         pages = states.get_paginator("list_executions").paginate(stateMachineArn=settings.state_machine_arn,
                                                                  statusFilter=status)
         for page in pages:
-            executions = page.get("executions", [])
-            for execution in executions:
+            for execution in page.get("executions", []):
                 stopped = execution.get("stopDate")
                 if stopped is None or not oldest <= stopped <= newest:
                     continue
@@ -113,8 +114,6 @@ def requeue_missed_endings(table: jobs.JobsTable, now: datetime) -> int:
                 logger.warning("Run ended without a reported ending: status-change event missed; requeued",
                                extra={"runId": execution["name"], "ending": ending})
                 requeued += 1
-            if executions and executions[-1].get("startDate", now) < oldest:
-                break  # listed newest first: every later page started before the window
     return requeued
 
 

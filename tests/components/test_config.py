@@ -196,3 +196,17 @@ def test_the_defaults_and_the_shipped_stacks_fit_the_sync_worker(stack: str | No
     assert rounds * worst_record_seconds(settings.max_attempts, settings.model.request_timeout_seconds) \
         <= SYNC_WORKER_BUDGET_SECONDS
     assert settings.mode == "batch" or settings.max_record_bytes <= SYNC_BATCH_MAX_INPUT_BYTES
+
+
+@pytest.mark.parametrize(("retention", "timeout_hours", "expected"), [
+    (14, 24, "ledgerRetentionDays 14 must be longer than both the 14-day period in which a failed run can be "
+             "redriven and the reconciler's look-back of 96 h"),
+    (16, 168, "ledgerRetentionDays 16 must be longer than both the 14-day period in which a failed run can be "
+              "redriven and the reconciler's look-back of 384 h (2 x (jobTimeoutHours 168 + 24))"),
+])
+def test_the_ledger_outlives_a_redrive_and_the_reconcilers_look_back(retention: int, timeout_hours: int,
+                                                                      expected: str) -> None:
+    assert expected in error_for(batch_inference(ledgerRetentionDays=retention, jobTimeoutHours=timeout_hours))
+    config = parse_stack_config({"owner": "data", **batch_inference(ledgerRetentionDays=17, jobTimeoutHours=168)},
+                                stack="prod")
+    assert config.batch_inference is not None and config.batch_inference.reconcile_lookback_hours == 384

@@ -124,7 +124,8 @@ def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> No
         retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
         assert "Lambda.TooManyRequestsException" in retried, name
         assert all(r["BackoffRate"] == 2.0 for r in task["Retry"]), name
-        assert all(r["JitterStrategy"] == "FULL" for r in task["Retry"] if r["ErrorEquals"] != ["ShardBusyError"])
+        leases = (["ShardBusyError"], ["PublicationBusyError"])  # waits that must outlast a lease: never shortened
+        assert all(r["JitterStrategy"] == ("NONE" if r["ErrorEquals"] in leases else "FULL") for r in task["Retry"])
         assert 0 < task["TimeoutSeconds"] <= 72 * 3600, name
     assert "ThrottlingException" in tasks["InferBatch"]["Retry"][1]["ErrorEquals"]
     assert tasks["InferBatch"]["Retry"][1]["MaxAttempts"] == 3  # the sync worker's BATCH_RETRIES
@@ -412,6 +413,10 @@ def test_the_finalizer_may_stop_only_jobs_and_read_only_the_jobs_table(stack: Sy
     assert busy["JitterStrategy"] == "NONE"  # every wait at its full length: together they outlast a lease
     waits = [min(busy["MaxDelaySeconds"], busy["IntervalSeconds"] * 2 ** n) for n in range(busy["MaxAttempts"])]
     assert sum(waits) > 900  # a crashed holder's lease (the settling functions' timeout)
+    (publication,) = [r for r in finalize["Retry"] if r["ErrorEquals"] == ["PublicationBusyError"]]
+    waits = [min(publication["MaxDelaySeconds"], publication["IntervalSeconds"] * 2 ** n)
+             for n in range(publication["MaxAttempts"])]
+    assert publication["JitterStrategy"] == "NONE" and sum(waits) > 300  # jobs.PUBLICATION_LEASE_SECONDS
 
 
 def test_a_job_output_that_disagrees_with_its_shard_pages_someone(stack: Synthesis) -> None:

@@ -97,12 +97,16 @@ class FakeStepFunctions:
         self.stubber.add_response("send_task_heartbeat", {}, {"taskToken": token})
 
     def lists_ended_runs(self, machine: str, status: str | None = None,
-                         executions: Sequence[dict[str, Any]] = ()) -> None:
+                         executions: Sequence[dict[str, Any]] = (), *, page: str | None = None,
+                         next_page: str | None = None) -> None:
         """ListExecutions of one unsuccessful status (FAILED, TIMED_OUT or ABORTED, as the reconciler asks in that
-        order), or of all three with none to list."""
+        order), or of all three with none to list; `page` is the nextToken asked with, `next_page` the one given."""
         for listed in ((status,) if status else ("FAILED", "TIMED_OUT", "ABORTED")):
-            self.stubber.add_response("list_executions", {"executions": list(executions)},
-                                      {"stateMachineArn": machine, "statusFilter": listed})
+            response: dict[str, Any] = {"executions": list(executions)}
+            if next_page:
+                response["nextToken"] = next_page
+            expected = {"stateMachineArn": machine, "statusFilter": listed, **({"nextToken": page} if page else {})}
+            self.stubber.add_response("list_executions", response, expected)
 
     def describes_execution(self, execution_arn: str, **fields: Any) -> None:
         self.stubber.add_response("describe_execution", {

@@ -140,3 +140,42 @@ def test_an_ending_whose_event_was_missed_is_found_by_the_reconciler_and_reporte
     deliver(storage, status_change("FAILED"))
     run_endings_source.poll()
     assert storage.published() == []
+
+
+def test_a_redriven_run_that_started_before_the_window_is_still_found_on_a_later_page(
+        invoke: Invoke, storage: Storage, states: FakeStepFunctions, bedrock: FakeBedrock) -> None:
+    now = datetime.now(UTC)
+    arn = STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:")
+    old = {"executionArn": f"{arn}:run-old", "stateMachineArn": STATE_MACHINE_ARN, "name": "run-old",
+           "status": "FAILED", "startDate": now - timedelta(days=30), "stopDate": now - timedelta(days=29)}
+    # Redriven yesterday, failed again 30 minutes ago: listed by its first start, days before the window.
+    redriven = {**old, "executionArn": f"{arn}:{RUN}", "name": RUN, "startDate": now - timedelta(days=9),
+                "stopDate": now - timedelta(minutes=30), "redriveCount": 1}
+    bedrock.lists([])
+    states.lists_ended_runs(STATE_MACHINE_ARN, "FAILED", [old], next_page="page-2")
+    states.lists_ended_runs(STATE_MACHINE_ARN, "FAILED", [redriven], page="page-2")
+    states.describes_execution(redriven["executionArn"], input=json.dumps({"corpusKey": CORPUS}))
+    for status in ("TIMED_OUT", "ABORTED"):
+        states.lists_ended_runs(STATE_MACHINE_ARN, status)
+    assert invoke("reconciler", {"source": "schedule"})["endingsRequeued"] == 1
+    (message,) = storage.drain(RUN_ENDINGS_URL)
+    detail = json.loads(message["Body"])["detail"]
+    assert (detail["name"], detail["status"], detail["redriveCount"]) == (RUN, "FAILED", 1)
+
+
+def test_a_failure_is_published_when_the_runs_success_was_claimed_but_never_published(
+        invoke: Invoke, storage: Storage, run_endings_source: SqsEventSource) -> None:
+    success = {"jobKey": {"S": f"run#{RUN}#SUCCEEDED"}}
+    # Finalize claimed the success and is publishing it: the failure waits (retried), publishing nothing yet.
+    storage.ddb.put_item(TableName=JOBS_TABLE, Item={**success, "claimedUntil": {"N": str(int(time.time()) + 60)}})
+    deliver(storage, status_change("FAILED"))
+    delivery = run_endings_source.poll()
+    assert delivery is not None and len(delivery.failed_ids) == 1 and storage.published() == []
+    # Every attempt to publish the success failed (its claim released) and the run then failed: the next stage
+    # hears of the failure.
+    storage.ddb.put_item(TableName=JOBS_TABLE, Item=success)
+    storage.sqs.change_message_visibility(QueueUrl=RUN_ENDINGS_URL, VisibilityTimeout=0,
+                                          ReceiptHandle=delivery.event["Records"][0]["receiptHandle"])
+    run_endings_source.poll()
+    assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
+    assert json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))["status"] == "FAILED"
