@@ -19,7 +19,7 @@ from tests.handlers.batch_inference.conftest import (
 )
 from tests.handlers.batch_inference.fakes import FakeBedrock, FakeStepFunctions
 from tests.handlers.batch_inference.helpers import CORPUS, RUN
-from tests.handlers.conftest import SqsEventSource
+from tests.handlers.conftest import Delivery, SqsEventSource
 
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:ai-pipelines-dev-batchinf-runs"
 
@@ -83,20 +83,31 @@ def test_a_message_that_is_not_a_run_ending_fails_alone(invoke: Invoke, storage:
     assert [e["detail"]["status"] for e in storage.published()] == ["ABORTED"]
 
 
+def _failure_waits_for(storage: Storage, source: SqsEventSource, held: str) -> Delivery:
+    """A FAILED ending delivered while another copy holds the run's `held` publication claim: it fails alone
+    (PublicationBusyError, retried later) and publishes nothing."""
+    storage.ddb.put_item(TableName=JOBS_TABLE, Item={"jobKey": {"S": f"run#{RUN}#{held}"},
+                                                     "claimedUntil": {"N": str(int(time.time()) + 60)}})
+    deliver(storage, status_change("FAILED"))
+    delivery = source.poll()
+    assert delivery is not None and len(delivery.failed_ids) == 1 and storage.published() == []
+    return delivery
+
+
+def _redeliver(storage: Storage, delivery: Delivery) -> None:
+    storage.sqs.change_message_visibility(QueueUrl=RUN_ENDINGS_URL, VisibilityTimeout=0,
+                                          ReceiptHandle=delivery.event["Records"][0]["receiptHandle"])
+
+
 def test_a_copy_that_finds_the_ending_being_published_is_retried_and_publishes_nothing_twice(
         invoke: Invoke, storage: Storage, run_endings_source: SqsEventSource) -> None:
     # Another copy of the event (two deliveries in concurrent invocations) holds the claim and is publishing.
-    key = {"jobKey": {"S": f"run#{RUN}#FAILED#0"}}
-    storage.ddb.put_item(TableName=JOBS_TABLE, Item={**key, "claimedUntil": {"N": str(int(time.time()) + 60)}})
-    deliver(storage, status_change("FAILED"))
-    delivery = run_endings_source.poll()
-    assert delivery is not None and len(delivery.failed_ids) == 1  # PublicationBusyError: retried later
-    assert storage.published() == []
+    delivery = _failure_waits_for(storage, run_endings_source, "FAILED#0")
     # That copy crashed: its claim runs out, and the retried message publishes the ending, once.
+    key = {"jobKey": {"S": f"run#{RUN}#FAILED#0"}}
     storage.ddb.update_item(TableName=JOBS_TABLE, Key=key, UpdateExpression="SET claimedUntil = :past",
                             ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
-    storage.sqs.change_message_visibility(QueueUrl=RUN_ENDINGS_URL, VisibilityTimeout=0,
-                                          ReceiptHandle=delivery.event["Records"][0]["receiptHandle"])
+    _redeliver(storage, delivery)
     delivery = run_endings_source.poll()
     assert delivery is not None and delivery.failed_ids == []
     assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
@@ -165,17 +176,12 @@ def test_a_redriven_run_that_started_before_the_window_is_still_found_on_a_later
 
 def test_a_failure_is_published_when_the_runs_success_was_claimed_but_never_published(
         invoke: Invoke, storage: Storage, run_endings_source: SqsEventSource) -> None:
-    success = {"jobKey": {"S": f"run#{RUN}#SUCCEEDED"}}
     # Finalize claimed the success and is publishing it: the failure waits (retried), publishing nothing yet.
-    storage.ddb.put_item(TableName=JOBS_TABLE, Item={**success, "claimedUntil": {"N": str(int(time.time()) + 60)}})
-    deliver(storage, status_change("FAILED"))
-    delivery = run_endings_source.poll()
-    assert delivery is not None and len(delivery.failed_ids) == 1 and storage.published() == []
+    delivery = _failure_waits_for(storage, run_endings_source, "SUCCEEDED")
     # Every attempt to publish the success failed (its claim released) and the run then failed: the next stage
     # hears of the failure.
-    storage.ddb.put_item(TableName=JOBS_TABLE, Item=success)
-    storage.sqs.change_message_visibility(QueueUrl=RUN_ENDINGS_URL, VisibilityTimeout=0,
-                                          ReceiptHandle=delivery.event["Records"][0]["receiptHandle"])
+    storage.ddb.put_item(TableName=JOBS_TABLE, Item={"jobKey": {"S": f"run#{RUN}#SUCCEEDED"}})
+    _redeliver(storage, delivery)
     run_endings_source.poll()
     assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
     assert json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))["status"] == "FAILED"
