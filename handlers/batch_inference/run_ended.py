@@ -8,7 +8,7 @@ only this state machine's FAILED, TIMED_OUT and ABORTED ones to the queue) becom
 
 Each attempt's ending is published once (the publication is claimed per run, status and redrive count). An ending
 that arrives once the run has succeeded (a late event of an attempt that a redrive then completed) is not
-published: its claim finds the success claimed.
+published: its claim finds the success published (and waits while the success is being published).
 
 A message that is not such an event fails alone (partial batch response), is retried and then dead-lettered.
 """
