@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_inference import finalizer
+from batch_inference.exceptions import InvalidTaskInputError
 from batch_inference.messages import each_message
 from batch_inference.tasks import STATUS_CHANGE, UNSUCCESSFUL, FinalizeRequest, task_input
 
@@ -56,10 +57,14 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 def _record(record: SQSRecord) -> None:
-    change = task_input(json.loads(record.body), _StatusChange, "run-ended message is not a Step Functions "
-                                                                "execution status change")
+    try:
+        message = json.loads(record.body)
+    except ValueError:
+        raise InvalidTaskInputError(f"run-ended message {record.message_id} is not JSON") from None
+    change = task_input(message, _StatusChange, "run-ended message is not a Step Functions execution status change")
     if change.detail_type != STATUS_CHANGE or change.detail.status not in UNSUCCESSFUL:
-        raise ValueError(f"not an unsuccessful run ending: {change.detail_type} {change.detail.status}")
+        raise InvalidTaskInputError(f"run-ended message {record.message_id} is not an unsuccessful run ending: "
+                                    f"{change.detail_type!r} with status {change.detail.status!r}")
     report_ending(change.detail)
 
 
