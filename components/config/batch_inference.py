@@ -58,7 +58,7 @@ class BatchInferenceSettings(Section):
                                                         "heartbeats waiting shards.")
     ledger_retention_days: int = Field(90, ge=1, le=3650,
                                        description="How long the recordId ledger remembers a record (TTL); longer "
-                                                   "than a redrive may come (14 days) and the reconciler looks back.")
+                                                   "than a run may last plus the 14 days it may be redriven in.")
     result_source: str = Field("ai-pipelines.batch-inference", pattern=EVENT_SOURCE_PATTERN,
                                description="Source of the BatchRunCompleted events on the result bus.")
     sharder_memory_mb: int = Field(2048, ge=512, le=10240,
@@ -78,12 +78,15 @@ class BatchInferenceSettings(Section):
     @model_validator(mode="after")
     def _coherent(self) -> BatchInferenceSettings:
         remembered = self.ledger_retention_days * 24
-        if remembered <= max(REDRIVE_PERIOD_HOURS, self.reconcile_lookback_hours):
-            raise ValueError(f"ledgerRetentionDays {self.ledger_retention_days} must be longer than both the "
-                             f"{REDRIVE_PERIOD_HOURS // 24}-day period in which a failed run can be redriven and the "
-                             f"reconciler's look-back of {self.reconcile_lookback_hours} h (2 x (jobTimeoutHours "
-                             f"{self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})): a record or run ending the "
-                             "ledger had forgotten would be processed or reported again")
+        # A record is claimed while its run runs (up to the look-back, twice a job's wait and run) and the run may be
+        # redriven up to 14 days after it stopped: the ledger must remember the record for both, one after the other.
+        needed = REDRIVE_PERIOD_HOURS + self.reconcile_lookback_hours
+        if remembered <= needed:
+            raise ValueError(f"ledgerRetentionDays {self.ledger_retention_days} must be longer than a run may last "
+                             f"(the reconciler's look-back, {self.reconcile_lookback_hours} h = 2 x (jobTimeoutHours "
+                             f"{self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})) plus the "
+                             f"{REDRIVE_PERIOD_HOURS // 24} days in which it can be redriven, {needed} h in all: a "
+                             "record or run ending the ledger had forgotten would be processed or reported again")
         if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
             raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
                              f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")

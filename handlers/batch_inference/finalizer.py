@@ -116,7 +116,11 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
     except Exception:
         table.release_publication(run_id, ending, token)  # the retry may claim it at once
         raise
-    table.mark_published(run_id, ending, token, str(response["Entries"][0].get("EventId", "")))
+    try:
+        table.mark_published(run_id, ending, token, str(response["Entries"][0].get("EventId", "")))
+    except ClientError as error:  # the event is out: failing now would report an ending after it (or twice)
+        logger.error("Published, but not marked so; the claim runs out by itself",
+                     extra={"ending": ending, "error": error.response["Error"]["Code"]})
     return outcome
 
 

@@ -175,7 +175,9 @@ class JobsTable:
             return PUBLISHED if "publishedAt" in item else SUPERSEDED if "supersededAt" in item else BUSY
         if ending == SUCCEEDED:
             return CLAIMED
-        # Checked after the claim, so a success claimed later is published after this ending, in order.
+        # Checked after the claim: a success published before it supersedes this ending. A success claimed after
+        # this check (a redrive finishing while a late ending of an earlier attempt is reported) may be published
+        # before this ending; the events carry the status and the attempt, and the manifest is the last writer's.
         success = self._publication(run_id, SUCCEEDED)
         if "publishedAt" in success:
             self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),

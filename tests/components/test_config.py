@@ -199,14 +199,13 @@ def test_the_defaults_and_the_shipped_stacks_fit_the_sync_worker(stack: str | No
 
 
 @pytest.mark.parametrize(("retention", "timeout_hours", "expected"), [
-    (14, 24, "ledgerRetentionDays 14 must be longer than both the 14-day period in which a failed run can be "
-             "redriven and the reconciler's look-back of 96 h"),
-    (16, 168, "ledgerRetentionDays 16 must be longer than both the 14-day period in which a failed run can be "
-              "redriven and the reconciler's look-back of 384 h (2 x (jobTimeoutHours 168 + 24))"),
+    (18, 24, "ledgerRetentionDays 18 must be longer than a run may last (the reconciler's look-back, 96 h = 2 x "
+             "(jobTimeoutHours 24 + 24)) plus the 14 days in which it can be redriven, 432 h in all"),
+    (30, 168, "ledgerRetentionDays 30 must be longer than a run may last (the reconciler's look-back, 384 h = 2 x "
+              "(jobTimeoutHours 168 + 24)) plus the 14 days in which it can be redriven, 720 h in all"),
 ])
-def test_the_ledger_outlives_a_redrive_and_the_reconcilers_look_back(retention: int, timeout_hours: int,
-                                                                      expected: str) -> None:
+def test_the_ledger_outlives_a_run_and_its_redrive_period(retention: int, timeout_hours: int, expected: str) -> None:
     assert expected in error_for(batch_inference(ledgerRetentionDays=retention, jobTimeoutHours=timeout_hours))
-    config = parse_stack_config({"owner": "data", **batch_inference(ledgerRetentionDays=17, jobTimeoutHours=168)},
+    config = parse_stack_config({"owner": "data", **batch_inference(ledgerRetentionDays=31, jobTimeoutHours=168)},
                                 stack="prod")
     assert config.batch_inference is not None and config.batch_inference.reconcile_lookback_hours == 384

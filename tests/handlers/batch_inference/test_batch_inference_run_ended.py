@@ -5,10 +5,16 @@ then succeeds publishes its success, and a late ending of an earlier attempt doe
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from batch_inference import jobs, run_ended
+from batch_inference.exceptions import InvalidTaskInputError
 from tests.handlers.batch_inference.conftest import (
     JOBS_TABLE,
     OUTPUT_BUCKET,
@@ -81,6 +87,13 @@ def test_a_message_that_is_not_a_run_ending_fails_alone(invoke: Invoke, storage:
     delivery = run_endings_source.poll()
     assert delivery is not None and len(delivery.failed_ids) == 2
     assert [e["detail"]["status"] for e in storage.published()] == ["ABORTED"]
+    # What each refused message's error says (Powertools reports only the ids in the batch response).
+    for body, says in (("not json", "run-ended message m-1 is not JSON"),
+                       (json.dumps(status_change("SUCCEEDED")), "run-ended message m-1 is not an unsuccessful run "
+                                                                "ending: 'Step Functions Execution Status Change' "
+                                                                "with status 'SUCCEEDED'")):
+        with pytest.raises(InvalidTaskInputError, match=re.escape(says)):
+            run_ended._record(SQSRecord({"messageId": "m-1", "body": body}))
 
 
 def _failure_waits_for(storage: Storage, source: SqsEventSource, held: str) -> Delivery:
@@ -185,3 +198,20 @@ def test_a_failure_is_published_when_the_runs_success_was_claimed_but_never_publ
     run_endings_source.poll()
     assert [e["detail"]["status"] for e in storage.published()] == ["FAILED"]
     assert json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))["status"] == "FAILED"
+
+
+def test_a_copy_whose_claim_ran_out_cannot_release_or_mark_the_claim_another_copy_holds(storage: Storage) -> None:
+    table = jobs.JobsTable(storage.ddb, JOBS_TABLE, 86400)
+    assert table.claim_publication(RUN, "FAILED#0", "first") == jobs.CLAIMED
+    key = {"jobKey": {"S": f"run#{RUN}#FAILED#0"}}
+    storage.ddb.update_item(TableName=JOBS_TABLE, Key=key, UpdateExpression="SET claimedUntil = :past",
+                            ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+    assert table.claim_publication(RUN, "FAILED#0", "second") == jobs.CLAIMED  # the first copy's claim ran out
+    table.release_publication(RUN, "FAILED#0", "first")  # the first copy, late, gives up: not the second's claim
+    table.mark_published(RUN, "FAILED#0", "first", "event-of-the-first")
+    item = storage.job_item(f"run#{RUN}#FAILED#0")
+    assert item is not None and item["claimToken"] == "second" and "claimedUntil" in item
+    assert "publishedAt" not in item
+    assert table.claim_publication(RUN, "FAILED#0", "third") == jobs.BUSY
+    table.mark_published(RUN, "FAILED#0", "second", "event-of-the-second")
+    assert table.claim_publication(RUN, "FAILED#0", "third") == jobs.PUBLISHED
