@@ -107,17 +107,13 @@ def finish_job(job_arn: str) -> str:
         return "unknown"
     if record.status in jobs.SETTLED:
         return _replay(record, job)
-    if not table.lease(name, jobs.LEASE_SECONDS):
-        metrics.add_metric(name="CompletionsBusy", unit=MetricUnit.Count, value=1)
-        raise ShardBusyError(f"shard {name} is being settled by another delivery; retried later")
     try:
-        settled = table.get(name)  # read again under the lease: the finalizer may have settled it meanwhile
-        if settled is not None and settled.status in jobs.SETTLED:
-            table.release(name)
-            return _replay(settled, job)
-        return _settle(job, job_arn, record, table)
-    except Exception:
-        table.release(name)  # let the retry settle it at once rather than after the lease
+        with table.settling(name) as current:  # read again under the lease: the finalizer may have settled it
+            if current is not None and current.status in jobs.SETTLED:
+                return _replay(current, job)
+            return _settle(job, job_arn, record, table)
+    except ShardBusyError:
+        metrics.add_metric(name="CompletionsBusy", unit=MetricUnit.Count, value=1)
         raise
 
 

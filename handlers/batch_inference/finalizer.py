@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
-from batch_inference.exceptions import PublicationBusyError, PublicationFailedError, ShardBusyError
+from batch_inference.exceptions import PublicationBusyError, PublicationFailedError
 from batch_inference.joining import batch_key, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
@@ -88,7 +88,7 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
 def ending_of(request: FinalizeRequest) -> str:
     """What the run's publication is claimed under: its success, or one unsuccessful attempt (a redrive may end
     another way, and the next stage must hear of that too)."""
-    return request.status if request.status == "SUCCEEDED" else f"{request.status}#{request.attempt}"
+    return request.status if request.status == jobs.SUCCEEDED else f"{request.status}#{request.attempt}"
 
 
 def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes, manifest_key: str) -> str:
@@ -176,19 +176,12 @@ def _give_up_shard(run_id: str, shard_id: str) -> None:
     record = table.get(name)
     if record is None or record.status in jobs.SETTLED:
         return
-    if not table.lease(name, jobs.LEASE_SECONDS):
-        raise ShardBusyError(f"shard {name} is being settled by its job's completion; retried later")
-    try:
-        record = table.get(name)
-        if record is None or record.status in jobs.SETTLED:
-            table.release(name)
+    with table.settling(name) as current:  # its job's completion may have settled it meanwhile
+        if current is None or current.status in jobs.SETTLED:
             return
-        if record.job_arn:
-            _stop(record.job_arn)
-        table.settle(name, jobs.FAILED, {}, record.job_arn or "")  # frees the lease
-    except Exception:
-        table.release(name)
-        raise
+        if current.job_arn:
+            _stop(current.job_arn)
+        table.settle(name, jobs.FAILED, {}, current.job_arn or "")
 
 
 def _stop(job_arn: str) -> None:

@@ -13,10 +13,14 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from batch_inference.exceptions import ShardBusyError
 
 KEY = "jobKey"
 SUCCEEDED = "SUCCEEDED"
@@ -138,6 +142,23 @@ class JobsTable:
                 return False
             raise
         return True
+
+    @contextmanager
+    def settling(self, job_key: str) -> Iterator[JobRecord | None]:
+        """Hold the shard's settling lease around the body, which gets the shard as read under the lease (None when
+        its item is gone) and settles it (`settle` frees the lease). The lease is given back when the body fails or
+        finds the shard settled already; `ShardBusyError` while another copy (a second delivery of its completion,
+        or the finalizer giving it up) holds it."""
+        if not self.lease(job_key, LEASE_SECONDS):
+            raise ShardBusyError(f"shard {job_key} is being settled by another copy; retried later")
+        try:
+            record = self.get(job_key)
+            yield record
+        except BaseException:
+            self.release(job_key)  # let the retry settle it at once rather than after the lease
+            raise
+        if record is None or record.status in SETTLED:
+            self.release(job_key)
 
     def release(self, job_key: str) -> None:
         self.client.update_item(TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="REMOVE leaseUntil")
