@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 
@@ -56,7 +57,17 @@ def json_document(value: Any) -> Mapping[str, Any] | None:
         return None
     if isinstance(value, Mapping):
         return value
-    parsed = json.loads(value)
+    return _parsed_document(value) if isinstance(value, str) else _as_document(json.loads(value))
+
+
+# Several rules read the same documents (every IAM rule reads every role's policies): each text is parsed once. The
+# parsed document is shared, and no rule changes what it reads.
+@lru_cache(maxsize=8192)
+def _parsed_document(text: str) -> Mapping[str, Any] | None:
+    return _as_document(json.loads(text))
+
+
+def _as_document(parsed: Any) -> Mapping[str, Any] | None:
     return parsed if isinstance(parsed, Mapping) else None
 
 
