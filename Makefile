@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt handlers/requirements.txt
+PACK_VENV := policies/venv
+PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: preview test lint bench docs clean postgres migrate
+.PHONY: preview test lint bench docs clean postgres migrate pack-venv
 
-preview: $(STAMP)  ## synthesize STACK offline and run the policy pack over it
+preview: $(STAMP) $(PACK_STAMP)  ## synthesize STACK offline and run the policy pack over it (in its own virtualenv)
 	$(BIN)/python -m offline preview --stack $(STACK)
 
-test: $(STAMP) postgres  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
+test: $(STAMP) $(PACK_STAMP) postgres  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$status
 
@@ -27,6 +29,8 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.packaging
 	$(BIN)/python -m benchmarks.batch_inference
 
+pack-venv: $(PACK_STAMP)  ## the policy pack's own virtualenv (policies/venv), where the Pulumi CLI runs the pack
+
 docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
 	$(BIN)/python -m tools.docs
 
@@ -41,6 +45,14 @@ postgres:  ## PostgreSQL server binaries for the tests (the suite starts its own
 migrate: $(STAMP)  ## apply the file-ingestion migrations to DATABASE_URL (or SECRET_ID=<Secrets Manager secret>)
 	PYTHONPATH=handlers $(BIN)/python -m file_ingestion_migrate $(if $(SECRET_ID),--secret-id $(SECRET_ID))
 
+# The policy pack's own virtualenv, where `pulumi preview --policy-pack policies` runs it (PulumiPolicy.yaml
+# runtime.options.virtualenv), installed as `pulumi install` in policies/ would: only the pack's requirements.
+$(PACK_STAMP): policies/requirements.txt
+	test -x $(PACK_VENV)/bin/python || $(PYTHON) -m venv $(PACK_VENV)
+	$(PACK_VENV)/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(PACK_VENV)/bin/python -m pip install --quiet -r policies/requirements.txt
+	touch $(PACK_STAMP)
+
 $(STAMP): $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -48,4 +60,4 @@ $(STAMP): $(REQUIREMENTS)
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PACK_VENV) .build .pytest_cache .mypy_cache .ruff_cache

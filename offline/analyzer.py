@@ -3,10 +3,12 @@
 What the CLI does, and what is mirrored here (pulumi/pulumi, `sdk/go/common/resource/plugin/analyzer_plugin.go`
 and `pkg/resource/deploy/step_generator.go`):
 
-* It starts the `pulumi-analyzer-policy-python` shim, i.e. `python -u -m pulumi.policy <engine-address> .`, with
-  the pack directory as working directory and PULUMI_PROJECT / PULUMI_STACK / PULUMI_DRY_RUN / PULUMI_CONFIG set.
-  `pulumi.policy` then runs `runpy.run_path(".")`, which puts the pack directory first on `sys.path` (so the pack's
-  `from rules import ...` resolves) and runs its `__main__.py`; the pack prints its port on stdout.
+* It starts the pack through the Python language host's `RunPlugin` (`offline.pack_runtime` resolves which Python,
+  from the pack's `runtime.options`): `python -u -m pulumi.policy <engine-address> <pack dir>`, with the pack
+  directory as working directory and PULUMI_ORGANIZATION / PULUMI_PROJECT / PULUMI_STACK / PULUMI_DRY_RUN /
+  PULUMI_CONFIG set. `pulumi.policy` then runs `runpy.run_path(<pack dir>)`, which puts the pack directory first on
+  `sys.path` (so the pack's `from rules import ...` resolves) and runs its `__main__.py`; the pack prints its port
+  on stdout.
 * `ConfigureStack` (stack, project, organization, tags, dry_run), `GetAnalyzerInfo`, then `Configure` with every
   policy's enforcement level and properties: schema defaults, overlaid by the `--policy-pack-config` file
   (`offline.policy_config`).
@@ -52,6 +54,7 @@ from offline import policy_config as pack_config
 from offline.model import AnalysisReport, Mode, PolicyInfo, ResourceRecord, Skipped, Violation
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent.parent / "policies"
+ORGANIZATION = "organization"  # the Pulumi organization the offline engine reports for every stack
 _SKIP_MARKERS = ("can't run policy", "during preview")
 _LEVELS = {analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.MANDATORY: "mandatory",
            analyzer_pb2.DISABLED: "disabled", analyzer_pb2.REMEDIATE: "remediate"}
@@ -186,11 +189,12 @@ class PolicyPackProcess:
         engine_pb2_grpc.add_EngineServicer_to_server(_Engine(self.logs), self._engine_server)
         engine_port = self._engine_server.add_insecure_port("127.0.0.1:0")
         self._engine_server.start()
-        env = {**os.environ, "PULUMI_PROJECT": self.project, "PULUMI_STACK": self.stack,
-               "PULUMI_DRY_RUN": "true" if self.mode == "preview" else "false", "PULUMI_CONFIG": "{}"}
+        env = {**os.environ, "PULUMI_ORGANIZATION": ORGANIZATION, "PULUMI_PROJECT": self.project,
+               "PULUMI_STACK": self.stack, "PULUMI_DRY_RUN": "true" if self.mode == "preview" else "false",
+               "PULUMI_CONFIG": "{}"}
         # Its own session: Ctrl-C reaches this process, which then stops the pack in order (see stop()).
         self._process = subprocess.Popen(
-            [self.python, "-u", "-m", "pulumi.policy", f"127.0.0.1:{engine_port}", "."],
+            [self.python, "-u", "-m", "pulumi.policy", f"127.0.0.1:{engine_port}", str(self.pack_dir)],
             cwd=self.pack_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
         threading.Thread(target=self._pump_stdout, daemon=True).start()
@@ -284,7 +288,7 @@ class PolicyPackProcess:
         policies = self.policies()
         resolved = pack_config.resolve(policies, policy_config)
         self._call(self.stub.ConfigureStack, analyzer_pb2.AnalyzerStackConfigureRequest(
-            stack=self.stack, project=self.project, organization="organization", dry_run=self.mode == "preview",
+            stack=self.stack, project=self.project, organization=ORGANIZATION, dry_run=self.mode == "preview",
             tags=dict(stack_tags or {})))
         self._call(self.stub.Configure, analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={
             name: analyzer_pb2.PolicyConfig(enforcementLevel=_LEVEL_VALUES[entry.enforcement],
@@ -328,8 +332,3 @@ def analyze(resources: list[ResourceRecord], *, project: str, stack: str, mode: 
     """Start the pack, analyze one stack, stop the pack (also on errors and Ctrl-C)."""
     with PolicyPackProcess(pack_dir, project=project, stack=stack, mode=mode, python=python) as pack:
         return pack.analyze(resources, policy_config=policy_config, stack_tags=stack_tags)
-
-
-def load_policy_config(path: Path) -> dict[str, Any]:
-    """A `--policy-pack-config` file (see `offline.policy_config`)."""
-    return pack_config.load(path)

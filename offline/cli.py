@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from offline import analyzer, graph, policy_config
+from offline import analyzer, graph, pack_runtime, policy_config
 from offline.export import write_export
 from offline.model import ResourceRecord
 from offline.report import PreviewResult, json_report, text_report
@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directory with Pulumi.yaml and the program (default: this repository)")
     preview.add_argument("--policy-pack", type=Path, default=analyzer.DEFAULT_PACK_DIR, metavar="DIR",
                          help="the policy pack directory (default: policies/)")
+    preview.add_argument("--pack-python", metavar="PYTHON",
+                         help="the interpreter to run the pack with (default: as the Pulumi CLI chooses it, from the "
+                              "pack's PulumiPolicy.yaml runtime options: its virtualenv, else $PULUMI_PYTHON_CMD or "
+                              "python3)")
     preview.set_defaults(handler=run_preview)
     return parser
 
@@ -97,9 +101,11 @@ def run_preview(args: argparse.Namespace) -> int:
     if args.graph:
         _write_graph(synthesis.resources, args.graph)
     try:
+        python = args.pack_python or pack_runtime.pack_python(args.policy_pack.resolve())
         analysis = analyzer.analyze(synthesis.resources, project=synthesis.project, stack=synthesis.stack,
-                                    mode=synthesis.mode, policy_config=config, pack_dir=args.policy_pack)
-    except (policy_config.PolicyConfigError, analyzer.PolicyPackError) as error:
+                                    mode=synthesis.mode, policy_config=config, pack_dir=args.policy_pack,
+                                    python=python)
+    except (policy_config.PolicyConfigError, analyzer.PolicyPackError, pack_runtime.PackRuntimeError) as error:
         raise PreviewFailed(str(error)) from error
     result = PreviewResult(synthesis, analysis, time.perf_counter() - started)
     if args.json:

@@ -1,37 +1,28 @@
-"""What the AWS provider computes, emulated where the policy pack or the program can observe it.
+"""What the AWS provider answers, emulated where the policy pack or the program can observe it.
 
-In preview mode a brand-new resource's provider-computed outputs (ARNs, ids, URLs) are unknown, exactly as in
-`pulumi preview` of a new stack. In update mode they are realistic, in AWS's formats, from the stack's account
-and region. Policy documents arrive as JSON strings, and a document with any unknown inside is one unknown
-string, as the provider turns it.
+A create is answered as the bridged provider answers it (`docs/offline-fidelity.md`):
+
+* in preview mode with the *planned state*: the checked inputs (`offline.check`), and every property the provider
+  computes (`offline.schema`) that the program left unset as unknown, `tagsAll` and `region` excepted (the
+  provider plans both from known values); the id is unknown;
+* in update mode with the state after a completed create: ids, ARNs and URLs in AWS's formats from the stack's
+  account and region, every other computed property the value AWS reports for a new resource where AWS documents
+  one, else an empty value of its type (never null).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
+from offline import tf_defaults
+from offline.check import check
 from offline.model import UNKNOWN, Mode
-from offline.values import plain
-
-# Properties the AWS provider takes as JSON documents (type token -> property names).
-JSON_DOCUMENT_PROPERTIES: dict[str, tuple[str, ...]] = {
-    "aws:iam/role:Role": ("assumeRolePolicy",),
-    "aws:iam/rolePolicy:RolePolicy": ("policy",),
-    "aws:iam/policy:Policy": ("policy",),
-    "aws:sqs/queue:Queue": ("policy", "redrivePolicy", "redriveAllowPolicy"),
-    "aws:sqs/queuePolicy:QueuePolicy": ("policy",),
-    "aws:sns/topicPolicy:TopicPolicy": ("policy",),
-    "aws:s3/bucketPolicy:BucketPolicy": ("policy",),
-    "aws:kms/key:Key": ("policy",),
-    "aws:sfn/stateMachine:StateMachine": ("definition",),
-    "aws:cloudwatch/eventRule:EventRule": ("eventPattern",),
-}
+from offline.schema import schema_of
 
 
 @dataclass(frozen=True)
@@ -44,30 +35,6 @@ class AwsAccount:
     def arn(self, service: str, resource: str, *, regional: bool = True, with_account: bool = True) -> str:
         return (f"arn:{self.partition}:{service}:{self.region if regional else ''}:"
                 f"{self.account_id if with_account else ''}:{resource}")
-
-
-def contains_unknown(value: Any) -> bool:
-    if isinstance(value, str):
-        return value == UNKNOWN
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(contains_unknown(v) for v in value)
-    return False
-
-
-def as_provider_inputs(type_: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Inputs as the provider holds them: JSON documents as strings, unknown as a whole if unknown in part."""
-    result = dict(inputs)
-    for prop in JSON_DOCUMENT_PROPERTIES.get(type_, ()):
-        value = result.get(prop)
-        if value is None:
-            continue
-        if contains_unknown(value):
-            result[prop] = UNKNOWN
-        elif not isinstance(value, str):
-            result[prop] = json.dumps(value)
-    return result
 
 
 def _stable_id(*parts: str, length: int = 12) -> str:
@@ -159,6 +126,46 @@ def invoke_result(token: str, acct: AwsAccount) -> dict[str, Any]:
     raise NotImplementedError(f"the offline provider does not answer the invoke {token}")
 
 
+# What AWS reports for a new resource where the program left a computed property unset and AWS documents a default.
+_REPORTED_AFTER_CREATE: dict[str, dict[str, Any]] = {
+    # SQS managed encryption is on for every new queue since October 2022.
+    "aws:sqs/queue:Queue": {"sqsManagedSseEnabled": True, "kmsDataKeyReusePeriodSeconds": 300},
+    # Every new bucket is encrypted with SSE-S3 since January 2023.
+    "aws:s3/bucket:Bucket": {"serverSideEncryptionConfiguration": {"rule": {"applyServerSideEncryptionByDefault": {
+        "sseAlgorithm": "AES256"}, "bucketKeyEnabled": False}}},
+    "aws:lambda/function:Function": {"architectures": ["x86_64"], "ephemeralStorage": {"size": 512},
+                                     "tracingConfig": {"mode": "PassThrough"}},
+}
+_EMPTY = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
+
+
+def planned_state(type_: str, checked: dict[str, Any], region: str) -> dict[str, Any]:
+    """`Create(preview=true)`: the checked inputs with every schema default, every computed property the program
+    left unset unknown (`region` is planned from the provider's region, `tagsAll` from known tags)."""
+    schema = schema_of(type_)
+    state = {**tf_defaults.planned_defaults(type_), **checked}
+    if state.get("tagsAll") == {}:
+        del state["tagsAll"]  # without tags or default tags the provider's plan leaves tags_all to be computed
+    for prop in sorted(schema.computed - state.keys() if schema else ()):
+        state[prop] = region if prop == "region" else UNKNOWN
+    if schema is None:
+        state.update({"id": UNKNOWN, "arn": UNKNOWN})  # a type the SDK does not declare: at least its identity
+    return state
+
+
+def applied_state(type_: str, name: str, checked: dict[str, Any], acct: AwsAccount) -> tuple[str, dict[str, Any]]:
+    """`Create`: the id and the state after a completed create, every computed property with a value."""
+    resource_id, computed = computed_outputs(type_, name, checked, acct)
+    state = {**tf_defaults.planned_defaults(type_), **computed, **checked}
+    reported = _REPORTED_AFTER_CREATE.get(type_, {})
+    schema = schema_of(type_)
+    if schema is None:
+        return resource_id, state
+    for prop in sorted(schema.computed - state.keys()):
+        state[prop] = acct.region if prop == "region" else reported.get(prop, _EMPTY[schema.kind_of(prop)])
+    return resource_id, state
+
+
 class AwsProviderEmulator(Mocks):
     """`pulumi.runtime.Mocks` that answer like the engine and the AWS provider in preview or update mode."""
 
@@ -170,12 +177,16 @@ class AwsProviderEmulator(Mocks):
         return invoke_result(args.token, self.account)
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
-        inputs = as_provider_inputs(args.typ, plain(args.inputs))
-        if args.typ.startswith("pulumi:providers:"):
-            return f"{args.name}-provider-id", inputs
-        resource_id, computed = computed_outputs(args.typ, args.name, inputs, self.account)
+        raise NotImplementedError("resources are registered through RecordingMonitor.register, which checks first")
+
+    def create(self, type_: str, name: str, checked: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The id and state of a custom resource created from `checked` inputs ("" for an id unknown at preview)."""
+        if type_.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", checked
         if self.mode == "preview":
-            # A create in preview: inputs are known as given, every provider-computed output is unknown.
-            unknowns = {key: UNKNOWN for key in computed if key not in inputs}
-            return "", {**inputs, **unknowns}
-        return resource_id, {**computed, **inputs}
+            return "", planned_state(type_, checked, self.account.region)
+        return applied_state(type_, name, checked, self.account)
+
+    @staticmethod
+    def check(type_: str, name: str, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        return inputs if type_.startswith("pulumi:providers:") else check(type_, name, urn, inputs)

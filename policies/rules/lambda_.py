@@ -11,7 +11,7 @@ from pulumi_policy import PolicyResource
 from . import relations
 from .core import aws_defaults, types
 from .core.rule import Rule, StackContext, describe
-from .core.values import as_list, fmt, get_path, number
+from .core.values import as_list, fmt, get_path, number, unless_computed
 
 _REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 
@@ -86,7 +86,9 @@ def _log_group(ctx: StackContext, function: PolicyResource, by_name: Mapping[str
     linked = ctx.index.deps(function, "loggingConfig", types.LOG_GROUP)
     if linked:
         return linked[0]
-    name = get_path(function.props, "loggingConfig", "logGroup") or f"/aws/lambda/{function.props.get('name')}"
+    # loggingConfig is computed when left unset (unknown at preview): then Lambda logs to /aws/lambda/<name>.
+    logging = unless_computed(function.props, "loggingConfig")
+    name = get_path(logging, "logGroup") or f"/aws/lambda/{function.props.get('name')}"
     return by_name.get(str(name))
 
 

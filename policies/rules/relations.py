@@ -10,6 +10,7 @@ from pulumi_policy import PolicyResource
 from .core import types
 from .core.index import StackIndex
 from .core.rule import describe
+from .core.values import unless_computed
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,39 @@ def sqs_mappings(index: StackIndex) -> list[SqsMapping]:
     return index.derived("sqs_mappings", _sqs_mappings)
 
 
+def _separate_redrives(index: StackIndex) -> dict[str, PolicyResource]:
+    by_queue: dict[str, PolicyResource] = {}
+    for policy in index.of_type(types.REDRIVE_POLICY):
+        for queue in index.deps(policy, "queueUrl", types.QUEUE):
+            by_queue.setdefault(queue.urn, policy)
+    return by_queue
+
+
+def _redrive_holder(index: StackIndex, queue: PolicyResource) -> PolicyResource:
+    """Where a queue's redrive policy is set: a separate RedrivePolicy resource if the stack uses one (then the
+    queue's own `redrivePolicy` is computed from it, unknown at preview), else the queue itself."""
+    return index.derived("separate_redrives", _separate_redrives).get(queue.urn, queue)
+
+
+def redrive_policy(index: StackIndex, queue: PolicyResource) -> object:
+    """The queue's redrive policy document, read from whichever resource sets it (RedrivePolicy.queueUrl -> Queue).
+    The queue's own `redrivePolicy` is computed when left unset: unknown there counts as none, since a redrive
+    policy unknown at preview cannot be shown to dead-letter anything."""
+    holder = _redrive_holder(index, queue)
+    return unless_computed(holder.props, "redrivePolicy") if holder is queue else holder.props.get("redrivePolicy")
+
+
 def _redrives(index: StackIndex) -> dict[str, list[PolicyResource]]:
     sources: dict[str, list[PolicyResource]] = defaultdict(list)
     for queue in index.of_type(types.QUEUE):
-        for dlq in index.deps(queue, "redrivePolicy", types.QUEUE):
+        for dlq in index.deps(_redrive_holder(index, queue), "redrivePolicy", types.QUEUE):
             sources[dlq.urn].append(queue)
     return sources
 
 
 def redrive_sources(index: StackIndex) -> dict[str, list[PolicyResource]]:
-    """DLQ URN -> the queues whose redrivePolicy names it (redrivePolicy -> Queue)."""
+    """DLQ URN -> the queues whose redrive policy names it (Queue.redrivePolicy -> Queue, or
+    RedrivePolicy.redrivePolicy -> Queue with RedrivePolicy.queueUrl -> the source)."""
     return index.derived("redrive_sources", _redrives)
 
 
@@ -103,7 +127,10 @@ def identity_documents(index: StackIndex, function: PolicyResource) -> list[tupl
     RolePolicyAttachment.role -> Role, RolePolicyAttachment.policyArn -> Policy)."""
     found: list[tuple[str, object]] = []
     for role in index.deps(function, "role", types.ROLE):
-        for inline in role.props.get("inlinePolicies") or ():
+        # inlinePolicies is computed when left unset (unknown at preview): then the role's inline policies are its
+        # RolePolicy resources. A program's own unknown inlinePolicies is judged by the IAM rules, which read the
+        # role's checked inputs.
+        for inline in unless_computed(role.props, "inlinePolicies") or ():
             found.append((f"{describe(role)} inline policy '{inline.get('name')}'", inline.get("policy")))
         for policy in index.referrers(role, types.ROLE_POLICY, key="role"):
             found.append((describe(policy), policy.props.get("policy")))

@@ -11,7 +11,7 @@ from pulumi_policy import PolicyResource
 from . import relations
 from .core import documents, globs, types
 from .core.rule import Rule, StackContext, describe
-from .core.values import as_list, get_path, truthy
+from .core.values import as_list, get_path, truthy, unless_computed
 
 _PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
@@ -27,19 +27,22 @@ def _public_access_problem(ctx: StackContext, bucket: PolicyResource) -> str | N
 def _encrypted(ctx: StackContext, bucket: PolicyResource) -> bool:
     if not ctx.settings["requireExplicitEncryption"]:
         return True  # S3 encrypts every new object with SSE-S3 unless told otherwise
-    if get_path(bucket.props, "serverSideEncryptionConfiguration", "rule", "applyServerSideEncryptionByDefault",
-                "sseAlgorithm"):
-        return True
     for config in ctx.index.referrers(bucket, *types.BUCKET_ENCRYPTIONS, key="bucket"):
         if any(get_path(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm")
                for rule in as_list(config.props.get("rules"))):
             return True
-    return False
+    # Set inline, or computed when left unset (unknown at preview, read as not set: this can only add a violation).
+    return bool(get_path(unless_computed(bucket.props, "serverSideEncryptionConfiguration"), "rule",
+                         "applyServerSideEncryptionByDefault", "sseAlgorithm"))
 
 
 def _tls_only(ctx: StackContext, bucket: PolicyResource) -> bool:
-    policies = [bucket.props.get("policy"),
-                *(p.props.get("policy") for p in ctx.index.referrers(bucket, types.BUCKET_POLICY, key="bucket"))]
+    """The bucket policy in force: a BucketPolicy resource if the stack uses one (then the bucket's own `policy`
+    is computed from it, unknown at preview), else the bucket's `policy`, which is computed when left unset:
+    unknown counts as none, since a document unknown at preview cannot be shown to deny anything."""
+    attached = ctx.index.referrers(bucket, types.BUCKET_POLICY, key="bucket")
+    policies = ([p.props.get("policy") for p in attached] if attached
+                else [unless_computed(bucket.props, "policy")])
     return any(documents.denies_insecure_transport(p, ["s3:*"]) for p in policies)
 
 

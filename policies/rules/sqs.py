@@ -9,7 +9,7 @@ from pulumi_policy import PolicyResource
 from . import relations
 from .core import aws_defaults, documents, types
 from .core.rule import Rule, StackContext, describe
-from .core.values import as_list, fmt, get_path, json_document, number, truthy
+from .core.values import as_list, fmt, get_path, json_document, number, truthy, unless_computed
 
 
 def _visibility_covers_consumer(ctx: StackContext) -> None:
@@ -37,7 +37,7 @@ def _redrive_to_dlq(ctx: StackContext) -> None:
     for queue, feeds in relations.delivered_queues(ctx.index).values():
         with ctx.about(queue):
             subject = f"{describe(queue)} ({'; '.join(feeds)})"
-            redrive = json_document(queue.props.get("redrivePolicy"))
+            redrive = json_document(relations.redrive_policy(ctx.index, queue))
             if not redrive or not redrive.get("deadLetterTargetArn"):
                 ctx.violation(queue, f"{subject} has no redrivePolicy with a deadLetterTargetArn, so a message "
                                      f"that always fails is retried until retention drops it")
@@ -116,10 +116,14 @@ def _dlq_outlives_source(ctx: StackContext) -> None:
 
 
 def _encryption_problem(ctx: StackContext, resource: PolicyResource) -> str | None:
+    if resource.props.get("kmsMasterKeyId"):
+        return None
     if resource.resource_type == types.TOPIC:
-        return None if resource.props.get("kmsMasterKeyId") else "sets no kmsMasterKeyId"
-    managed = resource.props.get("sqsManagedSseEnabled")
-    if truthy(managed) or resource.props.get("kmsMasterKeyId"):
+        return "sets no kmsMasterKeyId"
+    # sqsManagedSseEnabled is computed when left unset (unknown at preview), so unknown reads as "not set": with
+    # requireExplicitEncryption that is a violation, without it the AWS default (SSE-SQS on) applies.
+    managed = unless_computed(resource.props, "sqsManagedSseEnabled")
+    if truthy(managed):
         return None
     if managed is not None:
         return "sets sqsManagedSseEnabled false and no kmsMasterKeyId"
@@ -129,10 +133,15 @@ def _encryption_problem(ctx: StackContext, resource: PolicyResource) -> str | No
 
 
 def _resource_policies(ctx: StackContext, resource: PolicyResource) -> list[object]:
+    """The resource policy documents in force: the separate policy resources if the stack uses them (then the
+    owner's own `policy` is computed from them, unknown at preview), else the owner's `policy`, which is computed
+    when left unset: unknown counts as none, since a document unknown at preview cannot be shown to deny anything."""
     attached_type, key = ((types.TOPIC_POLICY, "arn") if resource.resource_type == types.TOPIC
                           else (types.QUEUE_POLICY, "queueUrl"))
     attached = ctx.index.referrers(resource, attached_type, key=key)
-    return [resource.props.get("policy"), *(p.props.get("policy") for p in attached)]
+    if attached:
+        return [p.props.get("policy") for p in attached]
+    return [unless_computed(resource.props, "policy")]
 
 
 def _encrypted_tls_only(ctx: StackContext) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from components.config import WorkerSettings
+from offline.check import JSON_DOCUMENT_PROPERTIES, contains_unknown
 from offline.model import ResourceRecord
-from offline.provider import JSON_DOCUMENT_PROPERTIES, contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import worker_program
 

@@ -12,7 +12,7 @@ from components.blocks.event_bus import EventBus, RuleToQueue, TargetRetry, even
 from components.blocks.iam import AwsEnv
 from components.blocks.queue import QueueProducer, QueueWithDlq
 from components.config import QueueSettings
-from offline.provider import contains_unknown
+from offline.check import contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import NAMING
 

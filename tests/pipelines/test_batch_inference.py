@@ -17,8 +17,8 @@ from components.blocks.naming import Naming
 from components.config import BatchInferenceSettings, ConfigError, parse_stack_config
 from components.pipelines.batch_inference import BatchInference
 from components.pipelines.batch_inference_asl import AslParameters, definition
+from offline.check import contains_unknown
 from offline.model import ResourceRecord
-from offline.provider import contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import fake_code
 from tests.support.iam_actions import allowing_statements

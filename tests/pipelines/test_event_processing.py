@@ -13,8 +13,8 @@ from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
 from components.config import ConfigError, EventProcessingSettings, parse_stack_config
 from components.pipelines.event_processing import EventProcessor
+from offline.check import contains_unknown
 from offline.model import ResourceRecord
-from offline.provider import contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import fake_code
 

@@ -13,7 +13,7 @@ from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.config import ConfigError, FileIngestionSettings, parse_stack_config
 from components.pipelines.file_ingestion import FileIngestion, migrations_checksum
-from offline.provider import contains_unknown
+from offline.check import contains_unknown
 from offline.synth import Synthesis, run_program
 from tests.blocks.programs import fake_code
 from tests.least_privilege.platform_grants import PLATFORM_GRANTS

@@ -13,7 +13,7 @@ from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.config import ConfigError, KnowledgeBaseSyncSettings
 from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
-from offline.provider import contains_unknown
+from offline.check import contains_unknown
 from offline.synth import Synthesis, SynthesisError, run_program
 from tests.blocks.programs import fake_code
 

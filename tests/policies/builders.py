@@ -1,8 +1,11 @@
 """Resource sets for the policy tests and the policy benchmark, shaped as the engine records them.
 
 `Stack` builds `ResourceRecord`s with engine URNs (`urn:pulumi:<stack>::<project>::<parent type chain>$<type>::<name>`)
-and property dependencies. The other builders add one well-architected piece each (a queue with its DLQ, a worker,
-a data bucket, an event rule, a workflow, a table) that passes every rule; a test changes one property through
+and property dependencies, as a preview of a new stack holds them: a custom resource's inputs are what the
+provider's Check returns for the given ones, its outputs the provider's planned state (`offline.check`,
+`offline.provider.planned_state`), so a rule that reads a property the provider computes sees it unknown here too.
+The other builders add one well-architected piece each (a queue with its DLQ, a worker, a data bucket, an event
+rule, a workflow, a table) that passes every rule; a test changes one property through
 `overrides` and expects exactly the violation that change causes.
 
 >>> stack = Stack()
@@ -19,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from offline.check import check
 from offline.model import ResourceRecord
+from offline.provider import planned_state
 
 PROJECT = "ai-pipelines"
 STACK = "test"
@@ -88,9 +93,12 @@ class Stack:
         chain = type_ if parent is None or parent.type == "pulumi:pulumi:Stack" else (
             f"{parent.urn.split('::')[2]}${type_}")
         dependencies = sorted({d.urn for targets in deps.values() for d in targets})
+        urn = f"urn:pulumi:{self.stack}::{self.project}::{chain}::{name}"
+        checked = check(type_, name, urn, dict(inputs)) if custom else dict(inputs)
         record = ResourceRecord(
-            urn=f"urn:pulumi:{self.stack}::{self.project}::{chain}::{name}", type=type_, name=name, custom=custom,
-            inputs=dict(inputs), parent=parent.urn if parent else None, dependencies=dependencies,
+            urn=urn, type=type_, name=name, custom=custom, inputs=checked,
+            outputs=planned_state(type_, checked, REGION) if custom else {},
+            parent=parent.urn if parent else None, dependencies=dependencies,
             property_dependencies={key: [d.urn for d in targets] for key, targets in deps.items() if targets})
         self.records.append(record)
         return record

@@ -160,6 +160,8 @@ def test_process_is_stopped_on_interrupt() -> None:
 def test_pack_imports_nothing_from_the_program_or_the_offline_path() -> None:
     """Pulumi runs the pack in its own virtualenv with `policies/` as its only source tree."""
     for source in DEFAULT_PACK_DIR.rglob("*.py"):
+        if "venv" in source.relative_to(DEFAULT_PACK_DIR).parts:
+            continue  # the pack's own virtualenv (its installed requirements)
         for line in source.read_text(encoding="utf-8").splitlines():
             words = line.split()
             if words[:1] in (["import"], ["from"]) and len(words) > 1:

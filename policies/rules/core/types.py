@@ -6,6 +6,7 @@ from typing import Final
 
 QUEUE: Final = "aws:sqs/queue:Queue"
 QUEUE_POLICY: Final = "aws:sqs/queuePolicy:QueuePolicy"
+REDRIVE_POLICY: Final = "aws:sqs/redrivePolicy:RedrivePolicy"
 TOPIC: Final = "aws:sns/topic:Topic"
 TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
 
@@ -42,7 +43,8 @@ STATE_MACHINE: Final = "aws:sfn/stateMachine:StateMachine"
 TABLE: Final = "aws:dynamodb/table:Table"
 
 _NOUNS: Final = {
-    QUEUE: "queue", QUEUE_POLICY: "queue policy", TOPIC: "topic", TOPIC_POLICY: "topic policy",
+    QUEUE: "queue", QUEUE_POLICY: "queue policy", REDRIVE_POLICY: "redrive policy", TOPIC: "topic",
+    TOPIC_POLICY: "topic policy",
     FUNCTION: "function", EVENT_SOURCE_MAPPING: "mapping", LOG_GROUP: "log group", METRIC_ALARM: "alarm",
     COMPOSITE_ALARM: "alarm", EVENT_RULE: "rule", EVENT_TARGET: "rule target", SCHEDULE: "schedule",
     ROLE: "role", ROLE_POLICY: "role policy", USER_POLICY: "user policy", GROUP_POLICY: "group policy",

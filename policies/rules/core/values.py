@@ -12,9 +12,23 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from pulumi_policy.proxy import UnknownValueError
 
-def is_mapping(value: Any) -> bool:
-    return isinstance(value, Mapping)
+
+def unless_computed(props: Mapping[str, Any], key: str) -> Any:
+    """A property the provider computes when the program leaves it unset: its value, or None while it is unknown.
+
+    In a preview's planned state such a property is unknown whenever the program did not set it, so for a stack
+    policy "unknown" and "left unset" look alike, and this reads both as unset. Use it only where that is sound:
+    where the property is also judged from the resource's checked inputs (in which an unset property is absent and
+    only a program's own unknown is unknown), where reading it as unset can only add a violation, or for a block
+    that a program sets field by field (a wholly unknown block then means an Output passed for the whole block,
+    which this reads as unset; a field left unknown inside a set block still raises).
+    """
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return None
 
 
 def as_list(value: Any) -> list[Any]:
