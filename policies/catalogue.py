@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rules import PACK_NAME, RULES
-from rules.core import settings
+from rules.core import manifest, settings
 from rules.core.rule import Rule
 
 HERE = Path(__file__).resolve().parent
@@ -83,11 +82,6 @@ ends with. A function without a `loggingConfig` dependency is matched to the log
 """
 
 
-def _version() -> str:
-    match = re.search(r"^version:\s*(\S+)", (HERE / "PulumiPolicy.yaml").read_text(), re.MULTILINE)
-    return match.group(1) if match else "unversioned"
-
-
 def _default(spec: Mapping[str, Any]) -> str:
     return f"`{json.dumps(spec['default'])}`" if "default" in spec else "none"
 
@@ -112,7 +106,7 @@ def render() -> str:
     table = "\n".join(f"| `{r.name}` | {r.scope} | {r.level.value} | {r.what} |" for r in RULES)
     relations = sorted({relation for rule in RULES for relation in rule.relations})
     return INTRO.format(
-        name=PACK_NAME, version=_version(), common=_keys(settings.COMMON), table=table,
+        name=PACK_NAME, version=manifest.manifest_version(), common=_keys(settings.COMMON), table=table,
         sections="\n".join(_section(r) for r in RULES),
         relations="\n".join(f"- `{relation}`" for relation in relations))
 

@@ -1,5 +1,7 @@
-"""Every shipped stack, in both modes, through the offline preview with the project's own policy pack: no
-mandatory violation, and no policy skipped because a value was unknown (design principle 1)."""
+"""Every shipped stack, in both modes, through the offline preview with the project's own policy pack started as
+the Pulumi CLI starts it (in the pack's own virtualenv): no mandatory violation, and no policy skipped because a
+value was unknown (design principle 1), under the stack's shipped config (every rule strict about unknowns) and
+under no config at all (every rule skipping what it cannot know)."""
 
 from __future__ import annotations
 
@@ -20,12 +22,16 @@ def test_the_shipped_stacks_are_found() -> None:
     assert {"dev", "prod"} <= set(STACKS)
 
 
+@pytest.mark.parametrize("config", ["shipped", "none"])
 @pytest.mark.parametrize("mode", ["preview", "update"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_shipped_stack_passes_the_policy_pack(stack: str, mode: str) -> None:
+def test_shipped_stack_passes_the_policy_pack(stack: str, mode: str, config: str, tmp_path: Path) -> None:
+    no_config = tmp_path / "none.json"
+    no_config.write_text("{}")
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["preview", "--stack", stack, "--mode", mode, "--json"])
+        code = cli.main(["preview", "--stack", stack, "--mode", mode, "--json",
+                         *(["--policy-config", str(no_config)] if config == "none" else [])])
     assert code in (0, 1), err.getvalue()
     report = json.loads(out.getvalue())
     mandatory = [f"{v['policy']} on {v['urn']}: {v['message']}" for v in report["violations"]

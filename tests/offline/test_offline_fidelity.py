@@ -1,0 +1,236 @@
+"""The offline engine answers as a real `pulumi preview` (and `pulumi up`) of a new stack would, asserted on what
+the policy pack receives: `Analyze` gets the provider's Check output, `AnalyzeStack` the planned state.
+
+One fixture program holds a resource of each kind `docs/offline-fidelity.md` describes: a queue whose `policy` and
+`redrivePolicy` are set by separate resources (so its own are computed), a bucket with separate encryption, public
+access and policy resources, auto-named resources, a role with an inline policy unknown at preview, and a function
+that leaves properties with schema defaults unset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+from google.protobuf import json_format
+
+from offline import tf_defaults
+from offline.analyzer import PolicyPackProcess, _Messages
+from offline.model import UNKNOWN, Mode
+from offline.schema import schema_of
+from offline.synth import Synthesis, run_program
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+AUTO_NAME = r"-[0-9a-f]{7}"
+TLS_ONLY = {"Effect": "Deny", "Principal": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def _document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def fidelity_program() -> None:
+    dlq = aws.sqs.Queue("orders-dlq", name="orders-dlq", sqs_managed_sse_enabled=True, policy=_document(
+        {**TLS_ONLY, "Action": "sqs:*", "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders-dlq"}))
+    queue = aws.sqs.Queue("orders", name="orders", sqs_managed_sse_enabled=True, tags={"team": "orders"})
+    aws.sqs.QueuePolicy("orders-policy", queue_url=queue.url, policy=queue.name.apply(lambda name: _document(
+        {**TLS_ONLY, "Action": "sqs:*", "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"})))
+    aws.sqs.RedrivePolicy("orders-redrive", queue_url=queue.url, redrive_policy=dlq.name.apply(lambda name: json.dumps(
+        {"deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "maxReceiveCount": 5})))
+    aws.sqs.Queue("bare", name="bare", sqs_managed_sse_enabled=True)
+
+    bucket = aws.s3.Bucket("Uploads")
+    aws.s3.BucketServerSideEncryptionConfiguration("uploads-sse", bucket=bucket.bucket, rules=[{
+        "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}}])
+    aws.s3.BucketPublicAccessBlock("uploads-pab", bucket=bucket.bucket, block_public_acls=True,
+                                   block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
+    aws.s3.BucketPolicy("uploads-policy", bucket=bucket.bucket, policy=bucket.bucket.apply(lambda name: _document(
+        {**TLS_ONLY, "Action": "s3:*", "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]})))
+
+    role = aws.iam.Role("worker", assume_role_policy=_document(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
+        inline_policies=[
+            {"name": "known", "policy": _document({"Effect": "Allow", "Action": "sqs:SendMessage",
+                                                   "Resource": f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders"})},
+            {"name": "late", "policy": queue.arn.apply(lambda arn: _document(
+                {"Effect": "Allow", "Action": "sqs:*", "Resource": arn}))},
+        ])
+    aws.lambda_.Function("worker-fn", role=role.arn, runtime="python3.13", handler="app.handler",
+                         code=pulumi.AssetArchive({}))
+
+
+def synthesize(mode: Mode) -> Synthesis:
+    return run_program(fidelity_program, project="fidelity", stack="test", mode=mode, config={"aws:region": REGION})
+
+
+@pytest.fixture(scope="module")
+def preview() -> Synthesis:
+    return synthesize("preview")
+
+
+@pytest.fixture(scope="module")
+def update() -> Synthesis:
+    return synthesize("update")
+
+
+def analyzed(synthesis: Synthesis, name: str) -> dict[str, Any]:
+    """The properties `Analyze` sends the pack for the resource: its checked inputs."""
+    message = _Messages(synthesis.resources).analyze_request(synthesis.named(name))
+    return json_format.MessageToDict(message.properties)
+
+
+def stack_analyzed(synthesis: Synthesis, name: str) -> dict[str, Any]:
+    """The properties `AnalyzeStack` sends the pack for the resource: its state after Create."""
+    message = _Messages(synthesis.resources).stack_resource(synthesis.named(name))
+    return json_format.MessageToDict(message.properties)
+
+
+# --- the computed-property table, from the installed SDK --------------------------------------------------------
+
+@pytest.mark.parametrize(("token", "prop"), [
+    ("aws:sqs/queue:Queue", "policy"),
+    ("aws:sqs/queue:Queue", "redrivePolicy"),
+    ("aws:sqs/queue:Queue", "arn"),
+    ("aws:s3/bucket:Bucket", "serverSideEncryptionConfiguration"),
+    ("aws:s3/bucket:Bucket", "policy"),
+    ("aws:iam/role:Role", "inlinePolicies"),
+    ("aws:lambda/function:Function", "loggingConfig"),
+])
+def test_computed_table_holds_known_cases(token: str, prop: str) -> None:
+    schema = schema_of(token)
+    assert schema is not None and prop in schema.computed
+
+
+@pytest.mark.parametrize(("token", "prop"), [
+    ("aws:iam/role:Role", "assumeRolePolicy"),          # required input
+    ("aws:sqs/queuePolicy:QueuePolicy", "policy"),      # required input
+    ("aws:sqs/queuePolicy:QueuePolicy", "queueUrl"),    # required input
+    ("aws:lambda/function:Function", "role"),           # required input
+    ("aws:sqs/queue:Queue", "visibilityTimeoutSeconds"),  # optional with a Terraform default: never computed
+    ("aws:lambda/function:Function", "timeout"),
+    ("aws:sqs/queue:Queue", "kmsMasterKeyId"),          # optional, no default: absent when unset
+])
+def test_computed_table_leaves_out_what_the_program_sets(token: str, prop: str) -> None:
+    schema = schema_of(token)
+    assert schema is not None and prop in schema.outputs and prop not in schema.computed
+
+
+def test_an_undeclared_type_has_no_schema() -> None:
+    assert schema_of("aws:nothing/here:Nothing") is None
+
+
+@pytest.mark.parametrize("token", sorted(tf_defaults.SCHEMA_DEFAULTS))
+def test_every_schema_default_is_an_optional_input_the_provider_does_not_compute(token: str) -> None:
+    schema = schema_of(token)
+    assert schema is not None, token
+    for prop in tf_defaults.SCHEMA_DEFAULTS[token]:
+        assert prop in schema.inputs and prop not in schema.required_inputs and prop not in schema.computed, prop
+
+
+# --- Check: what Analyze receives ------------------------------------------------------------------------------
+
+def test_analyze_sees_checked_inputs_with_truthy_schema_defaults(preview: Synthesis) -> None:
+    queue = analyzed(preview, "orders")
+    assert queue["visibilityTimeoutSeconds"] == 30 and queue["messageRetentionSeconds"] == 345_600
+    assert "delaySeconds" not in queue and "fifoQueue" not in queue  # falsy defaults are left to the plan
+    assert "policy" not in queue and "redrivePolicy" not in queue and "arn" not in queue
+    assert queue["tagsAll"] == {"team": "orders"}
+    function = analyzed(preview, "worker-fn")
+    assert function["timeout"] == 3 and function["memorySize"] == 128
+    assert function["reservedConcurrentExecutions"] == -1 and function["packageType"] == "Zip"
+    assert function["tagsAll"] == {}
+
+
+def test_auto_names_are_known_at_preview_and_stable(preview: Synthesis, update: Synthesis) -> None:
+    bucket = analyzed(preview, "Uploads")["bucket"]
+    assert re.fullmatch(r"uploads" + AUTO_NAME, bucket)  # S3 names are lower-cased
+    role = analyzed(preview, "worker")["name"]
+    assert re.fullmatch(r"worker" + AUTO_NAME, role)
+    assert analyzed(preview, "worker-fn")["name"].startswith("worker-fn-")
+    assert stack_analyzed(preview, "Uploads")["bucket"] == bucket
+    assert analyzed(update, "Uploads")["bucket"] == bucket and analyzed(update, "worker")["name"] == role
+
+
+def test_an_inline_policy_unknown_at_preview_is_dropped_by_check(preview: Synthesis, update: Synthesis) -> None:
+    assert [p["name"] for p in analyzed(preview, "worker")["inlinePolicies"]] == ["known"]
+    assert [p["name"] for p in analyzed(update, "worker")["inlinePolicies"]] == ["known", "late"]
+
+
+def test_policy_documents_are_json_strings(preview: Synthesis) -> None:
+    for name in ("orders-policy", "uploads-policy"):
+        assert json.loads(analyzed(preview, name)["policy"])["Statement"][0]["Effect"] == "Deny"
+    assert json.loads(analyzed(preview, "orders-redrive")["redrivePolicy"])["maxReceiveCount"] == 5
+
+
+# --- Create(preview): what AnalyzeStack receives ---------------------------------------------------------------
+
+def test_planned_state_leaves_computed_properties_unknown(preview: Synthesis) -> None:
+    queue = stack_analyzed(preview, "orders")
+    assert queue["policy"] == UNKNOWN and queue["redrivePolicy"] == UNKNOWN  # set by the separate resources
+    assert queue["arn"] == UNKNOWN and queue["url"] == UNKNOWN
+    assert queue["sqsManagedSseEnabled"] is True and queue["name"] == "orders"  # set by the program: known
+    assert queue["delaySeconds"] == 0 and queue["visibilityTimeoutSeconds"] == 30  # every default in the plan
+    assert queue["region"] == REGION and queue["tagsAll"] == {"team": "orders"}  # planned from known values
+    bucket = stack_analyzed(preview, "Uploads")
+    assert bucket["serverSideEncryptionConfiguration"] == UNKNOWN and bucket["policy"] == UNKNOWN
+    assert [p["name"] for p in stack_analyzed(preview, "worker")["inlinePolicies"]] == ["known"]  # set: known
+    assert stack_analyzed(preview, "worker-fn")["tagsAll"] == UNKNOWN  # no tags: the plan leaves it computed
+    assert stack_analyzed(preview, "worker-fn")["loggingConfig"] == UNKNOWN
+
+
+def test_the_separate_resources_keep_what_the_program_set(preview: Synthesis) -> None:
+    assert json.loads(stack_analyzed(preview, "orders-policy")["policy"])["Statement"][0]["Action"] == "sqs:*"
+    encryption = stack_analyzed(preview, "uploads-sse")
+    assert encryption["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    assert stack_analyzed(preview, "uploads-pab")["blockPublicPolicy"] is True
+
+
+def test_update_mode_gives_every_computed_property_a_value(update: Synthesis) -> None:
+    for record in update.resources:
+        if not record.custom:
+            continue
+        schema = schema_of(record.type)
+        assert schema is not None
+        missing = sorted(schema.computed - record.outputs.keys())
+        assert missing == [], f"{record.name}: {missing}"
+        assert UNKNOWN not in json.dumps(record.outputs), record.name
+    queue = stack_analyzed(update, "orders")
+    assert queue["arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:orders" and queue["policy"] == ""
+    assert queue["sqsManagedSseEnabled"] is True
+    bucket = stack_analyzed(update, "Uploads")
+    assert bucket["serverSideEncryptionConfiguration"]["rule"]["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "AES256"}  # what S3 reports for a new bucket
+
+
+def test_a_resource_reference_is_sent_as_its_id() -> None:
+    def program() -> None:
+        role = aws.iam.Role("ref-role", name="ref-role", assume_role_policy=_document())
+        aws.lambda_.Function("ref-fn", role=role, runtime="python3.13", handler="a.b", code=pulumi.AssetArchive({}))
+
+    previewed = run_program(program, project="fidelity", stack="test", mode="preview")
+    applied = run_program(program, project="fidelity", stack="test", mode="update")
+    assert previewed.named("ref-fn").inputs["role"] == UNKNOWN  # the role's id is unknown until it exists
+    assert applied.named("ref-fn").inputs["role"] == "ref-role"
+
+
+# --- the pack's verdicts under the planned state ---------------------------------------------------------------
+
+RULES = ("messaging-encrypted-tls-only", "s3-bucket-guardrails")
+
+
+@pytest.mark.parametrize("unknown_values", ["skip", "violation"])
+def test_the_pack_judges_settings_where_the_stack_sets_them(preview: Synthesis, unknown_values: str) -> None:
+    config = {rule: {"unknownValues": unknown_values} for rule in RULES}
+    with PolicyPackProcess(project="fidelity", stack="test", mode="preview") as pack:
+        report = pack.analyze(preview.resources, policy_config=config)
+    judged = [(v.policy, v.urn.rsplit("::", 1)[-1]) for v in report.violations if v.policy in RULES]
+    assert [s for s in report.skipped if s.policy in RULES] == []
+    # The queue and the bucket set their policies and encryption through separate resources, the dead-letter queue
+    # its policy inline: no finding. The bare queue has no resource policy: a verdict, not a skip, although its own
+    # `policy` is unknown at preview.
+    assert judged == [("messaging-encrypted-tls-only", "bare")]
