@@ -50,5 +50,5 @@ def test_a_manifest_it_cannot_use_is_named(tmp_path: Path, text: str, message: s
 
 
 def test_a_missing_manifest_is_named(tmp_path: Path) -> None:
-    with pytest.raises(PackRuntimeError, match="PulumiPolicy.yaml"):
+    with pytest.raises(PackRuntimeError, match=r"PulumiPolicy\.yaml"):
         pack_python(tmp_path)
