@@ -82,11 +82,19 @@ def schema_of(token: str) -> ResourceSchema | None:
     located = _classes_by_token().get(token)
     if located is None:
         return None
-    module = importlib.import_module(located[0])
-    resource_class = getattr(module, located[1])
-    args_class = getattr(module, f"{located[1]}Args", None)
+    resource_class = getattr(importlib.import_module(located[0]), located[1])
+    args_class = _args_class(resource_class)
     inputs, required = _inputs(args_class) if args_class is not None else (frozenset(), frozenset())
     return ResourceSchema(token=token, inputs=inputs, required_inputs=required, outputs=_outputs(resource_class))
+
+
+def _args_class(resource_class: type) -> type | None:
+    """The resource's Args class, as its own module exports it: `<Name>Args`, or `<Name>InitArgs` where a nested
+    input type already has that name (pulumi_aws.s3.BucketServerSideEncryptionConfigurationArgs is the Bucket's
+    inline block; the resource's own is BucketServerSideEncryptionConfigurationInitArgs)."""
+    module = importlib.import_module(resource_class.__module__)
+    exported = [name for name in getattr(module, "__all__", ()) if name.endswith("Args")]
+    return getattr(module, exported[0]) if len(exported) == 1 else None
 
 
 def _getters(cls: type) -> dict[str, tuple[str, Any]]:

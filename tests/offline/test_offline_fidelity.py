@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from offline import tf_defaults
 from offline.analyzer import PolicyPackProcess, _Messages
 from offline.model import UNKNOWN, Mode
-from offline.schema import schema_of
+from offline.schema import _classes_by_token, schema_of
 from offline.synth import Synthesis, run_program
 
 REGION = "eu-west-1"
@@ -111,6 +111,8 @@ def test_computed_table_holds_known_cases(token: str, prop: str) -> None:
     ("aws:sqs/queuePolicy:QueuePolicy", "policy"),      # required input
     ("aws:sqs/queuePolicy:QueuePolicy", "queueUrl"),    # required input
     ("aws:lambda/function:Function", "role"),           # required input
+    # required input of a resource whose Args class is exported as <Name>InitArgs
+    ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "rules"),
     ("aws:sqs/queue:Queue", "visibilityTimeoutSeconds"),  # optional with a Terraform default: never computed
     ("aws:lambda/function:Function", "timeout"),
     ("aws:sqs/queue:Queue", "kmsMasterKeyId"),          # optional, no default: absent when unset
@@ -122,6 +124,13 @@ def test_computed_table_leaves_out_what_the_program_sets(token: str, prop: str) 
 
 def test_an_undeclared_type_has_no_schema() -> None:
     assert schema_of("aws:nothing/here:Nothing") is None
+
+
+def test_every_resource_type_of_the_sdk_has_its_inputs() -> None:
+    tokens = _classes_by_token()
+    assert len(tokens) > 1000
+    without_inputs = [token for token in tokens if not schema_of(token).inputs]  # type: ignore[union-attr]
+    assert len(without_inputs) <= 5, without_inputs  # a few resources take no arguments at all
 
 
 @pytest.mark.parametrize("token", sorted(tf_defaults.SCHEMA_DEFAULTS))
