@@ -31,7 +31,14 @@ INTRO = """\
 CrossGuard policies for the event-driven AI pipelines: least-privilege IAM, queues and their Lambda consumers,
 buckets, EventBridge targets, Step Functions workflows, DynamoDB tables and alarms. Every rule gives a verdict at
 preview from values the program makes known at preview (physical names, ARNs built from them), and relates
-resources through the engine's property dependencies, never by matching ARNs.
+resources through the engine's property dependencies, never by matching ARNs. Where a setting can be made on its
+owner or through a separate resource (a queue's `policy` or a `QueuePolicy`, `redrivePolicy` or a `RedrivePolicy`,
+a bucket's inline settings or its encryption and policy resources, a role's `inlinePolicies` or `RolePolicy`s),
+the rules follow the one the stack uses: the owner's own is computed by the provider then, and unknown at preview
+([docs/offline-fidelity.md](../docs/offline-fidelity.md)).
+
+The CLI runs the pack in its own virtualenv, `policies/venv` (`runtime.options` in `PulumiPolicy.yaml`), which it
+does not create for a local pack: `make pack-venv`, or `pulumi install` in this directory, builds it.
 
     pulumi preview --policy-pack policies --policy-pack-config policies/config/dev.json
     python -m offline preview --stack dev      # the same analysis without the Pulumi CLI

@@ -186,7 +186,7 @@ RULES = (
                                    "description": "Highest maxReceiveCount accepted."},
         },
         relations=("EventSourceMapping.eventSourceArn -> Queue", "BucketNotification.queues -> Queue",
-                   "EventTarget.arn -> Queue"),
+                   "EventTarget.arn -> Queue", "RedrivePolicy.queueUrl -> Queue"),
     ),
     Rule(
         name="sqs-dlq-and-age-alarms",
@@ -195,7 +195,8 @@ RULES = (
         why="A dead-lettered message is a failure someone must see; an ageing source queue is a stalled worker.",
         scope="stack",
         check=_dlq_and_age_alarms,
-        relations=("Queue.redrivePolicy -> Queue (the DLQ)", "EventTarget.deadLetterConfig -> Queue",
+        relations=("Queue.redrivePolicy -> Queue (the DLQ)", "RedrivePolicy.redrivePolicy -> Queue (the DLQ)",
+                   "EventTarget.deadLetterConfig -> Queue",
                    "MetricAlarm.dimensions (or metricQueries) -> Queue",
                    "EventSourceMapping.eventSourceArn -> Queue"),
     ),
@@ -206,7 +207,7 @@ RULES = (
             "expires the moment it is dead-lettered.",
         scope="stack",
         check=_dlq_outlives_source,
-        relations=("Queue.redrivePolicy -> Queue (the DLQ)",),
+        relations=("Queue.redrivePolicy -> Queue (the DLQ)", "RedrivePolicy.redrivePolicy -> Queue (the DLQ)"),
     ),
     Rule(
         name="messaging-encrypted-tls-only",

@@ -9,6 +9,7 @@ that leaves properties with schema defaults unset.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from google.protobuf import json_format
 
 from offline import tf_defaults
-from offline.analyzer import PolicyPackProcess, _Messages
+from offline.analyzer import DEFAULT_PACK_DIR, PolicyPackProcess, _Messages
 from offline.model import UNKNOWN, Mode
 from offline.schema import _classes_by_token, schema_of
 from offline.synth import Synthesis, run_program
@@ -243,3 +244,15 @@ def test_the_pack_judges_settings_where_the_stack_sets_them(preview: Synthesis, 
     # its policy inline: no finding. The bare queue has no resource policy: a verdict, not a skip, although its own
     # `policy` is unknown at preview.
     assert judged == [("messaging-encrypted-tls-only", "bare")]
+
+
+def test_the_packs_assumed_defaults_are_the_providers() -> None:
+    """The pack's fallbacks for absent properties (policies/rules/core/aws_defaults.py) are the provider's."""
+    path = DEFAULT_PACK_DIR / "rules" / "core" / "aws_defaults.py"
+    spec = importlib.util.spec_from_file_location("pack_aws_defaults", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.SCHEMA_DEFAULTS
+    for (token, prop), value in module.SCHEMA_DEFAULTS.items():
+        assert tf_defaults.planned_defaults(token).get(prop) == value, (token, prop)
