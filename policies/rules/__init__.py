@@ -9,7 +9,7 @@ from __future__ import annotations
 from pulumi_policy import Policy
 
 from . import cloudwatch, dynamodb, events, iam, lambda_, s3, sqs, stepfunctions
-from .core import manifest, process
+from .core import diagnostics, manifest, process
 from .core.rule import Rule, to_policy
 from .exemptions_applied import EXEMPTIONS_APPLIED
 
@@ -29,8 +29,9 @@ RULES: tuple[Rule, ...] = (
 
 
 def policies() -> list[Policy]:
-    """The policies of a running pack (this also tunes the pack's process for the analysis workload, and has the SDK
-    report the manifest's version)."""
+    """The policies of a running pack (this also tunes the pack's process for the analysis workload, has the SDK
+    report the manifest's version, and has its violation messages say the finding alone)."""
     process.tune_for_analysis()
     manifest.report_manifest_version()
+    diagnostics.report_findings_first()
     return [to_policy(rule) for rule in RULES]

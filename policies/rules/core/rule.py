@@ -78,7 +78,7 @@ class Reporter:
             message += exemptions.lapse_note(exemption)
         # A resource policy's diagnostic always belongs to the resource under analysis; only a stack policy
         # passes the URN it is talking about.
-        self._report(f"[{self.rule.name}] {message}", urn if self._stack else None)
+        self._report(message, urn if self._stack else None)
 
     @contextmanager
     def about(self, resource_type: str, urn: str) -> Iterator[None]:
