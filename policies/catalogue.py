@@ -102,6 +102,8 @@ def _keys(schema: Mapping[str, Mapping[str, Any]]) -> str:
 def _section(rule: Rule) -> str:
     lines = [f"### `{rule.name}`", "", f"**What.** {rule.what}", "", f"**Why.** {rule.why}", "",
              f"Scope: {rule.scope} policy. Default enforcement: {rule.level.value}.", ""]
+    if rule.notes:
+        lines += [rule.notes.strip(), ""]
     if rule.settings:
         lines += ["Config keys (besides the common ones):", "", _keys(rule.settings), ""]
     if rule.relations:

@@ -1,4 +1,4 @@
-"""IAM: least privilege that can be proven from the policy documents themselves."""
+"""IAM: least privilege that can be proven from the policy documents themselves (who a policy lets in: `trust`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from . import iam_database
+from . import iam_database, trust
 from .core import documents, types
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list
@@ -131,24 +131,6 @@ def _no_broad_managed_policies(ctx: ResourceContext) -> None:
                           f"matches denied pattern '{pattern}'; grant the actions the code calls instead")
 
 
-def _service_trust_scoped(ctx: ResourceContext) -> None:
-    exempt = {str(s) for s in ctx.settings["servicesWithoutSourceConditions"]}
-    for position, statement in enumerate(documents.statements(ctx.props.get("assumeRolePolicy"))):
-        principal = statement.get("Principal")
-        if not documents.is_allow(statement) or not isinstance(principal, Mapping) or "Service" not in principal:
-            continue
-        where = f"{ctx.subject} assumeRolePolicy {documents.sid(statement, position)}"
-        services = [str(s) for s in as_list(principal["Service"])]
-        if len(services) != 1:
-            ctx.violation(f"{where} trusts {len(services)} service principals ({', '.join(services)}); a role "
-                          f"should be assumable by exactly one service")
-            continue
-        keys = documents.condition_keys(statement)
-        if services[0] not in exempt and not keys & {"aws:sourceaccount", "aws:sourcearn"}:
-            ctx.violation(f"{where} trusts {services[0]} without an aws:SourceAccount or aws:SourceArn "
-                          f"condition, so another account's resource could make the service assume it")
-
-
 def _pass_role_scoped(ctx: ResourceContext) -> None:
     for statement in _statements(ctx):
         if not documents.is_allow(statement.body):
@@ -218,17 +200,5 @@ RULES = (
         resource_types=_DOCUMENT_HOLDERS,
         check=_pass_role_scoped,
     ),
-    Rule(
-        name="iam-service-trust-scoped",
-        what="A service trust policy names one service principal and carries an aws:SourceAccount or "
-             "aws:SourceArn condition.",
-        why="Without a source condition any account's resource can make the service assume the role (the "
-            "confused deputy); one service per role keeps each role's purpose single.",
-        scope="resource",
-        resource_types=(types.ROLE,),
-        check=_service_trust_scoped,
-        settings={"servicesWithoutSourceConditions": {
-            **_STRINGS, "default": ["ec2.amazonaws.com", "edgelambda.amazonaws.com"],
-            "description": "Service principals that do not send source context when assuming a role."}},
-    ),
+    trust.RULE,
 )

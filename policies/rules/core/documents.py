@@ -42,7 +42,8 @@ def condition_keys(statement: Mapping[str, Any]) -> set[str]:
     return keys
 
 
-def _everyone(principal: Any) -> bool:
+def everyone(principal: Any) -> bool:
+    """A principal of '*' or {"AWS": "*"}: every caller in every account."""
     if principal == "*":
         return True
     return isinstance(principal, Mapping) and "*" in as_list(principal.get("AWS"))
@@ -66,7 +67,7 @@ def covers(written: Sequence[str], action: str) -> bool:
 def denies_insecure_transport(document: Any, required: Sequence[str]) -> bool:
     """True when the document denies everyone each `required` action over plain HTTP (aws:SecureTransport false)."""
     for statement in statements(document):
-        if (statement.get("Effect") == "Deny" and _everyone(statement.get("Principal"))
+        if (statement.get("Effect") == "Deny" and everyone(statement.get("Principal"))
                 and _insecure_transport_condition(statement)
                 and all(covers(actions(statement), action) for action in required)):
             return True

@@ -50,6 +50,7 @@ class Rule:
     resource_types: tuple[str, ...] = ()  # resource rules run only for these types
     settings: settings.Schema = field(default_factory=dict)
     relations: tuple[str, ...] = ()  # the property dependencies a stack rule follows, for the catalogue
+    notes: str = ""  # Markdown the catalogue prints in the rule's section (decisions and their sources)
     level: EnforcementLevel = EnforcementLevel.MANDATORY
 
     @property

@@ -12,6 +12,7 @@ TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
 
 FUNCTION: Final = "aws:lambda/function:Function"
 EVENT_SOURCE_MAPPING: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
+LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
 
 LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
 METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -19,6 +20,7 @@ COMPOSITE_ALARM: Final = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
 EVENT_RULE: Final = "aws:cloudwatch/eventRule:EventRule"
 EVENT_TARGET: Final = "aws:cloudwatch/eventTarget:EventTarget"
 SCHEDULE: Final = "aws:scheduler/schedule:Schedule"
+EVENT_BUS_POLICY: Final = "aws:cloudwatch/eventBusPolicy:EventBusPolicy"
 
 ROLE: Final = "aws:iam/role:Role"
 ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
@@ -47,6 +49,7 @@ _NOUNS: Final = {
     TOPIC_POLICY: "topic policy",
     FUNCTION: "function", EVENT_SOURCE_MAPPING: "mapping", LOG_GROUP: "log group", METRIC_ALARM: "alarm",
     COMPOSITE_ALARM: "alarm", EVENT_RULE: "rule", EVENT_TARGET: "rule target", SCHEDULE: "schedule",
+    LAMBDA_PERMISSION: "lambda permission", EVENT_BUS_POLICY: "event bus policy",
     ROLE: "role", ROLE_POLICY: "role policy", USER_POLICY: "user policy", GROUP_POLICY: "group policy",
     MANAGED_POLICY: "managed policy", ROLE_POLICY_ATTACHMENT: "policy attachment",
     POLICY_ATTACHMENT: "policy attachment", BUCKET_PUBLIC_ACCESS_BLOCK: "public access block",

@@ -31,6 +31,12 @@ def unless_computed(props: Mapping[str, Any], key: str) -> Any:
         return None
 
 
+def is_present(props: Mapping[str, Any], key: str) -> bool:
+    """Whether the program set `key` (to a value or to one unknown at preview), without reading the value: a
+    membership test on the SDK's proxy reads the value, and raises when it is unknown."""
+    return any(name == key for name in props)
+
+
 def as_list(value: Any) -> list[Any]:
     """IAM and S3 accept a single value or a list in many places; rules always iterate."""
     if value is None:
