@@ -9,19 +9,27 @@ from typing import Any
 from pulumi_policy import PolicyResource
 
 from . import relations
-from .core import documents, globs, types
+from .core import aws_defaults, documents, globs, types
 from .core.rule import Rule, StackContext, describe
 from .core.values import as_list, get_path, truthy, unless_computed
 
 _PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
 
-def _public_access_problem(ctx: StackContext, bucket: PolicyResource) -> str | None:
+def _public_access_problems(ctx: StackContext, bucket: PolicyResource) -> list[str]:
+    """What the bucket's BucketPublicAccessBlock resources turn off. Without one, S3's default for a new bucket
+    holds: all four settings on (aws_defaults.S3_NEW_BUCKET_BLOCKS_PUBLIC_ACCESS). A block resource writes all four,
+    so a flag it leaves unset is written false (the provider's default), as good as turned off."""
     blocks = ctx.index.referrers(bucket, types.BUCKET_PUBLIC_ACCESS_BLOCK, key="bucket")
-    if not blocks:
-        return "has no public access block"
-    missing = min(([f for f in _PUBLIC_ACCESS_FLAGS if not truthy(b.props.get(f))] for b in blocks), key=len)
-    return f"public access block leaves {', '.join(missing)} off" if missing else None
+    if not blocks and not aws_defaults.S3_NEW_BUCKET_BLOCKS_PUBLIC_ACCESS:
+        return ["has no public access block"]
+    problems = []
+    for block in blocks:
+        off = [flag for flag in _PUBLIC_ACCESS_FLAGS if not truthy(block.props.get(flag))]
+        if off:
+            problems.append(f"{describe(block)} turns {', '.join(off)} off (S3 turns all four on for a new bucket; "
+                            f"this block overrides that)")
+    return problems
 
 
 def _encrypted(ctx: StackContext, bucket: PolicyResource) -> bool:
@@ -48,9 +56,8 @@ def _tls_only(ctx: StackContext, bucket: PolicyResource) -> bool:
 
 def _check_bucket(ctx: StackContext, bucket: PolicyResource) -> None:
     subject = describe(bucket)
-    problem = _public_access_problem(ctx, bucket)
-    if problem:
-        ctx.violation(bucket, f"{subject} {problem}; all four flags must be on")
+    for problem in _public_access_problems(ctx, bucket):
+        ctx.violation(bucket, f"{subject}: {problem}")
     if not _encrypted(ctx, bucket):
         ctx.violation(bucket, f"{subject} has no server-side encryption configuration (inline or "
                               f"BucketServerSideEncryptionConfiguration) with an sseAlgorithm")
@@ -131,8 +138,9 @@ def _bucket_guardrails(ctx: StackContext) -> None:
 RULES = (
     Rule(
         name="s3-bucket-guardrails",
-        what="Buckets block public access (all four flags), are encrypted at rest and deny non-TLS access; a "
-             "notification to a queue has a prefix filter; no function is triggered by the prefix it writes under.",
+        what="No BucketPublicAccessBlock turns a block setting off (S3 blocks public access on new buckets by "
+             "default); buckets are encrypted at rest and deny non-TLS access; a notification to a queue has a "
+             "prefix filter; no function is triggered by the prefix it writes under.",
         why="Pipeline buckets hold source documents and model output; a notification loop re-invokes a "
             "function on its own output until someone notices the bill.",
         scope="stack",

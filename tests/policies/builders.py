@@ -240,13 +240,15 @@ def attachment(stack: Stack, name: str, owner: ResourceRecord, policy_arn: str) 
                      {"role": owner.inputs["name"], "policyArn": policy_arn}, deps={"role": [owner]})
 
 
-def data_bucket(stack: Stack, name: str, *, bucket: Overrides = None, public_access: Overrides = None,
+def data_bucket(stack: Stack, name: str, *, bucket: Overrides = None, public_access: Overrides | bool = None,
                 encryption: bool = True, tls_policy: bool = True) -> ResourceRecord:
+    """`public_access=False` leaves out the BucketPublicAccessBlock (S3's default for a new bucket then holds)."""
     physical = stack.physical(name)
     record = stack.add("aws:s3/bucket:Bucket", name, merged({"bucket": physical, "tags": stack.tags()}, bucket))
-    stack.add("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access", merged(
-        {"bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
-         "restrictPublicBuckets": True}, public_access), deps={"bucket": [record]})
+    if public_access is not False:
+        stack.add("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access", merged(
+            {"bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+             "restrictPublicBuckets": True}, public_access or None), deps={"bucket": [record]})
     if encryption:
         stack.add("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
                   f"{name}-encryption", {"bucket": physical, "rules": [

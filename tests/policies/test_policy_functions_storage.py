@@ -98,7 +98,15 @@ def test_bucket_with_public_access_flag_off(pack: PolicyPackProcess) -> None:
     bucket = data_bucket(stack, "data", public_access={"restrictPublicBuckets": False, "ignorePublicAcls": DROP})
     violation = only(pack.analyze(stack.records), "s3-bucket-guardrails")
     assert violation.urn == bucket.urn
-    assert "bucket 'data' public access block leaves ignorePublicAcls, restrictPublicBuckets off" in violation.message
+    assert violation.message.startswith("bucket 'data': public access block 'data-public-access' turns "
+                                        "ignorePublicAcls, restrictPublicBuckets off")
+
+
+def test_new_bucket_without_a_public_access_block_keeps_s3s_default(pack: PolicyPackProcess) -> None:
+    """Since April 2023 S3 turns on all four Block Public Access settings for every new bucket."""
+    stack = Stack()
+    data_bucket(stack, "data", public_access=False)
+    assert not findings(pack.analyze(stack.records), "s3-bucket-guardrails")
 
 
 def test_bucket_without_encryption_or_tls_policy(pack: PolicyPackProcess) -> None:
