@@ -14,9 +14,12 @@ import argparse
 import gc
 import json
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from offline.report import PreviewResult, json_report, text_report
 from offline.synth import DEFAULT_ACCOUNT_ID, REPO, Synthesis, SynthesisError, synthesize
 
 EXIT_OK, EXIT_MANDATORY, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_TIMEOUT_SECONDS = 600.0
 
 
 class PreviewFailed(Exception):
@@ -45,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="preview: provider-computed outputs unknown, as in a preview of a new stack; "
                               "update: realistic ids and ARNs, as after `pulumi up` (default: preview)")
     preview.add_argument("--policy-config", type=Path, metavar="FILE",
-                         help="a --policy-pack-config JSON file (default: <policy pack>/config/<stack>.json "
-                              "if present)")
+                         help="a --policy-pack-config JSON file (default: <policy pack>/config/<stack>.json if "
+                              "present, unless the pack is this project's and the program is not)")
     preview.add_argument("--json", action="store_true", help="print a machine-readable report instead")
     preview.add_argument("--export", type=Path, metavar="FILE",
                          help="write the stack as a `pulumi stack export` (version 3) deployment")
@@ -58,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="directory with Pulumi.yaml and the program (default: this repository)")
     preview.add_argument("--policy-pack", type=Path, default=analyzer.DEFAULT_PACK_DIR, metavar="DIR",
                          help="the policy pack directory (default: policies/)")
+    preview.add_argument("--invokes", type=Path, metavar="FILE",
+                         help="answers to the program's invokes and stack references (default: "
+                              "offline.<stack>.yaml beside Pulumi.yaml, if present)")
+    preview.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+                         help=f"fail if the whole preview takes longer (default: {DEFAULT_TIMEOUT_SECONDS:g})")
     preview.add_argument("--pack-python", metavar="PYTHON",
                          help="the interpreter to run the pack with (default: as the Pulumi CLI chooses it, from the "
                               "pack's PulumiPolicy.yaml runtime options: its virtualenv, else $PULUMI_PYTHON_CMD or "
@@ -66,10 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _TimedOut(BaseException):  # not an Exception: nothing on the way up may catch it as the program's own
+    pass
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Turn a run longer than `seconds` (a program or a pack that hangs) into an error, where signals allow it."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        with _deadline(getattr(args, "timeout", 0)):
+            return int(args.handler(args))
+    except _TimedOut:
+        print(f"error: the preview did not finish within {args.timeout:g} s (--timeout): the program or the "
+              f"policy pack is waiting for something that never comes", file=sys.stderr)
+        return EXIT_FAILED
     except PreviewFailed as failure:
         print(f"error: {failure}", file=sys.stderr)
         return EXIT_FAILED
@@ -93,7 +130,7 @@ def batch_gc() -> None:
 
 def run_preview(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    config = _policy_config(args.policy_config, args.policy_pack / "config" / f"{args.stack}.json")
+    config = _policy_config(args.policy_config, _default_policy_config(args))
     synthesis = _synthesize(args)
     # The files describe the program, not the verdict: written first, they exist even if the pack fails.
     if args.export:
@@ -115,8 +152,18 @@ def run_preview(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_MANDATORY
 
 
-def _policy_config(given: Path | None, default: Path) -> dict[str, Any] | None:
-    path = given or (default if default.is_file() else None)
+def _default_policy_config(args: argparse.Namespace) -> Path | None:
+    """The pack's config for the stack: this project's pack keeps configs for this project's stacks only, so a
+    foreign program's stack named like one of them does not pick it up."""
+    default = args.policy_pack / "config" / f"{args.stack}.json"
+    ours = args.policy_pack.resolve() == analyzer.DEFAULT_PACK_DIR.resolve()
+    if ours and args.project_dir.resolve() != REPO.resolve():
+        return None
+    return default
+
+
+def _policy_config(given: Path | None, default: Path | None) -> dict[str, Any] | None:
+    path = given or (default if default is not None and default.is_file() else None)
     if path is None:
         return None
     try:
@@ -129,7 +176,8 @@ def _policy_config(given: Path | None, default: Path) -> dict[str, Any] | None:
 
 def _synthesize(args: argparse.Namespace) -> Synthesis:
     try:
-        return synthesize(args.stack, args.mode, project_dir=args.project_dir.resolve(), account_id=args.account_id)
+        return synthesize(args.stack, args.mode, project_dir=args.project_dir.resolve(), account_id=args.account_id,
+                          invokes=args.invokes)
     except SynthesisError as error:
         raise PreviewFailed(str(error)) from error
     except Exception as error:

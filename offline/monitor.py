@@ -10,9 +10,11 @@ policy analysis and the stack export.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from google.protobuf import struct_pb2
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime._callbacks import _CallbackServicer
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import get_project, get_stack
@@ -20,6 +22,8 @@ from pulumi.runtime.settings import get_project, get_stack
 from offline.model import UNKNOWN, ResourceRecord
 from offline.provider import AwsProviderEmulator
 from offline.values import from_wire
+
+TRANSFORM_TIMEOUT_SECONDS = 60
 
 
 class RecordingMonitor(MockMonitor):
@@ -29,6 +33,13 @@ class RecordingMonitor(MockMonitor):
         super().__init__(provider)
         self.provider = provider
         self.records: dict[str, ResourceRecord] = {}
+        self._provider_regions: dict[str, str] = {}  # explicit provider URN -> its region
+        self._stack_transforms: list[Any] = []  # callbacks registered with RegisterStackTransform
+        self._own_transforms: dict[str, list[Any]] = {}  # URN -> the transforms a resource declared
+
+    def _region_of(self, provider_reference: str) -> str | None:
+        """The region of the explicit provider a resource names ("<provider URN>::<id>"), if it sets one."""
+        return self._provider_regions.get(provider_reference.rsplit("::", 1)[0]) if provider_reference else None
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine builds them: the parent's whole type chain, the root stack left out."""
@@ -43,11 +54,14 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             self.records[urn] = ResourceRecord(urn=urn, type=request.type, name=request.name, custom=False)
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        given = from_wire(request.object)
+        given = from_wire(self._transformed(request, urn))
         custom = bool(request.custom)
         if custom:
             inputs = self.provider.check(request.type, request.name, urn, given)
-            resource_id, state = self.provider.create(request.type, request.name, inputs)
+            if request.type == "pulumi:providers:aws" and isinstance(inputs.get("region"), str):
+                self._provider_regions[urn] = inputs["region"]
+            resource_id, state = self.provider.create(request.type, request.name, inputs,
+                                                      self._region_of(request.provider))
         else:  # a component: its "inputs" are what it passed to its own constructor, and it has no provider
             inputs, resource_id, state = _drop_nulls(given), "", _drop_nulls(given)
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
@@ -66,9 +80,61 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             provider=request.provider or None,
         )
-        response_state = struct_pb2.Struct()
-        response_state.update(state)  # plain JSON: unknowns are the sentinel, assets and archives in wire form
-        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=response_state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=_struct(state))
+
+    def RegisterStackTransform(self, request: Any) -> Any:
+        self._stack_transforms.append(request)
+        return empty_pb2.Empty()
+
+    def _transformed(self, request: Any, urn: str) -> struct_pb2.Struct:
+        """The properties after the engine's transforms: the resource's own, then its ancestors', then the stack's
+        (pkg/resource/deploy/source_eval.go, RegisterResource). Only properties are taken from a transform's
+        result; option changes are not applied offline."""
+        transforms = list(request.transforms)
+        self._own_transforms[urn] = transforms
+        ancestor = request.parent
+        while ancestor in self.records:
+            transforms += self._own_transforms.get(ancestor, [])
+            ancestor = self.records[ancestor].parent or ""
+        properties = request.object
+        for callback in transforms + self._stack_transforms:
+            properties = _run_transform(callback, resource_pb2.TransformRequest(
+                type=request.type, name=request.name, custom=request.custom, parent=request.parent,
+                properties=properties, options=resource_pb2.TransformResourceOptions()))
+        return properties
+
+    def ReadResource(self, request: Any) -> Any:
+        """An existing resource (`Resource.get`) or a StackReference: its state as read, known in a preview too."""
+        urn = self.make_urn(request.parent, request.type, request.name)
+        state = self.provider.read(request.type, request.id, from_wire(request.properties),
+                                   self._region_of(request.provider))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, request.id, state)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
+
+    def Invoke(self, request: Any) -> Any:
+        if request.tok == "pulumi:pulumi:getResource":
+            return super().Invoke(request)
+        result = self.provider.invoke(request.tok, from_wire(request.args))
+        return resource_pb2.ResourceInvokeResponse(**{"return": _struct(result)})
+
+
+def _run_transform(callback: Any, request: Any) -> struct_pb2.Struct:
+    """Call a transform the program registered, on the program's own event loop (this monitor call runs on a
+    worker thread while that loop waits for it), as the engine calls it back over the callbacks protocol."""
+    for servicer in _CallbackServicer._servicers:
+        function = servicer._callbacks.get(callback.token)
+        if function is not None:
+            pending: Any = function(request.SerializeToString())
+            response: Any = asyncio.run_coroutine_threadsafe(pending, servicer._loop).result(
+                timeout=TRANSFORM_TIMEOUT_SECONDS)
+            return response.properties  # type: ignore[no-any-return]
+    raise RuntimeError(f"the program registered a transform ({callback.token}) that no callback server answers")
+
+
+def _struct(state: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(state)  # plain JSON: unknowns are the sentinel, assets and archives in wire form
+    return struct
 
 
 def _drop_nulls(props: dict[str, Any]) -> dict[str, Any]:

@@ -14,27 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from offline import tf_defaults
+from offline.aws_account import AwsAccount
 from offline.check import check
+from offline.invokes import InvokeAnswerer
 from offline.model import UNKNOWN, Mode
 from offline.schema import schema_of
-
-
-@dataclass(frozen=True)
-class AwsAccount:
-    account_id: str
-    region: str
-    partition: str = "aws"
-    dns_suffix: str = "amazonaws.com"
-
-    def arn(self, service: str, resource: str, *, regional: bool = True, with_account: bool = True) -> str:
-        return (f"arn:{self.partition}:{service}:{self.region if regional else ''}:"
-                f"{self.account_id if with_account else ''}:{resource}")
 
 
 def _stable_id(*parts: str, length: int = 12) -> str:
@@ -112,20 +102,6 @@ def computed_outputs(type_: str, name: str, inputs: dict[str, Any], acct: AwsAcc
     return rid, out
 
 
-def invoke_result(token: str, acct: AwsAccount) -> dict[str, Any]:
-    """Answers for the data-source invokes the program uses; any other invoke is a clear error."""
-    if token == "aws:index/getCallerIdentity:getCallerIdentity":
-        return {"accountId": acct.account_id, "arn": f"arn:{acct.partition}:iam::{acct.account_id}:user/offline",
-                "id": acct.account_id, "userId": "AIDAOFFLINE"}
-    if token == "aws:index/getRegion:getRegion":
-        return {"name": acct.region, "region": acct.region, "id": acct.region,
-                "description": acct.region, "endpoint": f"ec2.{acct.region}.{acct.dns_suffix}"}
-    if token == "aws:index/getPartition:getPartition":
-        return {"partition": acct.partition, "dnsSuffix": acct.dns_suffix, "id": acct.partition,
-                "reverseDnsPrefix": ".".join(reversed(acct.dns_suffix.split(".")))}
-    raise NotImplementedError(f"the offline provider does not answer the invoke {token}")
-
-
 # What AWS reports for a new resource where the program left a computed property unset and AWS documents a default.
 _REPORTED_AFTER_CREATE: dict[str, dict[str, Any]] = {
     # SQS managed encryption is on for every new queue since October 2022.
@@ -167,26 +143,47 @@ def applied_state(type_: str, name: str, checked: dict[str, Any], acct: AwsAccou
 
 
 class AwsProviderEmulator(Mocks):
-    """`pulumi.runtime.Mocks` that answer like the engine and the AWS provider in preview or update mode."""
+    """The engine's provider for `aws` resources and invokes, in preview or update mode.
 
-    def __init__(self, account: AwsAccount, mode: Mode) -> None:
+    `RecordingMonitor` calls `check`, `create`, `read` and `invoke` in the engine's order; the `Mocks` methods
+    are not used (the monitor answers every call itself, without the SDK's mock path).
+    """
+
+    def __init__(self, account: AwsAccount, mode: Mode, invokes: InvokeAnswerer | None = None) -> None:
         self.account = account
         self.mode = mode
+        self.invokes = invokes or InvokeAnswerer(account)
 
     def call(self, args: MockCallArgs) -> dict:  # type: ignore[override]  # the SDK accepts a bare dict
-        return invoke_result(args.token, self.account)
+        raise NotImplementedError("invokes are answered through RecordingMonitor.Invoke")
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
-        raise NotImplementedError("resources are registered through RecordingMonitor.register, which checks first")
-
-    def create(self, type_: str, name: str, checked: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The id and state of a custom resource created from `checked` inputs ("" for an id unknown at preview)."""
-        if type_.startswith("pulumi:providers:"):
-            return f"{name}-provider-id", checked
-        if self.mode == "preview":
-            return "", planned_state(type_, checked, self.account.region)
-        return applied_state(type_, name, checked, self.account)
+        raise NotImplementedError("resources are registered through RecordingMonitor.RegisterResource")
 
     @staticmethod
     def check(type_: str, name: str, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return inputs if type_.startswith("pulumi:providers:") else check(type_, name, urn, inputs)
+
+    def create(self, type_: str, name: str, checked: dict[str, Any], region: str | None = None
+               ) -> tuple[str, dict[str, Any]]:
+        """The id and state of a custom resource created from `checked` inputs ("" for an id unknown at preview),
+        in `region` (an explicit provider's) or the stack's."""
+        if type_.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", checked
+        account = replace(self.account, region=region) if region else self.account
+        if self.mode == "preview":
+            return "", planned_state(type_, checked, account.region)
+        return applied_state(type_, name, checked, account)
+
+    def read(self, type_: str, resource_id: str, given: dict[str, Any], region: str | None = None
+             ) -> dict[str, Any]:
+        """The state of an existing resource (`Resource.get`, a StackReference): read from the cloud, so known in a
+        preview too."""
+        if type_ == "pulumi:pulumi:StackReference":
+            return {"name": resource_id, "outputs": self.invokes.stack_outputs(resource_id),
+                    "secretOutputNames": []}
+        account = replace(self.account, region=region) if region else self.account
+        return applied_state(type_, resource_id, given, account)[1]
+
+    def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        return self.invokes.invoke(token, args)

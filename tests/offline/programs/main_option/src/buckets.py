@@ -1,0 +1,2 @@
+def bucket_name() -> str:
+    return "fixture-main-option-data"

@@ -1,0 +1,2 @@
+def physical(name: str) -> str:
+    return f"fixture-{name}"
