@@ -33,7 +33,7 @@ import yaml
 from offline.aws_account import AwsAccount
 from offline.policy_document import policy_document
 
-FIXTURE_FORMAT = "docs/offline-fidelity.md#invokes-urns-stack-references-config"
+FIXTURE_FORMAT = "docs/offline-fidelity.md#invokes-urns-stack-references-config"  # where the format is documented
 
 
 class InvokeError(Exception):
