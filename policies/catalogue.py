@@ -85,7 +85,8 @@ dependency under that property. The rules follow these edges:
 A bucket notification entry is matched to its queue (or function) through `BucketNotification.queues`
 (`.lambdaFunctions`); when one notification feeds several, the entry's ARN picks the one whose physical `name` it
 ends with. A function without a `loggingConfig` dependency is matched to the log group named
-`/aws/lambda/<function name>`. Tables declare their purpose with the tag `purpose`.
+`/aws/lambda/<function name>`. A table may declare its purpose with the tag `purpose` (optional: a table
+without one is judged by itself).
 """
 
 

@@ -1,4 +1,4 @@
-"""DynamoDB tables by purpose: idempotency records expire, results and ledgers can be restored."""
+"""DynamoDB tables: restorable unless they say their records are disposable (with TTL)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,36 @@ from .core.rule import ResourceContext, Rule
 from .core.values import get_path, truthy
 
 
+def _has_ttl(ctx: ResourceContext) -> bool:
+    return truthy(get_path(ctx.props, "ttl", "enabled")) and bool(get_path(ctx.props, "ttl", "attributeName"))
+
+
+def _has_pitr(ctx: ResourceContext) -> bool:
+    return truthy(get_path(ctx.props, "pointInTimeRecovery", "enabled"))
+
+
 def _table_protection(ctx: ResourceContext) -> None:
     tag = str(ctx.settings["purposeTag"])
-    purpose = str(get_path(ctx.props, "tags", tag, default=""))
+    purpose = str(get_path(ctx.props, "tags", tag, default="")) if tag else ""
     ttl_purposes = {str(p) for p in ctx.settings["ttlPurposes"]}
     pitr_purposes = {str(p) for p in ctx.settings["pitrPurposes"]}
     if purpose in ttl_purposes:
-        if not truthy(get_path(ctx.props, "ttl", "enabled")) or not get_path(ctx.props, "ttl", "attributeName"):
+        if not _has_ttl(ctx):
             ctx.violation(f"{ctx.subject} ({tag}={purpose}) has no ttl with enabled true and an attributeName, "
-                          f"so idempotency records accumulate forever")
-    elif purpose in pitr_purposes:
-        if not truthy(get_path(ctx.props, "pointInTimeRecovery", "enabled")):
-            ctx.violation(f"{ctx.subject} ({tag}={purpose}) has no pointInTimeRecovery enabled, so a bad write "
-                          f"or deletion cannot be undone")
-    elif ctx.settings["requirePurpose"]:
+                          f"so its records accumulate forever")
+        return
+    if ctx.settings["requirePurpose"] and purpose not in pitr_purposes:
         known = ", ".join(sorted(ttl_purposes | pitr_purposes))
-        ctx.violation(f"{ctx.subject} has tag {tag}={purpose or '(missing)'}; expected one of {known} so its "
-                      f"protection can be judged")
+        ctx.violation(f"{ctx.subject} has tag {tag}={purpose or '(missing)'}; expected one of {known} "
+                      f"(requirePurpose is true)")
+    # A table with a restorable purpose, or with none the rule knows, is judged by itself: its data is restorable
+    # only with point-in-time recovery.
+    if not _has_pitr(ctx):
+        said = f" ({tag}={purpose})" if purpose in pitr_purposes else ""
+        hint = "" if said else (f"; a table of disposable records says so with the tag {tag}=<one of "
+                                f"{', '.join(sorted(ttl_purposes))}> and a ttl")
+        ctx.violation(f"{ctx.subject}{said} has no pointInTimeRecovery enabled, so a bad write or deletion cannot be "
+                      f"undone{hint}")
 
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
@@ -31,20 +44,23 @@ _STRINGS = {"type": "array", "items": {"type": "string"}}
 RULES = (
     Rule(
         name="dynamodb-table-protection",
-        what="Tables tagged purpose=idempotency have TTL; purpose=results and purpose=ledger have point-in-time "
-             "recovery; every table says its purpose.",
-        why="Idempotency keys only need to outlive redelivery; results and the exactly-once ledger are the "
-            "pipeline's record and must survive a bad deploy.",
+        what="Every table has point-in-time recovery, except one whose purpose tag says its records are disposable "
+             "(purpose=idempotency), which has TTL instead; the purpose tag itself is optional.",
+        why="A table's data can be restored after a bad deploy or a mistaken delete only with point-in-time "
+            "recovery; idempotency keys only need to outlive redelivery, and TTL keeps them from piling up.",
         scope="resource",
         resource_types=(types.TABLE,),
         check=_table_protection,
         settings={
-            "purposeTag": {"type": "string", "default": "purpose", "description": "Tag naming a table's purpose."},
-            "ttlPurposes": {**_STRINGS, "default": ["idempotency"], "description": "Purposes that need TTL."},
+            "purposeTag": {"type": "string", "default": "purpose",
+                           "description": "Tag naming a table's purpose ('' to read no tag)."},
+            "ttlPurposes": {**_STRINGS, "default": ["idempotency"],
+                            "description": "Purposes of disposable records: TTL instead of point-in-time recovery."},
             "pitrPurposes": {**_STRINGS, "default": ["results", "ledger"],
-                             "description": "Purposes that need point-in-time recovery."},
-            "requirePurpose": {"type": "boolean", "default": True,
-                               "description": "Treat a table without a known purpose tag as a violation."},
+                             "description": "Purposes that need point-in-time recovery (as does a table without a "
+                                            "known purpose)."},
+            "requirePurpose": {"type": "boolean", "default": False,
+                               "description": "Also report a table whose purpose tag is missing or unknown."},
         },
     ),
 )

@@ -247,7 +247,9 @@ def test_map_concurrency_limit_from_config(pack: PolicyPackProcess) -> None:
     ("idempotency", {"ttl": {"attributeName": "expiration", "enabled": False}}, "has no ttl with enabled true"),
     ("results", {"pointInTimeRecovery": DROP}, "has no pointInTimeRecovery enabled"),
     ("ledger", {"pointInTimeRecovery": {"enabled": False}}, "has no pointInTimeRecovery enabled"),
-    ("scratch", {}, "has tag purpose=scratch; expected one of idempotency, ledger, results"),
+    ("scratch", {"pointInTimeRecovery": DROP}, "has no pointInTimeRecovery enabled, so a bad write or deletion "
+                                                "cannot be undone; a table of disposable records says so with the tag "
+                                                "purpose=<one of idempotency> and a ttl"),
 ])
 def test_table_protection_by_purpose(pack: PolicyPackProcess, purpose: str, override: dict[str, Any],
                                      expected: str) -> None:
@@ -262,6 +264,38 @@ def test_protected_tables_pass(pack: PolicyPackProcess) -> None:
     for purpose in ("idempotency", "results", "ledger"):
         table(stack, purpose, purpose)
     assert not findings(pack.analyze(stack.records), "dynamodb-table-protection")
+
+
+def foreign_table(stack: Stack, **overrides: Any) -> Any:
+    """A table of another team's stack: none of this project's tags."""
+    return stack.add("aws:dynamodb/table:Table", "orders", {
+        "name": "orders", "billingMode": "PAY_PER_REQUEST", "hashKey": "id",
+        "attributes": [{"name": "id", "type": "S"}], **overrides})
+
+
+def test_table_without_a_purpose_is_judged_by_itself(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    foreign_table(stack, pointInTimeRecovery={"enabled": True})
+    assert not findings(pack.analyze(stack.records), "dynamodb-table-protection")
+    stack = Stack()
+    record = foreign_table(stack)
+    violation = only(pack.analyze(stack.records), "dynamodb-table-protection")
+    assert violation.urn == record.urn
+    assert violation.message.startswith("table 'orders' has no pointInTimeRecovery enabled")
+
+
+def test_purpose_tag_is_required_only_when_configured(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    foreign_table(stack, pointInTimeRecovery={"enabled": True}, tags={"purpose": "scratch"})
+    config = {"dynamodb-table-protection": {"requirePurpose": True}}
+    assert "has tag purpose=scratch; expected one of idempotency, ledger, results" in only(
+        pack.analyze(stack.records, policy_config=config), "dynamodb-table-protection").message
+    # With no tag read at all, a TTL-only idempotency table is judged by itself: it needs point-in-time recovery.
+    stack = Stack()
+    table(stack, "keys", "idempotency")
+    config = {"dynamodb-table-protection": {"purposeTag": ""}}
+    assert "has no pointInTimeRecovery" in only(pack.analyze(stack.records, policy_config=config),
+                                                 "dynamodb-table-protection").message
 
 
 # --- alarms ---------------------------------------------------------------------------------------------------
