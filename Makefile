@@ -29,7 +29,7 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.packaging
 	$(BIN)/python -m benchmarks.batch_inference
 
-pack-venv: $(PACK_STAMP)  ## the policy pack's own virtualenv (policies/venv), where the Pulumi CLI runs the pack
+pack-venv: $(STAMP) $(PACK_STAMP)  ## the policy pack's own virtualenv (policies/venv), where the Pulumi CLI runs the pack
 
 docs: $(STAMP)  ## regenerate the generated parts of README.md and policies/README.md
 	$(BIN)/python -m tools.docs
