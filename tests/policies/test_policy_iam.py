@@ -194,3 +194,43 @@ def test_passing_any_role_or_to_any_service_is_a_violation(pack: PolicyPackProce
     violation = only(pack.analyze(stack.records), "iam-pass-role-scoped")
     assert violation.urn == policy.urn and violation.enforcement == "mandatory"
     assert f"role policy 'worker-policy' statement 'Pass' {expected}" in violation.message
+
+
+def test_wildcard_on_star_names_only_the_actions_that_accept_arns(pack: PolicyPackProcess) -> None:
+    """`ec2:Describe*` on '*': the wildcard is iam-no-wildcard-actions' finding; resource scoping names only the few
+    expanded actions that accept resource ARNs, once."""
+    stack, _ = _policy_stack(allow("Inventory", ["ec2:Describe*"], ["*"]))
+    report = pack.analyze(stack.records)
+    assert "allows wildcard action 'ec2:Describe*'" in only(report, "iam-no-wildcard-actions").message
+    message = only(report, "iam-resource-scoped-actions").message
+    assert message.startswith("role policy 'worker-policy' statement 'Inventory' allows ec2:DescribeCapacityBlock")
+    assert "ec2:Describe*" not in message and "ec2:DescribeInstances," not in message  # '*' is right for those
+    assert message.count("ec2:Describe") == 8 and " and 9 more on Resource '*'" in message
+
+
+def test_wildcard_whose_expansion_accepts_only_star_passes_resource_scoping(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(allow("Traces", ["xray:PutTrace*"], ["*"]))
+    report = pack.analyze(stack.records)
+    assert findings(report, "iam-no-wildcard-actions")
+    assert not findings(report, "iam-resource-scoped-actions")
+
+
+@pytest.mark.parametrize(("resource", "parts"), [
+    ("arn:aws:logs:*:*:*", "region and account are wildcards"),
+    ("arn:aws:secretsmanager:*:*:secret:app*", "region and account are wildcards"),
+    ("arn:aws:sqs:eu-west-1:*:ai-pipelines-test-jobs", "account is a wildcard"),
+])
+def test_arn_with_a_wildcard_account_is_a_violation(pack: PolicyPackProcess, resource: str, parts: str) -> None:
+    action = {"logs": "logs:PutLogEvents", "secretsmanager": "secretsmanager:GetSecretValue",
+              "sqs": "sqs:SendMessage"}[resource.split(":")[2]]
+    stack, policy = _policy_stack(allow("Broad", [action], [resource]))
+    violation = only(pack.analyze(stack.records), "iam-resource-scoped-actions")
+    assert violation.urn == policy.urn
+    assert f"statement 'Broad' names resource '{resource}', whose {parts}: as broad as '*' there" in violation.message
+
+
+def test_wildcard_region_in_the_own_account_passes(pack: PolicyPackProcess) -> None:
+    stack, _ = _policy_stack(
+        allow("Models", ["bedrock:InvokeModel"], ["arn:aws:bedrock:*::foundation-model/anthropic.claude-v2"]),
+        allow("Secrets", ["secretsmanager:GetSecretValue"], [f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:app-*"]))
+    assert not findings(pack.analyze(stack.records), "iam-resource-scoped-actions")
