@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STACK  ?= dev
+PREVIEW_ARGS ?=  # more options for `python -m offline preview`, e.g. --sarif FILE or --json
 REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt handlers/requirements.txt
 PACK_VENV := policies/venv
 PACK_STAMP := $(PACK_VENV)/.installed
@@ -11,7 +12,7 @@ PACK_STAMP := $(PACK_VENV)/.installed
 .PHONY: preview test lint bench docs clean postgres migrate pack-venv
 
 preview: $(STAMP) $(PACK_STAMP)  ## synthesize STACK offline and run the policy pack over it (in its own virtualenv)
-	$(BIN)/python -m offline preview --stack $(STACK)
+	$(BIN)/python -m offline preview --stack $(STACK) $(PREVIEW_ARGS)
 
 test: $(STAMP) $(PACK_STAMP) postgres  ## the whole test suite; pytest's exit code 5 (no tests collected) is a broken suite, not a pass
 	@$(BIN)/python -m pytest; status=$$?; \

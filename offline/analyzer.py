@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -59,6 +59,8 @@ _SKIP_MARKERS = ("can't run policy", "during preview")
 _LEVELS = {analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.MANDATORY: "mandatory",
            analyzer_pb2.DISABLED: "disabled", analyzer_pb2.REMEDIATE: "remediate"}
 _LEVEL_VALUES = {name: value for value, name in _LEVELS.items()}
+_SEVERITIES = {analyzer_pb2.POLICY_SEVERITY_LOW: "low", analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
+               analyzer_pb2.POLICY_SEVERITY_HIGH: "high", analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical"}
 # Analyze calls are independent (the engine makes one per resource, each answered from that resource alone), so
 # the next request travels while the pack answers the previous one: this hides this Python client's own per-call
 # overhead, which the engine's Go client does not have. Responses are still taken in resource order.
@@ -274,7 +276,9 @@ class PolicyPackProcess:
     def policies(self) -> list[PolicyInfo]:
         """The pack's policies with their default enforcement levels and config schemas."""
         return [PolicyInfo(p.name, _LEVELS[p.enforcementLevel], p.description,
-                           json_format.MessageToDict(p.configSchema)) for p in self.info().policies]
+                           json_format.MessageToDict(p.configSchema), severity=_SEVERITIES.get(p.severity, ""),
+                           remediation=p.remediation_steps, url=p.url, tags=tuple(p.tags))
+                for p in self.info().policies]
 
     def _call(self, method: Any, request: Any) -> Any:
         try:
@@ -294,9 +298,9 @@ class PolicyPackProcess:
             name: analyzer_pb2.PolicyConfig(enforcementLevel=_LEVEL_VALUES[entry.enforcement],
                                             properties=_struct(entry.properties))
             for name, entry in resolved.items()}))
-        effective = [PolicyInfo(p.name, resolved[p.name].enforcement, p.description, p.config_schema)
-                     for p in policies]
-        report = AnalysisReport(policies=effective, violations=[], skipped=[])
+        effective = [replace(p, enforcement=resolved[p.name].enforcement) for p in policies]
+        report = AnalysisReport(policies=effective, violations=[], skipped=[], pack_name=self.info().name,
+                                pack_version=self.info().version)
         stack = _Messages(resources)
         custom = [r for r in resources if r.custom]
         requests = (stack.analyze_request(r) for r in custom)

@@ -27,6 +27,7 @@ from offline import analyzer, graph, pack_runtime, policy_config
 from offline.export import write_export
 from offline.model import ResourceRecord
 from offline.report import PreviewResult, json_report, text_report
+from offline.sarif import sarif_report
 from offline.synth import DEFAULT_ACCOUNT_ID, REPO, Synthesis, SynthesisError, synthesize
 
 EXIT_OK, EXIT_MANDATORY, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--json", action="store_true", help="print a machine-readable report instead")
     preview.add_argument("--export", type=Path, metavar="FILE",
                          help="write the stack as a `pulumi stack export` (version 3) deployment")
+    preview.add_argument("--sarif", type=Path, metavar="FILE",
+                         help="write the findings as SARIF 2.1.0, for GitHub code scanning")
     preview.add_argument("--graph", type=Path, metavar="FILE",
                          help="write the data flow as a Mermaid flowchart (fenced if FILE ends in .md)")
     preview.add_argument("--account-id", type=_account_id, default=DEFAULT_ACCOUNT_ID,
@@ -145,6 +148,8 @@ def run_preview(args: argparse.Namespace) -> int:
     except (policy_config.PolicyConfigError, analyzer.PolicyPackError, pack_runtime.PackRuntimeError) as error:
         raise PreviewFailed(str(error)) from error
     result = PreviewResult(synthesis, analysis, time.perf_counter() - started)
+    if args.sarif:
+        args.sarif.write_text(json.dumps(sarif_report(result, project_dir=args.project_dir), indent=2) + "\n")
     if args.json:
         print(json.dumps(json_report(result), indent=2))
     else:

@@ -31,6 +31,7 @@ class ResourceRecord:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     protect: bool = False
     provider: str | None = None
+    source: tuple[str, int] | None = None  # (file path, line) of the program line that registered it, if known
 
 
 @dataclass
@@ -56,6 +57,10 @@ class PolicyInfo:
     enforcement: str
     description: str = ""
     config_schema: dict[str, Any] = field(default_factory=dict)
+    severity: str = ""  # "low" | "medium" | "high" | "critical", when the policy declares one
+    remediation: str = ""
+    url: str = ""
+    tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,6 +69,8 @@ class AnalysisReport:
     violations: list[Violation]
     skipped: list[Skipped]
     not_applicable: list[tuple[str, str]] = field(default_factory=list)  # (policy, reason)
+    pack_name: str = ""
+    pack_version: str = ""
 
     @property
     def mandatory(self) -> list[Violation]:

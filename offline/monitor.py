@@ -11,6 +11,7 @@ policy analysis and the stack export.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import unquote, urlparse
 from typing import Any
 
 from google.protobuf import empty_pb2, struct_pb2
@@ -79,6 +80,7 @@ class RecordingMonitor(MockMonitor):
                                    if deps.urns},
             protect=bool(request.protect),
             provider=request.provider or None,
+            source=_source(request.sourcePosition),
         )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=_struct(state))
 
@@ -116,6 +118,14 @@ class RecordingMonitor(MockMonitor):
             return super().Invoke(request)
         result = self.provider.invoke(request.tok, from_wire(request.args))
         return resource_pb2.ResourceInvokeResponse(**{"return": _struct(result)})
+
+
+def _source(position: Any) -> tuple[str, int] | None:
+    """The program line the SDK reports as the registration's source (a file: URI and a line), if any."""
+    uri = getattr(position, "uri", "")
+    if not uri.startswith("file://") or not position.line:
+        return None
+    return unquote(urlparse(uri).path), int(position.line)
 
 
 def _run_transform(callback: Any, request: Any) -> struct_pb2.Struct:
