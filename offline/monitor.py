@@ -11,8 +11,8 @@ policy analysis and the stack export.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import unquote, urlparse
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime._callbacks import _CallbackServicer
