@@ -172,6 +172,9 @@ def _program_path(program_dir: Path, virtualenv: Path | None):  # type: ignore[n
     """Add a program virtualenv's site-packages after the engine's own; afterwards restore sys.path and forget the
     program's own modules, so that another program run in this process imports its own siblings."""
     saved = list(sys.path)
+    # Only modules the program imported are forgotten: one imported before the run (a test's conftest that
+    # synthesizes a stack while it is itself being imported) is not the program's and must stay.
+    loaded_before = set(sys.modules)
     if virtualenv is not None:
         version = f"python{sys.version_info.major}.{sys.version_info.minor}"
         for site_packages in sorted(virtualenv.glob(f"lib/{version}/site-packages")):
@@ -182,6 +185,8 @@ def _program_path(program_dir: Path, virtualenv: Path | None):  # type: ignore[n
         sys.path[:] = saved
         root = program_dir.resolve()
         for name, module in list(sys.modules.items()):
+            if name in loaded_before:
+                continue
             file = getattr(module, "__file__", None)
             if file and Path(file).resolve().is_relative_to(root) and "site-packages" not in Path(file).parts:
                 del sys.modules[name]
