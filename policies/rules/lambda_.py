@@ -94,7 +94,7 @@ def _log_group(ctx: StackContext, function: PolicyResource, by_name: Mapping[str
 
 def _is_literal(value: Any) -> bool:
     """A value that is the secret itself rather than a reference to where it is kept."""
-    return isinstance(value, str) and bool(value) and not value.startswith(("arn:", "{{resolve:"))
+    return isinstance(value, str) and bool(value) and not value.startswith("arn:") and "{{resolve:" not in value
 
 
 def _logs_runtime_secrets(ctx: StackContext) -> None:
@@ -169,8 +169,10 @@ RULES = (
                                             "dotnet8", "ruby3.3", "ruby3.4", "provided.al2023"],
                                 "description": "Runtimes AWS supports (not deprecated)."},
             "secretNamePattern": {"type": "string",
-                                  "default": r"(?i)(secret|passw(or)?d|pwd|token|api_?key|private_?key|"
-                                             r"access_?key|credentials?)$",
+                                  "default": r"(?i)(secret|passw(or)?d|passphrase|pwd|token|api_?key|"
+                                             r"(private|access|secret|signing|encryption|hmac|master|session)_?key|"
+                                             r"credentials?|(^|_)(verification|auth|mfa|otp|totp|recovery|security|"
+                                             r"one_?time)_?codes?|(^|_)(otp|pin|salt|pepper|dsn|cookie))$",
                                   "description": "Regular expression for environment variable names that hold "
                                                  "secrets."},
         },

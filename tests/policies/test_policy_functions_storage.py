@@ -91,6 +91,19 @@ def test_secret_named_variable_with_literal_value(pack: PolicyPackProcess) -> No
     assert "function 'worker' environment variable DB_PASSWORD holds a literal value" in violation.message
 
 
+def test_wider_secret_names_are_caught_and_references_are_not(pack: PolicyPackProcess) -> None:
+    stack = function_stack(function={"environment": {"variables": {
+        "EMAIL_VERIFICATION_CODE": "123456", "JWT_SIGNING_KEY": "k3y", "PASSWORD_SALT": "s4lt",
+        "ADMIN_PIN": "0000",
+        "MFA_CODE": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mfa-AbCdEf",
+        "DB_PASSWORD": "{{resolve:secretsmanager:db:SecretString:password}}",
+        "DSN": "postgres://app:{{resolve:secretsmanager:db:SecretString:password}}@db:5432/app",
+        "COUNTRY_CODE": "IE", "PARTITION_KEY": "id", "SHIPPING_PIN_CODE_TABLE": "codes"}}})
+    flagged = {m.split(" environment variable ")[1].split(" ")[0]
+               for m in (v.message for v in findings(pack.analyze(stack.records), "lambda-logs-runtime-secrets"))}
+    assert flagged == {"EMAIL_VERIFICATION_CODE", "JWT_SIGNING_KEY", "PASSWORD_SALT", "ADMIN_PIN"}
+
+
 # --- buckets --------------------------------------------------------------------------------------------------
 
 def test_bucket_with_public_access_flag_off(pack: PolicyPackProcess) -> None:
