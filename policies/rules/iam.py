@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from . import iam_database, trust
+from . import iam_database, managed_policies, trust
 from .core import documents, types
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list
 
 # Resource types whose inputs carry identity-based policy documents, and where in them.
 _DOCUMENT_HOLDERS = (types.ROLE, types.ROLE_POLICY, types.USER_POLICY, types.GROUP_POLICY, types.MANAGED_POLICY)
-_AWS_MANAGED = re.compile(r"^arn:[^:]+:iam::aws:policy/(?:.*/)?(?P<name>[^/]+)$")
 
 
 @dataclass(frozen=True)
@@ -148,25 +146,6 @@ def _resource_scoped_actions(ctx: ResourceContext) -> None:
                               f"a resource type the action accepts")
 
 
-def _managed_policy_arns(ctx: ResourceContext) -> list[tuple[str, str]]:
-    if ctx.args.resource_type == types.ROLE:
-        return [("managedPolicyArns", str(a)) for a in as_list(ctx.props.get("managedPolicyArns"))]
-    return [("policyArn", str(ctx.props.get("policyArn") or ""))]
-
-
-def _no_broad_managed_policies(ctx: ResourceContext) -> None:
-    denied = list(ctx.settings["deniedPolicies"])
-    allowed = {str(a) for a in ctx.settings["allowedPolicies"]}
-    for prop, arn in _managed_policy_arns(ctx):
-        match = _AWS_MANAGED.match(arn)
-        if match is None or arn in allowed or match["name"] in allowed:
-            continue
-        pattern = next((p for p in denied if fnmatchcase(match["name"], p)), None)
-        if pattern is not None:
-            ctx.violation(f"{ctx.subject} {prop} attaches AWS managed policy '{match['name']}' ({arn}), which "
-                          f"matches denied pattern '{pattern}'; grant the actions the code calls instead")
-
-
 def _pass_role_scoped(ctx: ResourceContext) -> None:
     for statement in _statements(ctx):
         if not documents.is_allow(statement.body):
@@ -212,22 +191,7 @@ RULES = (
             **_STRINGS, "default": [],
             "description": "Actions accepted on Resource '*' although they support resource-level permissions."}},
     ),
-    Rule(
-        name="iam-no-broad-managed-policies",
-        what="Roles and attachments use no broad AWS managed policy (AdministratorAccess, PowerUserAccess, "
-             "IAMFullAccess, *FullAccess).",
-        why="Broad managed policies grant whole services; a pipeline's function needs a handful of actions.",
-        scope="resource",
-        resource_types=(types.ROLE, types.ROLE_POLICY_ATTACHMENT, types.POLICY_ATTACHMENT),
-        check=_no_broad_managed_policies,
-        settings={
-            "deniedPolicies": {**_STRINGS,
-                               "default": ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess", "*FullAccess"],
-                               "description": "Name patterns of AWS managed policies that may not be attached."},
-            "allowedPolicies": {**_STRINGS, "default": [],
-                                "description": "AWS managed policy names or ARNs accepted despite a denied pattern."},
-        },
-    ),
+    managed_policies.RULE,
     Rule(
         name="iam-pass-role-scoped",
         what="An Allow of iam:PassRole names the roles (no wildcard) and carries an iam:PassedToService condition.",

@@ -20,7 +20,7 @@ from tests.policies.builders import (
     role_policy,
     trust,
 )
-from tests.policies.reports import findings, only
+from tests.policies.reports import findings, only, skipped
 
 QUEUE_ARN = arn("sqs", "ai-pipelines-test-jobs")
 TABLE_ARN = arn("dynamodb", "table/ai-pipelines-test-results")
@@ -234,3 +234,45 @@ def test_wildcard_region_in_the_own_account_passes(pack: PolicyPackProcess) -> N
         allow("Models", ["bedrock:InvokeModel"], ["arn:aws:bedrock:*::foundation-model/anthropic.claude-v2"]),
         allow("Secrets", ["secretsmanager:GetSecretValue"], [f"arn:aws:secretsmanager:*:{ACCOUNT}:secret:app-*"]))
     assert not findings(pack.analyze(stack.records), "iam-resource-scoped-actions")
+
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker for a value unknown at preview
+
+
+def _own_policy(stack: Stack, *statements: dict) -> ResourceRecord:
+    return stack.add("aws:iam/policy:Policy", "worker-managed", {"name": "ai-pipelines-test-worker-managed",
+                                                                "policy": document(*statements)})
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_attached_policy_of_the_stack_is_judged_by_its_document(pack: PolicyPackProcess, strict: bool) -> None:
+    """Its ARN is unknown at preview; the property dependency says it is this stack's Policy, not an AWS one."""
+    stack = Stack()
+    owner = role(stack, "worker-role")
+    policy = _own_policy(stack, allow("Consume", ["sqs:ReceiveMessage"], [QUEUE_ARN]))
+    stack.add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "worker-managed", {
+        "role": owner.inputs["name"], "policyArn": UNKNOWN}, deps={"role": [owner], "policyArn": [policy]})
+    config = {"iam-no-broad-managed-policies": {"unknownValues": "violation"}} if strict else None
+    report = pack.analyze(stack.records, policy_config=config)
+    assert not findings(report, "iam-no-broad-managed-policies")
+    assert not skipped(report, "iam-no-broad-managed-policies")
+
+
+def test_attached_policy_of_the_stack_granting_everything_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role")
+    policy = _own_policy(stack, allow("Everything", ["*"], ["*"]))
+    link = stack.add("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "worker-managed", {
+        "role": owner.inputs["name"], "policyArn": UNKNOWN}, deps={"role": [owner], "policyArn": [policy]})
+    violation = only(pack.analyze(stack.records), "iam-no-broad-managed-policies")
+    assert violation.urn == link.urn
+    assert violation.message.startswith("policy attachment 'worker-managed' policyArn attaches managed policy "
+                                        "'worker-managed' of this stack, whose statement 'Everything' allows * on "
+                                        "Resource '*'")
+
+
+def test_unknown_policy_arn_not_built_from_the_stack_still_cannot_be_judged(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role")
+    attachment(stack, "mystery", owner, UNKNOWN)
+    assert skipped(pack.analyze(stack.records), "iam-no-broad-managed-policies")
