@@ -12,6 +12,9 @@ pages someone, and the message waits there to be fixed and redriven). The rest o
 | body that is not valid UTF-8 text             | ``Rejected(INVALID_UTF8)``               |
 | body over ``MAX_BODY_BYTES``                  | ``Rejected(OVERSIZED)``                  |
 | malformed JSON                                | ``Rejected(MALFORMED_JSON)``             |
+| a number of over 4,300 digits, nesting deeper | ``Rejected(MALFORMED_JSON)``             |
+| than the parser's recursion limit             |                                          |
+| ``source`` or ``detail-type`` not a string    | ``Rejected(INVALID_FIELDS)``, names it   |
 | JSON that is not an EventBridge event         | ``Rejected(NOT_AN_EVENT)``               |
 | an event of a source/detail type not accepted | ``Rejected(UNEXPECTED_EVENT)``           |
 | a field of the wrong type or missing          | ``Rejected(INVALID_FIELDS)``, names it   |
@@ -35,6 +38,8 @@ from event_processor.keys import MissingKeyFieldError, idempotency_key
 
 # EventBridge caps an event at 256 KiB; a body beyond that did not come through the input bus.
 MAX_BODY_BYTES = 256 * 1024
+# An event id as a rejection names it: EventBridge's ids are 36 characters; a forged one may be any length.
+MAX_LOGGED_ID_CHARS = 128
 
 
 class RejectReason(StrEnum):
@@ -82,13 +87,21 @@ def classify(body: object, rules: IntakeRules) -> Verdict:
         raw = json.loads(text)
     except json.JSONDecodeError as error:
         return Rejected(RejectReason.MALFORMED_JSON, f"body is not JSON: {error.msg} at character {error.pos}")
+    except ValueError:  # Python refuses integers of more than 4,300 digits (sys.get_int_max_str_digits)
+        return Rejected(RejectReason.MALFORMED_JSON, "body holds a number too long to parse")
+    except RecursionError:  # nesting beyond the interpreter's recursion limit; the body cap bounds the work
+        return Rejected(RejectReason.MALFORMED_JSON, "body is nested too deeply to parse")
     if not isinstance(raw, dict) or not {"source", "detail-type", "detail"} <= raw.keys():
         shape = sorted(raw)[:10] if isinstance(raw, dict) else type(raw).__name__
         return Rejected(
             RejectReason.NOT_AN_EVENT, f"expected an EventBridge event with source, detail-type and detail; got {shape}"
         )
-    event_id = raw["id"] if isinstance(raw.get("id"), str) else None
+    event_id = raw["id"][:MAX_LOGGED_ID_CHARS] if isinstance(raw.get("id"), str) else None
     source, detail_type = raw.get("source"), raw.get("detail-type")
+    for name, value in (("source", source), ("detail-type", detail_type)):
+        if not isinstance(value, str):  # a list or an object would not even be hashable for the lookup below
+            return Rejected(RejectReason.INVALID_FIELDS, f"{name}: expected a string, got {type(value).__name__}",
+                            event_id=event_id, field=name)
     if source not in rules.accepted_sources or detail_type not in rules.accepted_detail_types:
         return Rejected(
             RejectReason.UNEXPECTED_EVENT,

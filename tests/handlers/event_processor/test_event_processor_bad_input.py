@@ -121,3 +121,36 @@ def test_bad_inputs_that_travel_through_sqs_end_in_the_dlq_after_their_retries(p
     ledger = pipeline.ledger(["doc-1"], raw_bodies=raw)
     assert all(ledger[body] == DEAD_LETTERED for body in raw)
     assert_each_exactly_once(ledger)
+
+
+# Inputs a producer controls that once ended with "record ended without an outcome": each is now a rejection with
+# a reason, in bounded time and memory (the body cap bounds the work).
+def _deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+HOSTILE = [
+    ("source of the wrong type", event({"itemId": "doc-9", "content": "x"}).replace(
+        f'"source": "{SOURCE}"', '"source": ["a", "list"]'), "invalid-fields", "source"),
+    ("detail-type of the wrong type", event({"itemId": "doc-9", "content": "x"}).replace(
+        f'"detail-type": "{DETAIL_TYPE}"', '"detail-type": {"an": "object"}'), "invalid-fields", "detail-type"),
+    ("a 5,000-digit number", event({"itemId": "doc-9", "content": "x", "n": 0}).replace(
+        '"n": 0', '"n": ' + "7" * 5000), "malformed-json", None),
+    ("50,000-deep nesting", '{"source": ' + _deep(50_000) + "}", "malformed-json", None),
+    ("50,000-deep nesting in the detail", event({"itemId": "doc-9", "content": "x", "n": 0}).replace(
+        '"n": 0', '"n": ' + _deep(50_000)), "malformed-json", None),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "reason", "field"), HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_shapes_are_rejected_with_a_reason_not_left_without_an_outcome(case, body, reason, field, pipeline,
+                                                                               model, invoke, logs):
+    bad = record(body)
+
+    response = invoke({"Records": [record(event({"itemId": "doc-1", "content": "an invoice"})), bad]})
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}, case
+    (entry,) = logs.named("Rejected event")
+    assert (entry["reason"], entry.get("field")) == (reason, field), case
+    assert logs.named("Record ended without an outcome") == []
+    assert logs.named("Batch settled")[-1]["outcomes"] == {"published": 1, "rejected": 1}
