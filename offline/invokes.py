@@ -13,7 +13,8 @@ Three sources, first match wins:
 
 2. pure functions the provider computes from the arguments alone: `aws.iam.get_policy_document`;
 3. realistic answers for the invokes programs commonly make (account, region, partition, availability zones,
-   the default VPC and its subnets, an AMI, a hosted zone, a security group), from the stack's account and region,
+   the default VPC, its subnets and route tables, an AMI, a hosted zone, a security group), from the stack's account
+   and region,
    stable for the same arguments.
 
 Anything else is an `InvokeError` naming the invoke, its arguments and how to answer it.
@@ -144,8 +145,14 @@ def _security_group(args: Mapping[str, Any], acct: AwsAccount) -> dict[str, Any]
             "vpcId": args.get("vpcId") or f"vpc-{_hex('vpc', {}, length=17)}", "tags": {}, "region": acct.region}
 
 
+def _route_tables(args: Mapping[str, Any], acct: AwsAccount) -> dict[str, Any]:
+    """The route tables of a VPC (its main one) or of the subnet a filter names: one, never none."""
+    return {"id": acct.region, "ids": [f"rtb-{_hex('rtb', args.get('vpcId'), args.get('filters'), length=17)}"],
+            "region": acct.region}
+
+
 def _ami(args: Mapping[str, Any], acct: AwsAccount) -> dict[str, Any]:
-    image_id = f"ami-{_hex('ami', args, length=17)}"
+    image_id = f"ami-{_hex('ami', acct.region, args, length=17)}"  # AMI ids differ between regions
     arm = "arm64" in json.dumps(args.get("filters") or []) or "arm64" in str(args.get("nameRegex") or "")
     return {"id": image_id, "imageId": image_id, "arn": acct.arn("ec2", f"image/{image_id}", with_account=False),
             "architecture": "arm64" if arm else "x86_64", "name": "offline-image", "ownerId": "137112412989",
@@ -178,6 +185,7 @@ COMPUTED: dict[str, Callable[[Mapping[str, Any], AwsAccount], dict[str, Any]]] =
     "aws:ec2/getSubnets:getSubnets": _subnets,
     "aws:ec2/getSubnet:getSubnet": _subnet,
     "aws:ec2/getSecurityGroup:getSecurityGroup": _security_group,
+    "aws:ec2/getRouteTables:getRouteTables": _route_tables,
     "aws:ec2/getAmi:getAmi": _ami,
     "aws:route53/getZone:getZone": _zone,
 }

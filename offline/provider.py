@@ -12,8 +12,6 @@ A create is answered as the bridged provider answers it (`docs/offline-fidelity.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -21,86 +19,11 @@ from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
 
 from offline import tf_defaults
 from offline.aws_account import AwsAccount
+from offline.aws_formats import computed_outputs, realistic_value
 from offline.check import check
 from offline.invokes import InvokeAnswerer
 from offline.model import UNKNOWN, Mode
 from offline.schema import schema_of
-
-
-def _stable_id(*parts: str, length: int = 12) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
-
-
-def computed_outputs(type_: str, name: str, inputs: dict[str, Any], acct: AwsAccount) -> tuple[str, dict[str, Any]]:
-    """The id and provider-computed outputs of a completed `pulumi up`, in AWS's formats."""
-    physical = str(inputs.get("name") or name)
-    token = type_.split(":")[1].split("/")[0] if ":" in type_ else ""
-    out: dict[str, Any] = {}
-    rid = physical
-    if type_ == "aws:sqs/queue:Queue":
-        rid = f"https://sqs.{acct.region}.{acct.dns_suffix}/{acct.account_id}/{physical}"
-        out = {"arn": acct.arn("sqs", physical), "url": rid}
-    elif type_.startswith("aws:s3/bucket") and type_.endswith(("Bucket", "BucketV2")):
-        bucket = str(inputs.get("bucket") or physical)
-        rid = bucket
-        out = {"arn": acct.arn("s3", bucket, regional=False, with_account=False), "bucket": bucket,
-               "bucketDomainName": f"{bucket}.s3.{acct.dns_suffix}", "region": acct.region}
-    elif type_ == "aws:lambda/function:Function":
-        arn = acct.arn("lambda", f"function:{physical}")
-        out = {"arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST",
-               "invokeArn": f"arn:{acct.partition}:apigateway:{acct.region}:lambda:path/2015-03-31/functions/"
-                            f"{arn}/invocations"}
-    elif type_ == "aws:iam/role:Role":
-        out = {"arn": acct.arn("iam", f"role/{physical}", regional=False), "uniqueId": "AROA" + _stable_id(
-            physical, length=16).upper()}
-    elif type_ == "aws:iam/policy:Policy":
-        rid = acct.arn("iam", f"policy/{physical}", regional=False)
-        out = {"arn": rid, "policyId": "ANPA" + _stable_id(physical, length=16).upper()}
-    elif type_ == "aws:iam/rolePolicy:RolePolicy":
-        rid = f"{inputs.get('role', '')}:{physical}"
-    elif type_ == "aws:cloudwatch/logGroup:LogGroup":
-        out = {"arn": acct.arn("logs", f"log-group:{physical}")}
-    elif type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
-        out = {"arn": acct.arn("cloudwatch", f"alarm:{physical}")}
-    elif type_ == "aws:sns/topic:Topic":
-        rid = acct.arn("sns", physical)
-        out = {"arn": rid}
-    elif type_ == "aws:kms/key:Key":
-        rid = str(uuid.UUID(hashlib.md5(name.encode()).hexdigest()))
-        out = {"arn": acct.arn("kms", f"key/{rid}"), "keyId": rid}
-    elif type_ == "aws:kms/alias:Alias":
-        out = {"arn": acct.arn("kms", physical)}
-    elif type_ == "aws:lambda/eventSourceMapping:EventSourceMapping":
-        rid = str(uuid.UUID(hashlib.md5(name.encode()).hexdigest()))
-        out = {"uuid": rid, "arn": acct.arn("lambda", f"event-source-mapping:{rid}"), "state": "Enabled"}
-    elif type_ == "aws:sqs/queuePolicy:QueuePolicy":
-        rid = str(inputs.get("queueUrl", physical))
-    elif type_ == "aws:sns/topicSubscription:TopicSubscription":
-        rid = f"{inputs.get('topic', '')}:{uuid.UUID(hashlib.md5(name.encode()).hexdigest())}"
-        out = {"arn": rid}
-    elif type_ == "aws:scheduler/schedule:Schedule":
-        group = inputs.get("groupName", "default")
-        rid = f"{group}/{physical}"
-        out = {"arn": acct.arn("scheduler", f"schedule/{group}/{physical}")}
-    elif type_ == "aws:dynamodb/table:Table":
-        out = {"arn": acct.arn("dynamodb", f"table/{physical}")}
-    elif type_ == "aws:cloudwatch/eventBus:EventBus":
-        out = {"arn": acct.arn("events", f"event-bus/{physical}")}
-    elif type_ == "aws:cloudwatch/eventRule:EventRule":
-        bus = inputs.get("eventBusName", "default")
-        path = f"rule/{physical}" if bus == "default" else f"rule/{bus}/{physical}"
-        out = {"arn": acct.arn("events", path)}
-    elif type_ == "aws:sfn/stateMachine:StateMachine":
-        rid = acct.arn("states", f"stateMachine:{physical}")
-        out = {"arn": rid}
-    elif type_ == "aws:secretsmanager/secret:Secret":
-        rid = acct.arn("secretsmanager", f"secret:{physical}-{_stable_id(physical, length=6)}")
-        out = {"arn": rid}
-    elif token:
-        out = {"arn": acct.arn(token, physical)}
-    out.setdefault("id", rid)
-    return rid, out
-
 
 # What AWS reports for a new resource where the program left a computed property unset and AWS documents a default.
 _REPORTED_AFTER_CREATE: dict[str, dict[str, Any]] = {
@@ -112,7 +35,6 @@ _REPORTED_AFTER_CREATE: dict[str, dict[str, Any]] = {
     "aws:lambda/function:Function": {"architectures": ["x86_64"], "ephemeralStorage": {"size": 512},
                                      "tracingConfig": {"mode": "PassThrough"}},
 }
-_EMPTY = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
 
 
 def planned_state(type_: str, checked: dict[str, Any], region: str) -> dict[str, Any]:
@@ -137,9 +59,12 @@ def applied_state(type_: str, name: str, checked: dict[str, Any], acct: AwsAccou
     schema = schema_of(type_)
     if schema is None:
         return resource_id, state
+    physical = str(checked.get("name") or name)
     for prop in sorted(schema.computed - state.keys()):
-        state[prop] = acct.region if prop == "region" else reported.get(prop, _EMPTY[schema.kind_of(prop)])
-    return resource_id, state
+        state[prop] = (acct.region if prop == "region" else reported[prop] if prop in reported
+                       else realistic_value(type_, prop, schema.kind_of(prop), physical, state, acct))
+    # Keep only what the resource has: the formats above may name an output a type does not declare.
+    return resource_id, {k: v for k, v in state.items() if k in schema.outputs or k in checked or k == "id"}
 
 
 class AwsProviderEmulator(Mocks):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import runpy
 import sys
 import traceback
@@ -34,6 +35,7 @@ from offline.provider import AwsProviderEmulator
 from offline.values import from_wire
 
 REPO = Path(__file__).resolve().parent.parent
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # the Pulumi CLI's rule for project names
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
 
@@ -89,8 +91,11 @@ def load_stack_files(stack: str, project_dir: Path = REPO) -> StackFiles:
     if not stack_file.exists():
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
         raise SynthesisError(f"no stack file {stack_file.name}; stacks here: {', '.join(known) or 'none'}")
-    project_doc = yaml.safe_load(project_file.read_text()) or {}
-    project = project_doc["name"]
+    project_doc = _yaml(project_file)
+    project = str(project_doc.get("name") or "")
+    if not _PROJECT_NAME.fullmatch(project):
+        raise SynthesisError(f"{project_file}: project name {project!r} is not a valid Pulumi project name "
+                             f"(letters, digits, '-', '_' and '.'; a template's ${{PROJECT}} must be replaced)")
     runtime = project_doc.get("runtime")
     options = (runtime.get("options") or {}) if isinstance(runtime, dict) else {}
     config, secret_keys = {}, []
@@ -98,13 +103,23 @@ def load_stack_files(stack: str, project_dir: Path = REPO) -> StackFiles:
         value = spec.get("value", spec.get("default")) if isinstance(spec, dict) else spec
         if value is not None:
             config[_namespaced(key, project)] = _as_config_string(value)
-    raw = yaml.safe_load(stack_file.read_text()) or {}
+    raw = _yaml(stack_file)
     for key, value in (raw.get("config") or {}).items():
         config[_namespaced(key, project)] = _as_config_string(value)
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.append(_namespaced(key, project))
     return StackFiles(project=project, stack=stack, config=config, secret_keys=tuple(secret_keys),
                       main=str(project_doc.get("main") or ""), virtualenv=str(options.get("virtualenv") or ""))
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise SynthesisError(f"{path.name}: not valid YAML: {error}") from error
+    if not isinstance(document, dict):
+        raise SynthesisError(f"{path.name}: expected a mapping at the top level")
+    return document
 
 
 def _namespaced(key: str, project: str) -> str:

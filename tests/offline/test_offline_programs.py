@@ -189,3 +189,30 @@ def test_a_foreign_stack_named_like_ours_does_not_take_our_policy_config(tmp_pat
     assert cli._default_policy_config(args) is None
     ours = cli.build_parser().parse_args(["preview", "--stack", "dev"])
     assert cli._default_policy_config(ours) == ours.policy_pack / "config" / "dev.json"
+
+
+def test_values_read_back_after_create_look_like_aws() -> None:
+    result = synth("website", "update")
+    server = result.outputs["server"]
+    assert re.fullmatch(r"i-[0-9a-f]{17}", server["id"])
+    assert re.fullmatch(r"10\.0\.\d+\.\d+", server["private_ip"]) and server["public_dns"].startswith("ec2-")
+    assert result.outputs["route_table"].startswith("rtb-")
+    record = inputs(result, "validation")
+    assert record["type"] == "CNAME" and record["name"].endswith(".www.example.com.")
+    trust = json.loads(inputs(result, "deploy")["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"]["AWS"] == "arn:aws:iam::123456789012:user/deployer"
+    assert "arn" not in result.named("validation").outputs or result.named("validation").outputs["arn"]
+
+
+def test_a_project_name_the_cli_would_refuse_is_named(tmp_path: Path) -> None:
+    project(tmp_path, "import pulumi\n")
+    (tmp_path / "Pulumi.yaml").write_text("name: ${PROJECT}\nruntime: python\n")
+    with pytest.raises(SynthesisError, match=r"project name '\$\{PROJECT\}' is not a valid Pulumi project name"):
+        synthesize("test", project_dir=tmp_path)
+
+
+def test_a_stack_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
+    project(tmp_path, "import pulumi\n")
+    (tmp_path / "Pulumi.test.yaml").write_text("config:\n  aws:region: eu-west-1\n  bad: value: here\n")
+    with pytest.raises(SynthesisError, match=r"Pulumi\.test\.yaml: not valid YAML"):
+        synthesize("test", project_dir=tmp_path)
