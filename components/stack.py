@@ -9,7 +9,7 @@ from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import function_code
-from components.config import StackConfig, load_stack_config
+from components.config import StackConfig, load_stack_config, refuse_example_values
 from components.pipelines.batch_inference import BatchInference, handler_code
 from components.pipelines.event_processing import HANDLER_PACKAGE as EVENT_PROCESSOR_PACKAGE
 from components.pipelines.event_processing import EventProcessor
@@ -24,6 +24,7 @@ def build_stack(config: StackConfig | None = None) -> None:
     """Build every enabled pipeline. Config is validated first, so bad config registers nothing."""
     config = config or load_stack_config()
     env = AwsEnv.lookup()
+    refuse_example_values(config, env.account_id, pulumi.get_stack())
     naming = Naming(pulumi.get_project(), pulumi.get_stack(), "shared", owner=config.owner)
     topic = AlarmTopic(naming, env, emails=config.alarms.emails)
     notifications = BucketNotifications()

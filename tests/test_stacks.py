@@ -73,3 +73,15 @@ def _dev_section(key: str) -> dict:
     from offline.synth import load_stack_files
 
     return json.loads(load_stack_files("dev").config[f"ai-pipelines:{key}"])
+
+
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_example_ids_never_reach_a_real_account(stack: str) -> None:
+    """The shipped stack files carry example ids: offline (AWS's documentation account) they synthesize; in any
+    real account the program stops before registering anything, naming what to replace."""
+    with pytest.raises(SynthesisError, match=rf"Pulumi\.{stack}\.yaml: ai-pipelines:exampleValues is true.*"
+                                             r"account 210987654321 is real"):
+        synthesize(stack, "update", account_id="210987654321")
+    real = synthesize(stack, "update", account_id="210987654321",
+                      config_overrides={"ai-pipelines:exampleValues": False})
+    assert real.resources

@@ -42,17 +42,31 @@ from components.config.sections import (
 )
 from components.s3_filters import S3Filter, overlap_message
 
-__all__ = ["PROJECT", "AlarmSettings", "BatchInferenceSettings", "BucketSettings", "ConfigError",
+__all__ = ["EXAMPLE_ACCOUNT", "PROJECT", "AlarmSettings", "BatchInferenceSettings", "BucketSettings", "ConfigError",
            "EventProcessingSettings", "FileIngestionSettings", "KnowledgeBaseSyncSettings", "LambdaSettings",
            "QueueSettings", "StackConfig", "WorkerSettings", "load_stack_config", "parse_stack_config"]
 
 PROJECT = "ai-pipelines"
+EXAMPLE_ACCOUNT = "123456789012"  # AWS's documentation account: no real account has this id
+
+
+def refuse_example_values(config: StackConfig, account_id: str, stack: str) -> None:
+    """Stop a stack whose file carries example ids anywhere but the example account, before anything is created."""
+    if config.example_values and account_id != EXAMPLE_ACCOUNT:
+        raise ConfigError(
+            f"Pulumi.{stack}.yaml: ai-pipelines:exampleValues is true, so this stack file carries example ids "
+            f"(knowledge base and data source ids, subnets, security groups, model ids); account {account_id} is "
+            f"real. Replace each example id with your account's, then remove ai-pipelines:exampleValues.")
 
 
 class StackConfig(Section):
     """Everything under the `ai-pipelines:` namespace of a stack file."""
 
     owner: str = Field(min_length=1, description="Team that owns the stack; tagged on every resource.")
+    example_values: bool = Field(
+        False, description="The stack file carries example ids (knowledge base, subnets, ...): it synthesizes "
+                           "offline, in AWS's documentation account 123456789012 only; `pulumi preview` and `pulumi "
+                           "up` in a real account stop with the keys to replace. Remove it once the ids are real.")
     protect_data: bool = Field(False, description="Protect resources that hold data (buckets, tables) from deletion.")
     log_retention_days: int = Field(defaults.LOG_RETENTION_DAYS, description="Retention of every log group, in days.")
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm notification targets.")
