@@ -1,10 +1,14 @@
 """Lambda deployment archives: one reproducible zip per handler package.
 
 A handler package lives in ``handlers/<package>/`` with its entry point in ``app.py`` (``def handler(event,
-context)``); shared code in ``handlers/common/`` goes into every archive. Runtime dependencies come from
-``handlers/requirements.txt`` and are installed as binary wheels for Lambda's platform (manylinux for the
-function's architecture and Python version), never for the machine that runs the build. The archive root
-holds ``<package>/``, ``common/`` and the dependencies, so Lambda imports ``<package>.app.handler``.
+context)``); shared code in ``handlers/common/`` goes into every archive. Each package has its own runtime
+dependencies, the lock ``handlers/requirements/<package>.txt`` (pip-tools' ``pip-compile --generate-hashes``
+output; ``dependencies=`` names another set), so a function that never connects to PostgreSQL carries no database
+driver. They are installed as binary wheels for Lambda's platform (manylinux for the function's architecture and
+Python version), never for the machine that runs the build, by the pip release that
+``handlers/requirements/build-tools.txt`` pins, with ``--require-hashes``: pip takes no file whose hash the lock
+does not list, so a wheel added to a pinned release later, or a file changed on a mirror, fails the build. The
+archive root holds ``<package>/``, ``common/`` and the dependencies, so Lambda imports ``<package>.app.handler``.
 
 The archive is reproducible: entries are sorted, timestamps and permissions fixed, caches, tests and
 install-time bookkeeping left out. Unchanged code and dependencies give a byte-identical zip and the same
@@ -19,22 +23,28 @@ Usage::
 
 Layout of the build directory (``.build/`` at the repository root by default)::
 
-    deps/<key>/                          installed dependencies, one tree per requirements + platform + Python
+    deps/<key>/                          installed dependencies, one tree per lock + pip + platform + Python
+    deps/<key>/.contents.sha256          the tree's digest when installed, compared before every reuse
+    tools/pip-<version>-py3-none-any.whl the pinned pip, run from its wheel; its hash is checked before every use
     archives/<package>-<arch>-py<ver>.zip
     archives/<package>-<arch>-py<ver>.zip.json   what the zip was built from, to skip an unchanged rebuild
 
 Why the standard library: the build tools that exist (``build``, ``wheel``, ``pip wheel``) make wheels, not
 Lambda's flat zip, and none of them normalises timestamps and permissions; ``zipfile`` and ``hashlib`` do
-exactly what is needed in a few lines. pip itself is run as a subprocess, its only supported interface.
+exactly what is needed in a few lines. pip itself is run as a subprocess, its only supported interface, from its
+own wheel (``python pip-<version>.whl/pip``, as pip supports), so the build's pip is the pinned release whatever
+pip the virtualenv has, with nothing to install.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -58,6 +68,7 @@ __all__ = [
     "FunctionCode",
     "HandlerArchive",
     "PackagingError",
+    "UnknownDependencySetError",
     "UnknownHandlerPackageError",
     "UnsupportedTargetError",
     "build_handler_archive",
@@ -71,7 +82,10 @@ DEFAULT_HANDLERS_DIR: Final = REPO_ROOT / "handlers"
 DEFAULT_BUILD_DIR: Final = REPO_ROOT / ".build"
 
 SHARED_PACKAGE: Final = "common"
-REQUIREMENTS_FILE: Final = "requirements.txt"
+# handlers/requirements/<set>.txt is a set's lock. A set's name is an identifier, so none is called build-tools.
+REQUIREMENTS_DIR: Final = "requirements"
+LOCK_SUFFIX: Final = ".txt"
+BUILD_TOOLS_LOCK: Final = "build-tools.txt"
 HANDLER_MODULE: Final = "app"
 HANDLER_FUNCTION: Final = "handler"
 
@@ -106,6 +120,12 @@ _COMPRESS_LEVEL: Final = 6
 _PIP_TIMEOUT_SECONDS: Final = 900
 # A half-finished dependency install older than this was abandoned by a process that died.
 _ABANDONED_AFTER_SECONDS: Final = 3600
+# Inside an installed tree, a dot file (so never archived): the digest of what the tree held when installed.
+_TREE_DIGEST_FILE: Final = ".contents.sha256"
+# What of a lock pip reads: a comment is '#' at a line's start or after whitespace (pip's rule).
+_COMMENT: Final = re.compile(r"(?:^|\s)#.*$")
+_SHA256_HASH: Final = re.compile(r"--hash[=\s]sha256:([0-9a-f]{64})")
+_PIP_PIN: Final = re.compile(r"^pip==([\w.+!-]+)", re.MULTILINE)
 
 
 class PackagingError(Exception):
@@ -121,7 +141,11 @@ class UnsupportedTargetError(PackagingError, ValueError):
 
 
 class DependencyInstallError(PackagingError):
-    """pip could not install the runtime dependencies for the target platform."""
+    """pip could not install the runtime dependencies for the target platform (or fetch the pinned pip)."""
+
+
+class UnknownDependencySetError(PackagingError, LookupError):
+    """The dependency set has no lock file."""
 
 
 @dataclass(frozen=True)
@@ -170,12 +194,14 @@ def function_code(
     handlers_dir: Path = DEFAULT_HANDLERS_DIR,
     build_dir: Path = DEFAULT_BUILD_DIR,
     module: str = HANDLER_MODULE,
+    dependencies: str | None = None,
 ) -> FunctionCode:
     """Build the package's archive and return the code-related arguments of ``aws.lambda_.Function``.
 
     The runtime and architecture come along with the archive, so a function can never run code built for
     another platform. A package with several functions gives each its own entry-point module (``module``): they
-    share one archive, and each function's handler is ``<package>.<module>.handler``.
+    share one archive, and each function's handler is ``<package>.<module>.handler``. Its dependencies are the set
+    ``handlers/requirements/<dependencies>.txt``, by default the package's own.
 
     >>> aws.lambda_.Function("worker", role=role.arn, **function_code("kb_sync"))  # doctest: +SKIP
     >>> aws.lambda_.Function("sharder", role=role.arn,
@@ -188,6 +214,7 @@ def function_code(
         python_version=python_version,
         handlers_dir=handlers_dir,
         build_dir=build_dir,
+        dependencies=dependencies,
     )
     return FunctionCode(
         code=pulumi.FileArchive(str(archive.path)),
@@ -206,11 +233,14 @@ def build_handler_archive(
     handlers_dir: Path = DEFAULT_HANDLERS_DIR,
     build_dir: Path = DEFAULT_BUILD_DIR,
     module: str = HANDLER_MODULE,
+    dependencies: str | None = None,
 ) -> HandlerArchive:
     """Build (or reuse) the deployment archive of ``handlers_dir/<package>``, whose entry point is ``module``.
 
-    Dependencies are installed once per requirements file, platform and Python version and cached under
-    ``build_dir/deps``; the zip is rewritten only when its content changes.
+    The dependencies are the lock ``handlers_dir/requirements/<dependencies>.txt`` (``dependencies`` defaults to
+    ``package``). They are installed once per lock, pip release, platform and Python version and cached under
+    ``build_dir/deps``; a cached tree whose files no longer match the digest recorded at install time is installed
+    again. The zip is rewritten only when its content changes.
 
     >>> archive = build_handler_archive("kb_sync", architecture="x86_64")  # doctest: +SKIP
     >>> archive.path  # doctest: +SKIP
@@ -219,16 +249,21 @@ def build_handler_archive(
     Raises:
         UnknownHandlerPackageError: no ``handlers_dir/<package>/<module>.py`` (``app.py`` by default).
         UnsupportedTargetError: an architecture or Python version Lambda does not run.
-        DependencyInstallError: pip failed (its output's tail and the platform asked for are in the message).
+        UnknownDependencySetError: no lock ``handlers_dir/requirements/<dependencies>.txt``.
+        DependencyInstallError: pip failed, for instance on a file whose hash the lock does not list (its output's
+            tail and the platform asked for are in the message).
     """
     machine = _machine(architecture)
     platforms = _platform_tags(machine, python_version)
     package_dir = _package_dir(package, handlers_dir, module)
+    lock = _lock_file(handlers_dir, package if dependencies is None else dependencies)
 
-    requirements = handlers_dir / REQUIREMENTS_FILE
+    file_hashes: dict[Path, bytes] = {}  # each file is read and hashed once per build
     deps_dir = (
-        _installed_dependencies(requirements, platforms, architecture, python_version, build_dir / "deps")
-        if requirements.is_file()
+        _installed_dependencies(
+            lock, handlers_dir, platforms, architecture, python_version, build_dir, file_hashes
+        )
+        if _pip_input(lock)
         else None
     )
 
@@ -239,7 +274,7 @@ def build_handler_archive(
     _reject_duplicates(entries)
 
     archive_path = build_dir / "archives" / f"{package}-{architecture}-py{python_version}.zip"
-    digest = _write_archive(archive_path, entries, _fingerprint(entries))
+    digest = _write_archive(archive_path, entries, _fingerprint(entries, file_hashes))
     return HandlerArchive(
         package=package,
         path=archive_path,
@@ -315,17 +350,45 @@ def _code_entries(package: str, package_dir: Path, shared_dir: Path) -> Iterator
 # --- dependencies -----------------------------------------------------------------------------------
 
 
-def _installed_dependencies(
-    requirements: Path, platforms: list[str], architecture: str, python_version: str, deps_root: Path
-) -> Path:
-    """The dependency tree for this requirements file and target, installed on first use.
+def _lock_file(handlers_dir: Path, name: str) -> Path:
+    lock = handlers_dir / REQUIREMENTS_DIR / f"{name}{LOCK_SUFFIX}"
+    if name.isidentifier() and lock.is_file():
+        return lock
+    known = sorted(p.stem for p in (handlers_dir / REQUIREMENTS_DIR).glob(f"*{LOCK_SUFFIX}") if p.stem.isidentifier())
+    raise UnknownDependencySetError(
+        f"no dependency lock {lock}: list what the functions import in {lock.with_suffix('.in')} and compile it "
+        f"with hashes (the command is in {handlers_dir / 'requirements.txt'}); "
+        f"locks in {lock.parent}: {', '.join(known) or 'none'}"
+    )
 
-    pip installs into a private temporary directory that is renamed into place only when complete, so an
-    interrupted install never leaves a tree that looks usable, and two concurrent builds cannot mix files.
+
+def _pip_input(lock: Path) -> str:
+    """What pip reads from the lock (no comments or blank lines): an empty set installs nothing."""
+    lines = (_COMMENT.sub("", line).strip() for line in lock.read_text().splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _installed_dependencies(
+    lock: Path,
+    handlers_dir: Path,
+    platforms: list[str],
+    architecture: str,
+    python_version: str,
+    build_dir: Path,
+    file_hashes: dict[Path, bytes],
+) -> Path:
+    """The dependency tree for this lock and target: reused if its files are the ones installed, else installed.
+
+    pip installs into a private temporary directory that is renamed into place only when complete (with the
+    digest of its files), so an interrupted install never leaves a tree that looks usable, and two concurrent
+    builds cannot mix files. The digest covers exactly what goes into an archive; a file edited, added or removed
+    since, by hand or by a stray ``pip install --target``, makes the tree be installed again from the lock.
     """
+    pip_lock = _build_tools_lock(handlers_dir)
     key_material = json.dumps(
         {
-            "requirements": hashlib.sha256(requirements.read_bytes()).hexdigest(),
+            "requirements": hashlib.sha256(_pip_input(lock).encode()).hexdigest(),
+            "pip": hashlib.sha256(_pip_input(pip_lock).encode()).hexdigest(),
             "platforms": platforms,
             "python": python_version,
             "implementation": "cp",
@@ -334,47 +397,137 @@ def _installed_dependencies(
         sort_keys=True,
     )
     key = hashlib.sha256(key_material.encode()).hexdigest()[:24]
+    deps_root = build_dir / "deps"
     final = deps_root / key
     if final.is_dir():
-        return final
+        recorded = final / _TREE_DIGEST_FILE
+        expected = recorded.read_text().strip() if recorded.is_file() else None
+        if expected is not None and _tree_digest(final, file_hashes) == expected:
+            return final
+        _log.warning(
+            "dependency cache %s %s; installing %s again", final,
+            "has no recorded digest" if expected is None else "no longer matches the digest recorded when installed",
+            lock,
+        )
+        file_hashes.clear()
+        _discard(final, deps_root)
 
     deps_root.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_installs(deps_root)
+    pip = _pinned_pip(pip_lock, build_dir / "tools")
     partial = Path(tempfile.mkdtemp(prefix=f".partial-{key}-", dir=deps_root))
     try:
         started = time.monotonic()
-        _pip_install(requirements, partial, platforms, architecture, python_version)
+        _pip_install(pip, lock, partial, platforms, architecture, python_version)
         _remove_distributions(partial, RUNTIME_PROVIDED)
+        (partial / _TREE_DIGEST_FILE).write_text(_tree_digest(partial, {}) + "\n")
         partial.chmod(0o755)  # mkdtemp made it private; the finished tree is as readable as any build output
         try:
             partial.rename(final)
         except OSError:
             if not final.is_dir():  # not a concurrent build that finished first
                 raise
-        _log.info("installed %s for %s in %.1fs", requirements, architecture, time.monotonic() - started)
+        _log.info("installed %s for %s in %.1fs", lock, architecture, time.monotonic() - started)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return final
 
 
+def _tree_digest(deps_dir: Path, file_hashes: dict[Path, bytes]) -> str:
+    """A digest of every file of the tree that goes into an archive: its name, mode and content."""
+    digest = hashlib.sha256()
+    for arcname, path in sorted(_dependency_entries(deps_dir)):
+        digest.update(f"{arcname}\0{_mode(path):o}\0".encode())
+        digest.update(_content_sha256(path, file_hashes))
+    return digest.hexdigest()
+
+
+def _discard(tree: Path, deps_root: Path) -> None:
+    """Move a tree out of the way at once (a rename), then delete it."""
+    doomed = Path(tempfile.mkdtemp(prefix=".partial-discarded-", dir=deps_root))
+    with contextlib.suppress(FileNotFoundError):  # a concurrent build discarded it first
+        tree.rename(doomed / tree.name)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _build_tools_lock(handlers_dir: Path) -> Path:
+    lock = handlers_dir / REQUIREMENTS_DIR / BUILD_TOOLS_LOCK
+    if not lock.is_file():
+        raise UnknownDependencySetError(
+            f"no {lock}: it pins, with hashes, the pip release that installs the functions' dependencies"
+        )
+    return lock
+
+
+def _pinned_pip(lock: Path, tools_dir: Path) -> Path:
+    """The wheel of the pip release the lock pins, fetched once; its hash is checked against the lock on every use.
+
+    Any pip can fetch it: ``pip download --require-hashes`` takes only a file whose hash the lock lists.
+    """
+    text = lock.read_text()
+    pin = _PIP_PIN.search(text)
+    allowed = set(_SHA256_HASH.findall(text))
+    if pin is None or not allowed:
+        raise DependencyInstallError(f"{lock} must pin pip (pip==<version>) with its hashes (--hash=sha256:...)")
+    version = pin.group(1)
+    for wheel in sorted(tools_dir.glob(f"pip-{version}-*.whl")):
+        if _file_sha256(wheel).hex() in allowed:
+            return wheel
+        _log.warning("%s does not match a hash in %s; fetching it again", wheel, lock)
+        wheel.unlink()
+
+    tools_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=tools_dir) as fetching:
+        command = [
+            sys.executable, "-I", "-m", "pip", "download",
+            "--disable-pip-version-check", "--no-input", "--quiet",
+            "--no-deps", "--only-binary=:all:", "--require-hashes",
+            "--dest", fetching, "--requirement", str(lock),
+        ]  # fmt: skip
+        result = _run_pip(command, lock.parent, f"fetching pip {version} ({lock})")
+        wheels = list(Path(fetching).glob(f"pip-{version}-*.whl"))
+        if result.returncode != 0 or len(wheels) != 1 or _file_sha256(wheels[0]).hex() not in allowed:
+            raise DependencyInstallError(
+                f"could not fetch pip {version} with a hash {lock} lists (exit status {result.returncode}); "
+                f"pip said:\n{_tail(result)}"
+            )
+        wheel = tools_dir / wheels[0].name
+        os.replace(wheels[0], wheel)
+    return wheel
+
+
 def _pip_install(
-    requirements: Path, target: Path, platforms: list[str], architecture: str, python_version: str
+    pip: Path, lock: Path, target: Path, platforms: list[str], architecture: str, python_version: str
 ) -> None:
     command = [
-        sys.executable, "-I", "-m", "pip", "install",  # -I: this process's PYTHONPATH and cwd stay out of pip
+        sys.executable, "-I", str(pip / "pip"), "install",  # -I: this process's PYTHONPATH and cwd stay out of pip
         "--disable-pip-version-check", "--no-input", "--quiet",
+        "--require-hashes",  # every file must match a hash in the lock, even when the lock has none at all
         "--target", str(target),
         "--implementation", "cp",
         "--python-version", python_version,
         "--only-binary=:all:",  # compiling here would build for this machine, not for Lambda
         "--no-compile",  # Lambda compiles on import; shipped .pyc would only be stale noise
         *(f"--platform={tag}" for tag in platforms),
-        "--requirement", str(requirements),
+        "--requirement", str(lock),
     ]  # fmt: skip
+    target_name = _describe_target(platforms, architecture, python_version)
+    result = _run_pip(command, lock.parent, f"installing {lock} for {target_name}")
+    if result.returncode != 0:
+        raise DependencyInstallError(
+            f"pip could not install {lock} for {target_name}, binary wheels only, each matching a hash the lock "
+            f"lists (exit status {result.returncode}). A dependency without a wheel for this platform cannot be "
+            f"bundled: pin a version that publishes one. A hash mismatch or a missing hash means the lock is stale "
+            f"or a file is not the one locked: recompile the lock (the command is in "
+            f"{lock.parent.parent / 'requirements.txt'}) and see what changed. pip said:\n{_tail(result)}"
+        )
+
+
+def _run_pip(command: list[str], cwd: Path, doing: str) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(
+        return subprocess.run(
             command,
-            cwd=requirements.parent,  # relative paths in the requirements file mean what they say
+            cwd=cwd,  # relative paths in the lock mean what they say
             capture_output=True,
             text=True,
             errors="replace",
@@ -382,18 +535,12 @@ def _pip_install(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise DependencyInstallError(
-            f"pip did not finish installing {requirements} for "
-            f"{_describe_target(platforms, architecture, python_version)} within {_PIP_TIMEOUT_SECONDS}s"
-        ) from None
-    if result.returncode != 0:
-        output = (result.stderr.strip() or result.stdout.strip()).splitlines()
-        tail = "\n".join(f"    {line}" for line in output[-20:])
-        raise DependencyInstallError(
-            f"pip could not install {requirements} for {_describe_target(platforms, architecture, python_version)}, "
-            f"binary wheels only (exit status {result.returncode}). A dependency without a wheel for this platform "
-            f"cannot be bundled: pin a version that publishes one. pip said:\n{tail}"
-        )
+        raise DependencyInstallError(f"pip did not finish {doing} within {_PIP_TIMEOUT_SECONDS}s") from None
+
+
+def _tail(result: subprocess.CompletedProcess[str]) -> str:
+    output = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    return "\n".join(f"    {line}" for line in output[-20:])
 
 
 def _remove_distributions(site: Path, names: frozenset[str]) -> None:
@@ -487,15 +634,21 @@ def _mode(path: Path) -> int:
     return 0o755 if path.stat().st_mode & 0o111 else 0o644
 
 
-def _fingerprint(entries: list[tuple[str, Path]]) -> str:
+def _fingerprint(entries: list[tuple[str, Path]], file_hashes: dict[Path, bytes]) -> str:
     """A digest of everything the zip's bytes depend on, cheaper to compute than the zip itself."""
     digest = hashlib.sha256()
     digest.update(hashlib.sha256(Path(__file__).read_bytes()).digest())  # how archives are made
     digest.update(f"{zlib.ZLIB_RUNTIME_VERSION}\0{_COMPRESS_LEVEL}\0".encode())
     for arcname, path in entries:
         digest.update(f"{arcname}\0{_mode(path):o}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(_content_sha256(path, file_hashes))
     return digest.hexdigest()
+
+
+def _content_sha256(path: Path, file_hashes: dict[Path, bytes]) -> bytes:
+    if path not in file_hashes:
+        file_hashes[path] = _file_sha256(path)
+    return file_hashes[path]
 
 
 def _file_sha256(path: Path) -> bytes:
