@@ -57,7 +57,7 @@ from event_processor.exceptions import (
     ResultStoreError,
     RetriesExhaustedError,
 )
-from event_processor.intake import Accepted, IntakeRules, Rejected, classify, preview
+from event_processor.intake import Accepted, IntakeRules, Rejected, classify, fingerprint
 from event_processor.outcomes import FAILED_OUTCOMES, Outcome, Outcomes, Tally
 from event_processor.results import StoredResult
 from event_processor.retry import Budget, Clock, SystemClock
@@ -186,7 +186,7 @@ def _reject(record: SQSRecord, verdict: Rejected, where: dict[str, Any], run: In
     logger.error(
         "Rejected event; reported as a batch item failure so it alone is retried, then dead-lettered",
         extra={**where, "eventId": verdict.event_id, "reason": str(verdict.reason), "field": verdict.field,
-               "detail": verdict.detail, "bodyPreview": preview(record.raw_event.get("body"))},
+               "detail": verdict.detail, **fingerprint(record.raw_event.get("body"))},
     )
     raise RejectedEventError(f"{verdict.reason}: {verdict.detail}")
 

@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.message_body import BodyRejected, read_body
+from common.redact import clip, digest
 from event_processor.events import InputEvent
 from event_processor.keys import MissingKeyFieldError, idempotency_key
 
@@ -40,6 +41,8 @@ from event_processor.keys import MissingKeyFieldError, idempotency_key
 MAX_BODY_BYTES = 256 * 1024
 # An event id as a rejection names it: EventBridge's ids are 36 characters; a forged one may be any length.
 MAX_LOGGED_ID_CHARS = 128
+# Sources and detail types are named in a rejection up to this length (EventBridge allows 256).
+MAX_NAMED_CHARS = 128
 
 
 class RejectReason(StrEnum):
@@ -92,20 +95,21 @@ def classify(body: object, rules: IntakeRules) -> Verdict:
     except RecursionError:  # nesting beyond the interpreter's recursion limit; the body cap bounds the work
         return Rejected(RejectReason.MALFORMED_JSON, "body is nested too deeply to parse")
     if not isinstance(raw, dict) or not {"source", "detail-type", "detail"} <= raw.keys():
-        shape = sorted(raw)[:10] if isinstance(raw, dict) else type(raw).__name__
+        shape = [clip(key, 40) for key in sorted(raw)[:10]] if isinstance(raw, dict) else type(raw).__name__
         return Rejected(
             RejectReason.NOT_AN_EVENT, f"expected an EventBridge event with source, detail-type and detail; got {shape}"
         )
     event_id = raw["id"][:MAX_LOGGED_ID_CHARS] if isinstance(raw.get("id"), str) else None
-    source, detail_type = raw.get("source"), raw.get("detail-type")
-    for name, value in (("source", source), ("detail-type", detail_type)):
-        if not isinstance(value, str):  # a list or an object would not even be hashable for the lookup below
-            return Rejected(RejectReason.INVALID_FIELDS, f"{name}: expected a string, got {type(value).__name__}",
-                            event_id=event_id, field=name)
+    source, detail_type = raw["source"], raw["detail-type"]
+    # A list or an object would not even be hashable for the lookups below.
+    if not isinstance(source, str) or not isinstance(detail_type, str):
+        name, value = ("source", source) if not isinstance(source, str) else ("detail-type", detail_type)
+        return Rejected(RejectReason.INVALID_FIELDS, f"{name}: expected a string, got {type(value).__name__}",
+                        event_id=event_id, field=name)
     if source not in rules.accepted_sources or detail_type not in rules.accepted_detail_types:
         return Rejected(
             RejectReason.UNEXPECTED_EVENT,
-            f"source {source!r} with detail-type {detail_type!r} is not one this pipeline processes",
+            f"source {_named(source)} with detail-type {_named(detail_type)} is not one this pipeline processes",
             event_id=event_id,
             field="source" if source not in rules.accepted_sources else "detail-type",
         )
@@ -135,9 +139,15 @@ def _invalid_fields(error: ValidationError, event_id: str | None) -> Rejected:
     return Rejected(RejectReason.INVALID_FIELDS, text[:1000], event_id=event_id, field=fields[0] if fields else None)
 
 
-def preview(body: Any, limit: int = 120) -> str:
-    """The start of a body, safe to put in a JSON log line."""
+def _named(value: str) -> str:
+    """A source or detail type as a rejection names it: short ones as they are, others by size and digest."""
+    if len(value) <= MAX_NAMED_CHARS and value.isprintable():
+        return repr(value)
+    return f"<{len(value)} characters, sha256 {digest(value, 16)}>"
+
+
+def fingerprint(body: Any) -> dict[str, Any]:
+    """What a log entry says about a body instead of its content: its size and SHA-256 digest."""
     if not isinstance(body, str):
-        return repr(body)[:limit]
-    # backslashreplace keeps a lone surrogate from breaking the JSON log line.
-    return body[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+        return {"bodyType": type(body).__name__}
+    return {"bodyChars": len(body), "bodySha256": digest(body)}

@@ -53,6 +53,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.redact import clip, digest
 from kb_sync import bedrock, clients, follow_up
 from kb_sync.classify import Changed, ObjectChange, Rejected, Skipped, classify
 from kb_sync.config import Settings
@@ -76,7 +77,9 @@ settings = Settings.from_env()
 # CloudWatch caps a log event at 256 KiB; a burst of changed keys is logged in bounded parts.
 _KEYS_PER_LOG_ENTRY = 100
 _IDS_PER_LOG_ENTRY = 100
-_BODY_PREVIEW_CHARS = 120
+# Rejection and skip details are bounded; key digests are short enough to scan, long enough not to collide.
+_DETAIL_CHARS = 300
+_KEY_DIGEST_CHARS = 16
 
 
 @metrics.log_metrics
@@ -142,12 +145,14 @@ def _classify_record(record: SQSRecord) -> QueuedMessage:
         metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
         logger.error(
             "Rejected message; reported as a batch item failure so it alone is retried, then dead-lettered",
-            extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail, "bodyPreview": _preview(body)},
+            extra={**entry, "reason": str(verdict.reason), "detail": clip(verdict.detail, _DETAIL_CHARS),
+                   **_fingerprint(body)},
         )
         raise RejectedMessageError(f"{verdict.reason}: {verdict.detail}")
     if isinstance(verdict, Skipped):
         metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=1)
-        logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail})
+        logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason),
+                                               "detail": clip(verdict.detail, _DETAIL_CHARS)})
     return QueuedMessage(message_id=record.message_id, verdict=verdict)
 
 
@@ -243,14 +248,16 @@ def _log_changes(queued: Sequence[QueuedMessage]) -> None:
 
 
 def _describe(change: ObjectChange) -> dict[str, Any]:
-    described: dict[str, Any] = {"kind": str(change.kind), "bucket": change.bucket, "key": change.key}
+    # Object keys name people and documents: logged as digests (SHA-256 of the decoded key, as an operator who
+    # knows the key computes it), never as keys.
+    described: dict[str, Any] = {"kind": str(change.kind), "keySha256": digest(change.key, _KEY_DIGEST_CHARS)}
     if change.key_is_raw:
         described["keyNotDecoded"] = True
     return described
 
 
-def _preview(body: Any) -> str:
+def _fingerprint(body: Any) -> dict[str, Any]:
+    """What a log entry says about a message body instead of its content: its size and SHA-256 digest."""
     if not isinstance(body, str):
-        return repr(body)[:_BODY_PREVIEW_CHARS]
-    # backslashreplace keeps a lone surrogate from breaking the JSON log line.
-    return body[:_BODY_PREVIEW_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+        return {"bodyType": type(body).__name__}
+    return {"bodyChars": len(body), "bodySha256": digest(body)}

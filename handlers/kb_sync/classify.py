@@ -26,6 +26,7 @@ from enum import StrEnum
 from pydantic import TypeAdapter, ValidationError
 
 from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
+from common.redact import clip
 from common.s3_keys import decode_event_key
 from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
 
@@ -34,6 +35,8 @@ from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3Test
 MAX_BODY_BYTES = 64 * 1024
 
 _QUEUE_MESSAGE: TypeAdapter[QueueMessage] = TypeAdapter(QueueMessage)
+# A skip names at most this many event types (a notification may carry many records).
+_NAMES_SHOWN = 5
 
 
 class ChangeKind(StrEnum):
@@ -109,7 +112,7 @@ def classify(body: object) -> Verdict:
 
 def _verdict(message: QueueMessage) -> Verdict:
     if isinstance(message, S3TestEvent):
-        return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {message.Bucket}")
+        return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {clip(message.Bucket, 63)}")
     if isinstance(message, FollowUp):
         return SyncRequested(generation=message.generation, origin=message.origin)
     if isinstance(message, ScheduledSync):
@@ -124,7 +127,7 @@ def _changes(notification: S3EventNotification) -> Changed | Skipped:
         if kind is not None:
             changes.append(_object_change(kind, record.s3.bucket.name, record.s3.object.key))
     if not changes:
-        names = sorted({record.eventName for record in notification.Records})
+        names = sorted({clip(record.eventName, 64) for record in notification.Records})[:_NAMES_SHOWN]
         return Skipped(SkipReason.NOT_A_CHANGE, f"event types {names} do not change documents")
     return Changed(tuple(changes))
 

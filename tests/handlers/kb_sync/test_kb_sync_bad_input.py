@@ -7,6 +7,7 @@ travel through a real queue yet must still not crash the function if they ever a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -56,6 +57,10 @@ def record(body: object) -> dict:
     }
 
 
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
 VALID = s3_event("ObjectCreated:Put", f"{PREFIX}valid.pdf")
 OVERSIZED = s3_event("ObjectCreated:Put", f"{PREFIX}big.pdf", padding="x" * 70_000)
 
@@ -102,7 +107,7 @@ def test_an_unusable_message_fails_alone_with_a_structured_log(pipeline, bedrock
     (entry,) = logs.named("Rejected message")
     assert entry["level"] == "ERROR"
     assert entry["messageId"] == bad["messageId"] and entry["reason"] == reason and entry["detail"]
-    assert len(entry["bodyPreview"]) < 1000  # bounded, whatever the body
+    assert "bodyPreview" not in entry and len(json.dumps(entry)) < 2000  # bounded, and no content
     assert logs.named("Batch settled")[0]["outcomes"] == {"covered-by-job": 1, "rejected": 1}
 
 
@@ -125,12 +130,12 @@ KEYS = {
 
 
 @pytest.mark.parametrize(("raw", "decoded"), list(KEYS.values()), ids=list(KEYS))
-def test_keys_are_logged_decoded(pipeline, bedrock, invoke, logs, raw, decoded):
+def test_keys_are_logged_as_the_digest_of_the_decoded_key(pipeline, bedrock, invoke, logs, raw, decoded):
     answer = invoke({"Records": [record(s3_event("ObjectCreated:Put", raw))]})
 
     assert answer == {"batchItemFailures": []} and len(bedrock.jobs) == 1
     (entry,) = logs.named("Documents changed")
-    assert entry["changes"] == [{"kind": "created", "bucket": BUCKET, "key": decoded}]
+    assert entry["changes"] == [{"kind": "created", "keySha256": key_digest(decoded)}]
 
 
 def test_a_key_with_broken_escapes_still_counts_as_a_change(pipeline, bedrock, invoke, logs):
@@ -139,7 +144,7 @@ def test_a_key_with_broken_escapes_still_counts_as_a_change(pipeline, bedrock, i
     assert answer == {"batchItemFailures": []} and len(bedrock.jobs) == 1
     (entry,) = logs.named("Documents changed")
     (change,) = entry["changes"]
-    assert change == {"kind": "removed", "bucket": BUCKET, "key": "docs/bad%FF%FE.txt", "keyNotDecoded": True}
+    assert change == {"kind": "removed", "keySha256": key_digest("docs/bad%FF%FE.txt"), "keyNotDecoded": True}
 
 
 @pytest.mark.parametrize(
@@ -180,3 +185,21 @@ def test_a_schedule_request_redriven_from_the_dlq_is_a_sync_request(pipeline, be
 def test_an_empty_batch_does_nothing(pipeline, bedrock, invoke):
     assert invoke({"Records": []}) == {"batchItemFailures": []}
     assert bedrock.requests == []
+
+
+def test_logs_name_documents_and_bodies_by_digest_never_by_content(pipeline, bedrock, invoke, logs):
+    key = f"{PREFIX}salaries/alice-smith-SECRET.pdf"
+    changed = record(s3_event("ObjectCreated:Put", key))
+    unusable = record('{"Records": [{"s3": "SECRET body ' + "x" * 5000)
+    test_event = record(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "B" * 50_000}))
+
+    invoke({"Records": [changed, unusable, test_event]})
+
+    written = json.dumps(logs.entries)
+    assert "SECRET" not in written and "B" * 1000 not in written
+    (entry,) = logs.named("Documents changed")
+    (change,) = entry["changes"]
+    assert change["keySha256"] == hashlib.sha256(key.encode()).hexdigest()[:16]
+    (rejected,) = logs.named("Rejected message")
+    assert rejected["bodySha256"] == hashlib.sha256(unusable["body"].encode()).hexdigest()
+    assert all(len(json.dumps(e)) < 4000 for e in logs.entries)
