@@ -18,6 +18,7 @@ from typing import Any
 
 from rules import PACK_NAME, RULES
 from rules.core import manifest, settings
+from rules.core.frameworks import Framework
 from rules.core.rule import Rule
 
 HERE = Path(__file__).resolve().parent
@@ -69,9 +70,17 @@ property. Stack rules judge one resource at a time, so one unknown value never h
 
 ## Rules
 
-| Rule | Scope | Default | What |
-|---|---|---|---|
+| Rule | Scope | Default | Severity | What |
+|---|---|---|---|---|
 {table}
+
+Each policy also carries Pulumi's reporting metadata (the CLI, Pulumi Cloud and `python -m offline preview --sarif`
+show it): a severity, the compliance frameworks it maps to where one applies, remediation steps and a documentation
+URL. Pulumi's metadata holds one framework per policy: the first listed below is sent as the policy's framework,
+and every framework's controls are sent as tags (`cis-aws-foundations:<recommendation>`,
+`well-architected:<best practice>`, `serverless-lens:<question>`). CIS recommendations are numbered as in CIS AWS
+Foundations Benchmark v3.0.0; Well-Architected best practices as in the Framework's pillars (SEC security, REL
+reliability, SUS sustainability); Serverless Applications Lens questions by pillar and number.
 
 {sections}
 ## What the program must provide
@@ -100,9 +109,24 @@ def _keys(schema: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(["| Key | Type | Default | Meaning |", "|---|---|---|---|", *rows])
 
 
+def _severity(rule: Rule) -> str:
+    return rule.severity.value if rule.severity is not None else "none"
+
+
+def _framework(framework: Framework) -> str:
+    version = f" v{framework.version}" if framework.version else ""
+    return f"[{framework.name}{version}]({framework.url}) {framework.reference} ({framework.specification})"
+
+
 def _section(rule: Rule) -> str:
     lines = [f"### `{rule.name}`", "", f"**What.** {rule.what}", "", f"**Why.** {rule.why}", "",
-             f"Scope: {rule.scope} policy. Default enforcement: {rule.level.value}.", ""]
+             f"Scope: {rule.scope} policy. Default enforcement: {rule.level.value}. Severity: {_severity(rule)}.", ""]
+    if rule.frameworks:
+        lines += ["Frameworks: " + "; ".join(_framework(f) for f in rule.frameworks) + ".", ""]
+    if rule.remediation:
+        lines += [f"**Remediation.** {rule.remediation}", ""]
+    if rule.url:
+        lines += [f"Documentation: <{rule.url}>", ""]
     if rule.notes:
         lines += [rule.notes.strip(), ""]
     if rule.settings:
@@ -113,7 +137,7 @@ def _section(rule: Rule) -> str:
 
 
 def render() -> str:
-    table = "\n".join(f"| `{r.name}` | {r.scope} | {r.level.value} | {r.what} |" for r in RULES)
+    table = "\n".join(f"| `{r.name}` | {r.scope} | {r.level.value} | {_severity(r)} | {r.what} |" for r in RULES)
     relations = sorted({relation for rule in RULES for relation in rule.relations})
     return INTRO.format(
         name=PACK_NAME, version=manifest.manifest_version(), common=_keys(settings.COMMON), table=table,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pulumi_policy import Severity
+
 from .core import types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list
 
@@ -22,5 +25,15 @@ RULES = (
         scope="resource",
         resource_types=(types.METRIC_ALARM, types.COMPOSITE_ALARM),
         check=_alarm_has_action,
+        severity=Severity.LOW,
+        frameworks=(
+            well_architected("REL06-BP03", spec="Send notifications (real-time processing and alarming)"),
+            serverless_lens("OPS 1", spec="Evaluating a serverless application's health"),
+        ),
+        remediation=(
+            "Give the alarm alarmActions (an SNS topic the on-call team reads) and leave actionsEnabled "
+            "on."
+        ),
+        url="https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html",
     ),
 )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pulumi_policy import Severity
+
 from .core import types
+from .core.frameworks import well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import get_path, truthy
 
@@ -51,6 +54,16 @@ RULES = (
         scope="resource",
         resource_types=(types.TABLE,),
         check=_table_protection,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            well_architected("REL09-BP01", "REL09-BP03",
+                spec="Identify and back up all data; perform data backup automatically"),
+        ),
+        remediation=(
+            "Turn on pointInTimeRecovery; for a table of disposable records tag it purpose=idempotency "
+            "and give it a ttl attribute instead."
+        ),
+        url="https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/PointInTimeRecovery.html",
         settings={
             "purposeTag": {"type": "string", "default": "purpose",
                            "description": "Tag naming a table's purpose ('' to read no tag)."},

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pulumi_policy import Severity
+
 from .core import types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import get_path
 
@@ -43,5 +46,15 @@ RULES = (
         scope="resource",
         resource_types=(types.EVENT_TARGET, types.SCHEDULE),
         check=_target_dlq_retry,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", spec="Building resiliency into a serverless application"),
+            well_architected("REL05-BP03", spec="Control and limit retry calls"),
+        ),
+        remediation=(
+            "Give the target a deadLetterConfig.arn (an SQS queue) and a retryPolicy with "
+            "maximumRetryAttempts and maximumEventAgeInSeconds."
+        ),
+        url="https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html",
     ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import EnforcementLevel, Severity
 
 from .core import exemptions
 from .core.rule import Rule, StackContext
@@ -21,5 +21,11 @@ EXEMPTIONS_APPLIED = Rule(
     why="An exemption is a decision someone must be able to see and revisit; silence would hide it.",
     scope="stack",
     check=_report_applied,
+    severity=Severity.LOW,
+    remediation=(
+        "Review each listed exemption: fix the resource before the exemption expires, or renew the "
+        "exemption with a new date and reason."
+    ),
+    url="https://www.pulumi.com/docs/iac/using-pulumi/crossguard/configuration/",
     level=EnforcementLevel.ADVISORY,
 )

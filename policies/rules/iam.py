@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from pulumi_policy import Severity
+
 from . import iam_database, managed_policies, trust
 from .core import documents, types
+from .core.frameworks import cis, serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list
 
@@ -173,6 +176,18 @@ RULES = (
         scope="resource",
         resource_types=_DOCUMENT_HOLDERS,
         check=_no_wildcard_actions,
+        severity=Severity.HIGH,
+        frameworks=(
+            cis("1.16", spec="No IAM policy allowing full '*:*' administrative privileges is attached"),
+            well_architected("SEC03-BP02", spec="Grant least privilege access"),
+            serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+        ),
+        remediation=(
+            "Replace each wildcard with the actions the code calls (IAM Access Analyzer's policy "
+            "generation lists them from CloudTrail); keep a reviewed wildcard only through "
+            "allowedActions."
+        ),
+        url="https://docs.aws.amazon.com/IAM/latest/UserGuide/best-practices.html#grant-least-privilege",
         settings={"allowedActions": {**_STRINGS, "default": [],
                                      "description": "Wildcard action patterns accepted as written (e.g. "
                                                     "'logs:Describe*')."}},
@@ -187,6 +202,17 @@ RULES = (
         scope="resource",
         resource_types=_DOCUMENT_HOLDERS,
         check=_resource_scoped_actions,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            well_architected("SEC03-BP02", spec="Grant least privilege access"),
+            serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+        ),
+        remediation=(
+            "Name the resources each action acts on (the ARNs the stack builds from its own resources); "
+            "fix a misspelt action or an ARN of the wrong type; keep Resource '*' only for actions AWS "
+            "grants on '*' alone."
+        ),
+        url="https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html",
         settings={"allowedWildcardResourceActions": {
             **_STRINGS, "default": [],
             "description": "Actions accepted on Resource '*' although they support resource-level permissions."}},
@@ -200,6 +226,16 @@ RULES = (
         scope="resource",
         resource_types=_DOCUMENT_HOLDERS,
         check=_pass_role_scoped,
+        severity=Severity.HIGH,
+        frameworks=(
+            well_architected("SEC03-BP02", spec="Grant least privilege access"),
+            serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+        ),
+        remediation=(
+            "Name the roles the caller passes (their ARNs, no wildcard) and add a StringEquals "
+            "iam:PassedToService condition naming the service that receives them."
+        ),
+        url="https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html",
     ),
     trust.RULE,
 )

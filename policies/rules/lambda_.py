@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, Severity
 
 from . import relations
 from .core import aws_defaults, types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import Rule, StackContext, describe
 from .core.values import as_list, fmt, get_path, number, unless_computed
 
@@ -87,7 +88,7 @@ def _log_group(ctx: StackContext, function: PolicyResource, by_name: Mapping[str
     if linked:
         return linked[0]
     # loggingConfig is computed when left unset (unknown at preview): then Lambda logs to /aws/lambda/<name>.
-    logging = unless_computed(function.props, "loggingConfig")
+    logging = unless_computed(function, "loggingConfig")
     name = get_path(logging, "logGroup") or f"/aws/lambda/{function.props.get('name')}"
     return by_name.get(str(name))
 
@@ -136,6 +137,16 @@ RULES = (
             "caps above the reservation only turn into throttles and retries.",
         scope="stack",
         check=_concurrency_bounded,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 1", spec="Regulating inbound request rates"),
+            well_architected("REL05-BP02", spec="Throttle requests"),
+        ),
+        remediation=(
+            "Set reservedConcurrentExecutions on the function, or scalingConfig.maximumConcurrency on its "
+            "mappings, so that the mappings' caps add up to no more than the reservation."
+        ),
+        url="https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html",
         settings={"minimumReservedConcurrency": {"type": "integer", "minimum": 1, "default": 1,
                                                  "description": "Smallest reserved concurrency accepted."}},
         relations=("EventSourceMapping.eventSourceArn -> Queue", "EventSourceMapping.functionName -> Function"),
@@ -148,6 +159,16 @@ RULES = (
             "batches above 10 without a window.",
         scope="stack",
         check=_batch_reporting,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", spec="Building resiliency into a serverless application"),
+        ),
+        remediation=(
+            "Add functionResponseTypes ['ReportBatchItemFailures'] to the mapping (and return "
+            "batchItemFailures from the handler); give a batch larger than 10 a "
+            "maximumBatchingWindowInSeconds."
+        ),
+        url="https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting",
         settings={"minBatchingWindowSeconds": {"type": "number", "minimum": 0, "default": 1,
                                                "description": "Smallest window accepted for batchSize > 10."}},
         relations=("EventSourceMapping.eventSourceArn -> Queue",),
@@ -160,6 +181,19 @@ RULES = (
             "environment variable is readable by anyone who can read the function's configuration.",
         scope="stack",
         check=_logs_runtime_secrets,
+        severity=Severity.HIGH,
+        frameworks=(
+            well_architected("SEC02-BP03", "SEC04-BP01", "SEC06-BP01",
+                spec="Store and use secrets securely; configure service and application logging; perform vulnerability "
+                     "management"),
+            serverless_lens("SEC 3", spec="Implementing application security in a serverless workload"),
+        ),
+        remediation=(
+            "Create the function's log group in the stack with retentionInDays; move to a supported "
+            "runtime; replace a literal secret in the environment with its Secrets Manager ARN, read at "
+            "run time."
+        ),
+        url="https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html",
         settings={
             "minRetentionDays": {"type": "integer", "minimum": 1, "default": 1,
                                  "description": "Least log retention accepted, in days."},

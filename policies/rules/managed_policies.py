@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any, Final
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, Severity
 from pulumi_policy.proxy import UnknownValueError
 
 from . import aws_managed
 from .core import documents, types
+from .core.frameworks import cis, serverless_lens, well_architected
 from .core.rule import Rule, StackContext, describe
 from .core.values import unless_computed
 
@@ -41,7 +42,7 @@ def _known_arns(holder: PolicyResource, prop: str, built_from_stack: bool) -> It
                 return  # an attachment's one ARN, built from this stack's Policy: that Policy is judged instead
             raise
     else:  # a role's managedPolicyArns is computed when left unset; a wholly unknown list set by the program raises
-        value = holder.props.get(prop) if built_from_stack else unless_computed(holder.props, prop)
+        value = holder.props.get(prop) if built_from_stack else unless_computed(holder, prop)
     if value is None or isinstance(value, str):
         yield from [value] if value else []
         return
@@ -132,6 +133,18 @@ RULE = Rule(
         "its own resources.",
     scope="stack",
     check=_no_broad_managed_policies,
+    severity=Severity.HIGH,
+    frameworks=(
+        cis("1.16", spec="No IAM policy allowing full '*:*' administrative privileges is attached"),
+        well_architected("SEC03-BP02", spec="Grant least privilege access"),
+        serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+    ),
+    remediation=(
+        "Detach the managed policy and grant the actions the function calls on its own resources in a "
+        "role policy; list a reviewed AWS managed policy in allowedPolicies only when no narrower grant "
+        "works."
+    ),
+    url="https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_managed-vs-inline.html",
     settings={
         "deniedPolicies": {**_STRINGS,
                            "default": ["AdministratorAccess", "PowerUserAccess", "IAMFullAccess", "*FullAccess"],

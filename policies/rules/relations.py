@@ -57,10 +57,10 @@ def _redrive_holder(index: StackIndex, queue: PolicyResource) -> PolicyResource:
 
 def redrive_policy(index: StackIndex, queue: PolicyResource) -> object:
     """The queue's redrive policy document, read from whichever resource sets it (RedrivePolicy.queueUrl -> Queue).
-    The queue's own `redrivePolicy` is computed when left unset: unknown there counts as none, since a redrive
-    policy unknown at preview cannot be shown to dead-letter anything."""
+    The queue's own `redrivePolicy` is computed when left unset (unknown at preview): `unless_computed` tells that
+    from a program's own unknown value, which gives no verdict."""
     holder = _redrive_holder(index, queue)
-    return unless_computed(holder.props, "redrivePolicy") if holder is queue else holder.props.get("redrivePolicy")
+    return unless_computed(holder, "redrivePolicy") if holder is queue else holder.props.get("redrivePolicy")
 
 
 def _redrives(index: StackIndex) -> dict[str, list[PolicyResource]]:
@@ -128,9 +128,8 @@ def identity_documents(index: StackIndex, function: PolicyResource) -> list[tupl
     found: list[tuple[str, object]] = []
     for role in index.deps(function, "role", types.ROLE):
         # inlinePolicies is computed when left unset (unknown at preview): then the role's inline policies are its
-        # RolePolicy resources. A program's own unknown inlinePolicies is judged by the IAM rules, which read the
-        # role's checked inputs.
-        for inline in unless_computed(role.props, "inlinePolicies") or ():
+        # RolePolicy resources; a program's own unknown inlinePolicies gives no verdict (`unless_computed`).
+        for inline in unless_computed(role, "inlinePolicies") or ():
             found.append((f"{describe(role)} inline policy '{inline.get('name')}'", inline.get("policy")))
         for policy in index.referrers(role, types.ROLE_POLICY, key="role"):
             found.append((describe(policy), policy.props.get("policy")))

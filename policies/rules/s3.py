@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, Severity
 
 from . import relations
 from .core import aws_defaults, documents, globs, types
+from .core.frameworks import cis, well_architected
 from .core.rule import Rule, StackContext, describe
 from .core.values import as_list, get_path, truthy, unless_computed
 
@@ -39,18 +40,18 @@ def _encrypted(ctx: StackContext, bucket: PolicyResource) -> bool:
         if any(get_path(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm")
                for rule in as_list(config.props.get("rules"))):
             return True
-    # Set inline, or computed when left unset (unknown at preview, read as not set: this can only add a violation).
-    return bool(get_path(unless_computed(bucket.props, "serverSideEncryptionConfiguration"), "rule",
+    # Set inline, or computed when left unset (unknown at preview: `unless_computed` reads that as not set).
+    return bool(get_path(unless_computed(bucket, "serverSideEncryptionConfiguration"), "rule",
                          "applyServerSideEncryptionByDefault", "sseAlgorithm"))
 
 
 def _tls_only(ctx: StackContext, bucket: PolicyResource) -> bool:
     """The bucket policy in force: a BucketPolicy resource if the stack uses one (then the bucket's own `policy`
-    is computed from it, unknown at preview), else the bucket's `policy`, which is computed when left unset:
-    unknown counts as none, since a document unknown at preview cannot be shown to deny anything."""
+    is computed from it, unknown at preview), else the bucket's `policy`, which is computed when left unset
+    (`unless_computed` tells that from a program's own unknown document, which gives no verdict)."""
     attached = ctx.index.referrers(bucket, types.BUCKET_POLICY, key="bucket")
     policies = ([p.props.get("policy") for p in attached] if attached
-                else [unless_computed(bucket.props, "policy")])
+                else [unless_computed(bucket, "policy")])
     return any(documents.denies_insecure_transport(p, ["s3:*"]) for p in policies)
 
 
@@ -145,6 +146,18 @@ RULES = (
             "function on its own output until someone notices the bill.",
         scope="stack",
         check=_bucket_guardrails,
+        severity=Severity.HIGH,
+        frameworks=(
+            cis("2.1.1", "2.1.4", spec="S3 bucket policy denies HTTP requests; S3 buckets block public access"),
+            well_architected("SEC08-BP02", "SEC09-BP02",
+                spec="Enforce encryption at rest; enforce encryption in transit"),
+        ),
+        remediation=(
+            "Keep every BucketPublicAccessBlock setting on, add a BucketServerSideEncryptionConfiguration "
+            "and a BucketPolicy denying s3:* when aws:SecureTransport is false; give queue notifications "
+            "a filterPrefix, and write outputs under a prefix the notification does not watch."
+        ),
+        url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html",
         settings={"requireExplicitEncryption": {
             "type": "boolean", "default": True,
             "description": "Require an explicit encryption configuration rather than rely on S3's default SSE-S3."}},

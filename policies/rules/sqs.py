@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, Severity
 
 from . import relations
 from .core import aws_defaults, documents, types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import Rule, StackContext, describe
 from .core.values import as_list, fmt, get_path, json_document, number, truthy, unless_computed
 
@@ -120,9 +121,9 @@ def _encryption_problem(ctx: StackContext, resource: PolicyResource) -> str | No
         return None
     if resource.resource_type == types.TOPIC:
         return "sets no kmsMasterKeyId"
-    # sqsManagedSseEnabled is computed when left unset (unknown at preview), so unknown reads as "not set": with
-    # requireExplicitEncryption that is a violation, without it the AWS default (SSE-SQS on) applies.
-    managed = unless_computed(resource.props, "sqsManagedSseEnabled")
+    # sqsManagedSseEnabled is computed when left unset (unknown at preview; `unless_computed` reads that as not
+    # set): with requireExplicitEncryption that is a violation, without it the AWS default (SSE-SQS on) applies.
+    managed = unless_computed(resource, "sqsManagedSseEnabled")
     if truthy(managed):
         return None
     if managed is not None:
@@ -135,13 +136,13 @@ def _encryption_problem(ctx: StackContext, resource: PolicyResource) -> str | No
 def _resource_policies(ctx: StackContext, resource: PolicyResource) -> list[object]:
     """The resource policy documents in force: the separate policy resources if the stack uses them (then the
     owner's own `policy` is computed from them, unknown at preview), else the owner's `policy`, which is computed
-    when left unset: unknown counts as none, since a document unknown at preview cannot be shown to deny anything."""
+    when left unset (`unless_computed` tells that from a program's own unknown document, which gives no verdict)."""
     attached_type, key = ((types.TOPIC_POLICY, "arn") if resource.resource_type == types.TOPIC
                           else (types.QUEUE_POLICY, "queueUrl"))
     attached = ctx.index.referrers(resource, attached_type, key=key)
     if attached:
         return [p.props.get("policy") for p in attached]
-    return [unless_computed(resource.props, "policy")]
+    return [unless_computed(resource, "policy")]
 
 
 def _encrypted_tls_only(ctx: StackContext) -> None:
@@ -167,6 +168,16 @@ RULES = (
             "it is processed twice (AWS recommends six times the function timeout plus the window).",
         scope="stack",
         check=_visibility_covers_consumer,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", spec="Building resiliency into a serverless application"),
+            well_architected("REL05-BP03", spec="Control and limit retry calls"),
+        ),
+        remediation=(
+            "Raise the queue's visibilityTimeoutSeconds to at least ratio x the function timeout + the "
+            "batching window (or shorten the function timeout)."
+        ),
+        url="https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-queueconfig",
         settings={"ratio": {"type": "number", "minimum": 1, "default": 6,
                             "description": "Multiple of the function timeout the visibility timeout must cover."}},
         relations=("EventSourceMapping.eventSourceArn -> Queue", "EventSourceMapping.functionName -> Function"),
@@ -179,6 +190,16 @@ RULES = (
             "below 5 dead-letters messages that were only throttled.",
         scope="stack",
         check=_redrive_to_dlq,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", spec="Building resiliency into a serverless application"),
+            well_architected("REL05-BP03", spec="Control and limit retry calls"),
+        ),
+        remediation=(
+            "Give the queue a redrive policy (on the queue or as an aws.sqs.RedrivePolicy) naming a "
+            "dead-letter queue, with maxReceiveCount within the configured range."
+        ),
+        url="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html",
         settings={
             "minMaxReceiveCount": {"type": "integer", "minimum": 1, "default": 5,
                                    "description": "Lowest maxReceiveCount accepted."},
@@ -195,6 +216,17 @@ RULES = (
         why="A dead-lettered message is a failure someone must see; an ageing source queue is a stalled worker.",
         scope="stack",
         check=_dlq_and_age_alarms,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            well_architected("REL06-BP03", spec="Send notifications (real-time processing and alarming)"),
+            serverless_lens("OPS 1", spec="Evaluating a serverless application's health"),
+        ),
+        remediation=(
+            "Add a MetricAlarm on the DLQ's ApproximateNumberOfMessagesVisible > 0 and on the source "
+            "queue's ApproximateAgeOfOldestMessage, each with an alarm action (an SNS topic the on-call "
+            "team reads)."
+        ),
+        url="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html",
         relations=("Queue.redrivePolicy -> Queue (the DLQ)", "RedrivePolicy.redrivePolicy -> Queue (the DLQ)",
                    "EventTarget.deadLetterConfig -> Queue",
                    "MetricAlarm.dimensions (or metricQueries) -> Queue",
@@ -207,6 +239,15 @@ RULES = (
             "expires the moment it is dead-lettered.",
         scope="stack",
         check=_dlq_outlives_source,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", spec="Building resiliency into a serverless application"),
+        ),
+        remediation=(
+            "Set the DLQ's messageRetentionSeconds above the source queue's (the maximum is 14 days: "
+            "1209600)."
+        ),
+        url="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html",
         relations=("Queue.redrivePolicy -> Queue (the DLQ)", "RedrivePolicy.redrivePolicy -> Queue (the DLQ)"),
     ),
     Rule(
@@ -216,6 +257,17 @@ RULES = (
             "baseline for any data store.",
         scope="stack",
         check=_encrypted_tls_only,
+        severity=Severity.HIGH,
+        frameworks=(
+            well_architected("SEC08-BP02", "SEC09-BP02",
+                spec="Enforce encryption at rest; enforce encryption in transit"),
+        ),
+        remediation=(
+            "Set sqsManagedSseEnabled or kmsMasterKeyId on the queue (kmsMasterKeyId on the topic), and "
+            "attach a QueuePolicy/TopicPolicy with a Deny of the configured actions when "
+            "aws:SecureTransport is false."
+        ),
+        url="https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-security-best-practices.html",
         settings={
             "requireExplicitEncryption": {
                 "type": "boolean", "default": True,

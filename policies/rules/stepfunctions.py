@@ -6,7 +6,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pulumi_policy import Severity
+
 from .core import aws_defaults, types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list, get_path, json_document, truthy
 
@@ -114,6 +117,18 @@ RULES = (
         scope="resource",
         resource_types=(types.STATE_MACHINE,),
         check=_workflow_guardrails,
+        severity=Severity.MEDIUM,
+        frameworks=(
+            serverless_lens("REL 2", "OPS 1",
+                spec="Building resiliency into a serverless application; evaluating its health"),
+            well_architected("REL05-BP03", spec="Control and limit retry calls"),
+        ),
+        remediation=(
+            "Bound a Distributed Map's MaxConcurrency and tolerated failures, run it in a STANDARD state "
+            "machine; turn logging and tracing on; give every Task a Retry for throttling and a "
+            "TimeoutSeconds (HeartbeatSeconds when it waits for a task token)."
+        ),
+        url="https://docs.aws.amazon.com/step-functions/latest/dg/sfn-best-practices.html",
         settings={
             "maxMapConcurrency": {"type": "integer", "minimum": 1, "default": 1000,
                                   "description": "Highest MaxConcurrency accepted on a Distributed Map."},

@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pulumi_policy import Severity
+
 from . import trust_guidance
 from .core import documents, types
+from .core.frameworks import serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list, is_present
 
@@ -99,6 +102,18 @@ RULE = Rule(
     scope="resource",
     resource_types=(types.ROLE, types.LAMBDA_PERMISSION, *_RESOURCE_POLICIES),
     check=_trust_scoped,
+    severity=Severity.HIGH,
+    frameworks=(
+        well_architected("SEC03-BP02", "SEC03-BP09",
+            spec="Grant least privilege access; share resources securely with a third party"),
+        serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+    ),
+    remediation=(
+        "Trust one service per role with an aws:SourceArn or aws:SourceAccount condition; give a resource "
+        "policy that allows '*' a condition on the caller (aws:SourceArn, aws:PrincipalOrgID...); give a "
+        "Lambda permission its sourceArn (and sourceAccount for S3)."
+    ),
+    url="https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html",
     settings={"servicesWithoutSourceConditions": {
         "type": "array", "items": {"type": "string"}, "default": trust_guidance.without_source_conditions(),
         "description": "Service principals whose role trust policy need not carry aws:SourceAccount or "

@@ -20,17 +20,20 @@ from typing import Any, Literal
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
+    PolicyComplianceFramework,
     PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    Severity,
     StackValidationArgs,
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import UnknownValueError
 
 from . import exemptions, settings
+from .frameworks import Framework
 from .index import StackIndex
 from .types import label
 from .values import name_of
@@ -52,10 +55,26 @@ class Rule:
     relations: tuple[str, ...] = ()  # the property dependencies a stack rule follows, for the catalogue
     notes: str = ""  # Markdown the catalogue prints in the rule's section (decisions and their sources)
     level: EnforcementLevel = EnforcementLevel.MANDATORY
+    # Reporting metadata, sent with the policy (GetAnalyzerInfo) and printed in the catalogue.
+    severity: Severity | None = None
+    frameworks: tuple[Framework, ...] = ()  # the first is the policy's framework; all become tags
+    remediation: str = ""  # the steps that fix a violation
+    url: str = ""  # documentation of the practice the rule enforces
+    tags: tuple[str, ...] = ()
 
     @property
     def schema(self) -> dict[str, dict[str, Any]]:
         return settings.schema_for(self.settings)
+
+    def metadata(self) -> dict[str, Any]:
+        """The SDK's reporting arguments of a Policy: severity, framework, tags, remediation_steps, url."""
+        primary = self.frameworks[0] if self.frameworks else None
+        framework = None if primary is None else PolicyComplianceFramework(
+            name=primary.name, version=primary.version or None, reference=primary.reference,
+            specification=primary.specification)
+        tags = [*self.tags, *(tag for f in self.frameworks for tag in f.tags())]
+        return {"severity": self.severity, "framework": framework, "tags": tags or None,
+                "remediation_steps": self.remediation or None, "url": self.url or None}
 
 
 class Reporter:
@@ -151,7 +170,7 @@ def to_policy(rule: Rule) -> Policy:
             reporter.finish()
 
         return ResourceValidationPolicy(name=rule.name, description=rule.what, validate=validate_resource,
-                                        enforcement_level=rule.level, config_schema=schema)
+                                        enforcement_level=rule.level, config_schema=schema, **rule.metadata())
 
     def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
         reporter = Reporter(rule, settings.resolve(rule.schema, args.get_config()), report, stack=True)
@@ -160,5 +179,5 @@ def to_policy(rule: Rule) -> Policy:
         reporter.finish()
 
     return StackValidationPolicy(name=rule.name, description=rule.what, validate=validate_stack,
-                                 enforcement_level=rule.level, config_schema=schema)
+                                 enforcement_level=rule.level, config_schema=schema, **rule.metadata())
 

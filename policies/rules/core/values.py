@@ -12,22 +12,25 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from pulumi_policy import PolicyResource
 from pulumi_policy.proxy import UnknownValueError
 
 
-def unless_computed(props: Mapping[str, Any], key: str) -> Any:
-    """A property the provider computes when the program leaves it unset: its value, or None while it is unknown.
+def unless_computed(resource: PolicyResource, key: str) -> Any:
+    """A property the provider computes when the program leaves it unset: its value, None when the program left it
+    unset, and `UnknownValueError` when the program set it to a value unknown at preview.
 
-    In a preview's planned state such a property is unknown whenever the program did not set it, so for a stack
-    policy "unknown" and "left unset" look alike, and this reads both as unset. Use it only where that is sound:
-    where the property is also judged from the resource's checked inputs (in which an unset property is absent and
-    only a program's own unknown is unknown), where reading it as unset can only add a violation, or for a block
-    that a program sets field by field (a wholly unknown block then means an Output passed for the whole block,
-    which this reads as unset; a field left unknown inside a set block still raises).
+    In a preview's planned state such a property is unknown whenever the program did not set it, so the value alone
+    cannot tell "left unset" from "set to something unknown". The engine's property dependencies can: a value the
+    program built from another resource's output records that resource under the property's key, while an unset
+    property records none. So an unknown value with dependencies is the program's own, and no verdict can be given
+    from it (the error ends this resource's judgement, as any unknown does); without dependencies it is unset.
     """
     try:
-        return props.get(key)
+        return resource.props.get(key)
     except UnknownValueError:
+        if resource.property_dependencies.get(key):
+            raise
         return None
 
 
