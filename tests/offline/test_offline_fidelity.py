@@ -256,3 +256,34 @@ def test_the_packs_assumed_defaults_are_the_providers() -> None:
     assert module.SCHEMA_DEFAULTS
     for (token, prop), value in module.SCHEMA_DEFAULTS.items():
         assert tf_defaults.planned_defaults(token).get(prop) == value, (token, prop)
+
+
+def program_with_values_unknown_at_preview() -> None:
+    """Owners' own settings the program builds from other resources' outputs: unknown at preview, and set."""
+    topic = aws.sns.Topic("late-topic", name="late-topic", kms_master_key_id="alias/aws/sns")
+    aws.sqs.Queue("late", name="late", sqs_managed_sse_enabled=True, policy=topic.arn.apply(lambda arn: _document(
+        {**TLS_ONLY, "Action": "sqs:*", "Resource": arn})))
+    aws.iam.Role("late-admin", assume_role_policy=_document(
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
+        managed_policy_arns=topic.arn.apply(lambda _: ["arn:aws:iam::aws:policy/AdministratorAccess"]))
+
+
+@pytest.mark.parametrize("unknown_values", ["skip", "violation"])
+def test_an_owner_setting_the_program_left_unknown_is_not_read_as_unset(unknown_values: str) -> None:
+    """A queue policy or a role's managed policies built from an unknown output must not pass (or fail) as if the
+    program had left them unset: the rule cannot judge them at preview, and says so."""
+    synthesis = run_program(program_with_values_unknown_at_preview, project="fidelity", stack="test",
+                            config={"aws:region": REGION})
+    rules = ("messaging-encrypted-tls-only", "iam-no-broad-managed-policies")
+    config = {rule: {"unknownValues": unknown_values} for rule in rules}
+    with PolicyPackProcess(project="fidelity", stack="test", mode="preview") as pack:
+        report = pack.analyze(synthesis.resources, policy_config=config)
+    found = {(v.policy, v.urn.rsplit("::", 1)[-1]): v.message for v in report.violations if v.policy in rules}
+    notes = {s.policy: s.message for s in report.skipped if s.policy in rules}
+    if unknown_values == "violation":
+        assert "can't be known during preview" in found[("messaging-encrypted-tls-only", "late")]
+        assert "can't be known during preview" in found[("iam-no-broad-managed-policies", "late-admin")]
+    else:
+        assert ("messaging-encrypted-tls-only", "late") not in found  # not "has no resource policy"
+        assert "value at .late.policy can't be known" in notes["messaging-encrypted-tls-only"]
+        assert "value at .late-admin.managedPolicyArns can't be known" in notes["iam-no-broad-managed-policies"]

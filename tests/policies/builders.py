@@ -99,7 +99,8 @@ class Stack:
             urn=urn, type=type_, name=name, custom=custom, inputs=checked,
             outputs=planned_state(type_, checked, REGION) if custom else {},
             parent=parent.urn if parent else None, dependencies=dependencies,
-            property_dependencies={key: [d.urn for d in targets] for key, targets in deps.items() if targets})
+            property_dependencies={key: [d.urn for d in targets] for key, targets in deps.items()
+                                   if targets and key in inputs})  # the engine records them for set properties only
         self.records.append(record)
         return record
 
