@@ -67,6 +67,10 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             environment={
                 "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
                 "DATA_SOURCE_ID": settings.data_source_id,
+                # Notifications of any other bucket, or of keys outside the prefix, are rejected: a forged one
+                # must not start an ingestion job.
+                "DOCUMENT_BUCKET": self.bucket_name,
+                "DOCUMENT_PREFIX": settings.document_prefix,
                 "FOLLOW_UP_QUEUE_URL": self.queue.url,
                 "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
                 "MAX_FOLLOW_UPS": str(settings.max_follow_ups),

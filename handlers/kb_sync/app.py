@@ -55,7 +55,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.redact import clip, digest
 from kb_sync import bedrock, clients, follow_up
-from kb_sync.classify import Changed, ObjectChange, Rejected, Skipped, classify
+from kb_sync.classify import Changed, ObjectChange, Rejected, Skipped, Source, classify
 from kb_sync.config import Settings
 from kb_sync.exceptions import (
     FollowUpsExhaustedError,
@@ -73,6 +73,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 # Validated once per cold start: a misconfigured function fails at init with the variable's name.
 settings = Settings.from_env()
+source = Source(bucket=settings.document_bucket, prefix=settings.document_prefix)
 
 # CloudWatch caps a log event at 256 KiB; a burst of changed keys is logged in bounded parts.
 _KEYS_PER_LOG_ENTRY = 100
@@ -136,7 +137,7 @@ def _handle_batch(records: list[dict[str, Any]], context: LambdaContext) -> dict
 def _classify_record(record: SQSRecord) -> QueuedMessage:
     """Powertools record handler: classify one record; raise for an unusable one so it fails alone."""
     body = record.raw_event.get("body")
-    verdict = classify(body)
+    verdict = classify(body, source)
     entry = {
         "messageId": record.message_id,
         "receiveCount": record.raw_event.get("attributes", {}).get("ApproximateReceiveCount"),

@@ -6,6 +6,8 @@ defined outcome:
 | input                                   | verdict                                   |
 |-----------------------------------------|-------------------------------------------|
 | ObjectCreated / ObjectRemoved event     | ``Changed`` (needs a sync)                |
+| a record of another bucket              | ``Rejected(FOREIGN_BUCKET)`` (forged or misrouted) |
+| a key outside the document prefix       | ``Rejected(OUTSIDE_PREFIX)``              |
 | key whose %-escapes are not UTF-8       | ``Changed``, raw key kept (still a change) |
 | follow-up or schedule request           | ``SyncRequested``                          |
 | ``s3:TestEvent``                        | ``Skipped``                               |
@@ -22,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import unquote_plus
 
 from pydantic import TypeAdapter, ValidationError
 
 from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
-from common.redact import clip
+from common.redact import clip, digest
 from common.s3_keys import decode_event_key
 from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
 
@@ -58,7 +61,22 @@ class SkipReason(StrEnum):
     NOT_A_CHANGE = "not-a-content-change"
 
 
-RejectReason = BodyProblem  # every reason a kb-sync message is rejected for is a problem of its body
+class SourceProblem(StrEnum):
+    """A well-formed notification that this pipeline's bucket and prefix cannot have sent."""
+
+    FOREIGN_BUCKET = "foreign-bucket"
+    OUTSIDE_PREFIX = "outside-prefix"
+
+
+RejectReason = BodyProblem  # what is wrong with a body; a notification from elsewhere is a SourceProblem
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where this pipeline's notifications come from: S3 notifies only for this bucket and prefix."""
+
+    bucket: str
+    prefix: str
 
 
 @dataclass(frozen=True)
@@ -90,15 +108,15 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Rejected:
-    reason: RejectReason
+    reason: BodyProblem | SourceProblem
     detail: str
 
 
 Verdict = Changed | SyncRequested | Skipped | Rejected
 
 
-def classify(body: object) -> Verdict:
-    """Classify one message body (the ``body`` string of an SQS record)."""
+def classify(body: object, source: Source) -> Verdict:
+    """Classify one message body (the ``body`` string of an SQS record) against the pipeline's bucket and prefix."""
     text = read_body(body, max_bytes=MAX_BODY_BYTES)
     if isinstance(text, BodyRejected):
         return Rejected(text.problem, text.detail)
@@ -107,25 +125,36 @@ def classify(body: object) -> Verdict:
     except ValidationError as error:
         rejected = describe_validation_error(error)
         return Rejected(rejected.problem, rejected.detail)
-    return _verdict(message)
+    return _verdict(message, source)
 
 
-def _verdict(message: QueueMessage) -> Verdict:
+def _verdict(message: QueueMessage, source: Source) -> Verdict:
     if isinstance(message, S3TestEvent):
         return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {clip(message.Bucket, 63)}")
     if isinstance(message, FollowUp):
         return SyncRequested(generation=message.generation, origin=message.origin)
     if isinstance(message, ScheduledSync):
         return SyncRequested(generation=0)
-    return _changes(message)
+    return _changes(message, source)
 
 
-def _changes(notification: S3EventNotification) -> Changed | Skipped:
+def _changes(notification: S3EventNotification, source: Source) -> Changed | Skipped | Rejected:
     changes = []
-    for record in notification.Records:
+    for index, record in enumerate(notification.Records):
+        # Checked before anything else: a forged record must not start a job whatever its event type. One bad
+        # record rejects its whole message, as S3 never mixes buckets in one notification.
+        if record.s3.bucket.name != source.bucket:
+            return Rejected(SourceProblem.FOREIGN_BUCKET, f"record {index} is of bucket "
+                            f"{clip(record.s3.bucket.name, 63)}; this pipeline syncs only {source.bucket}")
+        change = _object_change(ChangeKind.CREATED, record.s3.bucket.name, record.s3.object.key)
+        # A key whose escapes are not UTF-8 is compared as far as it decodes: its prefix may still be ours.
+        readable = unquote_plus(change.key, errors="replace") if change.key_is_raw else change.key
+        if not readable.startswith(source.prefix):
+            return Rejected(SourceProblem.OUTSIDE_PREFIX,
+                            f"record {index} names a key outside {source.prefix} (sha256 {digest(change.key, 16)})")
         kind = _change_kind(record.eventName)
         if kind is not None:
-            changes.append(_object_change(kind, record.s3.bucket.name, record.s3.object.key))
+            changes.append(ObjectChange(kind, change.bucket, change.key, change.key_is_raw))
     if not changes:
         names = sorted({clip(record.eventName, 64) for record in notification.Records})[:_NAMES_SHOWN]
         return Skipped(SkipReason.NOT_A_CHANGE, f"event types {names} do not change documents")

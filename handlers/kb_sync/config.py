@@ -4,6 +4,8 @@
 |---------------------------|----------|---------|---------------------------------------------------------------|
 | `KNOWLEDGE_BASE_ID`       | yes      |         | the knowledge base to keep in sync (10 letters or digits)     |
 | `DATA_SOURCE_ID`          | yes      |         | its S3 data source (10 letters or digits)                     |
+| `DOCUMENT_BUCKET`         | yes      |         | the data-source bucket; notifications of others are rejected  |
+| `DOCUMENT_PREFIX`         | yes      |         | key prefix of the documents; keys outside it are rejected     |
 | `FOLLOW_UP_QUEUE_URL`     | yes      |         | the pipeline's own source queue, where follow-ups are sent   |
 | `FOLLOW_UP_DELAY_SECONDS` | no       | 300     | how long a follow-up stays invisible (SQS allows 0-900)      |
 | `MAX_FOLLOW_UPS`          | no       | 6       | follow-ups in a row before the handler gives up loudly (0-100) |
@@ -23,6 +25,8 @@ from common.env import read_int, read_str
 _BEDROCK_ID = r"[0-9a-zA-Z]{10}"
 # Standard (not FIFO) queue URL, in any partition; S3 cannot notify a FIFO queue.
 _QUEUE_URL = r"https://[a-z0-9.-]+\.amazonaws\.com(\.cn)?/\d{12}/[A-Za-z0-9_-]{1,80}"
+_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_PREFIX = r"[^/].*/"
 # SQS caps DelaySeconds at 15 minutes.
 _MAX_SQS_DELAY_SECONDS = 900
 
@@ -32,6 +36,8 @@ class Settings:
     knowledge_base_id: str
     data_source_id: str
     follow_up_queue_url: str
+    document_bucket: str
+    document_prefix: str
     follow_up_delay_seconds: int = 300
     max_follow_ups: int = 6
 
@@ -45,6 +51,8 @@ class Settings:
             follow_up_queue_url=read_str(
                 env, "FOLLOW_UP_QUEUE_URL", pattern=_QUEUE_URL, meaning="the URL of the pipeline's standard SQS queue"
             ),
+            document_bucket=read_str(env, "DOCUMENT_BUCKET", pattern=_BUCKET, meaning="an S3 bucket name"),
+            document_prefix=read_str(env, "DOCUMENT_PREFIX", pattern=_PREFIX, meaning="a key prefix ending in '/'"),
             follow_up_delay_seconds=read_int(
                 env, "FOLLOW_UP_DELAY_SECONDS", default=300, minimum=0, maximum=_MAX_SQS_DELAY_SECONDS
             ),

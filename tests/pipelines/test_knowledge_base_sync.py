@@ -82,6 +82,9 @@ def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
                                                           "ai-pipelines-test-kbsync-changes"]
     env = result.named("kbsync-worker").inputs["environment"]["variables"]
     assert env["KNOWLEDGE_BASE_ID"] == "KB12345678" and env["DATA_SOURCE_ID"] == "DS12345678"
+    # The handler rejects notifications of any other bucket or prefix.
+    bucket = result.named("kbsync-docs").inputs["bucket"]
+    assert (env["DOCUMENT_BUCKET"], env["DOCUMENT_PREFIX"]) == (bucket, "documents/")
     assert env["FOLLOW_UP_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ai-pipelines-test-kbsync-changes"
 
 

@@ -21,7 +21,8 @@ ACCOUNT, QUEUE = urlparse(QUEUE_URL).path.strip("/").split("/")
 REGION = urlparse(QUEUE_URL).hostname.split(".")[1]
 DELAY_SECONDS = int(ENVIRONMENT["FOLLOW_UP_DELAY_SECONDS"])
 
-BUCKET = "kb-docs-bucket"
-PREFIX = "docs/"
+# The handler rejects notifications of any other bucket or prefix, so the tests use the stack's.
+BUCKET = ENVIRONMENT["DOCUMENT_BUCKET"]
+PREFIX = ENVIRONMENT["DOCUMENT_PREFIX"]
 DLQ = f"{QUEUE}-dlq"
 MAX_RECEIVE_COUNT = 3

@@ -18,7 +18,7 @@ from tests.handlers.kb_sync.names import ACCOUNT, BUCKET, PREFIX, QUEUE, REGION
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"
 
 
-def s3_event(event_name: str, raw_key: str, **object_fields) -> str:
+def s3_event(event_name: str, raw_key: str, *, bucket: str = BUCKET, **object_fields) -> str:
     record = {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -31,7 +31,7 @@ def s3_event(event_name: str, raw_key: str, **object_fields) -> str:
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "kb-sync",
-            "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{BUCKET}"},
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
             "object": {"key": raw_key, "size": 1024, "eTag": "d41d8cd98f00b204e9800998ecf8427e", **object_fields},
         },
     }
@@ -121,11 +121,11 @@ def test_a_batch_of_nothing_but_unusable_messages_is_answered_not_raised(pipelin
 
 
 KEYS = {
-    "spaces": ("docs/red+flower.pdf", "docs/red flower.pdf"),
-    "plus signs": ("docs/c%2B%2B+notes.md", "docs/c++ notes.md"),
-    "non-ASCII": ("docs/%C3%A9t%C3%A9/%E6%97%A5%E6%9C%AC.txt", "docs/été/日本.txt"),
-    "encoded slashes": ("docs%2Fsub%2Fa.txt", "docs/sub/a.txt"),
-    "percent sign": ("docs/100%25.txt", "docs/100%.txt"),
+    "spaces": (f"{PREFIX}red+flower.pdf", f"{PREFIX}red flower.pdf"),
+    "plus signs": (f"{PREFIX}c%2B%2B+notes.md", f"{PREFIX}c++ notes.md"),
+    "non-ASCII": (f"{PREFIX}%C3%A9t%C3%A9/%E6%97%A5%E6%9C%AC.txt", f"{PREFIX}été/日本.txt"),
+    "encoded slashes": (f"{PREFIX.rstrip('/')}%2Fsub%2Fa.txt", f"{PREFIX}sub/a.txt"),
+    "percent sign": (f"{PREFIX}100%25.txt", f"{PREFIX}100%.txt"),
 }
 
 
@@ -139,20 +139,20 @@ def test_keys_are_logged_as_the_digest_of_the_decoded_key(pipeline, bedrock, inv
 
 
 def test_a_key_with_broken_escapes_still_counts_as_a_change(pipeline, bedrock, invoke, logs):
-    answer = invoke({"Records": [record(s3_event("ObjectRemoved:Delete", "docs/bad%FF%FE.txt"))]})
+    answer = invoke({"Records": [record(s3_event("ObjectRemoved:Delete", f"{PREFIX}bad%FF%FE.txt"))]})
 
     assert answer == {"batchItemFailures": []} and len(bedrock.jobs) == 1
     (entry,) = logs.named("Documents changed")
     (change,) = entry["changes"]
-    assert change == {"kind": "removed", "keySha256": key_digest("docs/bad%FF%FE.txt"), "keyNotDecoded": True}
+    assert change == {"kind": "removed", "keySha256": key_digest(f"{PREFIX}bad%FF%FE.txt"), "keyNotDecoded": True}
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         (json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "t", "Bucket": BUCKET}), "s3-test-event"),
-        (s3_event("ObjectTagging:Put", "docs/a.pdf"), "not-a-content-change"),
-        (s3_event("ObjectRestore:Completed", "docs/a.pdf"), "not-a-content-change"),
+        (s3_event("ObjectTagging:Put", f"{PREFIX}a.pdf"), "not-a-content-change"),
+        (s3_event("ObjectRestore:Completed", f"{PREFIX}a.pdf"), "not-a-content-change"),
     ],
     ids=["S3 test event", "tagging", "restore"],
 )
@@ -170,7 +170,7 @@ def test_messages_that_change_no_document_are_skipped(pipeline, bedrock, invoke,
     "event_name", ["ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated", "LifecycleExpiration:Delete"]
 )
 def test_removal_events_start_a_job(pipeline, bedrock, invoke, logs, event_name):
-    answer = invoke({"Records": [record(s3_event(event_name, "docs/old.pdf"))]})
+    answer = invoke({"Records": [record(s3_event(event_name, f"{PREFIX}old.pdf"))]})
 
     assert answer == {"batchItemFailures": []} and len(bedrock.jobs) == 1
     assert logs.named("Documents changed")[0]["counts"] == {"removed": 1}
@@ -203,3 +203,32 @@ def test_logs_name_documents_and_bodies_by_digest_never_by_content(pipeline, bed
     (rejected,) = logs.named("Rejected message")
     assert rejected["bodySha256"] == hashlib.sha256(unusable["body"].encode()).hexdigest()
     assert all(len(json.dumps(e)) < 4000 for e in logs.entries)
+
+
+FORGED = {
+    "another bucket": (s3_event("ObjectCreated:Put", f"{PREFIX}a.pdf", bucket="someone-elses-bucket"),
+                       "foreign-bucket"),
+    "a key outside the document prefix": (s3_event("ObjectRemoved:Delete", "elsewhere/a.pdf"), "outside-prefix"),
+    "an undecodable key outside the prefix": (s3_event("ObjectCreated:Put", "x%FF/a.pdf"), "outside-prefix"),
+}
+
+
+@pytest.mark.parametrize(("body", "reason"), list(FORGED.values()), ids=list(FORGED))
+def test_a_notification_of_another_bucket_or_prefix_starts_no_job(pipeline, bedrock, invoke, logs, body, reason):
+    forged = record(body)
+
+    answer = invoke({"Records": [forged]})
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": forged["messageId"]}]}
+    assert bedrock.requests == []  # a forged notification alone starts nothing
+    (entry,) = logs.named("Rejected message")
+    assert entry["reason"] == reason
+
+
+def test_a_forged_record_fails_alone_beside_a_real_change(pipeline, bedrock, invoke):
+    forged, real = record(FORGED["another bucket"][0]), record(VALID)
+
+    answer = invoke({"Records": [forged, real]})
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": forged["messageId"]}]}
+    assert len(bedrock.jobs) == 1

@@ -49,7 +49,8 @@ def test_settings_from_the_infrastructure_environment():
 
 
 def test_optional_settings_have_defaults():
-    required = {k: ENVIRONMENT[k] for k in ("KNOWLEDGE_BASE_ID", "DATA_SOURCE_ID", "FOLLOW_UP_QUEUE_URL")}
+    required = {k: ENVIRONMENT[k] for k in ("KNOWLEDGE_BASE_ID", "DATA_SOURCE_ID", "FOLLOW_UP_QUEUE_URL",
+                                            "DOCUMENT_BUCKET", "DOCUMENT_PREFIX")}
 
     settings = Settings.from_env(required)
 
@@ -66,6 +67,9 @@ def test_optional_settings_have_defaults():
         ("FOLLOW_UP_DELAY_SECONDS", "901", "outside [0, 900]"),
         ("FOLLOW_UP_DELAY_SECONDS", "5m", "is not an integer"),
         ("MAX_FOLLOW_UPS", "-1", "outside [0, 100]"),
+        ("DOCUMENT_BUCKET", None, "is not set"),
+        ("DOCUMENT_BUCKET", "Not_A_Bucket", "is not an S3 bucket name"),
+        ("DOCUMENT_PREFIX", "documents", "is not a key prefix"),
     ],
 )
 def test_a_bad_variable_is_named_in_the_error(name, value, complaint):

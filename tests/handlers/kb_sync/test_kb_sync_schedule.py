@@ -8,7 +8,7 @@ import pytest
 
 from kb_sync.exceptions import FollowUpsExhaustedError, UnrecognisedInvocationError
 from kb_sync.messages import SCHEDULE_PAYLOAD_TEMPLATE
-from tests.handlers.kb_sync.names import DELAY_SECONDS, ENVIRONMENT, KNOWLEDGE_BASE_ID
+from tests.handlers.kb_sync.names import DELAY_SECONDS, ENVIRONMENT, KNOWLEDGE_BASE_ID, PREFIX
 
 TICK = {"source": "schedule", "scheduledTime": "2025-01-01T10:00:00Z"}
 
@@ -92,8 +92,8 @@ def test_an_unrecognised_invocation_fails_naming_the_knowledge_base(pipeline, be
 
 
 def test_metrics_count_what_happened(pipeline, event_source, bedrock, capsys):
-    pipeline.put("docs/a.pdf")
-    pipeline.delete("docs/a.pdf")
+    pipeline.put(f"{PREFIX}a.pdf")
+    pipeline.delete(f"{PREFIX}a.pdf")
     event_source.poll(raise_errors=True)
 
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
