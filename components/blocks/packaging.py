@@ -259,17 +259,11 @@ def build_handler_archive(
     lock = _lock_file(handlers_dir, package if dependencies is None else dependencies)
 
     file_hashes: dict[Path, bytes] = {}  # each file is read and hashed once per build
-    deps_dir = (
-        _installed_dependencies(
-            lock, handlers_dir, platforms, architecture, python_version, build_dir, file_hashes
-        )
-        if _pip_input(lock)
-        else None
-    )
-
     entries = list(_code_entries(package, package_dir, handlers_dir / SHARED_PACKAGE))
-    if deps_dir is not None:
-        entries.extend(_dependency_entries(deps_dir))
+    if _pip_input(lock):
+        entries.extend(
+            _installed_dependencies(lock, handlers_dir, platforms, architecture, python_version, build_dir, file_hashes)
+        )
     entries.sort()
     _reject_duplicates(entries)
 
@@ -376,8 +370,9 @@ def _installed_dependencies(
     python_version: str,
     build_dir: Path,
     file_hashes: dict[Path, bytes],
-) -> Path:
-    """The dependency tree for this lock and target: reused if its files are the ones installed, else installed.
+) -> list[tuple[str, Path]]:
+    """The dependency tree for this lock and target, as archive entries: reused if its files are the ones
+    installed, else installed.
 
     pip installs into a private temporary directory that is renamed into place only when complete (with the
     digest of its files), so an interrupted install never leaves a tree that looks usable, and two concurrent
@@ -402,8 +397,9 @@ def _installed_dependencies(
     if final.is_dir():
         recorded = final / _TREE_DIGEST_FILE
         expected = recorded.read_text().strip() if recorded.is_file() else None
-        if expected is not None and _tree_digest(final, file_hashes) == expected:
-            return final
+        entries = list(_dependency_entries(final))
+        if expected is not None and _tree_digest(entries, file_hashes) == expected:
+            return entries
         _log.warning(
             "dependency cache %s %s; installing %s again", final,
             "has no recorded digest" if expected is None else "no longer matches the digest recorded when installed",
@@ -420,7 +416,7 @@ def _installed_dependencies(
         started = time.monotonic()
         _pip_install(pip, lock, partial, platforms, architecture, python_version)
         _remove_distributions(partial, RUNTIME_PROVIDED)
-        (partial / _TREE_DIGEST_FILE).write_text(_tree_digest(partial, {}) + "\n")
+        (partial / _TREE_DIGEST_FILE).write_text(_tree_digest(list(_dependency_entries(partial)), {}) + "\n")
         partial.chmod(0o755)  # mkdtemp made it private; the finished tree is as readable as any build output
         try:
             partial.rename(final)
@@ -430,13 +426,13 @@ def _installed_dependencies(
         _log.info("installed %s for %s in %.1fs", lock, architecture, time.monotonic() - started)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return final
+    return list(_dependency_entries(final))
 
 
-def _tree_digest(deps_dir: Path, file_hashes: dict[Path, bytes]) -> str:
-    """A digest of every file of the tree that goes into an archive: its name, mode and content."""
+def _tree_digest(entries: list[tuple[str, Path]], file_hashes: dict[Path, bytes]) -> str:
+    """A digest of the files of a dependency tree that go into an archive: their names, modes and contents."""
     digest = hashlib.sha256()
-    for arcname, path in sorted(_dependency_entries(deps_dir)):
+    for arcname, path in sorted(entries):
         digest.update(f"{arcname}\0{_mode(path):o}\0".encode())
         digest.update(_content_sha256(path, file_hashes))
     return digest.hexdigest()
@@ -607,11 +603,13 @@ def _tree_entries(root: Path, prefix: PurePosixPath) -> Iterator[tuple[str, Path
     """Files under ``root`` that belong in an archive, as (archive name, source path)."""
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = [d for d in subdirs if d not in _SKIPPED_DIRS and not d.startswith(".")]
-        relative = PurePosixPath(Path(directory).relative_to(root).as_posix())
+        # String joins, not a PurePosixPath per file: a dependency tree has thousands of files, walked every build.
+        relative = PurePosixPath(prefix, Path(directory).relative_to(root).as_posix())
+        base = "" if str(relative) == "." else f"{relative}/"
         for name in files:
             if _skipped_file(name):
                 continue
-            yield str(prefix / relative / name), Path(directory, name)
+            yield base + name, Path(directory, name)
 
 
 def _skipped_file(name: str) -> bool:
