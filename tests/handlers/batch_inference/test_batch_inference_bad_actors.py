@@ -1,0 +1,97 @@
+"""Inputs a producer controls, fed to the batch-inference handlers: corpus lines built to make the sharder slow,
+lines with Unicode line separators, huge values that end up in logs. Each test counts the outcome (every line in
+one place) and bounds the time it takes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import timeit
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from batch_inference import sharder
+from batch_inference.records import InputFrame
+from batch_inference.sharding import MAX_DEPTH, MemorySink, ShardLimits, shard_corpus
+from tests.handlers.batch_inference.conftest import Invoke, Storage
+from tests.handlers.batch_inference.helpers import records, shard
+
+FRAME = InputFrame.build("amazon.nova-lite-v1:0", "{{content}}", max_tokens=8, temperature=0.0)
+RECORD_LIMIT = sharder.settings.max_record_bytes  # the stack's maxRecordBytes (100,000 bytes)
+OPEN = b"[" * (MAX_DEPTH + 88)  # deep enough that the sharder measures the nesting of the rest
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Fail the test when the block runs longer than `seconds` (a quadratic judge would run for hours)."""
+    def expire(signum: int, frame: object) -> None:
+        pytest.fail(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _adversarial(size: int) -> list[bytes]:
+    """Lines of `size` bytes that open more brackets than MAX_DEPTH and then hold what made a backtracking string
+    pattern rescan the rest of the line from every quote: runs of escaped quotes, quotes, backslashes."""
+    def fill(unit: bytes, head: bytes = OPEN) -> bytes:
+        return (head + unit * size)[:size]
+
+    return [fill(b'"\\'), fill(b'\\"'), fill(b'"'), fill(b"\\"), fill(b'"\\\\'), fill(b'"\\"\\"'),
+            fill(b'"\\', OPEN + b'"x"'), fill(b'["\\', b""), fill(b'{"a":"\\', b"")]
+
+
+def test_a_corpus_of_adversarial_lines_at_the_record_limit_is_judged_in_linear_time(invoke: Invoke,
+                                                                                     storage: Storage) -> None:
+    lines = _adversarial(RECORD_LIMIT - 10)
+    assert {len(line) for line in lines} == {RECORD_LIMIT - 10}
+    corpus: list[str | bytes] = [*records(3), *lines, *records(2, start=3)]
+    # a backtracking pattern took minutes per line (past the sharder's 900 s timeout, on every retry)
+    with _deadline(20):
+        output = shard(invoke, storage, corpus)
+    lane = storage.failure_lane()
+    assert sorted(m["lineNumber"] for m in lane) == list(range(4, 4 + len(lines)))
+    assert output["counts"] == {"lines": len(corpus), "valid": 5, "rejected": len(lines), "blank": 0, "shards": 1}
+
+
+def test_judging_a_line_takes_time_linear_in_its_length() -> None:
+    """Four times the bytes, about four times the work on both paths (a quadratic judge: sixteen times)."""
+    limits = ShardLimits(1, 10, 4 << 20, 1 << 20)
+
+    def cost(size: int, per_line: bool) -> float:
+        lines = _adversarial(size)
+
+        def judge() -> None:
+            result = shard_corpus(lines, FRAME, limits, MemorySink(), text_field="text", id_field="id",
+                                  per_line=per_line)
+            assert len(result.rejected) == len(lines)
+
+        return min(timeit.repeat(judge, number=2, repeat=5))
+
+    with _deadline(30):
+        for per_line in (False, True):
+            small, large = cost(RECORD_LIMIT // 4, per_line), cost(RECORD_LIMIT, per_line)
+            assert large < 8 * small, f"per_line={per_line}: 25 KB lines {small:.4f} s, 100 KB lines {large:.4f} s"
+        started = time.perf_counter()
+        cost(1 << 20, per_line=True)  # lines at the largest record limit the config allows, ten times over
+        assert time.perf_counter() - started < 10
+
+
+def test_an_adversarial_line_is_rejected_for_its_depth_with_its_line_number() -> None:
+    line = _adversarial(RECORD_LIMIT - 10)[0]
+    limits = ShardLimits(1, 10, 1 << 22, RECORD_LIMIT)
+    with _deadline(20):
+        for per_line in (False, True):
+            result = shard_corpus([json.dumps({"text": "ok"}).encode(), line], FRAME, limits, MemorySink(),
+                                  text_field="text", id_field="id", per_line=per_line)
+            assert [(r.line_number, r.reason, r.detail) for r in result.rejected] == [
+                (2, "not_json", f"nested more than {MAX_DEPTH} levels deep")]
+            assert result.valid == 1
