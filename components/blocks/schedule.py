@@ -21,9 +21,13 @@ SCHEDULED_EVENT = {"source": "schedule", "scheduledTime": "<aws.scheduler.schedu
 def invoke_on_schedule(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose: str, *,
                        function: aws.lambda_.Function, function_arn: pulumi.Input[str], invoked: str,
                        expression: str, dead_letter_arn: pulumi.Input[str],
-                       failed_run_max_age_seconds: int) -> aws.scheduler.Schedule:
+                       failed_run_max_age_seconds: int,
+                       failed_run_destination_arn: pulumi.Input[str] | None = None) -> aws.scheduler.Schedule:
     """Schedule ``purpose`` invoking ``function`` (``invoked`` names it in the grant: "Worker" gives the statement
-    ``InvokeOnlyTheWorker`` and the policy ``invoke-worker``); resources are children of ``owner``."""
+    ``InvokeOnlyTheWorker`` and the policy ``invoke-worker``); resources are children of ``owner``.
+
+    ``failed_run_destination_arn`` receives the runs that failed inside the function (Lambda's destination
+    records, which wrap the payload), when they must not share ``dead_letter_arn`` with the undelivered ticks."""
     child = pulumi.ResourceOptions(parent=owner)
     schedule_name = naming.name(purpose)
     role = aws.iam.Role(
@@ -39,7 +43,8 @@ def invoke_on_schedule(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purp
     aws.lambda_.FunctionEventInvokeConfig(
         naming.logical(f"{purpose}-failures"), function_name=function.name,
         maximum_retry_attempts=2, maximum_event_age_in_seconds=failed_run_max_age_seconds,
-        destination_config={"on_failure": {"destination": dead_letter_arn}}, opts=child)
+        destination_config={"on_failure": {"destination": failed_run_destination_arn or dead_letter_arn}},
+        opts=child)
     return aws.scheduler.Schedule(
         naming.logical(purpose), name=schedule_name, schedule_expression=expression,
         flexible_time_window={"mode": "OFF"},

@@ -10,10 +10,12 @@ same function directly.
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
 from components import defaults
+from components.blocks.alarms import notifying_alarm
 from components.blocks.bucket import existing_or_new_bucket
-from components.blocks.iam import AwsEnv, Statement
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
@@ -54,14 +56,16 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             + settings.worker.batching_window_seconds,
             opts=child)
         knowledge_base_arn = env.knowledge_base(settings.knowledge_base_id)
+        if uses_schedule:
+            self.failed_runs_arn = self._failed_runs_queue(naming, env, alarm_topic_arn)
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
             statements=[
                 Statement("StartIngestionOnThisKnowledgeBase", ["bedrock:StartIngestionJob"], [knowledge_base_arn]),
                 self.queue.statement_to_send("RequestFollowUpSync"),
-                # Lambda delivers a failed scheduled (asynchronous) run to the DLQ with the function's own role.
-                *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.queue.dlq_arn])]
+                # Lambda delivers a failed scheduled (asynchronous) run to its queue with the function's own role.
+                *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn])]
                   if uses_schedule else []),
             ],
             environment={
@@ -84,10 +88,33 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                                 queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
         if uses_schedule:
-            # A run that fails inside the worker lands in the queue's DLQ too, whose alarm pages someone.
+            # A tick Scheduler could not deliver goes to the source queue's DLQ: its body is the schedule's payload,
+            # which a redrive turns into a sync request. A run that fails inside the worker arrives as Lambda's
+            # destination record, which the worker would reject on a redrive: it waits in a queue of its own.
             self.schedule = invoke_on_schedule(
                 self, naming, env, "schedule", function=self.worker.function, function_arn=self.worker.arn,
                 invoked="Worker", expression=settings.schedule_expression, dead_letter_arn=self.queue.dlq_arn,
-                failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4)
+                failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
+                failed_run_destination_arn=self.failed_runs_arn)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name})
+
+    def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str]
+                           ) -> pulumi.Output[str]:
+        """Where Lambda puts a scheduled run that failed all its attempts: encrypted, TLS-only, kept 14 days,
+        alarmed on its first message. Its records say which tick failed and why; the next tick syncs anyway, and
+        a record's ``requestPayload`` invoked on the function re-runs that tick."""
+        child = pulumi.ResourceOptions(parent=self)
+        name = naming.name("failed-runs", max_length=80)
+        queue = aws.sqs.Queue(naming.logical("failed-runs"), name=name,
+                              message_retention_seconds=defaults.DLQ_RETENTION_SECONDS,
+                              sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION, tags=naming.tags, opts=child)
+        arn = env.sqs_queue(queue.name)
+        aws.sqs.QueuePolicy(naming.logical("failed-runs-policy"), queue_url=env.sqs_queue_url(queue.name),
+                            policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [arn])]).to_json(), opts=child)
+        notifying_alarm(naming, "failed-runs-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
+                        dimensions={"QueueName": queue.name}, topic_arn=alarm_topic_arn,
+                        threshold=defaults.DLQ_ALARM_THRESHOLD,
+                        description=f"A scheduled sync failed inside the worker after Lambda's retries; its record "
+                                    f"waits in {name}", parent=self)
+        return arn

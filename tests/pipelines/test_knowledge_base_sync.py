@@ -137,14 +137,28 @@ def test_overlapping_prefixes_on_a_shared_bucket_fail_the_program_naming_both_pi
               ("kball", settings(documentPrefix="docs/legal/", **shared)))
 
 
-def test_a_scheduled_run_that_fails_inside_the_function_still_reaches_the_alarmed_dlq() -> None:
+def test_a_scheduled_run_that_fails_inside_the_function_reaches_an_alarmed_queue_of_its_own() -> None:
     result = synth(("kbsync", settings(trigger="schedule")))
     invoke_config = result.named("kbsync-schedule-failures").inputs
-    dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-changes-dlq"
-    assert invoke_config["destinationConfig"] == {"onFailure": {"destination": dlq_arn}}
+    failed_runs_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-failed-runs"
+    # Not the source queue's DLQ: Lambda's destination records are not messages the worker understands, so a
+    # redrive of that DLQ (its documented recovery) must never carry them back to the source queue.
+    assert invoke_config["destinationConfig"] == {"onFailure": {"destination": failed_runs_arn}}
     assert invoke_config["maximumRetryAttempts"] == 2
+    queue = result.named("kbsync-failed-runs").inputs
+    assert queue["name"] == "ai-pipelines-test-kbsync-failed-runs" and queue["sqsManagedSseEnabled"] is True
+    assert queue["messageRetentionSeconds"] == 14 * 24 * 3600 and "redrivePolicy" not in queue
+    alarm = result.named("kbsync-failed-runs-depth-alarm").inputs
+    assert alarm["dimensions"] == {"QueueName": "ai-pipelines-test-kbsync-failed-runs"}
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0) and alarm["alarmActions"]
+    assert "DenyInsecureTransport" in policy(result.named("kbsync-failed-runs-policy").inputs["policy"])
     granted = policy(result.named("kbsync-worker-policy").inputs["policy"])
-    assert granted["DeadLetterFailedScheduledRuns"]["Resource"] == [dlq_arn]
+    assert granted["DeadLetterFailedScheduledRuns"]["Resource"] == [failed_runs_arn]
+    # Ticks Scheduler could not deliver carry the schedule's own payload, which the source queue does accept.
+    dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-changes-dlq"
+    assert result.named("kbsync-schedule").inputs["target"]["deadLetterConfig"]["arn"] == dlq_arn
+    events_only = synth(("kbsync", settings()))
+    assert [r for r in events_only.of_type("aws:sqs/queue:Queue") if r.name == "kbsync-failed-runs"] == []
     assert json.loads(result.named("kbsync-schedule").inputs["target"]["input"])["scheduledTime"] == \
         "<aws.scheduler.scheduled-time>"
     events_only = policy(synth(("kbsync", settings())).named("kbsync-worker-policy").inputs["policy"])
