@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from offline import analyzer, graph, pack_runtime, policy_config
+from offline.cost.command import add_parser as add_cost_parser
 from offline.export import write_export
 from offline.model import ResourceRecord
 from offline.report import PreviewResult, json_report, text_report
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "pack's PulumiPolicy.yaml runtime options: its virtualenv, else $PULUMI_PYTHON_CMD or "
                               "python3)")
     preview.set_defaults(handler=run_preview)
+
+    add_cost_parser(commands)  # `cost`: offline/cost/command.py
     return parser
 
 
