@@ -37,7 +37,7 @@ from botocore.exceptions import ClientError
 from batch_inference import clients, jobs
 from batch_inference.config import CompletionSettings
 from batch_inference.exceptions import InvalidTaskInputError, ShardBusyError
-from batch_inference.joining import Failure, join_output, result_line, shard_record_ids
+from batch_inference.joining import Failure, join_output, jsonl_lines, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.messages import each_message
@@ -49,6 +49,7 @@ logger = Logger()
 metrics = Metrics()
 settings = CompletionSettings.from_env()
 
+_CHUNK_BYTES = 1 << 20
 _JOB_ARN = r"arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:model-invocation-job/[a-z0-9]{12}"
 
 
@@ -178,7 +179,7 @@ def _lines(bucket: str, key: str) -> list[bytes]:
             logger.warning("Object missing; treated as empty", extra={"bucket": bucket, "key": key})
             return []
         raise
-    return list(body.iter_lines())
+    return list(jsonl_lines(body.iter_chunks(_CHUNK_BYTES)))
 
 
 def _manifest(bucket: str, key: str) -> dict[str, Any] | None:

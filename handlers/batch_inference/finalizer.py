@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from batch_inference import clients, jobs
 from batch_inference.config import FinalizerSettings
 from batch_inference.exceptions import PublicationBusyError, PublicationFailedError
-from batch_inference.joining import batch_key, result_line, shard_record_ids
+from batch_inference.joining import batch_key, jsonl_lines, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.settle import Counts, settle_unit
@@ -135,8 +135,8 @@ def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
     detail = f"{error}: {cause}"[:500]
     if mode == "batch":
         shard = unit.get("shard", {})
-        order = shard_record_ids(clients.s3().get_object(Bucket=shard["bucket"], Key=shard["key"])["Body"]
-                                 .iter_lines())
+        body = clients.s3().get_object(Bucket=shard["bucket"], Key=shard["key"])["Body"]
+        order = shard_record_ids(jsonl_lines(body.iter_chunks(1 << 20)))
         owner = f"{run_id}/{shard['shardId']}"
         source: dict[str, Any] = {"bucket": shard["bucket"], "key": shard["key"]}
         _give_up_shard(run_id, str(shard["shardId"]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json.decoder
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,27 @@ class JoinResult:
 # (whose prompt can be long); any other line is parsed in full.
 _SHARD_HEAD = b'{"recordId":"'
 _ID_WINDOW = 6 * 256 + 16  # the longest recordId, every character escaped, and its closing quote
+
+
+def jsonl_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a JSON Lines stream given in arbitrary chunks (an S3 body's ``iter_chunks``), without their ends.
+
+    A line ends at ``\\n`` alone (a ``\\r`` before it is dropped), as JSON Lines says. botocore's ``iter_lines``
+    splits with ``bytes.splitlines``, which also ends a line at a lone ``\\r`` (JSON allows one between tokens),
+    and ``str.splitlines`` at U+2028, U+0085 and other characters a JSON string may hold raw. Linear in the bytes:
+    a line spanning chunks is joined once.
+    """
+    pending: list[bytes] = []
+    for chunk in chunks:
+        *ended, rest = chunk.split(b"\n")
+        if ended:
+            ended[0] = b"".join([*pending, ended[0]])
+            yield from (line.removesuffix(b"\r") for line in ended)
+            pending = []
+        pending.append(rest)
+    last = b"".join(pending)
+    if last:
+        yield last.removesuffix(b"\r")
 
 
 def batch_key(record_ids: list[str]) -> str:

@@ -4,6 +4,7 @@ one place) and bounds the time it takes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import time
@@ -12,12 +13,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch_inference import sharder
+from batch_inference.joining import jsonl_lines
 from batch_inference.records import InputFrame
 from batch_inference.sharding import MAX_DEPTH, MemorySink, ShardLimits, shard_corpus
-from tests.handlers.batch_inference.conftest import Invoke, Storage
-from tests.handlers.batch_inference.helpers import records, shard
+from tests.handlers.batch_inference.conftest import MODEL_ID, RUN, Invoke, Storage, deliver_event
+from tests.handlers.batch_inference.fakes import (
+    FakeBedrock,
+    FakeStepFunctions,
+    job_state_change,
+    output_line,
+    write_job_output,
+)
+from tests.handlers.batch_inference.helpers import (
+    describe,
+    job_of,
+    records,
+    shard,
+    shard_ids,
+    shard_list,
+    small_jobs,
+    submit,
+    uris,
+)
+from tests.handlers.conftest import SqsEventSource
 
 FRAME = InputFrame.build("amazon.nova-lite-v1:0", "{{content}}", max_tokens=8, temperature=0.0)
 RECORD_LIMIT = sharder.settings.max_record_bytes  # the stack's maxRecordBytes (100,000 bytes)
@@ -95,3 +117,53 @@ def test_an_adversarial_line_is_rejected_for_its_depth_with_its_line_number() ->
             assert [(r.line_number, r.reason, r.detail) for r in result.rejected] == [
                 (2, "not_json", f"nested more than {MAX_DEPTH} levels deep")]
             assert result.valid == 1
+
+
+# Every character str.splitlines ends a line at, besides \n: JSON Lines ends a line only at \n (or \r\n).
+SEPARATORS = "\u2028\u2029\x85\x1c\x1d\x1e\x0b\x0c\r"
+
+
+def test_texts_holding_unicode_line_separators_are_records_end_to_end(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch, minimum=3, maximum=20)
+    texts = {f"SEP{i}": f"before{separator}after" for i, separator in enumerate(SEPARATORS)}
+    # raw in the corpus where JSON allows it (U+2028, U+2029, U+0085), escaped where it must be (controls)
+    corpus: list[str | bytes] = [json.dumps({"id": r, "text": t}, ensure_ascii=False).encode()
+                                 for r, t in texts.items()]
+    assert b"\xe2\x80\xa8" in corpus[0] and b"\xc2\x85" in corpus[2]
+    descriptor, = shard_list(storage, shard(invoke, storage, corpus))
+    assert descriptor["records"] == len(texts) and storage.failure_lane() == []
+    assert shard_ids(storage, descriptor) == list(texts)
+    submit(invoke, bedrock, descriptor, "token-1")
+
+    # Bedrock's output echoes the separators raw; a line may also hold a \r between tokens (JSON whitespace) and
+    # end in \r\n
+    name, _, arn = job_of(descriptor)
+    _, output_uri = uris(descriptor)
+    rows = [output_line(r, f"summary: {t}") for r, t in texts.items()]
+    write_job_output(storage.s3, output_uri, arn.rsplit("/", 1)[-1], descriptor["key"], rows, total=len(texts))
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    body = b"".join(json.dumps(row, ensure_ascii=False).replace(", ", ",\r", 1).encode() + b"\r\n" for row in rows)
+    assert b"\xe2\x80\xa8" in body and b"\xc2\x85" in body
+    storage.s3.put_object(Bucket=bucket, Key=f"{prefix}{arn.rsplit('/', 1)[-1]}/{descriptor['key'].rsplit('/', 1)[-1]}"
+                          ".out", Body=body)
+    deliver_event(storage, job_state_change(arn, name, "Completed", MODEL_ID))
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-1")
+    delivery = completion_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+
+    assert {r["recordId"]: r["output"] for r in storage.results(RUN)} == {r: f"summary: {t}" for r, t in texts.items()}
+    assert storage.failure_lane() == []
+
+
+@given(lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=20),
+       cuts=st.lists(st.integers(min_value=0, max_value=700), max_size=12), crlf=st.booleans())
+def test_jsonl_lines_end_at_newlines_alone_wherever_the_stream_is_cut(lines: list[bytes], cuts: list[int],
+                                                                      crlf: bool) -> None:
+    lines = [line.rstrip(b"\r") for line in lines]  # a \r is kept inside a line, dropped before its \n
+    data = b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines)
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    assert list(jsonl_lines(data[a:b] for a, b in itertools.pairwise(points))) == lines
+    assert list(jsonl_lines([b"last line without a newline"])) == [b"last line without a newline"]
