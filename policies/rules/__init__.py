@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import cloudwatch, dynamodb, events, iam, lambda_, s3, sqs, stepfunctions
+from . import (
+    cloudwatch,
+    dynamodb,
+    events,
+    iam,
+    kms,
+    lambda_,
+    lambda_async,
+    observability,
+    rds,
+    s3,
+    s3_lifecycle,
+    sqs,
+    stepfunctions,
+)
 from .core import diagnostics, manifest, process
 from .core.rule import Rule, to_policy
 from .exemptions_applied import EXEMPTIONS_APPLIED
@@ -19,11 +33,16 @@ RULES: tuple[Rule, ...] = (
     *iam.RULES,
     *sqs.RULES,
     *lambda_.RULES,
+    *lambda_async.RULES,
     *s3.RULES,
+    *s3_lifecycle.RULES,
     *events.RULES,
     *stepfunctions.RULES,
     *dynamodb.RULES,
+    *rds.RULES,
+    *kms.RULES,
     *cloudwatch.RULES,
+    *observability.RULES,
     EXEMPTIONS_APPLIED,
 )
 

@@ -218,7 +218,7 @@ def worker(stack: Stack, name: str, source: Queue, topic: ResourceRecord, *, fun
     mapping_record = stack.add("aws:lambda/eventSourceMapping:EventSourceMapping", f"{name}-source", merged({
         "eventSourceArn": source.arn, "functionName": physical, "batchSize": 10,
         "maximumBatchingWindowInSeconds": 0, "functionResponseTypes": ["ReportBatchItemFailures"],
-        "scalingConfig": {"maximumConcurrency": 2}}, mapping),
+        "scalingConfig": {"maximumConcurrency": 2}, "metricsConfig": {"metrics": ["EventCount"]}}, mapping),
         parent=group, deps={"eventSourceArn": [source.queue], "functionName": [function_record]})
     for metric in ("Errors", "Throttles"):
         metric_alarm(stack, f"{name}-{metric.lower()}", function_record, metric, topic, namespace="AWS/Lambda",
@@ -241,11 +241,27 @@ def attachment(stack: Stack, name: str, owner: ResourceRecord, policy_arn: str) 
                      {"role": owner.inputs["name"], "policyArn": policy_arn}, deps={"role": [owner]})
 
 
+WHOLE_BUCKET_LIFECYCLE: dict[str, Any] = {
+    "id": "expire-noncurrent-and-abandoned-uploads", "status": "Enabled", "filter": {},
+    "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7},
+    "noncurrentVersionExpiration": {"noncurrentDays": 30}}
+
+
 def data_bucket(stack: Stack, name: str, *, bucket: Overrides = None, public_access: Overrides | bool = None,
-                encryption: bool = True, tls_policy: bool = True) -> ResourceRecord:
-    """`public_access=False` leaves out the BucketPublicAccessBlock (S3's default for a new bucket then holds)."""
+                encryption: bool = True, tls_policy: bool = True, versioned: bool = False,
+                lifecycle: Sequence[Mapping[str, Any]] | None = None) -> ResourceRecord:
+    """`public_access=False` leaves out the BucketPublicAccessBlock (S3's default for a new bucket then holds).
+    `versioned=True` adds a BucketVersioning and a BucketLifecycleConfiguration with `lifecycle` as its rules
+    (default: one whole-bucket rule that aborts uploads and expires noncurrent versions; [] leaves it out)."""
     physical = stack.physical(name)
     record = stack.add("aws:s3/bucket:Bucket", name, merged({"bucket": physical, "tags": stack.tags()}, bucket))
+    if versioned:
+        stack.add("aws:s3/bucketVersioning:BucketVersioning", f"{name}-versioning", {
+            "bucket": physical, "versioningConfiguration": {"status": "Enabled"}}, deps={"bucket": [record]})
+        rules = [WHOLE_BUCKET_LIFECYCLE] if lifecycle is None else list(lifecycle)
+        if rules:
+            stack.add("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{name}-lifecycle",
+                      {"bucket": physical, "rules": rules}, deps={"bucket": [record]})
     if public_access is not False:
         stack.add("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access", merged(
             {"bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
@@ -314,17 +330,81 @@ def distributed_map(**overrides: Any) -> dict[str, Any]:
         "End": True}, overrides)
 
 
-def state_machine(stack: Stack, name: str, states: Mapping[str, Any] | None = None, **overrides: Any
-                  ) -> ResourceRecord:
+EXECUTION_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
+
+
+def execution_alarms(stack: Stack, machine: ResourceRecord, topic: ResourceRecord | None,
+                     metrics: Sequence[str] = EXECUTION_METRICS) -> list[ResourceRecord]:
+    """One alarm per Step Functions execution metric, its StateMachineArn dimension built from the machine."""
+    machine_arn = arn("states", f"stateMachine:{machine.inputs['name']}")
+    return [stack.add("aws:cloudwatch/metricAlarm:MetricAlarm", f"{machine.name}-{metric.lower()}", {
+        "name": stack.physical(f"{machine.name}-{metric.lower()}"), "namespace": "AWS/States", "metricName": metric,
+        "dimensions": {"StateMachineArn": machine_arn}, "statistic": "Sum", "period": 300, "evaluationPeriods": 1,
+        "threshold": 0, "comparisonOperator": "GreaterThanThreshold", "tags": stack.tags(),
+        "alarmActions": [arn("sns", topic.inputs["name"])] if topic else []},
+        deps={"dimensions": [machine], "alarmActions": [topic] if topic else []}) for metric in metrics]
+
+
+def state_machine(stack: Stack, name: str, states: Mapping[str, Any] | None = None, *,
+                  alarms: ResourceRecord | None = None, **overrides: Any) -> ResourceRecord:
+    """`alarms`: a topic to alarm on failed, timed-out and aborted runs (none without one)."""
     states = states or {"Shards": distributed_map()}
     definition = {"StartAt": next(iter(states)), "States": dict(states)}
-    return stack.add("aws:sfn/stateMachine:StateMachine", name, merged({
+    machine = stack.add("aws:sfn/stateMachine:StateMachine", name, merged({
         "name": stack.physical(name), "type": "STANDARD",
         "roleArn": arn("iam", f"role/{stack.physical(name)}", region=""),
         "definition": json.dumps(definition), "tags": stack.tags(),
         "loggingConfiguration": {"level": "ERROR", "includeExecutionData": False,
                                  "logDestination": arn("logs", f"log-group:/aws/vendedlogs/{name}:*")},
         "tracingConfiguration": {"enabled": True}}, overrides))
+    if alarms is not None:
+        execution_alarms(stack, machine, alarms)
+    return machine
+
+
+def scheduled_function(stack: Stack, name: str, dead_letter: Queue, *, invoke_config: Overrides | bool = None,
+                       function: Overrides = None) -> ResourceRecord:
+    """A function a Scheduler schedule invokes (asynchronously), with a FunctionEventInvokeConfig sending failed
+    events to `dead_letter` (`invoke_config=False` leaves it out)."""
+    physical = stack.physical(name)
+    record = stack.add("aws:lambda/function:Function", name, merged({
+        "name": physical, "role": arn("iam", f"role/{physical}", region=""), "runtime": "python3.13",
+        "handler": "app.handler", "timeout": 60, "tags": stack.tags()}, function))
+    stack.add("aws:cloudwatch/logGroup:LogGroup", f"{name}-logs", {
+        "name": f"/aws/lambda/{physical}", "retentionInDays": 14, "tags": stack.tags()})
+    stack.add("aws:scheduler/schedule:Schedule", f"{name}-schedule", {
+        "name": physical, "scheduleExpression": "rate(15 minutes)", "flexibleTimeWindow": {"mode": "OFF"},
+        "target": {"arn": arn("lambda", f"function:{physical}"), "roleArn": arn("iam", f"role/{physical}-schedule",
+                                                                                  region=""),
+                   "deadLetterConfig": {"arn": dead_letter.arn},
+                   "retryPolicy": {"maximumRetryAttempts": 3, "maximumEventAgeInSeconds": 3600}}},
+        deps={"target": [record, dead_letter.queue]})
+    if invoke_config is not False:
+        stack.add("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", f"{name}-failures", merged({
+            "functionName": physical, "maximumRetryAttempts": 2, "maximumEventAgeInSeconds": 3600,
+            "destinationConfig": {"onFailure": {"destination": dead_letter.arn}}}, invoke_config or None),
+            deps={"functionName": [record], "destinationConfig": [dead_letter.queue]})
+    return record
+
+
+def aurora(stack: Stack, name: str, *, cluster: Overrides = None, instance: Overrides = None) -> ResourceRecord:
+    """An Aurora PostgreSQL Serverless v2 cluster with its writer, as the file-ingestion pipeline builds it."""
+    physical = stack.physical(name)
+    record = stack.add("aws:rds/cluster:Cluster", name, merged({
+        "clusterIdentifier": physical, "engine": "aurora-postgresql", "engineMode": "provisioned",
+        "engineVersion": "16.6", "databaseName": "ingest", "masterUsername": "ingest_admin",
+        "manageMasterUserPassword": True, "storageEncrypted": True, "backupRetentionPeriod": 7,
+        "serverlessv2ScalingConfiguration": {"minCapacity": 0.5, "maxCapacity": 4}, "tags": stack.tags()}, cluster))
+    stack.add("aws:rds/clusterInstance:ClusterInstance", f"{name}-writer", merged({
+        "identifier": f"{physical}-writer", "clusterIdentifier": physical, "instanceClass": "db.serverless",
+        "engine": "aurora-postgresql", "publiclyAccessible": False, "tags": stack.tags()}, instance),
+        deps={"clusterIdentifier": [record]})
+    return record
+
+
+def kms_key(stack: Stack, name: str, **overrides: Any) -> ResourceRecord:
+    return stack.add("aws:kms/key:Key", name, merged(
+        {"description": name, "enableKeyRotation": True, "tags": stack.tags()}, overrides))
 
 
 def table(stack: Stack, name: str, purpose: str, **overrides: Any) -> ResourceRecord:
@@ -339,15 +419,18 @@ def table(stack: Stack, name: str, purpose: str, **overrides: Any) -> ResourceRe
 # --- whole stacks ----------------------------------------------------------------------------------------------
 
 def pipeline_unit(stack: Stack, name: str, topic: ResourceRecord) -> None:
-    """One of everything the rules look at, wired as the program wires it (about 30 resources)."""
+    """One of everything the rules look at, wired as the program wires it (about 45 resources)."""
     jobs = queue_with_dlq(stack, f"{name}-jobs", topic)
     worker(stack, f"{name}-worker", jobs, topic)
-    bucket = data_bucket(stack, f"{name}-data")
+    bucket = data_bucket(stack, f"{name}-data", versioned=True)
     bucket_to_queue(stack, f"{name}-uploads", bucket, jobs)
     requests = queue_with_dlq(stack, f"{name}-requests", topic)
     rule_to_queue(stack, f"{name}-requests", requests, requests.dlq)
-    state_machine(stack, f"{name}-batch")
+    state_machine(stack, f"{name}-batch", alarms=topic)
     table(stack, f"{name}-results", "results")
+    scheduled_function(stack, f"{name}-reconciler", jobs)
+    kms_key(stack, f"{name}-key")
+    aurora(stack, f"{name}-db")
 
 
 def compliant_stack() -> Stack:

@@ -13,6 +13,9 @@ TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
 FUNCTION: Final = "aws:lambda/function:Function"
 EVENT_SOURCE_MAPPING: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
 LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
+FUNCTION_EVENT_INVOKE_CONFIG: Final = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
+TOPIC_SUBSCRIPTION: Final = "aws:sns/topicSubscription:TopicSubscription"
+KMS_KEY: Final = "aws:kms/key:Key"
 
 LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
 METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -40,9 +43,17 @@ BUCKET_ENCRYPTIONS: Final = (
 )
 BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
 BUCKET_NOTIFICATION: Final = "aws:s3/bucketNotification:BucketNotification"
+BUCKET_VERSIONINGS: Final = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
+BUCKET_LIFECYCLES: Final = (
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+)
 
 STATE_MACHINE: Final = "aws:sfn/stateMachine:StateMachine"
 TABLE: Final = "aws:dynamodb/table:Table"
+RDS_CLUSTER: Final = "aws:rds/cluster:Cluster"
+RDS_CLUSTER_INSTANCE: Final = "aws:rds/clusterInstance:ClusterInstance"
+RDS_INSTANCE: Final = "aws:rds/instance:Instance"
 
 _NOUNS: Final = {
     QUEUE: "queue", QUEUE_POLICY: "queue policy", REDRIVE_POLICY: "redrive policy", TOPIC: "topic",
@@ -54,7 +65,11 @@ _NOUNS: Final = {
     MANAGED_POLICY: "managed policy", ROLE_POLICY_ATTACHMENT: "policy attachment",
     POLICY_ATTACHMENT: "policy attachment", BUCKET_PUBLIC_ACCESS_BLOCK: "public access block",
     BUCKET_POLICY: "bucket policy", BUCKET_NOTIFICATION: "bucket notification", STATE_MACHINE: "state machine",
-    TABLE: "table", **{t: "bucket" for t in BUCKETS}, **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS},
+    TABLE: "table", FUNCTION_EVENT_INVOKE_CONFIG: "async invoke config", TOPIC_SUBSCRIPTION: "subscription",
+    KMS_KEY: "KMS key", RDS_CLUSTER: "database cluster", RDS_CLUSTER_INSTANCE: "database instance",
+    RDS_INSTANCE: "database instance", **{t: "bucket versioning" for t in BUCKET_VERSIONINGS},
+    **{t: "bucket lifecycle" for t in BUCKET_LIFECYCLES}, **{t: "bucket" for t in BUCKETS},
+    **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS},
 }
 
 
