@@ -19,8 +19,8 @@ and `pkg/resource/deploy/step_generator.go`):
   pack has no remediations, so that call is skipped.
 * `AnalyzeStack` once after all steps, in preview and in update alike, with every resource's *outputs*
   (`news[urn].Outputs`), parent, dependencies and property dependencies. In a preview the outputs of a resource to
-  be created are what the provider's `Create(preview=true)` returns: its inputs plus unknowns for computed
-  properties, so a record without outputs is sent with its inputs. A stack diagnostic whose URN is not a resource
+  be created are what the provider's `Create(preview=true)` returns (its planned state); a component's are what it
+  registered with `register_outputs`, the root stack's its exports. A stack diagnostic whose URN is not a resource
   of the stack is attributed to the root stack resource.
 * Diagnostics whose message says "can't run policy ... during preview" are the SDK's note for a policy that read an
   unknown value; they are reported as `Skipped`, the rest as `Violation`s. The SDK leaves the URN of a resource
@@ -136,7 +136,7 @@ class _Messages:
                                            provider=self._provider(record))
 
     def stack_resource(self, record: ResourceRecord) -> analyzer_pb2.AnalyzerResource:
-        properties = _struct(record.outputs) if record.outputs else self._properties(record)
+        properties = _struct(record.outputs)  # the engine sends news[urn].Outputs: a component's registered ones
         return analyzer_pb2.AnalyzerResource(
             type=record.type, properties=properties, urn=record.urn, name=record.name,
             options=_options(record), provider=self._provider(record), parent=record.parent or "",

@@ -6,11 +6,13 @@ inputs to the analyzers (`docs/offline-fidelity.md`, "Check"). The bridged provi
 * applies the Terraform schema's truthy defaults to properties the program left unset (`offline.tf_defaults`);
 * auto-names a resource whose name the program left unset: the logical name, a hyphen and seven random hex digits,
   known at preview (here the digits are derived from the URN, so a run is repeatable);
-* computes `tagsAll` from `tags` (pulumi-aws's `applyTags`; `{}` without tags; the offline provider has no
-  `defaultTags`);
+* sets `region` to its provider's (pulumi-aws's `applyRegion`);
+* computes `tagsAll` from the provider's `defaultTags` and the resource's `tags` (pulumi-aws's `applyTags`; `{}`
+  without either);
 * holds policy documents as JSON strings; a document with any unknown inside is one unknown string;
-* drops a role's inline policy whose document is unknown (pulumi-aws's transform of `inline_policy` keeps an
-  element only if its policy is a known string or absent), so no policy ever sees that document at preview.
+* drops a role's inline policy whose document is unknown or empty (pulumi-aws's transform of `inline_policy` keeps
+  an element only if its policy is a known, non-empty string or absent), so no policy ever sees that document at
+  preview, and auto-names an inline policy without a name.
 """
 
 from __future__ import annotations
@@ -39,10 +41,17 @@ JSON_DOCUMENT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "aws:cloudwatch/eventRule:EventRule": ("eventPattern",),
 }
 
-# The property a type is auto-named through, where it is not `name`; and types whose names S3 requires lower-case.
-_NAME_PROPERTY = {"aws:s3/bucket:Bucket": "bucket", "aws:s3/bucketV2:BucketV2": "bucket"}
-_LOWER_CASE_NAMES = frozenset(_NAME_PROPERTY)
-_PREFIX_PROPERTY = {"name": "namePrefix", "bucket": "bucketPrefix"}
+# Pulumi-side auto-names pulumi-aws declares beyond `name` (provider/resource_overrides.go): the property, a prefix
+# AWS requires, whether S3 demands lower case. Every other type with an optional `name` input is auto-named through
+# `name` (provider/autonaming.go, setAutonaming).
+_AUTO_NAMED: dict[str, tuple[str, str, bool]] = {
+    "aws:s3/bucket:Bucket": ("bucket", "", True),
+    "aws:s3/bucketV2:BucketV2": ("bucket", "", True),
+    "aws:cloudwatch/eventTarget:EventTarget": ("targetId", "", False),
+    "aws:lambda/permission:Permission": ("statementId", "", False),
+    "aws:kms/alias:Alias": ("name", "alias/", False),
+}
+_PREFIX_PROPERTY = {"name": "namePrefix", "bucket": "bucketPrefix", "statementId": "statementIdPrefix"}
 AUTO_NAME_RANDOM_HEX = 7
 
 
@@ -70,33 +79,58 @@ def as_provider_inputs(type_: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def auto_name(type_: str, name: str, urn: str) -> str:
-    """`<logical name>-<7 hex digits>`, as Pulumi auto-names; the digits come from the URN (stable per resource)."""
-    suffix = hashlib.sha256(urn.encode()).hexdigest()[:AUTO_NAME_RANDOM_HEX]
-    physical = f"{name}-{suffix}"
-    return physical.lower() if type_ in _LOWER_CASE_NAMES else physical
+def auto_name(name: str, seed: str, *, prefix: str = "", lower: bool = False) -> str:
+    """`<logical name>-<7 hex digits>`, as Pulumi auto-names; the digits come from `seed` (the URN: stable per
+    resource) where the engine draws them from a random seed per registration."""
+    physical = f"{prefix}{name}-{hashlib.sha256(seed.encode()).hexdigest()[:AUTO_NAME_RANDOM_HEX]}"
+    return physical.lower() if lower else physical
 
 
-def check(type_: str, name: str, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The inputs the provider's Check returns for a program's inputs to a custom resource."""
+def check(type_: str, name: str, urn: str, inputs: dict[str, Any], *, region: str | None = None,
+          default_tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inputs the provider's Check returns for a program's inputs to a custom resource, in `region` (the
+    resource's provider's) with that provider's `defaultTags`."""
     result = as_provider_inputs(type_, {k: v for k, v in inputs.items() if v is not None})
-    for prop, default in tf_defaults.checked_defaults(type_).items():
-        result.setdefault(prop, default)
+    tf_defaults.apply_checked_defaults(type_, result)
     if type_ == "aws:iam/role:Role" and isinstance(result.get("inlinePolicies"), list):
-        result["inlinePolicies"] = [_as_document_holder(p) for p in result["inlinePolicies"]
-                                    if not (isinstance(p, dict) and contains_unknown(p.get("policy")))]
+        result["inlinePolicies"] = _checked_inline_policies(result["inlinePolicies"], urn)
     schema = schema_of(type_)
     if schema is None:
         return result
-    name_property = _NAME_PROPERTY.get(type_, "name")
-    prefix_property = _PREFIX_PROPERTY[name_property]
-    if (name_property in schema.computed and name_property not in result
-            and result.get(prefix_property) is None):
-        result[name_property] = auto_name(type_, name, urn)
+    _auto_name(type_, name, urn, schema.inputs, schema.computed, result)
+    if region is not None and "region" in schema.inputs and "region" not in result:
+        result["region"] = region  # pulumi-aws's applyRegion PreCheckCallback (provider/region.go)
     if "tagsAll" in schema.outputs and "tags" in schema.inputs:
-        tags = result.get("tags") or {}
-        result["tagsAll"] = UNKNOWN if contains_unknown(tags) else dict(tags)
+        tags = {**(default_tags or {}), **(result.get("tags") or {})}
+        result["tagsAll"] = UNKNOWN if contains_unknown(tags) else tags  # pulumi-aws's applyTags
     return result
+
+
+def _auto_name(type_: str, name: str, urn: str, inputs: frozenset[str], computed: frozenset[str],
+               result: dict[str, Any]) -> None:
+    """Auto-name a property the program left unset, as pulumi-aws's Check does: only a property the program could
+    have set (an input) that the provider otherwise computes, and not when the program gave a prefix."""
+    prop, prefix, lower = _AUTO_NAMED.get(type_, ("name", "", False))
+    if (prop in inputs and prop in computed and prop not in result
+            and result.get(_PREFIX_PROPERTY.get(prop, "")) is None):
+        result[prop] = auto_name(name, urn, prefix=prefix, lower=lower)
+
+
+def _checked_inline_policies(policies: list[Any], urn: str) -> list[Any]:
+    """pulumi-aws's transform of a role's `inline_policy`: an element whose document is unknown, or empty, is
+    dropped; one without a name is auto-named."""
+    checked = []
+    for position, inline in enumerate(policies):
+        if not isinstance(inline, dict):
+            checked.append(inline)
+            continue
+        if contains_unknown(inline.get("policy")) or inline.get("policy") == "":
+            continue
+        inline = _as_document_holder(inline)
+        if not inline.get("name") and not inline.get("namePrefix"):
+            inline = {**inline, "name": auto_name("inline-policy", f"{urn}#{position}")}
+        checked.append(inline)
+    return checked
 
 
 def _as_document_holder(inline: Any) -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ class InvokeAnswerer:
         where = self.answers.source or self.answers.suggested or "offline.<stack>.yaml beside Pulumi.yaml"
         return f"answer it in {where} ({FIXTURE_FORMAT})"
 
-    def invoke(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    def invoke(self, token: str, args: Mapping[str, Any], *, region: str | None = None) -> dict[str, Any]:
         for answer in self.answers.invokes:
             if answer.matches(token, args):
                 return dict(answer.result)
@@ -210,8 +210,9 @@ class InvokeAnswerer:
         if compute is None:
             raise InvokeError(f"the offline provider does not answer the invoke {token} with arguments "
                               f"{json.dumps(dict(args), sort_keys=True, default=str)}: {self._how_to_answer()}")
+        account = replace(self.account, region=region) if region else self.account
         try:
-            return compute(args, self.account)
+            return compute(args, account)
         except ValueError as error:
             raise InvokeError(f"invoke {token}: {error}") from error
 

@@ -11,6 +11,7 @@ policy analysis and the stack export.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -34,13 +35,21 @@ class RecordingMonitor(MockMonitor):
         super().__init__(provider)
         self.provider = provider
         self.records: dict[str, ResourceRecord] = {}
-        self._provider_regions: dict[str, str] = {}  # explicit provider URN -> its region
+        self._explicit_providers: dict[str, dict[str, Any]] = {}  # explicit aws provider URN -> its inputs
         self._stack_transforms: list[Any] = []  # callbacks registered with RegisterStackTransform
         self._own_transforms: dict[str, list[Any]] = {}  # URN -> the transforms a resource declared
 
-    def _region_of(self, provider_reference: str) -> str | None:
-        """The region of the explicit provider a resource names ("<provider URN>::<id>"), if it sets one."""
-        return self._provider_regions.get(provider_reference.rsplit("::", 1)[0]) if provider_reference else None
+    def _provider_config(self, provider_reference: str) -> tuple[str, dict[str, Any]]:
+        """(region, default tags) of the provider a resource or invoke names ("<provider URN>::<id>"): an explicit
+        aws provider's own settings where it sets them, else the stack's region and no default tags."""
+        settings = self._explicit_providers.get(provider_reference.rsplit("::", 1)[0], {}) if provider_reference else {}
+        region = settings.get("region")
+        default_tags = settings.get("defaultTags")
+        if isinstance(default_tags, str):  # a provider's object-valued settings arrive as JSON text
+            default_tags = json.loads(default_tags)
+        tags = default_tags.get("tags") if isinstance(default_tags, dict) else None
+        return (region if isinstance(region, str) else self.provider.account.region,
+                dict(tags) if isinstance(tags, dict) else {})
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         """URNs as the engine builds them: the parent's whole type chain, the root stack left out."""
@@ -58,13 +67,14 @@ class RecordingMonitor(MockMonitor):
         given = from_wire(self._transformed(request, urn))
         custom = bool(request.custom)
         if custom:
-            inputs = self.provider.check(request.type, request.name, urn, given)
-            if request.type == "pulumi:providers:aws" and isinstance(inputs.get("region"), str):
-                self._provider_regions[urn] = inputs["region"]
-            resource_id, state = self.provider.create(request.type, request.name, inputs,
-                                                      self._region_of(request.provider))
-        else:  # a component: its "inputs" are what it passed to its own constructor, and it has no provider
-            inputs, resource_id, state = _drop_nulls(given), "", _drop_nulls(given)
+            region, default_tags = self._provider_config(request.provider)
+            inputs = self.provider.check(request.type, request.name, urn, given, region=region,
+                                         default_tags=default_tags)
+            if request.type == "pulumi:providers:aws":
+                self._explicit_providers[urn] = inputs
+            resource_id, state = self.provider.create(request.type, request.name, inputs, region)
+        else:  # a component: its inputs are what it passed to its own constructor; its outputs come later
+            inputs, resource_id, state = _drop_nulls(given), "", {}
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
         self.records[urn] = ResourceRecord(
             urn=urn,
@@ -83,6 +93,13 @@ class RecordingMonitor(MockMonitor):
             source=_source(request.sourcePosition),
         )
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=_struct(state))
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        """A component's (or the root stack's) outputs: what `AnalyzeStack` receives for it, as the engine does."""
+        record = self.records.get(request.urn)
+        if record is not None:
+            record.outputs = _drop_nulls(from_wire(request.outputs))
+        return empty_pb2.Empty()
 
     def RegisterStackTransform(self, request: Any) -> Any:
         self._stack_transforms.append(request)
@@ -109,14 +126,14 @@ class RecordingMonitor(MockMonitor):
         """An existing resource (`Resource.get`) or a StackReference: its state as read, known in a preview too."""
         urn = self.make_urn(request.parent, request.type, request.name)
         state = self.provider.read(request.type, request.id, from_wire(request.properties),
-                                   self._region_of(request.provider))
+                                   self._provider_config(request.provider)[0])
         self.resources[urn] = MockMonitor.ResourceRegistration(urn, request.id, state)
         return resource_pb2.ReadResourceResponse(urn=urn, properties=_struct(state))
 
     def Invoke(self, request: Any) -> Any:
         if request.tok == "pulumi:pulumi:getResource":
             return super().Invoke(request)
-        result = self.provider.invoke(request.tok, from_wire(request.args))
+        result = self.provider.invoke(request.tok, from_wire(request.args), self._provider_config(request.provider)[0])
         return resource_pb2.ResourceInvokeResponse(**{"return": _struct(result)})
 
 

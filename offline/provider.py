@@ -12,6 +12,7 @@ A create is answered as the bridged provider answers it (`docs/offline-fidelity.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +42,9 @@ def planned_state(type_: str, checked: dict[str, Any], region: str) -> dict[str,
     """`Create(preview=true)`: the checked inputs with every schema default, every computed property the program
     left unset unknown (`region` is planned from the provider's region, `tagsAll` from known tags)."""
     schema = schema_of(type_)
-    state = {**tf_defaults.planned_defaults(type_), **checked}
+    state = copy.deepcopy(checked)  # the plan fills blocks in; the checked inputs stay as they are
+    tf_defaults.apply_planned_defaults(type_, state)
+    tf_defaults.fill_nested_computed(type_, state, planned=UNKNOWN)
     if state.get("tagsAll") == {}:
         del state["tagsAll"]  # without tags or default tags the provider's plan leaves tags_all to be computed
     for prop in sorted(schema.computed - state.keys() if schema else ()):
@@ -54,12 +57,14 @@ def planned_state(type_: str, checked: dict[str, Any], region: str) -> dict[str,
 def applied_state(type_: str, name: str, checked: dict[str, Any], acct: AwsAccount) -> tuple[str, dict[str, Any]]:
     """`Create`: the id and the state after a completed create, every computed property with a value."""
     resource_id, computed = computed_outputs(type_, name, checked, acct)
-    state = {**tf_defaults.planned_defaults(type_), **computed, **checked}
+    state = {**computed, **copy.deepcopy(checked)}
+    tf_defaults.apply_planned_defaults(type_, state)
     reported = _REPORTED_AFTER_CREATE.get(type_, {})
     schema = schema_of(type_)
     if schema is None:
         return resource_id, state
     physical = str(checked.get("name") or name)
+    tf_defaults.fill_nested_computed(type_, state, name=physical)
     for prop in sorted(schema.computed - state.keys()):
         state[prop] = (acct.region if prop == "region" else reported[prop] if prop in reported
                        else realistic_value(type_, prop, schema.kind_of(prop), physical, state, acct))
@@ -86,8 +91,11 @@ class AwsProviderEmulator(Mocks):
         raise NotImplementedError("resources are registered through RecordingMonitor.RegisterResource")
 
     @staticmethod
-    def check(type_: str, name: str, urn: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        return inputs if type_.startswith("pulumi:providers:") else check(type_, name, urn, inputs)
+    def check(type_: str, name: str, urn: str, inputs: dict[str, Any], *, region: str | None = None,
+              default_tags: dict[str, Any] | None = None) -> dict[str, Any]:
+        if type_.startswith("pulumi:providers:"):
+            return inputs
+        return check(type_, name, urn, inputs, region=region, default_tags=default_tags)
 
     def create(self, type_: str, name: str, checked: dict[str, Any], region: str | None = None
                ) -> tuple[str, dict[str, Any]]:
@@ -110,5 +118,6 @@ class AwsProviderEmulator(Mocks):
         account = replace(self.account, region=region) if region else self.account
         return applied_state(type_, resource_id, given, account)[1]
 
-    def invoke(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
-        return self.invokes.invoke(token, args)
+    def invoke(self, token: str, args: dict[str, Any], region: str | None = None) -> dict[str, Any]:
+        """An invoke's answer in `region` (its provider's), or the region its own `region` argument names."""
+        return self.invokes.invoke(token, args, region=args.get("region") or region)

@@ -244,6 +244,9 @@ def run_program(program: Callable[[], None], *, project: str, stack: str, mode: 
     finally:
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()
+    for record in monitor.records.values():
+        if record.type == "pulumi:pulumi:Stack":
+            record.outputs = dict(outputs)  # the root stack's outputs are the program's exports
     return Synthesis(project=project, stack=stack, mode=mode, account=account,
                      resources=list(monitor.records.values()), outputs=outputs)
 

@@ -63,11 +63,63 @@ SCHEMA_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
+# Defaults of attributes inside a block, applied only when the program sets the block (the bridge's applyDefaults
+# runs at every object level): type token -> {path of the block: {property: default}}.
+NESTED_DEFAULTS: Mapping[str, Mapping[tuple[str, ...], Mapping[str, Any]]] = MappingProxyType({
+    # scheduler/schedule.go resourceSchedule: target.retry_policy
+    "aws:scheduler/schedule:Schedule": {("target", "retryPolicy"): {"maximumEventAgeInSeconds": 86_400,
+                                                                    "maximumRetryAttempts": 185}},
+})
+
+# Computed attributes inside a block, unknown in a create's plan when the block is set without them
+# (terraform-plugin-sdk `SetUnknowns` recurses into blocks). The SDK's nested output types do not mark them, so the
+# ones programs commonly leave out are listed, with what AWS reports after the create ({name}: the physical name):
+# type token -> {path of the block: {property: value after create}}.
+NESTED_COMPUTED: Mapping[str, Mapping[tuple[str, ...], Mapping[str, str]]] = MappingProxyType({
+    # lambda/function.go: logging_config.log_group is Optional+Computed (Lambda's /aws/lambda/<name> when unset)
+    "aws:lambda/function:Function": {("loggingConfig",): {"logGroup": "/aws/lambda/{name}"}},
+})
+
+
 def planned_defaults(type_: str) -> Mapping[str, Any]:
-    """Every default of the type's schema: what the provider's plan holds for a property left unset."""
+    """Every top-level default of the type's schema: what the provider's plan holds for a property left unset."""
     return SCHEMA_DEFAULTS.get(type_, {})
 
 
-def checked_defaults(type_: str) -> dict[str, Any]:
-    """The defaults the bridge's Check adds: the truthy ones."""
-    return {prop: value for prop, value in planned_defaults(type_).items() if value}
+def _blocks(props: dict[str, Any], path: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The blocks at `path` the program set (a block may be one object or, for a list of blocks, each element)."""
+    found: list[Any] = [props]
+    for key in path:
+        children: list[Any] = []
+        for parent in found:
+            child = parent.get(key) if isinstance(parent, dict) else None
+            children += child if isinstance(child, list) else [child]
+        found = children
+    return [block for block in found if isinstance(block, dict)]
+
+
+def apply_checked_defaults(type_: str, props: dict[str, Any]) -> None:
+    """Add the defaults the bridge's Check adds, in place: the truthy ones, top-level and inside set blocks."""
+    _apply(props, {(): planned_defaults(type_), **NESTED_DEFAULTS.get(type_, {})}, truthy_only=True)
+
+
+def apply_planned_defaults(type_: str, props: dict[str, Any]) -> None:
+    """Add every default the provider's plan holds, in place, falsy ones included."""
+    _apply(props, {(): planned_defaults(type_), **NESTED_DEFAULTS.get(type_, {})}, truthy_only=False)
+
+
+def _apply(props: dict[str, Any], defaults: Mapping[tuple[str, ...], Mapping[str, Any]], *, truthy_only: bool) -> None:
+    for path, values in defaults.items():
+        for block in _blocks(props, path):
+            for prop, value in values.items():
+                if value or not truthy_only:
+                    block.setdefault(prop, value)
+
+
+def fill_nested_computed(type_: str, props: dict[str, Any], *, planned: Any = None, name: str = "") -> None:
+    """In place, each listed computed attribute of a set block that the program left out: `planned` (the unknown
+    sentinel) in a planned state, else what AWS reports after the create."""
+    for path, values in NESTED_COMPUTED.get(type_, {}).items():
+        for block in _blocks(props, path):
+            for prop, after_create in values.items():
+                block.setdefault(prop, planned if planned is not None else after_create.format(name=name))

@@ -287,3 +287,79 @@ def test_an_owner_setting_the_program_left_unknown_is_not_read_as_unset(unknown_
         assert ("messaging-encrypted-tls-only", "late") not in found  # not "has no resource policy"
         assert "value at .late.policy can't be known" in notes["messaging-encrypted-tls-only"]
         assert "value at .late-admin.managedPolicyArns can't be known" in notes["iam-no-broad-managed-policies"]
+
+
+def program_of_provider_details() -> None:
+    """Nested defaults and computed fields, a second provider with default tags, auto-named ids beyond `name`."""
+    west = aws.Provider("west", region="us-west-2", default_tags={"tags": {"team": "data"}})
+    aws.sqs.Queue("west-q", name="west-q", tags={"app": "x"}, opts=pulumi.ResourceOptions(provider=west))
+    region = aws.get_region(opts=pulumi.InvokeOptions(provider=west))
+    aws.sqs.Queue("named-by-invoke", name=f"q-{region.region}")
+    aws.lambda_.Function("logs-json", role="arn:aws:iam::123456789012:role/r", runtime="python3.13",
+                         handler="a.b", code=pulumi.AssetArchive({}), logging_config={"log_format": "JSON"})
+    role = aws.iam.Role("schedule-role", name="schedule-role", assume_role_policy=_document(),
+                        inline_policies=[{"policy": _document({"Effect": "Allow", "Action": "sqs:SendMessage",
+                                                               "Resource": "*"})}, {"name": "empty", "policy": ""}])
+    aws.scheduler.Schedule("nightly", schedule_expression="rate(1 day)", flexible_time_window={"mode": "OFF"},
+                           target={"arn": "arn:aws:sqs:eu-west-1:123456789012:jobs", "role_arn": role.arn,
+                                   "retry_policy": {"maximum_retry_attempts": 3}})
+    rule = aws.cloudwatch.EventRule("every-hour", schedule_expression="rate(1 hour)")
+    aws.cloudwatch.EventTarget("to-jobs", rule=rule.name, arn="arn:aws:sqs:eu-west-1:123456789012:jobs")
+    key = aws.kms.Key("data")
+    aws.kms.Alias("data", target_key_id=key.key_id)
+
+    class Pipeline(pulumi.ComponentResource):
+        def __init__(self) -> None:
+            super().__init__("fidelity:index:Pipeline", "pipeline", {"given": "at construction"})
+            self.register_outputs({"registered": "afterwards"})
+
+    Pipeline()
+    pulumi.export("region", region.region)
+
+
+@pytest.fixture(scope="module")
+def details() -> Synthesis:
+    return run_program(program_of_provider_details, project="fidelity", stack="test", config={"aws:region": REGION})
+
+
+def test_check_applies_region_and_the_providers_default_tags(details: Synthesis) -> None:
+    queue = analyzed(details, "west-q")
+    assert queue["region"] == "us-west-2"
+    assert queue["tagsAll"] == {"team": "data", "app": "x"}
+    assert analyzed(details, "logs-json")["region"] == REGION
+
+
+def test_an_invoke_is_answered_for_its_providers_region(details: Synthesis) -> None:
+    assert details.outputs["region"] == "us-west-2"
+    assert analyzed(details, "named-by-invoke")["name"] == "q-us-west-2"
+
+
+def test_defaults_inside_a_set_block_are_applied_by_check(details: Synthesis) -> None:
+    retry = analyzed(details, "nightly")["target"]["retryPolicy"]
+    assert retry == {"maximumRetryAttempts": 3, "maximumEventAgeInSeconds": 86_400}
+
+
+def test_a_computed_field_left_out_of_a_set_block_is_unknown_in_the_plan(details: Synthesis) -> None:
+    assert "logGroup" not in analyzed(details, "logs-json")["loggingConfig"]
+    assert stack_analyzed(details, "logs-json")["loggingConfig"]["logGroup"] == UNKNOWN
+    applied = run_program(program_of_provider_details, project="fidelity", stack="test", mode="update",
+                          config={"aws:region": REGION})
+    name = analyzed(applied, "logs-json")["name"]
+    assert stack_analyzed(applied, "logs-json")["loggingConfig"]["logGroup"] == f"/aws/lambda/{name}"
+
+
+def test_auto_names_beyond_name(details: Synthesis) -> None:
+    assert re.fullmatch(r"to-jobs" + AUTO_NAME, analyzed(details, "to-jobs")["targetId"])
+    alias = next(r for r in details.resources if r.type == "aws:kms/alias:Alias")
+    assert re.fullmatch(r"alias/data" + AUTO_NAME, alias.inputs["name"])
+    inline = analyzed(details, "schedule-role")["inlinePolicies"]
+    assert [re.fullmatch(r"inline-policy" + AUTO_NAME, p["name"]) is not None for p in inline] == [True]  # "" dropped
+
+
+def test_components_send_their_registered_outputs_to_analyze_stack(details: Synthesis) -> None:
+    component = next(r for r in details.resources if r.type == "fidelity:index:Pipeline")
+    message = _Messages(details.resources).stack_resource(component)
+    assert json_format.MessageToDict(message.properties) == {"registered": "afterwards"}
+    root = next(r for r in details.resources if r.type == "pulumi:pulumi:Stack")
+    assert json_format.MessageToDict(_Messages(details.resources).stack_resource(root).properties) == {
+        "region": "us-west-2"}
