@@ -4,7 +4,7 @@
 (a throwaway cluster with the durable defaults, TLS and password authentication, as a managed database):
 
 1. through the real handler path: one SQS batch of 100 notifications -> ``file_ingestion.app.handler`` (reads,
-   validation, one kept connection, COPY into staging, idempotent insert, one transaction);
+   validation, one kept connection, files claimed by content, COPY into the table, one transaction);
 2. the way the replaced design did it: per file, a new connection and one INSERT per row, committed per file;
 3. a raw COPY of the same rows over one connection, with no reading or validation: the floor.
 
@@ -19,8 +19,10 @@ path with moto answering is printed too, for comparison.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -85,6 +87,7 @@ def main() -> int:
             "INPUT_BUCKET": BUCKET, "INPUT_RULES": json.dumps([{"prefix": "input/", "suffix": ".json"}]),
             "DATASETS": json.dumps([{"prefix": "input/orders/", "dataset": "orders"}]),
             "DATABASE_SECRET_ID": SECRET, "DATABASE_SSLMODE": "require" if server.tls else "disable",
+            "DATABASE_CHANNEL_BINDING": "require" if server.tls else "disable",
             "STACK_NAME": "bench", "POWERTOOLS_SERVICE_NAME": "bench", "POWERTOOLS_METRICS_NAMESPACE": "bench",
             "POWERTOOLS_LOG_LEVEL": "WARNING", "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"})
         from file_ingestion import app, clients
@@ -133,22 +136,26 @@ def main() -> int:
         def per_file(keys: list[tuple[str, str]]) -> float:
             columns = ", ".join(dataset.columns)
             statement = f"INSERT INTO orders ({columns}) VALUES ({', '.join(['%s'] * len(dataset.columns))})"
+            file_row = ("INSERT INTO ingested_files (file_id, dataset, content_sha256, source_bucket, source_key, "
+                        "source_version, row_count) VALUES (%s, 'orders', %s, %s, %s, %s, %s)")
             started = time.perf_counter()
             for key, etag in keys:
                 data = reads.get_object(Bucket=BUCKET, Key=key)["Body"].read()
                 records = parse_file(data, dataset)
+                file_id = secrets.randbits(63)
                 with psycopg.connect(**conninfo) as connection, connection.cursor() as cursor:
+                    cursor.execute(file_row, (file_id, hashlib.sha256(data).digest(), BUCKET, key, etag, len(records)))
                     for index, record in enumerate(records):
-                        cursor.execute(statement, (BUCKET, key, etag, index,
+                        cursor.execute(statement, (file_id, index,
                                                    *(getattr(record, c) for c in dataset.data_columns)))
             return time.perf_counter() - started
 
         def raw_copy(keys: list[tuple[str, str]]) -> float:
             rows = []
-            for key, etag in keys:
+            for key, _ in keys:
                 records = parse_file(reads.get_object(Bucket=BUCKET, Key=key)["Body"].read(), dataset)
-                rows += [(BUCKET, key, etag, i, *(getattr(r, c) for c in dataset.data_columns))
-                         for i, r in enumerate(records)]
+                file_id = secrets.randbits(63)
+                rows += [(file_id, i, *(getattr(r, c) for c in dataset.data_columns)) for i, r in enumerate(records)]
             started = time.perf_counter()
             with psycopg.connect(**conninfo) as connection, connection.cursor() as cursor, cursor.copy(
                     f"COPY orders ({', '.join(dataset.columns)}) FROM STDIN") as copy:

@@ -95,8 +95,12 @@ class PostgresSettings(Section):
     name: str | None = Field(None, pattern=_DB_IDENTIFIER_PATTERN,
                              description="Database name; omit when the secret has it (or with Aurora).")
     ssl_mode: Literal["require", "verify-ca", "verify-full"] = Field(
-        "require", description="libpq sslmode: connections are always encrypted. verify-ca and verify-full need the "
-                               "database's CA certificates packaged with the functions, which is not supported yet.")
+        "require", description="libpq sslmode: connections are always encrypted. The server is authenticated "
+                               "without a CA bundle: the functions connect with channel_binding=require "
+                               "(SCRAM-SHA-256-PLUS bound to the TLS channel), so the password is never sent to a "
+                               "server that cannot prove it knows it (the database must store passwords as SCRAM, "
+                               "PostgreSQL's default since 14). verify-ca and verify-full need the database's CA "
+                               "certificates packaged with the functions, which is not supported yet.")
     connect_timeout_seconds: int = Field(5, ge=1, le=30, description="Bound of one connection attempt.")
     statement_timeout_seconds: int = Field(30, ge=1, le=300, description="Bound of one statement (COPY, insert).")
     aurora: AuroraSettings = Field(default_factory=AuroraSettings, description="Optional Aurora cluster.")

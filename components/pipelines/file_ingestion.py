@@ -10,8 +10,10 @@ of an Aurora cluster the component creates, or a secret the component creates wi
 (``<project>/<stack>/<pipeline>/database``) for the operator to fill in. The schema comes from versioned
 migrations that `pulumi up` applies through a migration function in the same VPC.
 
-The worker's role reads only the dataset prefixes, only the credentials' secret, and has the network-interface
-actions Lambda needs for a VPC function; nothing else.
+The worker's role reads only the dataset prefixes (the announced version of an object, or the current one), may
+list only those prefixes (``s3:ListBucket`` with an ``s3:prefix`` condition: without it S3 answers a missing key with
+403, and a file deleted after its notification would be retried and dead-lettered as "access denied"), reads only
+the credentials' secret, and has the network-interface actions Lambda needs for a VPC function; nothing else.
 """
 
 from __future__ import annotations
@@ -93,12 +95,17 @@ class FileIngestion(pulumi.ComponentResource):
             log_retention_days=log_retention_days, depends_on=self._database_resources, opts=child)
 
         reads = [env.s3_objects(self.bucket_name, route.prefix) for route in settings.datasets]
+        listable = {"StringLike": {"s3:prefix": [f"{route.prefix}*" for route in settings.datasets]}}
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc,
             # Code and deliveries follow the schema: the handler never sees a table its migration has not created.
             after=[self.migrations.invocation],
-            statements=[Statement("ReadDatasetPrefixes", ["s3:GetObject"], reads), read_secret],
+            statements=[
+                # GetObjectVersion: a notification's versionId is read exactly, never the current object instead.
+                Statement("ReadDatasetPrefixes", ["s3:GetObject", "s3:GetObjectVersion"], reads),
+                Statement("ListDatasetPrefixes", ["s3:ListBucket"], [bucket_arn], conditions=listable),
+                read_secret],
             environment={
                 **connection,
                 "INPUT_BUCKET": self.bucket_name,
@@ -129,6 +136,8 @@ class FileIngestion(pulumi.ComponentResource):
         self._database_resources: list[pulumi.Resource] = []
         variables: dict[str, pulumi.Input[str]] = {
             "DATABASE_SSLMODE": database.ssl_mode,
+            # SCRAM bound to the TLS channel: the password goes only to a server that proves it knows it.
+            "DATABASE_CHANNEL_BINDING": "require",
             "DATABASE_CONNECT_TIMEOUT_SECONDS": str(database.connect_timeout_seconds),
             "DATABASE_STATEMENT_TIMEOUT_MS": str(database.statement_timeout_seconds * 1000),
         }

@@ -37,6 +37,11 @@ _log = logging.getLogger(__name__)
 
 # libpq's sslmode values; "require" encrypts, "verify-full" also checks the server's certificate and name.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's channel_binding values. "require" (the default) authenticates the server without a CA bundle: libpq then
+# accepts only SCRAM-SHA-256-PLUS, whose proof is bound to the TLS channel, and refuses every method that would send
+# the password (cleartext, md5) or skip authentication. sslmode=require alone checks no certificate, so a machine in
+# the middle with a certificate of its own could ask for the password in clear and get it.
+CHANNEL_BINDINGS = ("disable", "prefer", "require")
 # SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification): credentials rotated.
 _AUTH_FAILURES = ("28P01", "28000")
 
@@ -63,6 +68,7 @@ class DatabaseSettings:
     port: int | None = None
     dbname: str | None = None
     sslmode: str = "require"
+    channel_binding: str = "require"
     connect_timeout_seconds: int = 5
     statement_timeout_ms: int = 30_000
     application_name: str = "lambda"
@@ -73,6 +79,10 @@ class DatabaseSettings:
         sslmode = env.get("DATABASE_SSLMODE", "").strip() or "require"
         if sslmode not in SSL_MODES:
             raise ConfigurationError(f"environment variable DATABASE_SSLMODE={sslmode!r} is not one of {SSL_MODES}")
+        channel_binding = env.get("DATABASE_CHANNEL_BINDING", "").strip() or "require"
+        if channel_binding not in CHANNEL_BINDINGS:
+            raise ConfigurationError(f"environment variable DATABASE_CHANNEL_BINDING={channel_binding!r} is not one "
+                                     f"of {CHANNEL_BINDINGS}")
         return cls(
             secret_id=read_str(env, "DATABASE_SECRET_ID", pattern=r"[A-Za-z0-9/_+=.@:!-]{1,2048}",
                                meaning="the name or ARN of the Secrets Manager secret with the credentials"),
@@ -80,6 +90,7 @@ class DatabaseSettings:
             port=read_int(env, "DATABASE_PORT", default=5432, minimum=1, maximum=65535) if port else None,
             dbname=env.get("DATABASE_NAME", "").strip() or None,
             sslmode=sslmode,
+            channel_binding=channel_binding,
             connect_timeout_seconds=read_int(env, "DATABASE_CONNECT_TIMEOUT_SECONDS", default=5, minimum=1,
                                              maximum=60),
             statement_timeout_ms=read_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", default=30_000, minimum=100,
@@ -151,6 +162,7 @@ class ConnectionKeeper:
                 connection = psycopg.connect(
                     host=creds.host, port=creds.port, dbname=creds.dbname, user=creds.username,
                     password=creds.password, sslmode=self._settings.sslmode,
+                    channel_binding=self._settings.channel_binding,
                     connect_timeout=self._settings.connect_timeout_seconds,
                     application_name=self._settings.application_name,
                     options=f"-c statement_timeout={self._settings.statement_timeout_ms}",

@@ -10,17 +10,20 @@ Per message (Powertools ``AsyncBatchProcessor``, partial batch responses)
     A message that cannot be loaded (malformed, a file that is not valid JSON or UTF-8, of the wrong shape, with a
     record failing its model, above ``MAX_OBJECT_BYTES``, or unreadable right now) is logged with bucket, key,
     record index and reason and reported as a batch item failure: it alone is retried, and after
-    ``maxReceiveCount`` it reaches the DLQ, whose alarm pages someone. Test events, removals, keys outside the
-    rules and objects deleted or overwritten since they were announced are acknowledged and logged.
+    ``maxReceiveCount`` it reaches the DLQ, whose alarm pages someone; so is one naming a version that does not
+    exist (``reader``). Test events, removals, keys outside the rules and objects deleted (or, without a version,
+    overwritten) since they were announced are acknowledged, logged and counted (``FilesSkipped``). Keys and other
+    producer values are logged clipped, with a hash (``logsafe``); a rejected body only by length and hash.
 
 Per batch
     Every valid file of the batch goes to PostgreSQL over one connection, kept across warm invocations and
     replaced when broken, in one transaction (``writer``, ``load``): a message's files are written as soon as all
-    of them are valid, while the rest of the batch is still being read. A file whose object key and version (or
-    ETag) already has rows is skipped; new files are COPYed into their table, falling back to an insert idempotent
-    on the natural key (object key, version or ETag, record key) when another environment races for the same file.
-    A redelivered file adds no row. If the write fails, the invocation raises, so every message of the batch is
-    retried and nothing of it was written.
+    of them are valid, while the rest of the batch is still being read, and their text is dropped once written
+    (the text waiting to be written is bounded: ``writer.PENDING_FILES`` files at the size limit). A file whose
+    content (dataset + SHA-256 of its bytes) is already loaded is skipped, whatever its key or version; new files
+    are claimed in ``ingested_files`` and their rows COPYed into their table, each row naming its file by a short
+    id. A redelivered or re-uploaded file adds no row. If the write fails, the invocation raises, so every message
+    of the batch is retried and nothing of it was written.
 
 Outcomes per message: loaded, skipped by design, or a batch item failure (retried, then dead-lettered).
 """
@@ -28,6 +31,7 @@ Outcomes per message: loaded, skipped by design, or a batch item failure (retrie
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -52,9 +56,10 @@ from file_ingestion.exceptions import (
     RejectedMessageError,
     UnroutedKeyError,
 )
+from file_ingestion.logsafe import clip, digest
 from file_ingestion.parse import InvalidFileError, parse_file
 from file_ingestion.reader import ObjectGoneError, read_object
-from file_ingestion.writer import BatchWriter
+from file_ingestion.writer import PENDING_FILES, BatchWriter
 
 logger = Logger()
 metrics = Metrics()
@@ -72,13 +77,21 @@ database = ConnectionKeeper(lambda: fetch_credentials(clients.secretsmanager(), 
                             settings.database)
 
 _IDS_PER_LOG_ENTRY = 100
-_BODY_PREVIEW_CHARS = 120
 
 
 @dataclass(frozen=True)
 class PreparedMessage:
+    """What a message offered: the count only, so a batch keeps no file's text once it is written."""
+
     message_id: str
-    files: tuple[load.ParsedFile, ...] = ()
+    files: int = 0
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A file handed to the writer (which drops its text once written)."""
+
+    rows: int
 
 
 @metrics.log_metrics
@@ -98,7 +111,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 def _settle(records: list[dict[str, Any]], context: LambdaContext) -> dict[str, Any]:
     """Prepare every message, load the valid ones in one transaction and report; the partial batch response."""
-    writer = BatchWriter(database.connection, writes)
+    writer = BatchWriter(database.connection, writes,
+                         max_pending_chars=PENDING_FILES * settings.max_object_bytes)
 
     async def prepare(record: SQSRecord) -> PreparedMessage:
         return await _prepare_message(record, writer)
@@ -125,25 +139,25 @@ async def _prepare_message(record: SQSRecord, writer: BatchWriter) -> PreparedMe
     if isinstance(verdict, Rejected):
         metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
         logger.error("Rejected message; reported as a batch item failure so it alone is retried, then dead-lettered",
-                     extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail,
-                            "bodyPreview": _preview(body)})
-        raise RejectedMessageError(f"{verdict.reason}: {verdict.detail}")
+                     extra={**entry, "reason": str(verdict.reason), "detail": clip(verdict.detail),
+                            **_body_identity(body)})
+        raise RejectedMessageError(f"{verdict.reason}: {clip(verdict.detail)}")
     for ignored in verdict.ignored if isinstance(verdict, Objects | Skipped) else ():
-        logger.info("Skipped object", extra={**entry, "key": ignored.key, "reason": str(ignored.reason),
-                                             "detail": ignored.detail})
+        logger.info("Skipped object", extra={**entry, **_key_identity(ignored.key), "reason": str(ignored.reason),
+                                             "detail": clip(ignored.detail)})
     if isinstance(verdict, Skipped):
         metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=1)
-        logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": verdict.detail})
+        logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason), "detail": clip(verdict.detail)})
         return PreparedMessage(record.message_id)
 
     writer.begin()  # the transaction opens while the objects are read
     outcomes = await asyncio.get_running_loop().run_in_executor(reads, _read_message, verdict.objects, writer)
-    files: list[load.ParsedFile] = []
+    files = 0
     failure: BaseException | None = None
     for ref, outcome in zip(verdict.objects, outcomes, strict=True):
-        where = {**entry, "bucket": ref.bucket, "key": ref.key}
-        if isinstance(outcome, load.ParsedFile):
-            files.append(outcome)
+        where = {**entry, "bucket": clip(ref.bucket), **_key_identity(ref.key)}
+        if isinstance(outcome, Offered):
+            files += 1
         elif isinstance(outcome, ObjectGoneError):
             metrics.add_metric(name="FilesSkipped", unit=MetricUnit.Count, value=1)
             logger.warning("Skipped file: the announced content no longer exists", extra={**where,
@@ -152,21 +166,21 @@ async def _prepare_message(record: SQSRecord, writer: BatchWriter) -> PreparedMe
             metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
             logger.error("Rejected file; its message alone is retried, then dead-lettered",
                          extra={**where, "recordIndex": outcome.record_index, "reason": str(outcome.reason),
-                                "detail": outcome.detail})
+                                "detail": clip(outcome.detail)})
             failure = failure or outcome
         elif isinstance(outcome, UnroutedKeyError | ObjectReadError):
             metrics.add_metric(name="FilesRejected", unit=MetricUnit.Count, value=1)
             logger.error("File not loaded; its message alone is retried, then dead-lettered",
-                         extra={**where, "reason": type(outcome).__name__, "detail": str(outcome)})
+                         extra={**where, "reason": type(outcome).__name__, "detail": clip(str(outcome), 400)})
             failure = failure or outcome
         else:
             raise outcome  # a bug: let the batch processor fail this message with its traceback logged
     if failure is not None:
-        raise RejectedMessageError(str(failure)) from failure
-    return PreparedMessage(record.message_id, tuple(files))
+        raise RejectedMessageError(clip(str(failure), 400)) from failure
+    return PreparedMessage(record.message_id, files)
 
 
-def _read_message(refs: tuple[ObjectRef, ...], writer: BatchWriter) -> list[load.ParsedFile | Exception]:
+def _read_message(refs: tuple[ObjectRef, ...], writer: BatchWriter) -> list[Offered | Exception]:
     """Read and validate one message's objects in turn; offer its files to ``writer`` unless one of them failed.
 
     The batch's messages are read concurrently (an S3 notification announces one object). The offer is made here,
@@ -181,17 +195,22 @@ def _read_message(refs: tuple[ObjectRef, ...], writer: BatchWriter) -> list[load
             outcomes.append(error)
     if all(isinstance(outcome, load.ParsedFile | ObjectGoneError) for outcome in outcomes):
         writer.offer([outcome for outcome in outcomes if isinstance(outcome, load.ParsedFile)])
-    return outcomes
+    # Only counts go back: the writer holds the texts until they are written, and nothing else keeps them.
+    return [Offered(outcome.rows) if isinstance(outcome, load.ParsedFile) else outcome for outcome in outcomes]
 
 
 def _read_and_parse(ref: ObjectRef) -> load.ParsedFile:
     dataset = settings.routes.route(ref.key)
     if dataset is None:
-        raise UnroutedKeyError(f"no dataset is configured for a prefix of s3://{ref.bucket}/{ref.key}")
+        raise UnroutedKeyError(f"no dataset is configured for a prefix of s3://{ref.bucket}/{clip(ref.key)}")
     content = read_object(clients.s3(settings.read_concurrency), ref, settings.max_object_bytes)
+    # The file's identity for idempotency: the same bytes, announced again under any key or version, load once.
+    # Hashed before taking the lock: hashlib releases the interpreter while it hashes.
+    content_sha256 = hashlib.sha256(content.data).digest()
     with validating:
         records = parse_file(content.data, dataset)
-        return load.ParsedFile.of(dataset, ref.bucket, ref.key, content.version, records)  # the COPY text
+        return load.ParsedFile.of(dataset, ref.bucket, ref.key, content.version, content_sha256,
+                                  records)  # the COPY text
 
 
 def _commit(writer: BatchWriter, message_ids: list[str]) -> load.LoadResult:
@@ -215,10 +234,17 @@ def _report(received: int, prepared: list[PreparedMessage], files: int, result: 
     logger.info("Batch settled", extra={
         "records": received, "loadedMessages": sum(1 for m in prepared if m.files),
         "skippedMessages": sum(1 for m in prepared if not m.files), "failed": len(failures),
-        "files": files, "rowsOffered": dict(Counter(result.offered)), "rowsInserted": dict(result.inserted),
+        "files": files, "filesAlreadyLoaded": result.files_already_loaded,
+        "rowsOffered": dict(Counter(result.offered)), "rowsInserted": dict(result.inserted),
         "databaseConnects": database.connects, "batchItemFailures": failures[:_IDS_PER_LOG_ENTRY]})
 
 
-def _preview(body: object) -> str:
+def _key_identity(key: str) -> dict[str, str]:
+    """A key as logged: clipped, with the hash of the whole key to find every entry about it."""
+    return {"key": clip(key), "keySha256": digest(key)}
+
+
+def _body_identity(body: object) -> dict[str, object]:
+    """A rejected body as logged: its length and hash, never its text (a producer's data, up to 256 KiB)."""
     text = body if isinstance(body, str) else repr(body)
-    return text[:_BODY_PREVIEW_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"bodyLength": len(text), "bodySha256": digest(text)}

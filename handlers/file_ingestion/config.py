@@ -10,6 +10,7 @@
 | ``DATABASE_SECRET_ID`` | name or ARN of the Secrets Manager secret with the credentials (never the credentials) |
 | ``DATABASE_HOST`` / ``DATABASE_PORT`` / ``DATABASE_NAME`` | optional; else from the secret |
 | ``DATABASE_SSLMODE`` | libpq sslmode (default ``require``) |
+| ``DATABASE_CHANNEL_BINDING`` | libpq channel_binding (default ``require``: SCRAM bound to TLS, the server proven) |
 | ``DATABASE_CONNECT_TIMEOUT_SECONDS`` / ``DATABASE_STATEMENT_TIMEOUT_MS`` | bounds of one connect and one statement |
 | ``STACK_NAME`` | the stack, a dimension of every metric |
 """

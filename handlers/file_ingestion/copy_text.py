@@ -47,21 +47,25 @@ class UnsupportedValueError(TypeError):
     """A record field holds a type with no COPY text here: the dataset's model needs a rendering in ``_TEXT``."""
 
 
-def file_text(dataset: Dataset, bucket: str, key: str, version: str, records: Sequence[Record]) -> str:
-    """The COPY text (``dataset.columns`` order) of one file's records."""
+def file_text(dataset: Dataset, file_id: int, records: Sequence[Record]) -> str:
+    """The COPY text (``dataset.columns`` order) of one file's records.
+
+    Each row starts with the file's id, a number, never with its bucket, key or version: those are stored once, in
+    the file's own row (``load``), so the text of a file is as large as its values, whatever its object key.
+    """
     count = len(records)
     if not count:
         return ""
     fields = list(map(_FIELDS, records))  # a record's fields, as the model validated them
     columns = [_Column(_index_text(count), nullable=False)]
     columns += (_column_text(name, list(map(operator.itemgetter(name), fields))) for name in dataset.data_columns)
-    # The source columns are the same on every row: one prefix, escaped once.
-    prefix = "".join(value.translate(_ESCAPES) + "\t" for value in (bucket, key, version))
+    # The file's id is the same on every row: one prefix, digits only (nothing to escape).
+    prefix = f"{int(file_id)}\t"
     text = _rows(prefix, [column.marked() for column in columns])
     # Only the separators and backslashes written here (the prefix's and one per NULL) may appear, and no CR: then
     # no value needed an escape.
     backslashes = count * prefix.count("\\") + sum(column.nulls() for column in columns)
-    if (text.count("\t") != count * (len(columns) + 2) or text.count("\n") != count
+    if (text.count("\t") != count * len(columns) or text.count("\n") != count
             or text.count("\\") != backslashes or "\r" in text):
         text = _rows(prefix, [column.escaped() for column in columns])
     return text

@@ -2,9 +2,10 @@
 
 The catalogue (``CATALOGUE``) declares each dataset once: its record model, its table and the columns that identify
 a record. The stack config says under which prefix each dataset's files arrive (``DATASETS`` in the environment:
-``[{"prefix": "input/orders/", "dataset": "orders"}]``). Every row also carries where it came from
-(``source_bucket``, ``source_key``, ``source_version``, ``record_index``); the natural key a load is idempotent on
-is the object key, its version (or ETag) and the record's own key columns.
+``[{"prefix": "input/orders/", "dataset": "orders"}]``). Every row also carries where it came from: its file's
+short id (``file_id``, a row of ``ingested_files`` with the bucket, key, version and the SHA-256 of the content) and
+its ``record_index``; the natural key a load is idempotent on is the file (one per dataset and content) and the
+record's own key columns.
 
 >>> routes = Routes.from_config([{"prefix": "input/orders/", "dataset": "orders"}])
 >>> routes.route("input/orders/2024/01/a.json").table
@@ -19,7 +20,9 @@ from typing import Any
 
 from file_ingestion.records import Customer, Order, Record
 
-SOURCE_COLUMNS = ("source_bucket", "source_key", "source_version", "record_index")
+# Per row: the file (a short id, whatever the length of its object key) and the record's place in it.
+SOURCE_COLUMNS = ("file_id", "record_index")
+FILES_TABLE = "ingested_files"
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class Dataset:
 
     @property
     def key_columns(self) -> tuple[str, ...]:
-        """The natural key: the object (key and version or ETag) plus the record's own key."""
-        return ("source_key", "source_version", *self.model.key_fields)
+        """The natural key: the file (one per content) plus the record's own key."""
+        return ("file_id", *self.model.key_fields)
 
 
 CATALOGUE: dict[str, Dataset] = {

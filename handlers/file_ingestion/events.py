@@ -28,6 +28,7 @@ from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
 from common.s3_events import S3EventNotification, S3TestEvent
 from common.s3_keys import decode_event_key
+from file_ingestion.logsafe import clip
 
 # An S3 notification with a few records of the longest keys stays far below this; SQS allows 256 KiB.
 MAX_BODY_BYTES = 64 * 1024
@@ -146,12 +147,12 @@ def _objects(notification: S3EventNotification, rules: InputRules, bucket: str) 
     for record in notification.Records:
         if record.s3.bucket.name != bucket:
             return Rejected(KeyProblem.FOREIGN_BUCKET,
-                            f"record of bucket {record.s3.bucket.name}; this pipeline loads only {bucket}")
+                            f"record of bucket {clip(record.s3.bucket.name, 63)}; this pipeline loads only {bucket}")
         try:
             key = decode_event_key(record.s3.object.key)
         except UnicodeDecodeError:
             return Rejected(KeyProblem.UNDECODABLE_KEY,
-                            f"key {record.s3.object.key!r} has %-escapes that are not UTF-8; S3 never sends one")
+                            f"key {clip(record.s3.object.key)!r} has %-escapes that are not UTF-8; S3 never sends one")
         if not record.eventName.startswith("ObjectCreated:"):
             ignored.append(Ignored(key, SkipReason.NOT_A_CREATION, f"event {record.eventName} loads nothing"))
         elif not rules.matches(key):

@@ -1,34 +1,37 @@
 """Write a batch's valid files into PostgreSQL, idempotently, in the caller's transaction.
 
-The natural key of every row is the object key, its version (or ETag) and the record's own key, and a file's rows
-are always written together, in one transaction with its whole batch. So a file is either wholly in its table or
-not at all, and idempotency can be decided per file:
+A file is loaded once per content: ``ingested_files`` holds one row per file (its short random id, dataset,
+SHA-256 of its bytes, bucket, key, version, row count) and is unique on (dataset, content). A file's rows name it by
+that id, never by its key, and are always written together with its file row, in one transaction with the whole
+batch. So a file is either wholly loaded or not at all, and idempotency is decided per file:
 
-1. Files already written by this batch, or whose (key, version) already has rows in the table (a redelivery), are
-   skipped: their rows are counted as offered, none as inserted.
-2. The rest are streamed with ``COPY`` straight into the target table, inside a savepoint.
-3. If that COPY meets the unique natural key anyway (another environment committed one of the files between step
-   1 and step 2, or was still writing it), the savepoint is rolled back and the same rows go the row-by-row
-   idempotent way: ``COPY`` into a session-temporary staging table shaped like the target, then one ``INSERT ...
-   SELECT ... ON CONFLICT (<natural key>) DO NOTHING``.
+1. Files whose content this batch already wrote are skipped (a second copy in the batch).
+2. The rest are claimed in one statement: ``INSERT INTO ingested_files ... ON CONFLICT (dataset, content_sha256)
+   DO NOTHING RETURNING file_id``. A file whose content is already loaded (a redelivery, an identical re-upload, a
+   re-export under another key) returns nothing and is skipped: its rows count as offered, none as inserted. When
+   another environment's open transaction is claiming the same content, PostgreSQL makes this one wait for it and
+   then answers by its outcome: committed, skipped here; rolled back, claimed here.
+3. The claimed files' rows are streamed with ``COPY`` straight into the table. The table's unique natural key
+   (file id + record key) backs this up; it never fires, since a file's records have distinct keys (``parse``).
 
-Step 2 is a plain COPY, as cheap as loading can be; step 3 keeps the races correct. The caller holds one
-transaction around every chunk of a batch (``writer.BatchWriter``), so the batch is in the tables whole, or not at
-all. Staging tables are temporary, so they belong to the connection, not to the schema: the schema (targets,
-unique keys) comes only from the migrations.
+The caller holds one transaction around every chunk of a batch (``writer.BatchWriter``), so the batch is in the
+tables whole, or not at all. File ids are random 63-bit numbers chosen where the file is parsed (no round trip):
+a collision with a loaded file (about one in 10^13 per file with a million files loaded) fails the batch on the
+primary key, and its retry draws new ids. The schema comes only from the migrations.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import Cursor, errors, sql
+from psycopg import Cursor, sql
 
 from file_ingestion.copy_text import file_text
-from file_ingestion.datasets import Dataset
+from file_ingestion.datasets import FILES_TABLE, Dataset
 from file_ingestion.records import Record
 
 
@@ -37,34 +40,41 @@ class ParsedFile:
     """One valid file, ready to load: its rows as COPY text (``copy_text.file_text``) and how many there are.
 
     Built where the file is parsed (a reading thread in the handler), so the batch's writer thread only sends the
-    text, and the file's record objects are freed there, one file at a time.
+    text, and the file's record objects are freed there, one file at a time. The writer drops it once written.
     """
 
     dataset: Dataset
     bucket: str
     key: str
     version: str
+    content_sha256: bytes
+    file_id: int
     rows: int
     # Never in a repr: rows may hold personal data, and a batch's reprs (asyncio builds one of the finished batch task
     # when it restores the SIGINT handler) would cost as much as validating the records.
     copy_text: str = field(repr=False)
 
     @classmethod
-    def of(cls, dataset: Dataset, bucket: str, key: str, version: str, records: Sequence[Record]) -> ParsedFile:
-        return cls(dataset, bucket, key, version, len(records), file_text(dataset, bucket, key, version, records))
+    def of(cls, dataset: Dataset, bucket: str, key: str, version: str, content_sha256: bytes,
+           records: Sequence[Record]) -> ParsedFile:
+        file_id = secrets.randbits(63)
+        return cls(dataset, bucket, key, version, content_sha256, file_id, len(records),
+                   file_text(dataset, file_id, records))
+
+    @property
+    def text_size(self) -> int:
+        return len(self.copy_text)
 
 
 @dataclass
 class LoadResult:
-    """Rows offered and rows inserted per table; the difference were already there (redeliveries)."""
+    """Rows offered and rows inserted per table; the difference were already there (redeliveries, re-uploads)."""
 
     offered: dict[str, int] = field(default_factory=dict)
     inserted: dict[str, int] = field(default_factory=dict)
-    # (table, object key, version) of every file written by this transaction: a second copy in the batch is skipped
-    written: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
-    # the transaction holds the savepoint of an earlier write (this chunk's other dataset, or an earlier chunk),
-    # released by the next write's first statement
-    savepoint_held: bool = field(default=False, repr=False)
+    files_already_loaded: int = 0
+    # (dataset, content) of every file this transaction claimed: a second copy in the batch is skipped
+    written: set[tuple[str, bytes]] = field(default_factory=set, repr=False)
 
     @property
     def rows_offered(self) -> int:
@@ -79,10 +89,6 @@ class LoadResult:
         self.inserted[table] = self.inserted.get(table, 0) + inserted
 
 
-def staging_table(dataset: Dataset) -> str:
-    return f"staging_{dataset.table}"
-
-
 def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadResult) -> None:
     """Write ``files`` inside the caller's transaction (one ``LoadResult`` per transaction), adding the rows offered
     and inserted to ``result``.
@@ -95,58 +101,43 @@ def load_chunk(cursor: Cursor[Any], files: Sequence[ParsedFile], result: LoadRes
     for name in sorted(by_dataset):  # a fixed order, so concurrent batches take row locks in the same order
         dataset_files = by_dataset[name]
         dataset = dataset_files[0].dataset
-        new = _unwritten(cursor, dataset, dataset_files, result)
+        new = _claim_files(cursor, dataset, dataset_files, result)
         result.add(dataset.table, sum(parsed.rows for parsed in dataset_files),
                    _insert_new(cursor, dataset, new) if new else 0)
 
 
-def _unwritten(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile],
-               result: LoadResult) -> list[ParsedFile]:
-    """The files of ``files`` with records whose rows are in neither this transaction nor the table; marks them.
-
-    The same round trip sets the savepoint that ``_insert_new`` rolls back to (and releases the one before it):
-    the writer thread waits for the interpreter after every round trip while the batch is still being read, so
-    each one saved lets the database start sooner.
-    """
-    candidates: dict[tuple[str, str], ParsedFile] = {}
+def _claim_files(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile],
+                 result: LoadResult) -> list[ParsedFile]:
+    """The files of ``files`` whose content is loaded neither by this transaction nor before; their file rows are
+    inserted (one round trip)."""
+    candidates: dict[bytes, ParsedFile] = {}
     for parsed in files:
-        identity = (parsed.key, parsed.version)
-        if parsed.rows and (dataset.table, *identity) not in result.written:
-            candidates.setdefault(identity, parsed)
+        if (dataset.name, parsed.content_sha256) in result.written or parsed.content_sha256 in candidates:
+            result.files_already_loaded += 1
+        else:
+            candidates[parsed.content_sha256] = parsed
     if not candidates:
         return []
-    keys, versions = zip(*candidates, strict=True)
-    # Several statements in one simple query (no parameters: the values are quoted by psycopg's sql.Literal).
+    ordered = [candidates[content] for content in sorted(candidates)]  # one lock order for concurrent batches
     cursor.execute(sql.SQL(
-        "{release}SAVEPOINT {savepoint}; SELECT f.source_key, f.source_version FROM unnest({keys}::text[], "
-        "{versions}::text[]) AS f(source_key, source_version) WHERE EXISTS (SELECT FROM {table} t "
-        "WHERE t.source_key = f.source_key AND t.source_version = f.source_version)").format(
-        release=sql.SQL("RELEASE SAVEPOINT {}; ").format(_SAVEPOINT) if result.savepoint_held else sql.SQL(""),
-        savepoint=_SAVEPOINT, keys=sql.Literal(list(keys)), versions=sql.Literal(list(versions)),
-        table=sql.Identifier(dataset.table)))
-    result.savepoint_held = True
-    while cursor.description is None and cursor.nextset():  # past the savepoint statements' empty results
-        pass
-    for identity in cursor.fetchall():
-        candidates.pop((identity[0], identity[1]), None)
-    result.written.update((dataset.table, *identity) for identity in candidates)
-    return list(candidates.values())
-
-
-_SAVEPOINT = sql.Identifier("file_ingestion_chunk")
+        "INSERT INTO {files} (file_id, dataset, content_sha256, source_bucket, source_key, source_version, row_count) "
+        "SELECT f.file_id, %s, f.content_sha256, f.source_bucket, f.source_key, f.source_version, f.row_count "
+        "FROM unnest(%s::bigint[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::integer[]) WITH ORDINALITY "
+        "AS f(file_id, content_sha256, source_bucket, source_key, source_version, row_count, position) "
+        "ORDER BY f.position ON CONFLICT (dataset, content_sha256) DO NOTHING RETURNING file_id").format(
+        files=sql.Identifier(FILES_TABLE)),
+        (dataset.name, [p.file_id for p in ordered], [p.content_sha256 for p in ordered],
+         [p.bucket for p in ordered], [p.key for p in ordered], [p.version for p in ordered],
+         [p.rows for p in ordered]))
+    claimed = {row[0] for row in cursor.fetchall()}
+    result.written.update((dataset.name, content) for content in candidates)
+    result.files_already_loaded += len(candidates) - len(claimed)
+    return [parsed for parsed in ordered if parsed.file_id in claimed]
 
 
 def _insert_new(cursor: Cursor[Any], dataset: Dataset, files: Sequence[ParsedFile]) -> int:
-    """Rows inserted: COPY straight into the table; the idempotent staging path if a race put a key there first.
-
-    Runs after ``_unwritten`` set the savepoint, so a conflict undoes only this COPY.
-    """
-    try:
-        return _copy(cursor, sql.Identifier(dataset.table), dataset, files)
-    except errors.UniqueViolation:
-        cursor.execute(sql.SQL("ROLLBACK TO SAVEPOINT {}").format(_SAVEPOINT))
-        _copy(cursor, _staging(cursor, dataset), dataset, files)
-        return _insert_from_stage(cursor, dataset)
+    """Rows inserted: the claimed files' rows, COPYed straight into the table."""
+    return _copy(cursor, sql.Identifier(dataset.table), dataset, files)
 
 
 def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: Sequence[ParsedFile]) -> int:
@@ -157,21 +148,3 @@ def _copy(cursor: Cursor[Any], table: sql.Identifier, dataset: Dataset, files: S
             copy.write(parsed.copy_text)
             rows += parsed.rows
     return rows
-
-
-def _staging(cursor: Cursor[Any], dataset: Dataset) -> sql.Identifier:
-    """The connection's empty staging table for ``dataset``, created on first use."""
-    stage = sql.Identifier(staging_table(dataset))
-    cursor.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-                   .format(stage, sql.Identifier(dataset.table)))
-    cursor.execute(sql.SQL("TRUNCATE {}").format(stage))
-    return stage
-
-
-def _insert_from_stage(cursor: Cursor[Any], dataset: Dataset) -> int:
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.columns)
-    key = sql.SQL(", ").join(sql.Identifier(c) for c in dataset.key_columns)
-    cursor.execute(sql.SQL("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "
-                           "ON CONFLICT ({key}) DO NOTHING").format(
-        table=sql.Identifier(dataset.table), columns=columns, stage=sql.Identifier(staging_table(dataset)), key=key))
-    return max(cursor.rowcount, 0)

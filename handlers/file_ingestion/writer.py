@@ -13,6 +13,10 @@ up on. The transaction stays open while the batch is read, so another environmen
 for the commit (seconds, within the statement timeout). Chunks of two concurrent batches may take row locks in
 different orders; if they deadlock on the same files, PostgreSQL aborts one transaction, that batch fails whole
 and SQS retries it, adding nothing twice.
+
+Memory: a file's COPY text is dropped as soon as its chunk is written, and the text offered but not yet written is
+bounded (``max_pending_chars``, ``PENDING_FILES`` files at the size limit in the handler): an offer beyond it waits,
+on its reading thread, until the writer catches up. So a batch never holds more than that, whatever its size.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from psycopg import Connection
 from file_ingestion import load
 
 ConnectionSource = Callable[[], AbstractContextManager[Connection[Any]]]
+# Files' worth of COPY text (at the size limit) offered and not yet written before an offer waits.
+PENDING_FILES = 4
 
 
 class _Finish:
@@ -46,8 +52,11 @@ class BatchWriter:
     batch does not pay for starting a thread.
     """
 
-    def __init__(self, connection: ConnectionSource, thread: Executor) -> None:
+    def __init__(self, connection: ConnectionSource, thread: Executor, *, max_pending_chars: int | None = None) -> None:
         self._connection = connection
+        self._max_pending = max_pending_chars
+        self._pending = 0  # characters of COPY text offered and not yet written (or dropped)
+        self._room = threading.Condition()
         self._executor = thread
         self._offers: queue.SimpleQueue[Sequence[load.ParsedFile] | _Finish | _Abort] = queue.SimpleQueue()
         self._running: Future[None] | None = None
@@ -73,12 +82,30 @@ class BatchWriter:
 
         Raises after ``finish`` or ``abort``: a late offer would open a transaction that nothing ever ends.
         """
+        size = sum(parsed.text_size for parsed in files)
+        self._wait_for_room(size)
         with self._offering:
             self._refuse_when_stopped()
             if files:
                 self._start()
                 self.files += len(files)
+                with self._room:
+                    self._pending += size
                 self._offers.put(files)
+
+    def _wait_for_room(self, size: int) -> None:
+        """Block while the text already pending and ``size`` exceed the bound (never when nothing is pending)."""
+        if self._max_pending is None or not size:
+            return
+        with self._room:
+            while self._pending and self._pending + size > self._max_pending and not self._stopped \
+                    and self._error is None:
+                self._room.wait(timeout=1)
+
+    def _written(self, files: Sequence[load.ParsedFile]) -> None:
+        with self._room:
+            self._pending -= sum(parsed.text_size for parsed in files)
+            self._room.notify_all()
 
     def _refuse_when_stopped(self) -> None:
         if self._stopped:
@@ -97,6 +124,8 @@ class BatchWriter:
         with self._offering:  # decided together with the last offer: no file is offered after the choice
             self._stopped = True
             committing = self.files > 0
+        with self._room:
+            self._room.notify_all()
         self._end(_Finish() if committing else _Abort())
         if committing and self._error is not None:
             raise self._error
@@ -106,6 +135,8 @@ class BatchWriter:
         """Roll back whatever was written; for a batch the handler gives up on."""
         with self._offering:
             self._stopped = True
+        with self._room:
+            self._room.notify_all()
         self._end(_Abort())
 
     def _end(self, marker: _Finish | _Abort) -> None:
@@ -119,13 +150,22 @@ class BatchWriter:
         try:
             with self._connection() as connection, connection.transaction(), connection.cursor() as cursor:
                 while (chunk := self._next_chunk()) is not None:
-                    load.load_chunk(cursor, chunk, self.result)
+                    try:
+                        load.load_chunk(cursor, chunk, self.result)
+                    finally:
+                        self._written(chunk)
+                    del chunk  # the texts are freed now, not when the next chunk arrives
         except _Abort:
             pass
         except BaseException as error:  # kept for finish(), which raises it in the handler's thread
             self._error = error
+            with self._room:
+                self._room.notify_all()
             while not self._closed:  # take offers until the handler finishes or aborts: it never waits on us
-                self._closed = isinstance(self._offers.get(), _Finish | _Abort)
+                item = self._offers.get()
+                self._closed = isinstance(item, _Finish | _Abort)
+                if not self._closed:
+                    self._written(item)  # type: ignore[arg-type]
 
     def _next_chunk(self) -> list[load.ParsedFile] | None:
         """Every file offered since the last chunk (waiting for at least one); None once finished."""

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                                              application_name="file-ingestion-migrate")
         creds = fetch_credentials(boto3.client("secretsmanager"), settings)
         connection = psycopg.connect(host=creds.host, port=creds.port, dbname=creds.dbname, user=creds.username,
-                                     password=creds.password, sslmode=settings.sslmode)
+                                     password=creds.password, sslmode=settings.sslmode,
+                                     channel_binding=settings.channel_binding)
     elif args.dsn:
         connection = psycopg.connect(args.dsn)
     else:

@@ -86,7 +86,8 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
     policy = statements(result, "fileingest-worker-policy")
     extra = {sid: s for sid, s in policy.items() if sid not in ("ConsumeOwnQueue", "WriteOwnLogs", "WriteTraces")}
     assert {sid: sorted(s["Action"]) for sid, s in extra.items()} == {
-        "ReadDatasetPrefixes": ["s3:GetObject"],
+        "ReadDatasetPrefixes": ["s3:GetObject", "s3:GetObjectVersion"],
+        "ListDatasetPrefixes": ["s3:ListBucket"],
         "ReadDatabaseCredentials": ["secretsmanager:GetSecretValue"],
         "CreateInterfacesInOwnSubnets": ["ec2:CreateNetworkInterface"],
         "ManageOwnInterfaces": ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface",
@@ -94,6 +95,10 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
         "DescribeNetwork": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]}
     assert policy["ReadDatasetPrefixes"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/input/orders/*",
                                                          f"arn:aws:s3:::{BUCKET}/input/customers/*"]
+    # Listing only the dataset prefixes: S3 then answers a key deleted since its notification with 404, not 403.
+    assert policy["ListDatasetPrefixes"]["Resource"] == [f"arn:aws:s3:::{BUCKET}"]
+    assert policy["ListDatasetPrefixes"]["Condition"] == {"StringLike": {"s3:prefix": ["input/orders/*",
+                                                                                      "input/customers/*"]}}
     assert policy["ReadDatabaseCredentials"]["Resource"] == [
         f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-pipelines/test/fileingest/database-??????"]
     assert policy["CreateInterfacesInOwnSubnets"]["Resource"][1:] == [

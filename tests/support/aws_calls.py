@@ -192,8 +192,11 @@ def _on_call(params: Mapping[str, Any], model: Any, context: Mapping[str, Any] |
     service = model.service_model.service_name
     region = (context or {}).get("client_region") or "us-east-1"
     resources: list[str | None] = [*resource_arns(service, params, region=region, account=state.account)] or [None]
+    operation = model.name
+    if service == "s3" and operation == "GetObject" and params.get("VersionId"):
+        operation = "GetObjectVersion"  # reading a named version is authorized by s3:GetObjectVersion
     for resource in resources:
-        call = AwsCall(service, model.name, resource)
+        call = AwsCall(service, operation, resource)
         state.calls.append(call)
         state.registry.record(state.function, call)
 

@@ -114,7 +114,13 @@ class Database:
 
     def keys(self, table: str, key: str) -> list[tuple[str, str]]:
         """(source key, record key) of every row, duplicates included."""
-        return [(row[0], row[1]) for row in self.query(f"SELECT source_key, {key} FROM {table}")]
+        return [(row[0], row[1]) for row in self.query(f"SELECT f.source_key, t.{key} FROM {table} t "
+                                                       "JOIN ingested_files f USING (file_id)")]
+
+    def source_keys(self, table: str) -> set[str]:
+        """The object keys of the files with rows in ``table``."""
+        return {row[0] for row in self.query(f"SELECT DISTINCT f.source_key FROM {table} t "
+                                             "JOIN ingested_files f USING (file_id)")}
 
 
 @pytest.fixture
@@ -194,8 +200,24 @@ def _notification_configuration(queue_arn: str) -> dict[str, Any]:
     return {"QueueConfigurations": rules}
 
 
+def _announce_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 names the created version in the notification of a versioned bucket (``versionId``); moto leaves it out."""
+    import moto.s3.notifications as notifications
+
+    build = notifications._get_s3_event
+
+    def with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = build(event_name, bucket, key, notification_id)
+        if getattr(bucket, "is_versioned", False) and getattr(key, "version_id", None):
+            event["Records"][0]["s3"]["object"]["versionId"] = key.version_id
+        return event
+
+    monkeypatch.setattr(notifications, "_get_s3_event", with_version)
+
+
 @pytest.fixture
-def pipeline(aws: None, database: Database) -> Pipeline:
+def pipeline(aws: None, database: Database, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    _announce_versions(monkeypatch)
     s3 = boto3.client("s3", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     dlq_url = sqs.create_queue(QueueName=DLQ["name"])["QueueUrl"]

@@ -39,30 +39,30 @@ class _Measurement(Record):
 
 def test_an_orders_file_is_one_tab_separated_line_per_record() -> None:
     records = parse_file(json.dumps([order("A-001"), order("A-002", total_amount=7, item_count=0)]).encode(), ORDERS)
-    assert file_text(ORDERS, "bkt", "in/orders/a.json", "v1", records) == (
-        "bkt\tin/orders/a.json\tv1\t0\tA-001\tC-001\t2024-05-17\tpaid\tEUR\t129.90\t3\n"
-        "bkt\tin/orders/a.json\tv1\t1\tA-002\tC-002\t2024-05-17\tpaid\tEUR\t7\t0\n")
+    assert file_text(ORDERS, 42, records) == (
+        "42\t0\tA-001\tC-001\t2024-05-17\tpaid\tEUR\t129.90\t3\n"
+        "42\t1\tA-002\tC-002\t2024-05-17\tpaid\tEUR\t7\t0\n")
 
 
 @pytest.mark.parametrize(("value", "text"), [
     ("Ada\tLovelace", "Ada\\tLovelace"), ("Ada\\nLovelace", "Ada\\\\nLovelace"), ("Ada\nLovelace", "Ada\\nLovelace"),
     ("Ada\rLovelace", "Ada\\rLovelace"), ("\\N", "\\\\N")])
 def test_a_value_that_needs_escaping_is_escaped(value: str, text: str) -> None:
-    lines = file_text(CUSTOMERS, "b", "k", "v", _customers({}, {"full_name": value})).splitlines()
-    assert len(lines) == 2 and lines[1].split("\t")[6] == text
+    lines = file_text(CUSTOMERS, 7, _customers({}, {"full_name": value})).splitlines()
+    assert len(lines) == 2 and lines[1].split("\t")[4] == text
 
 
-def test_an_object_key_that_needs_escaping_is_escaped() -> None:
-    assert file_text(CUSTOMERS, "b", "in/a\tb\\c.json", "v", _customers({})).startswith("b\tin/a\\tb\\\\c.json\tv\t0\t")
+def test_a_row_names_its_file_by_id_whatever_its_object_key() -> None:
+    assert file_text(CUSTOMERS, 9_223_372_036_854_775_807, _customers({})).startswith("9223372036854775807\t0\tC0\t")
 
 
 def test_none_is_null_and_a_field_of_an_unsupported_type_is_refused() -> None:
     notes = Dataset("notes", _Note, "notes")
     records = [_Note(note_id="n1"), _Note(note_id="n2", body="\\N", due="2024-05-17"), _Note(note_id="n3", body="x")]
-    assert file_text(notes, "b", "k", "v", records) == (
-        "b\tk\tv\t0\tn1\t\\N\t\\N\nb\tk\tv\t1\tn2\t\\\\N\t2024-05-17\nb\tk\tv\t2\tn3\tx\t\\N\n")
+    assert file_text(notes, 1, records) == (
+        "1\t0\tn1\t\\N\t\\N\n1\t1\tn2\t\\\\N\t2024-05-17\n1\t2\tn3\tx\t\\N\n")
     with pytest.raises(UnsupportedValueError, match="field 'reading' holds float"):
-        file_text(Dataset("measurements", _Measurement, "measurements"), "b", "k", "v", [_Measurement(reading=1.5)])
+        file_text(Dataset("measurements", _Measurement, "measurements"), 1, [_Measurement(reading=1.5)])
 
 
 def test_every_dataset_of_the_catalogue_has_copy_text_for_each_field() -> None:
@@ -82,7 +82,7 @@ def _python_types(annotation: Any) -> set[type]:
 
 
 def test_an_empty_file_is_no_text() -> None:
-    assert file_text(CUSTOMERS, "b", "k", "v", []) == ""
+    assert file_text(CUSTOMERS, 1, []) == ""
 
 
 def test_the_column_text_stores_what_psycopgs_rows_store(database: Database) -> None:
@@ -92,18 +92,18 @@ def test_the_column_text_stores_what_psycopgs_rows_store(database: Database) -> 
         {"created_at": "2024-02-29T23:59:59-09:30", "marketing_opt_in": True},
         {"created_at": "2024-05-17T10:15:00Z", "email": "o'hara+tag@example.co.uk"})
     with database.connect() as connection, connection.transaction(), connection.cursor() as cursor:
-        load.load_chunk(cursor, [load.ParsedFile.of(CUSTOMERS, "b", "in/odd\tkey\\.json", "v1", records)],
-                        load.LoadResult())
+        parsed = load.ParsedFile.of(CUSTOMERS, "b", "in/odd\tkey\\.json", "v1", b"\x01" * 32, records)
+        load.load_chunk(cursor, [parsed], load.LoadResult())
         columns = ", ".join(CUSTOMERS.columns)
         with cursor.copy(f"COPY customers ({columns}) FROM STDIN") as copy:
             for index, record in enumerate(records):
-                copy.write_row(("b", "in/psycopg.json", "v1", index,
-                                *(getattr(record, name) for name in CUSTOMERS.data_columns)))
+                copy.write_row((-1, index, *(getattr(record, name) for name in CUSTOMERS.data_columns)))
 
-    def stored(key: str) -> list[tuple[Any, ...]]:
-        return database.query(f"SELECT record_index, {DATA_COLUMNS} FROM customers WHERE source_key = %s "
-                              "ORDER BY record_index", key)
+    def stored(file_id: int) -> list[tuple[Any, ...]]:
+        return database.query(f"SELECT record_index, {DATA_COLUMNS} FROM customers WHERE file_id = %s "
+                              "ORDER BY record_index", file_id)
 
-    assert stored("in/odd\tkey\\.json") == stored("in/psycopg.json")
-    assert [row[3] for row in stored("in/psycopg.json")][:len(AWKWARD_NAMES)] == AWKWARD_NAMES
-    assert len(stored("in/psycopg.json")) == len(records)
+    assert stored(parsed.file_id) == stored(-1)
+    assert [row[3] for row in stored(-1)][:len(AWKWARD_NAMES)] == AWKWARD_NAMES
+    assert len(stored(-1)) == len(records)
+    assert database.query("SELECT source_key FROM ingested_files") == [("in/odd\tkey\\.json",)]

@@ -27,7 +27,7 @@ def test_the_component_keys_the_invocation_on_the_runners_checksum() -> None:
     assert migrations_checksum() == runner.checksum(runner.discover())
 
 
-SHIPPED = ("0001_orders", "0002_customers", "0003_load_path_indexes")
+SHIPPED = ("0001_orders", "0002_customers", "0003_load_path_indexes", "0004_ingested_files")
 
 
 def test_migrations_apply_once_in_order_and_are_recorded(empty_database: Database) -> None:
@@ -36,7 +36,7 @@ def test_migrations_apply_once_in_order_and_are_recorded(empty_database: Databas
         second = runner.migrate(connection)
     assert first.applied == SHIPPED and first.version == len(SHIPPED)
     assert second.applied == () and second.already_applied == first.applied
-    assert {"orders", "customers", "schema_migrations"} <= tables(empty_database)
+    assert {"orders", "customers", "ingested_files", "schema_migrations"} <= tables(empty_database)
     assert empty_database.count("schema_migrations") == len(SHIPPED)
 
 
@@ -49,7 +49,26 @@ def test_the_tables_carry_only_the_indexes_a_load_needs(empty_database: Database
     for table, key in (("orders", "order_id"), ("customers", "customer_id")):
         assert "USING brin (loaded_at)" in indexes[f"{table}_loaded_at"]  # appended rows: a B-tree costs each load
         assert f"UNIQUE INDEX {table}_natural_key" in indexes[f"{table}_natural_key"]
-        assert f"(source_key, source_version, {key})" in indexes[f"{table}_natural_key"]
+        assert f"(file_id, {key})" in indexes[f"{table}_natural_key"]  # the file (one per content) + the record
+
+
+def test_rows_loaded_before_the_files_table_keep_their_source(empty_database: Database) -> None:
+    """0004 moves each loaded file's bucket, key and version off its rows into one ingested_files row."""
+    shipped = runner.discover()
+    with empty_database.connect() as connection:
+        runner.migrate(connection, shipped[:3])
+        connection.execute("INSERT INTO orders (source_bucket, source_key, source_version, record_index, order_id, "
+                           "customer_id, order_date, status, currency, total_amount, item_count) SELECT 'b', "
+                           "'in/' || (n / 3), 'v1', n % 3, 'O-' || n, 'C-1', '2024-05-17', 'paid', 'EUR', 1, 1 "
+                           "FROM generate_series(0, 8) AS n")
+        runner.migrate(connection, shipped)
+    files = empty_database.query("SELECT file_id, source_key, row_count, content_sha256 FROM ingested_files "
+                                 "ORDER BY source_key")
+    assert [(key, rows, content) for _, key, rows, content in files] == [("in/0", 3, None), ("in/1", 3, None),
+                                                                         ("in/2", 3, None)]
+    assert all(file_id < 0 for file_id, *_ in files)  # below every new (random, positive) id
+    assert empty_database.query("SELECT f.source_key, count(*) FROM orders JOIN ingested_files f USING (file_id) "
+                                "GROUP BY 1 ORDER BY 1") == [("in/0", 3), ("in/1", 3), ("in/2", 3)]
 
 
 def test_a_failing_migration_is_rolled_back_and_an_edited_one_refused(empty_database: Database) -> None:

@@ -232,31 +232,28 @@ def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database
     second_id = pipeline.send(first["Body"])
     [second] = pipeline.notifications(event_source)
     assert second["MessageId"] == second_id
-    insert, stage = load._insert_new, load._insert_from_stage
+    claim = load._claim_files
     other = _second_environment(ingest_app)
     results: dict[str, Any] = {}
-    staged: list[str] = []
+    claimed: list[int] = []
 
-    def overlap(cursor: Any, dataset: Any, files: Any) -> int:
-        if "second" not in results:  # A found the file not loaded yet; B runs its whole batch now
+    def overlap(cursor: Any, dataset: Any, files: Any, result: Any) -> Any:
+        if "second" not in results:  # A has read the file and not claimed it yet; B runs its whole batch now
             results["second"] = None
             with _running_in(other, ingest_app):
                 worker = threading.Thread(target=lambda: results.update(second=invoke(event_source.event([second]))))
                 worker.start()
-                worker.join(timeout=2)  # B never waits for A: A has written nothing yet, so B commits first
-        return insert(cursor, dataset, files)
+                worker.join(timeout=30)  # B never waits for A: A has written nothing yet, so B commits first
+        new = claim(cursor, dataset, files, result)
+        claimed.append(len(new))
+        return new
 
-    def idempotent_insert(cursor: Any, dataset: Any) -> int:
-        staged.append(dataset.table)
-        return stage(cursor, dataset)
-
-    monkeypatch.setattr(load, "_insert_new", overlap)
-    monkeypatch.setattr(load, "_insert_from_stage", idempotent_insert)
+    monkeypatch.setattr(load, "_claim_files", overlap)
     results["first"] = invoke(event_source.event([first]))
     other.close()
 
     assert results["first"] == results["second"] == {"batchItemFailures": []}
-    assert staged == ["orders"]  # A's COPY met B's committed rows and fell back to the idempotent insert
+    assert claimed == [1, 0]  # B claimed the file and wrote it; then A found B's committed content, wrote nothing
     assert database.count("orders") == 40
 
 
@@ -266,11 +263,11 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
     """The batch outlives its visibility timeout: SQS hands the same messages to a second environment."""
     for index in range(3):
         pipeline.put(f"input/orders/slow{index}.json", json.dumps(orders_file(f"S{index}", 15)))
-    insert = load._insert_new
+    claim = load._claim_files
     other = _second_environment(ingest_app)
     redelivered: list[list[dict[str, Any]]] = []
 
-    def slow(cursor: Any, dataset: Any, files: Any) -> int:
+    def slow(cursor: Any, dataset: Any, files: Any, result: Any) -> Any:
         if not redelivered:  # environment A is still busy when the visibility timeout expires
             clock.expire_visibility()
             with aws_calls.paused():  # the test plays SQS here, not the function
@@ -279,9 +276,9 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
                 assert invoke(event_source.event(redelivered[0])) == {"batchItemFailures": []}
             with aws_calls.paused():
                 pipeline.acknowledge(redelivered[0])
-        return insert(cursor, dataset, files)
+        return claim(cursor, dataset, files, result)
 
-    monkeypatch.setattr(load, "_insert_new", slow)
+    monkeypatch.setattr(load, "_claim_files", slow)
     messages = pipeline.notifications(event_source)
     assert invoke(event_source.event(messages)) == {"batchItemFailures": []}
     pipeline.acknowledge(messages)

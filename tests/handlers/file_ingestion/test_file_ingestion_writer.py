@@ -4,6 +4,7 @@ still being read; files decided per (key, version); every failure leaves nothing
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -25,14 +26,19 @@ from tests.handlers.file_ingestion.conftest import Database, customer, orders_fi
 ORDERS, CUSTOMERS = CATALOGUE["orders"], CATALOGUE["customers"]
 
 
-def _orders(key: str, count: int, version: str = "v1") -> load.ParsedFile:
-    records = parse_file(json.dumps(orders_file(key.rsplit("/", 1)[-1], count)).encode(), ORDERS)
-    return load.ParsedFile.of(ORDERS, "bucket", key, version, records)
+def _parsed(dataset: Any, key: str, version: str, content: bytes) -> load.ParsedFile:
+    return load.ParsedFile.of(dataset, "bucket", key, version, hashlib.sha256(content).digest(),
+                              parse_file(content, dataset))
+
+
+def _orders(key: str, count: int, version: str = "v1", *, content_of: str | None = None) -> load.ParsedFile:
+    """``count`` orders; their content is that of the file named ``content_of`` (default: ``key``)."""
+    content = json.dumps(orders_file((content_of or key).rsplit("/", 1)[-1], count)).encode()
+    return _parsed(ORDERS, key, version, content)
 
 
 def _customers(key: str, count: int) -> load.ParsedFile:
-    records = parse_file(json.dumps([customer(f"{key[-2:]}C{n}") for n in range(count)]).encode(), CUSTOMERS)
-    return load.ParsedFile.of(CUSTOMERS, "bucket", key, "v1", records)
+    return _parsed(CUSTOMERS, key, "v1", json.dumps([customer(f"{key[-2:]}C{n}") for n in range(count)]).encode())
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +149,14 @@ def test_a_file_already_loaded_or_twice_in_the_batch_adds_nothing(database: Data
     again.offer([_orders("in/a", 10)])  # redelivered: already in the table
     again.offer([_orders("in/b", 4)])
     again.offer([_orders("in/b", 4)])  # announced twice in one batch
-    again.offer([_orders("in/a", 10, version="v2")])  # the object overwritten: a new version loads
+    again.offer([_orders("in/a", 10, version="v2")])  # re-uploaded with the same bytes: nothing new
+    again.offer([_orders("in/copy-of-a", 10, content_of="in/a")])  # the same bytes under another key: nothing new
+    again.offer([_orders("in/a", 12, version="v3")])  # overwritten with other content: loads
     result = again.finish()
 
-    assert database.count("orders") == 24
-    assert result.offered == {"orders": 28} and result.inserted == {"orders": 14}
+    assert database.count("orders") == 26
+    assert result.offered == {"orders": 50} and result.inserted == {"orders": 16}
+    assert result.files_already_loaded == 4 and database.count("ingested_files") == 3
 
 
 def test_a_failed_write_raises_at_finish_and_writes_nothing(database: Database, connections: Any,
@@ -176,23 +185,21 @@ def test_abort_rolls_back_what_was_written(database: Database, connections: Any,
     assert database.count("orders") == 0
 
 
-def test_a_race_lost_to_another_environment_falls_back_to_the_idempotent_insert(database: Database,
-                                                                                 connections: Any,
-                                                                                 thread: ThreadPoolExecutor,
-                                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                                 ) -> None:
-    """Another environment commits the same file between this one's check and its COPY."""
-    original = load._insert_new
+def test_a_race_lost_to_another_environment_adds_nothing(database: Database, connections: Any,
+                                                         thread: ThreadPoolExecutor,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another environment commits the same file just before this one claims it."""
+    original = load._claim_files
     raced: list[str] = []
 
-    def commit_elsewhere_first(cursor: Any, dataset: Any, files: Any) -> int:
+    def commit_elsewhere_first(cursor: Any, dataset: Any, files: Any, result: Any) -> Any:
         if not raced:
             raced.append(dataset.table)
             with psycopg.connect(**database.server.conninfo(database.name)) as other, other.cursor() as elsewhere:
                 load.load_chunk(elsewhere, [_orders("in/a", 10)], load.LoadResult())
-        return original(cursor, dataset, files)
+        return original(cursor, dataset, files, result)
 
-    monkeypatch.setattr(load, "_insert_new", commit_elsewhere_first)
+    monkeypatch.setattr(load, "_claim_files", commit_elsewhere_first)
     writer = BatchWriter(connections, thread)
     writer.offer([_orders("in/a", 10), _orders("in/b", 5)])
     result = writer.finish()
