@@ -20,7 +20,7 @@ test: $(STAMP) $(PACK_STAMP) postgres  ## the whole test suite; pytest's exit co
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy components offline policies/rules handlers benchmarks
+	$(BIN)/mypy components offline policies/rules handlers benchmarks ops
 
 bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in one run
 	$(BIN)/python -m benchmarks.offline_preview
