@@ -265,7 +265,8 @@ def data_bucket(stack: Stack, name: str, *, bucket: Overrides = None, public_acc
     if public_access is not False:
         stack.add("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access", merged(
             {"bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
-             "restrictPublicBuckets": True}, public_access or None), deps={"bucket": [record]})
+             "restrictPublicBuckets": True}, public_access if isinstance(public_access, Mapping) else None),
+            deps={"bucket": [record]})
     if encryption:
         stack.add("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
                   f"{name}-encryption", {"bucket": physical, "rules": [
@@ -382,7 +383,8 @@ def scheduled_function(stack: Stack, name: str, dead_letter: Queue, *, invoke_co
     if invoke_config is not False:
         stack.add("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig", f"{name}-failures", merged({
             "functionName": physical, "maximumRetryAttempts": 2, "maximumEventAgeInSeconds": 3600,
-            "destinationConfig": {"onFailure": {"destination": dead_letter.arn}}}, invoke_config or None),
+            "destinationConfig": {"onFailure": {"destination": dead_letter.arn}}},
+            invoke_config if isinstance(invoke_config, Mapping) else None),
             deps={"functionName": [record], "destinationConfig": [dead_letter.queue]})
     return record
 
