@@ -56,6 +56,9 @@ JOB_STATE_CHANGE = "Batch Inference Job State Change"
 # a job just as surely (without them a partially completed or expired job would wait for the reconciler).
 TERMINAL_STATUSES = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 COMPLETED_DETAIL_TYPE = "BatchRunCompleted"
+# The tag the submitter puts on every job it creates (value: the job name prefix, one per stack); the finalizer may
+# stop only jobs that carry it. The handlers' `jobs.OWNER_TAG` is the same key (the submit tests hold them equal).
+JOB_OWNER_TAG = "ai-pipelines:batch-job-owner"
 
 # Key layout. Input bucket: <corpusPrefix> (corpora), shards/<runId>/ (shards and the shard list).
 # Output bucket: bedrock-output/<runId>/<shard>/ (Bedrock's), results/<runId>/ (joined results), runs/ (manifests
@@ -187,8 +190,10 @@ class BatchInference(pulumi.ComponentResource):
                 # AWS's service authorization reference (the IAM database the policy pack checks against) authorizes
                 # CreateModelInvocationJob on the job and the foundation model, not on an inference profile: under a
                 # profile, the model in each region it routes to. The batch role invokes the profile itself.
+                # Every job it creates carries the owner tag, which the finalizer's stop requires.
                 Statement("CreateJobsOfTheConfiguredModel", ["bedrock:CreateModelInvocationJob"],
-                          [env.model_invocation_job("*"), *self._foundation_models(env)]),
+                          [env.model_invocation_job("*"), *self._foundation_models(env)],
+                          conditions={"StringEquals": {f"aws:RequestTag/{JOB_OWNER_TAG}": self.job_name_prefix}}),
                 # Listing has no resource-level permission; it finds a job whose name exists already.
                 Statement("FindExistingJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
                 Statement("PassOnlyTheBatchRoleToBedrock", ["iam:PassRole"], [self.batch_role_arn],
@@ -266,7 +271,9 @@ class BatchInference(pulumi.ComponentResource):
                 self.jobs.statement_to_write("ClaimThePublicationAndFailedShards",
                                              ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 # A failed child's job that still runs would be settled by nobody.
-                Statement("StopAbandonedJobs", ["bedrock:StopModelInvocationJob"], [env.model_invocation_job("*")]),
+                # Only this pipeline's jobs: a job's ARN holds a random id, not its name, so the tag tells them apart.
+                Statement("StopAbandonedJobs", ["bedrock:StopModelInvocationJob"], [env.model_invocation_job("*")],
+                          conditions={"StringEquals": {f"aws:ResourceTag/{JOB_OWNER_TAG}": self.job_name_prefix}}),
                 self.result_bus.statement_to_put_events("PublishRunCompleted"),
             ],
             environment=finalizer_environment)

@@ -34,6 +34,9 @@ SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
 SETTLED = (PROCESSED, FAILED)
 TERMINAL_JOB_STATUSES = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 SUCCESS_JOB_STATUSES = ("Completed", "PartiallyCompleted")
+# The tag every job this pipeline creates carries (value: the job name prefix, one per stack); the finalizer's role
+# may stop only jobs that carry it (`aws:ResourceTag`), the submitter's create only jobs that do (`aws:RequestTag`).
+OWNER_TAG = "ai-pipelines:batch-job-owner"
 _TOKEN_SAFE = re.compile(r"[^A-Za-z0-9-]+")
 _MAX_JOB_NAME = 63
 
@@ -57,6 +60,11 @@ def client_request_token(run_id: str, shard_id: str) -> str:
     if safe != raw or len(safe) > 200:
         safe = f"{safe[:150]}-{_digest(run_id, shard_id, length=32)}".strip("-")
     return safe
+
+
+def owner_tags(prefix: str) -> list[dict[str, str]]:
+    """The tags of a job created under `prefix`, as CreateModelInvocationJob takes them."""
+    return [{"key": OWNER_TAG, "value": prefix}]
 
 
 def job_id_of(job_arn: str) -> str:

@@ -67,7 +67,7 @@ def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
             clientRequestToken=jobs.client_request_token(run_id, shard_id),
             inputDataConfig={"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
             outputDataConfig={"s3OutputDataConfig": {"s3Uri": output_uri}},
-            timeoutDurationInHours=settings.job_timeout_hours)
+            timeoutDurationInHours=settings.job_timeout_hours, tags=jobs.owner_tags(settings.job_name_prefix))
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code == QUOTA_FULL:  # slots free up as other jobs finish: hours, not seconds

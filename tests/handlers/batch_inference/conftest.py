@@ -187,7 +187,7 @@ def storage(aws: None) -> Storage:
 
 @pytest.fixture
 def bedrock(storage: Storage) -> Iterator[FakeBedrock]:
-    with FakeBedrock(clients.bedrock(), model_id=MODEL_ID, role_arn=BATCH_ROLE_ARN) as fake:
+    with FakeBedrock(clients.bedrock(), model_id=MODEL_ID, role_arn=BATCH_ROLE_ARN, job_prefix=JOB_PREFIX) as fake:
         yield fake
     fake.stubber.assert_no_pending_responses()
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from botocore.stub import ANY, Stubber
 
+from components.pipelines.batch_inference import JOB_OWNER_TAG
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 NOW = dt.datetime(2026, 6, 27, 3, 0, tzinfo=dt.UTC)
@@ -23,8 +25,8 @@ def job_arn(job_id: str) -> str:
 class FakeBedrock:
     """The `bedrock` client's answers, queued in call order."""
 
-    def __init__(self, client: Any, *, model_id: str, role_arn: str) -> None:
-        self.client, self.model_id, self.role_arn = client, model_id, role_arn
+    def __init__(self, client: Any, *, model_id: str, role_arn: str, job_prefix: str) -> None:
+        self.client, self.model_id, self.role_arn, self.job_prefix = client, model_id, role_arn, job_prefix
         self.stubber = Stubber(client)
 
     def __enter__(self) -> FakeBedrock:
@@ -36,10 +38,12 @@ class FakeBedrock:
 
     def creates(self, *, name: str, token: str, arn: str, input_uri: str | Any = ANY,
                 output_uri: str | Any = ANY) -> None:
+        """Bedrock creates the job; the request must tag it as the pipeline's (the tag the stop grant requires)."""
         self.stubber.add_response("create_model_invocation_job", {"jobArn": arn}, {
             "jobName": name, "roleArn": self.role_arn, "modelId": self.model_id, "clientRequestToken": token,
             "inputDataConfig": {"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
-            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": output_uri}}, "timeoutDurationInHours": ANY})
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": output_uri}}, "timeoutDurationInHours": ANY,
+            "tags": [{"key": JOB_OWNER_TAG, "value": self.job_prefix}]})
 
     def refuses_create(self, code: str, message: str = "refused") -> None:
         self.stubber.add_client_error("create_model_invocation_job", service_error_code=code,
