@@ -6,6 +6,7 @@ Functions behind Stubbers; and each function invoked as Lambda would, its AWS ca
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -14,11 +15,12 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from tests.handlers.batch_inference.fakes import ACCOUNT, REGION, FakeBedrock, FakeConverse, FakeStepFunctions
 from tests.handlers.conftest import FakeLambdaContext, SqsEventSource
-from tests.support import aws_calls
-from tests.support.stacks import function_environment, shipped_stack
+from tests.support import aws_calls, iam_actions
+from tests.support.stacks import function_environment, function_roles, shipped_stack
 
 PACKAGE = "batch_inference"
 MODULES = ("sharder", "submitter", "completion", "sync_worker", "reconciler", "finalizer", "run_ended")
@@ -88,6 +90,72 @@ def _fresh_clients() -> Iterator[None]:
     clients.reset()
     yield
     clients.reset()
+
+
+class _MissingKeys:
+    """S3's answer to a GetObject of a key that does not exist, as the calling function's role decides it.
+
+    S3 answers 404 NoSuchKey only to a caller allowed ``s3:ListBucket`` on the bucket with the key as ``s3:prefix``
+    (AWS's GetObject reference; ``s3:prefix`` is the requested key in that check), and 403 AccessDenied to anyone
+    else; moto always answers 404. While a handler runs (`Invoke`), its GetObject of a missing key is answered as
+    its role in the synthesized dev stack makes S3 answer, and an allowed ListBucket is recorded as its call (the
+    least-privilege check then finds that grant exercised).
+    """
+
+    def __init__(self) -> None:
+        self.function: str | None = None
+        self.roles = {role.package: role for role in function_roles(_STACK)}
+
+    def install(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build.s3.GetObject", self._remember)
+        client.meta.events.register("before-call.s3.GetObject", self._answer)
+
+    @staticmethod
+    def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["missing_keys_object"] = (params["Bucket"], params["Key"])
+
+    def _answer(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if self.function is None or "missing_keys_object" not in context:
+            return None
+        bucket, key = context["missing_keys_object"]
+        with aws_calls.paused():
+            listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        if any(o["Key"] == key for o in listed.get("Contents", [])):
+            return None
+        package = f"{PACKAGE}.{self.function}"
+        bucket_arn = f"arn:aws:s3:::{bucket}"
+        allowed = [s for s in self.roles[package].statements
+                   if iam_actions.allowing_statements([s], "s3:ListBucket", bucket_arn)
+                   and _conditions_hold(s.get("Condition", {}), {"s3:prefix": key})]
+        if allowed:
+            aws_calls.REGISTRY.record(package, aws_calls.AwsCall("s3", "ListObjectsV2", bucket_arn))
+            return None  # moto answers NoSuchKey
+        return (AWSResponse(f"https://{bucket}.s3.amazonaws.com/{key}", 403, {}, None),
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                 "ResponseMetadata": {"HTTPStatusCode": 403}})
+
+
+def _conditions_hold(conditions: dict[str, dict[str, Any]], request: dict[str, str]) -> bool:
+    """Whether a statement's conditions hold for a request with these context keys (StringEquals and StringLike;
+    any other operator is taken not to hold)."""
+    for operator, tests in conditions.items():
+        if operator not in ("StringEquals", "StringLike"):
+            return False
+        for name, expected in tests.items():
+            value = request.get(name)
+            patterns = [expected] if isinstance(expected, str) else list(expected)
+            if value is None or not any(fnmatch.fnmatchcase(value, pattern) if operator == "StringLike"
+                                        else value == pattern for pattern in patterns):
+                return False
+    return True
+
+
+MISSING_KEYS = _MissingKeys()
+
+
+@pytest.fixture(autouse=True)
+def _s3_answers_missing_keys_as_the_role_decides(_fresh_clients: None) -> None:
+    MISSING_KEYS.install(clients.s3())
 
 
 @dataclass
@@ -217,9 +285,11 @@ class Invoke:
 
     def __call__(self, module: str, event: Any) -> Any:
         with aws_calls.recording(f"{PACKAGE}.{module}", environment=ENV[module]) as calls:
+            MISSING_KEYS.function = module
             try:
                 return HANDLERS[module].handler(event, FakeLambdaContext(function_name=f"batchinf-{module}"))
             finally:
+                MISSING_KEYS.function = None
                 self.calls.setdefault(module, []).extend(calls)
 
     def operations(self, module: str) -> list[str]:

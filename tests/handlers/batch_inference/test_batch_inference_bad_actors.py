@@ -201,3 +201,32 @@ def test_only_jobs_tagged_as_the_pipelines_at_creation_may_be_stopped(stack: str
         rows = get_action_data("bedrock", action)["bedrock"]
         assert rows and all(key in row["condition_keys"] for row in rows), action
 
+
+def test_a_job_output_deleted_before_its_completion_is_read_is_empty_not_denied(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone deletes a finished job's output (and its manifest): S3 tells the completion handler the keys are
+    missing (its role may list the job-output prefix), so the shard settles with every record in the failure lane
+    as missing output instead of the message failing on AccessDenied until it is dead-lettered."""
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(4)))[0]
+    ids = shard_ids(storage, descriptor)
+    submit(invoke, bedrock, descriptor, "token-1")
+    name, _, arn = job_of(descriptor)
+    _, output_uri = uris(descriptor)
+    write_job_output(storage.s3, output_uri, arn.rsplit("/", 1)[-1], descriptor["key"],
+                     [output_line(r, "kept") for r in ids], total=len(ids))
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    for key in storage.keys(bucket, prefix):
+        storage.s3.delete_object(Bucket=bucket, Key=key)
+    deliver_event(storage, job_state_change(arn, name, "Completed", MODEL_ID))
+    describe(bedrock, descriptor, "Completed")
+    states.expects_success("token-1")
+    delivery = completion_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
+
+    assert storage.results(RUN) == []
+    assert sorted((m["recordId"], m["reason"]) for m in storage.failure_lane()) == [
+        (r, "missing_output") for r in sorted(ids)]
+    assert "s3:ListObjectsV2" not in invoke.operations("completion")  # S3 consults the grant; no listing is made
+
