@@ -44,6 +44,7 @@ from batch_inference.messages import each_message
 from batch_inference.records import output_text
 from batch_inference.resume import resume
 from batch_inference.settle import settle_unit
+from common.redact import clip, digest
 
 logger = Logger()
 metrics = Metrics()
@@ -77,7 +78,9 @@ def job_arn_of(body: Any) -> str:
     except ValueError:
         message = None
     if not isinstance(message, dict):
-        logger.error("Completion message is not a JSON object", extra={"bodyPreview": str(body)[:120]})
+        text = str(body)  # producer content: logged by size and digest (matches the message in the DLQ)
+        logger.error("Completion message is not a JSON object",
+                     extra={"bodyChars": len(text), "bodyDigest": digest(text, 16)})
         raise InvalidTaskInputError("completion message is not a JSON object")
     detail = message.get("detail")
     candidates = [message.get("jobArn"), detail.get("batchJobArn") if isinstance(detail, dict) else None,
@@ -86,7 +89,9 @@ def job_arn_of(body: Any) -> str:
         if isinstance(candidate, str) and re.fullmatch(_JOB_ARN, candidate):
             return candidate
     logger.error("Completion message names no batch job", extra={
-        "source": message.get("source"), "detailType": message.get("detail-type"), "keys": sorted(message)[:20]})
+        "source": clip(str(message.get("source")), 80), "detailType": clip(str(message.get("detail-type")), 80),
+        "keys": [clip(key, 40) for key in sorted(message)[:20]], "bodyChars": len(body),
+        "bodyDigest": digest(body, 16)})
     raise InvalidTaskInputError("completion message names no model-invocation-job ARN")
 
 

@@ -27,6 +27,7 @@ from batch_inference import finalizer
 from batch_inference.exceptions import InvalidTaskInputError
 from batch_inference.messages import each_message
 from batch_inference.tasks import STATUS_CHANGE, UNSUCCESSFUL, FinalizeRequest, task_input
+from common.redact import clip
 
 logger = Logger()
 metrics = Metrics()
@@ -64,7 +65,7 @@ def _record(record: SQSRecord) -> None:
     change = task_input(message, _StatusChange, "run-ended message is not a Step Functions execution status change")
     if change.detail_type != STATUS_CHANGE or change.detail.status not in UNSUCCESSFUL:
         raise InvalidTaskInputError(f"run-ended message {record.message_id} is not an unsuccessful run ending: "
-                                    f"{change.detail_type!r} with status {change.detail.status!r}")
+                                    f"{clip(change.detail_type, 80)!r} with status {clip(change.detail.status, 40)!r}")
     report_ending(change.detail)
 
 

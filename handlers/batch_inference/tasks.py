@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from pydantic import BaseModel, ConfigDict, Field
 
 from batch_inference.exceptions import InvalidTaskInputError
+from common.redact import clip
 
 _ID = r"^[A-Za-z0-9_-]{1,80}$"
 # Step Functions' event for an execution that ended, and the endings of a run that did not succeed.
@@ -24,11 +25,15 @@ Task = TypeVar("Task", bound=BaseModel)
 
 
 def task_input(event: Any, model: type[Task], expected: str) -> Task:
-    """``event`` as ``model``; ``InvalidTaskInputError`` saying what was ``expected`` and the first problems."""
+    """``event`` as ``model``; ``InvalidTaskInputError`` saying what was ``expected`` and the first problems (where
+    and which rule, not the value)."""
     try:
         return parse(event=event, model=model)
     except ValidationError as error:
-        raise InvalidTaskInputError(f"{expected}: {error.errors()[:3]}") from None
+        # The message becomes the error log and the Step Functions cause: the fields and the rules they broke,
+        # never the values a producer sent (a 200 KB key would be repeated whole).
+        problems = error.errors(include_input=False, include_url=False, include_context=False)[:3]
+        raise InvalidTaskInputError(clip(f"{expected}: {problems}", 1000)) from None
 
 
 class ShardRequest(_Input):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import signal
 import time
 import timeit
@@ -14,16 +15,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from hypothesis import given
 from hypothesis import strategies as st
 from policy_sentry.querying.actions import get_action_data
 
-from batch_inference import sharder
+from batch_inference import run_ended, sharder
+from batch_inference.exceptions import InvalidTaskInputError
 from batch_inference.joining import jsonl_lines
 from batch_inference.records import InputFrame
 from batch_inference.sharding import MAX_DEPTH, MemorySink, ShardLimits, shard_corpus
+from common.redact import digest
 from components.pipelines.batch_inference import JOB_OWNER_TAG
 from tests.handlers.batch_inference.conftest import (
+    COMPLETION_QUEUE_URL,
+    HANDLERS,
     MODEL_ID,
     RUN,
     Invoke,
@@ -230,3 +236,74 @@ def test_a_job_output_deleted_before_its_completion_is_read_is_empty_not_denied(
         (r, "missing_output") for r in sorted(ids)]
     assert "s3:ListObjectsV2" not in invoke.operations("completion")  # S3 consults the grant; no listing is made
 
+
+HUGE = "PRODUCER-TEXT-" + "x" * 200_000  # a 200 KB value a producer controls
+
+
+@contextmanager
+def _log_lines(module: str) -> Iterator[list[str]]:
+    """The log lines `module`'s Powertools logger writes in the block, as they reach CloudWatch."""
+    logger = HANDLERS[module].logger
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    keep = Keep()
+    keep.setFormatter(logger.registered_formatter)
+    logger.addHandler(keep)
+    try:
+        yield lines
+    finally:
+        logger.handlers.remove(keep)
+
+
+def _bounded(text: str, *, clipped: bool = False) -> bool:
+    """Short, and without the value (`clipped`: at most its clipped head, as a short identifier is shown)."""
+    return len(text) < 2_000 and (clipped or "PRODUCER-TEXT" not in text)
+
+
+def test_a_huge_completion_message_is_logged_by_size_and_digest_never_whole(invoke: Invoke, storage: Storage,
+                                                                           completion_source: SqsEventSource) -> None:
+    storage.sqs.send_message(QueueUrl=COMPLETION_QUEUE_URL, MessageBody=HUGE)  # not JSON
+    storage.sqs.send_message(QueueUrl=COMPLETION_QUEUE_URL, MessageBody=json.dumps(
+        {"source": HUGE, "detail-type": HUGE, HUGE: 1, "detail": {"batchJobArn": HUGE}}))
+    with _log_lines("completion") as lines:
+        for _ in range(2):
+            delivery = completion_source.poll()
+            assert delivery is not None and len(delivery.failed_ids) == 1  # retried, then dead-lettered
+    assert len(lines) == 2, lines
+    assert _bounded(lines[0]) and digest(HUGE, 16) in lines[0]  # the body: its size and digest only
+    assert _bounded(lines[1], clipped=True)  # the envelope's source and detail-type, clipped
+
+
+@pytest.mark.parametrize(("module", "event"), [
+    ("sharder", {"runId": "run-1", "corpusKey": HUGE}),
+    ("sharder", {"runId": HUGE, "corpusKey": "corpus/a.jsonl"}),
+    ("submitter", {"runId": "run-1", "taskToken": "t", "shard": {"shardId": "00000", "bucket": "b" * 3,
+                                                                 "key": HUGE, "records": 1}}),
+    ("finalizer", {"status": "FAILED", "runId": "run-1", "corpusKey": HUGE}),
+])
+def test_a_huge_task_input_fails_with_a_bounded_error_that_does_not_repeat_it(invoke: Invoke, storage: Storage,
+                                                                              module: str,
+                                                                              event: dict[str, Any]) -> None:
+    """The error becomes the Lambda's error log and the Step Functions cause: it names the field, not its value."""
+    with _log_lines(module) as lines, pytest.raises(InvalidTaskInputError) as raised:
+        invoke(module, event)
+    assert _bounded(str(raised.value)) and all(_bounded(line) for line in lines)
+    assert "corpusKey" in str(raised.value) or "runId" in str(raised.value) or "key" in str(raised.value)
+
+
+def test_a_huge_run_ending_is_refused_with_a_bounded_error(invoke: Invoke, storage: Storage) -> None:
+    body = json.dumps({"detail-type": HUGE, "detail": {"name": "run-1", "status": HUGE}})
+    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": body, "attributes": {},
+                          "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}]}
+    with _log_lines("run_ended") as lines:
+        response = invoke("run_ended", event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert all(_bounded(line, clipped=True) for line in lines)
+    with pytest.raises(InvalidTaskInputError) as raised:
+        run_ended._record(SQSRecord(event["Records"][0]))
+    assert _bounded(str(raised.value), clipped=True)
