@@ -22,6 +22,19 @@ MAX_DELAY_SECONDS: Final = 900
 VISIBILITY_TIMEOUT_RATIO: Final = 6
 QUEUE_AGE_ALARM_SECONDS: Final = 15 * 60
 
+# --- S3 ----------------------------------------------------------------------------------------------
+# Every bucket the stack creates is versioned; its lifecycle bounds what that keeps. Upload parts that never
+# completed are billed and invisible: a day is long enough for any upload the pipelines make.
+S3_ABORT_INCOMPLETE_UPLOAD_DAYS: Final = 1
+# How long an overwritten or deleted object stays recoverable as a noncurrent version.
+S3_NONCURRENT_VERSION_DAYS: Final = 30
+# The longest config may keep noncurrent versions (the policy pack's `maxNoncurrentVersionDays`).
+S3_MAX_NONCURRENT_VERSION_DAYS: Final = 365
+# Retention in days, or this word for objects kept until someone deletes them.
+FOREVER: Final = "forever"
+# The longest retention config may give in days (longer is "forever").
+MAX_RETENTION_DAYS: Final = 36_500
+
 # --- Lambda ------------------------------------------------------------------------------------------
 LAMBDA_RUNTIME: Final = "python3.13"
 LAMBDA_PYTHON_VERSION: Final = "3.13"

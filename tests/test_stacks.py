@@ -54,6 +54,19 @@ def test_resources_holding_data_are_protected_in_prod_only(stack: str, protected
     assert {r.name: r.protect for r in holders} == {r.name: protected for r in holders}
 
 
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_bucket_has_a_lifecycle_bounding_uploads_and_old_versions(stack: str) -> None:
+    synthesis = shipped_stack(stack)
+    buckets = {r.inputs["bucket"] for r in synthesis.of_type("aws:s3/bucket:Bucket")}
+    lifecycles = {r.inputs["bucket"]: r.inputs["rules"] for r in synthesis.of_type(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")}
+    assert buckets and set(lifecycles) == buckets
+    for rules in lifecycles.values():
+        whole = [r for r in rules if r["status"] == "Enabled" and r["filter"] == {}]
+        assert [r["abortIncompleteMultipartUpload"]["daysAfterInitiation"] for r in whole] == [1]
+        assert 1 <= whole[0]["noncurrentVersionExpiration"]["noncurrentDays"] <= 365
+
+
 def test_pipelines_sharing_an_existing_bucket_with_overlapping_filters_fail_before_anything_is_created() -> None:
     shared = {"existingName": "corp-landing"}
     with pytest.raises(SynthesisError) as caught:

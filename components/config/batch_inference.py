@@ -6,8 +6,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from components import defaults
 from components.config.model import ModelSettings
-from components.config.sections import EVENT_SOURCE_PATTERN, QueueSettings, Section, WorkerSettings
+from components.config.sections import (
+    EVENT_SOURCE_PATTERN,
+    QueueSettings,
+    RetentionDays,
+    Section,
+    WorkerSettings,
+    retention_days,
+)
 
 # Batch inference: the model families whose native request format the sharder builds.
 _BATCH_MODEL_FAMILIES = ("anthropic.", "amazon.nova")
@@ -59,6 +67,21 @@ class BatchInferenceSettings(Section):
     ledger_retention_days: int = Field(90, ge=1, le=3650,
                                        description="How long the recordId ledger remembers a record (TTL); longer "
                                                    "than a run may last plus the 14 days it may be redriven in.")
+    corpus_retention_days: RetentionDays = Field(
+        90, description="Days a corpus is kept after its upload (1..36500; longer than a run plus its redrive "
+                        "window, see intermediateRetentionDays), or \"forever\".")
+    result_retention_days: RetentionDays = Field(
+        365, description="Days a run's results and manifest are kept after they are written (1..36500; longer than "
+                         "a run plus its redrive window), or \"forever\".")
+    intermediate_retention_days: int = Field(
+        31, ge=1, le=3650,
+        description="Days a run's shards, Bedrock job output and Map result files are kept: longer than a run may "
+                    "last (2 x (jobTimeoutHours + 24) h) plus the 14 days it may be redriven in; 31 covers any "
+                    "jobTimeoutHours.")
+    noncurrent_version_days: int = Field(
+        defaults.S3_NONCURRENT_VERSION_DAYS, ge=1, le=defaults.S3_MAX_NONCURRENT_VERSION_DAYS,
+        description="Days an overwritten, deleted or expired object of the input and output buckets stays "
+                    "recoverable as a noncurrent version (incomplete uploads are aborted after 1 day).")
     result_source: str = Field("ai-pipelines.batch-inference", pattern=EVENT_SOURCE_PATTERN,
                                description="Source of the BatchRunCompleted events on the result bus.")
     sharder_memory_mb: int = Field(2048, ge=512, le=10240,
@@ -87,6 +110,19 @@ class BatchInferenceSettings(Section):
                              f"{self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})) plus the "
                              f"{REDRIVE_PERIOD_HOURS // 24} days in which it can be redriven, {needed} h in all: a "
                              "record or run ending the ledger had forgotten would be processed or reported again")
+        # A redriven run reads its shards, job output and Map results again, and may shard its corpus again.
+        for key, value in (("intermediateRetentionDays", self.intermediate_retention_days),
+                           ("corpusRetentionDays", self.corpus_retention_days),
+                           ("resultRetentionDays", self.result_retention_days)):
+            days = retention_days(value)
+            if days is not None and days * 24 <= needed:
+                raise ValueError(f"{key} {days} must be longer than a run may last ({self.reconcile_lookback_hours} "
+                                 f"h = 2 x (jobTimeoutHours {self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})) "
+                                 f"plus the {REDRIVE_PERIOD_HOURS // 24} days in which it can be redriven, {needed} h "
+                                 f"in all (at least {needed // 24 + 1} days): a redriven run would miss what it reads")
+        if _overlap(self.corpus_prefix, SHARD_PREFIX):
+            raise ValueError(f"corpusPrefix {self.corpus_prefix} overlaps the shard prefix {SHARD_PREFIX}: corpora "
+                             "would expire with the shards")
         if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
             raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
                              f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")
@@ -123,6 +159,14 @@ class BatchInferenceSettings(Section):
             raise ValueError(f"completion.batchSize {self.completion.batch_size} must be 1: one job's output fills "
                              "an invocation")
         return self
+
+
+# The input bucket's key prefix of shards (the pipeline's SHARD_PREFIX), which expire with intermediate objects.
+SHARD_PREFIX = "shards/"
+
+
+def _overlap(prefix: str, other: str) -> bool:
+    return prefix.startswith(other) or other.startswith(prefix)
 
 
 # How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from components import defaults
 from components.config.sections import BucketSettings, QueueSettings, Section, WorkerSettings, each_matching
 from components.s3_filters import S3Filter
 
@@ -166,6 +167,13 @@ class FileIngestionSettings(Section):
             raise ValueError(f"maxObjectBytes {self.max_object_bytes} x worker.batchSize {self.worker.batch_size} "
                              f"exceeds a quarter of worker.memoryMb {self.worker.memory_mb} ({budget} bytes): a batch "
                              "of the largest files, parsed, would not fit in memory")
+        # A message may wait (queue, then DLQ, then redriven) as long as the DLQ keeps it, counted from when it was
+        # first sent; the version it announces must still be there when it is read.
+        kept_days = defaults.DLQ_RETENTION_SECONDS // 86400
+        if not self.bucket.existing_name and self.bucket.noncurrent_version_days < kept_days:
+            raise ValueError(f"bucket.noncurrentVersionDays {self.bucket.noncurrent_version_days} is below the "
+                             f"{kept_days} days a file's message may wait in its queue and dead-letter queue: a "
+                             "redriven message would announce a version already expired")
         database = self.database
         needed = 2 * (database.connect_timeout_seconds + database.statement_timeout_seconds)
         if self.worker.timeout_seconds < needed:

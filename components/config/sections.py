@@ -4,10 +4,10 @@ the Lambda platform; and the error invalid config raises."""
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Annotated, Literal, TypeAlias
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components import defaults
@@ -15,6 +15,26 @@ from components import defaults
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 # EventBridge event sources (of events the stack reads or publishes).
 EVENT_SOURCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$"
+
+
+def _retention(value: object) -> object:
+    if value == defaults.FOREVER:
+        return value
+    days = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        days = int(value)
+    if days is None or not 1 <= days <= defaults.MAX_RETENTION_DAYS:
+        raise ValueError(f'must be a number of days from 1 to {defaults.MAX_RETENTION_DAYS}, or "{defaults.FOREVER}"')
+    return days
+
+
+# A retention: whole days (1..36,500), or "forever" for objects kept until someone deletes them.
+RetentionDays: TypeAlias = Annotated[int | Literal["forever"], BeforeValidator(_retention)]
+
+
+def retention_days(value: RetentionDays) -> int | None:
+    """The days of a retention, None for "forever"."""
+    return None if value == defaults.FOREVER else int(value)
 
 
 class ConfigError(pulumi.RunError):
@@ -77,10 +97,32 @@ class WorkerSettings(Section):
 
 
 class BucketSettings(Section):
-    """A bucket the pipeline reads: an existing one by name, or (when no name is given) one it creates."""
+    """A bucket the pipeline reads: an existing one by name, or (when no name is given) one it creates.
+
+    The retention settings shape the lifecycle of a bucket the pipeline creates; an existing bucket's lifecycle is
+    its owner's (a lifecycle configuration replaces the whole of a bucket's rules), so they are refused with one.
+    """
 
     existing_name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
                                       description="Name of an existing bucket; omit to let the pipeline create one.")
+    noncurrent_version_days: int = Field(
+        defaults.S3_NONCURRENT_VERSION_DAYS, ge=1, le=defaults.S3_MAX_NONCURRENT_VERSION_DAYS,
+        description="Days an overwritten or deleted object stays recoverable as a noncurrent version (created "
+                    "bucket only; incomplete uploads are aborted after 1 day).")
+    object_retention_days: RetentionDays = Field(
+        "forever", description="Days after its upload an object expires (created bucket only; 1..36500; it is then "
+                               "a noncurrent version for noncurrentVersionDays), or \"forever\" to keep objects "
+                               "until they are deleted.")
+
+    @model_validator(mode="after")
+    def _retention_only_for_a_created_bucket(self) -> BucketSettings:
+        chosen = sorted({"noncurrent_version_days", "object_retention_days"} & self.model_fields_set)
+        if self.existing_name and chosen:
+            keys = " and ".join(to_camel(name) for name in chosen)
+            raise ValueError(f"{keys} set with existingName {self.existing_name}: the lifecycle of an existing "
+                             "bucket is its owner's (the stack would replace all of its rules); remove them or let "
+                             "the pipeline create the bucket")
+        return self
 
 
 def each_matching(pattern: str, what: str) -> AfterValidator:

@@ -34,7 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.blocks.alarms import notifying_alarm
-from components.blocks.bucket import DataBucket
+from components.blocks.bucket import DataBucket, Expiry, Retention
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.function import TaskFunction
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
@@ -47,6 +47,8 @@ from components.blocks.table import DataTable
 from components.blocks.worker import QueueWorker
 from components.config import BatchInferenceSettings, QueueSettings, WorkerSettings
 from components.config.batch_inference import JOB_QUEUE_ALLOWANCE_HOURS, SYNC_BATCH_MAX_INPUT_BYTES
+from components.config.batch_inference import SHARD_PREFIX as CONFIG_SHARD_PREFIX
+from components.config.sections import retention_days
 from components.pipelines.batch_inference_asl import AslParameters, definition
 
 HANDLER_PACKAGE = "batch_inference"
@@ -63,7 +65,7 @@ JOB_OWNER_TAG = "ai-pipelines:batch-job-owner"
 # Key layout. Input bucket: <corpusPrefix> (corpora), shards/<runId>/ (shards and the shard list).
 # Output bucket: bedrock-output/<runId>/<shard>/ (Bedrock's), results/<runId>/ (joined results), runs/ (manifests
 # and the Maps' ResultWriter files).
-SHARD_PREFIX = "shards/"
+SHARD_PREFIX = CONFIG_SHARD_PREFIX
 BEDROCK_OUTPUT_PREFIX = "bedrock-output/"
 RESULTS_PREFIX = "results/"
 RUNS_PREFIX = "runs/"
@@ -102,8 +104,10 @@ class BatchInference(pulumi.ComponentResource):
         model = settings.model
         self.job_name_prefix = naming.name("job", max_length=34)
 
-        self.input_bucket = DataBucket(naming, env, "input", protect=protect_data, opts=child)
-        self.output_bucket = DataBucket(naming, env, "output", protect=protect_data, opts=child)
+        self.input_bucket = DataBucket(naming, env, "input", retention=input_retention(settings),
+                                       protect=protect_data, opts=child)
+        self.output_bucket = DataBucket(naming, env, "output", retention=output_retention(settings),
+                                        protect=protect_data, opts=child)
         input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
         self.ledger = DataTable(naming, env, "ledger", purpose="ledger", hash_key=LEDGER_KEY,
                                 retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
@@ -375,6 +379,27 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
             ]).to_json(), opts=child)
         return role
+
+
+def input_retention(settings: BatchInferenceSettings) -> Retention:
+    """Corpora for corpusRetentionDays (or for ever); shards until a run's redrive window has passed."""
+    return Retention(settings.noncurrent_version_days, expiries=(
+        *_kept("expire-corpora", settings.corpus_prefix, retention_days(settings.corpus_retention_days)),
+        Expiry("expire-shards", SHARD_PREFIX, settings.intermediate_retention_days)))
+
+
+def output_retention(settings: BatchInferenceSettings) -> Retention:
+    """Results and manifests for resultRetentionDays (or for ever); Bedrock's job output and the Maps' result files
+    until a run's redrive window has passed (under runs/ too: S3 applies the shorter expiry)."""
+    results = retention_days(settings.result_retention_days)
+    return Retention(settings.noncurrent_version_days, expiries=(
+        *_kept("expire-results", RESULTS_PREFIX, results), *_kept("expire-manifests", RUNS_PREFIX, results),
+        Expiry("expire-job-output", BEDROCK_OUTPUT_PREFIX, settings.intermediate_retention_days),
+        Expiry("expire-map-results", f"{MAP_RESULTS_PREFIX}/", settings.intermediate_retention_days)))
+
+
+def _kept(rule_id: str, prefix: str, days: int | None) -> tuple[Expiry, ...]:
+    return () if days is None else (Expiry(rule_id, prefix, days),)
 
 
 def handler_code(architecture: str, python_version: str) -> Any:

@@ -71,7 +71,7 @@ class FileIngestion(pulumi.ComponentResource):
         self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "files", existing_name=settings.bucket.existing_name, protect=protect_data, opts=child)
+            naming, env, "files", settings=settings.bucket, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
 
         self.queue = QueueWithDlq(

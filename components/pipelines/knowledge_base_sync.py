@@ -44,7 +44,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         uses_schedule = settings.trigger in ("schedule", "both")
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "docs", existing_name=settings.bucket.existing_name, protect=protect_data, opts=child)
+            naming, env, "docs", settings=settings.bucket, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
 
         self.queue = QueueWithDlq(

@@ -92,9 +92,10 @@ RULES = (
             "upload parts are billed forever and hold data past its retention unless a rule removes them.",
         scope="stack",
         check=_versioned_bucket_lifecycle,
-        notes="Advisory by default until the shipped stacks' buckets carry lifecycle rules (retention is being "
-              "added to `components/`); a stack that wants it enforced sets `enforcementLevel: mandatory`.",
-        level=EnforcementLevel.ADVISORY,
+        notes="Mandatory: every bucket the shipped stacks create carries such a rule (the bucket block's lifecycle, "
+              "from the retention settings); an existing bucket the stack only names is not a resource of the "
+              "stack and is not judged.",
+        level=EnforcementLevel.MANDATORY,
         severity=Severity.LOW,
         frameworks=(
             well_architected("SUS04-BP03", "COST04-BP05",

@@ -209,3 +209,31 @@ def test_the_ledger_outlives_a_run_and_its_redrive_period(retention: int, timeou
     config = parse_stack_config({"owner": "data", **batch_inference(ledgerRetentionDays=31, jobTimeoutHours=168)},
                                 stack="prod")
     assert config.batch_inference is not None and config.batch_inference.reconcile_lookback_hours == 384
+
+
+@pytest.mark.parametrize(("value", "days"), [("forever", None), (90, 90), ("90", 90), (36500, 36500)])
+def test_a_retention_is_days_or_forever(value: object, days: int | None) -> None:
+    from components.config.sections import retention_days
+
+    config = parse_stack_config({"owner": "data", **kb(bucket={"objectRetentionDays": value})}, stack="dev")
+    assert retention_days(config.knowledge_base_sync.bucket.object_retention_days) == days  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", [0, -1, 36501, "never", "", True, 1.5])
+def test_a_retention_that_is_neither_is_refused_naming_the_key(value: object) -> None:
+    message = error_for(kb(bucket={"objectRetentionDays": value}))
+    assert 'ai-pipelines:knowledgeBaseSync.bucket.objectRetentionDays = ' in message
+    assert 'must be a number of days from 1 to 36500, or "forever"' in message
+
+
+def test_every_store_has_a_retention_with_a_safe_default() -> None:
+    config = parse_stack_config({"owner": "data", **kb(), **batch_inference()}, stack="dev")
+    bucket = config.knowledge_base_sync.bucket  # type: ignore[union-attr]
+    assert (bucket.noncurrent_version_days, bucket.object_retention_days) == (30, "forever")
+    batch = config.batch_inference
+    assert batch is not None
+    assert (batch.corpus_retention_days, batch.result_retention_days, batch.intermediate_retention_days,
+            batch.noncurrent_version_days, batch.ledger_retention_days) == (90, 365, 31, 30, 90)
+    # 31 days outlast the longest run (jobTimeoutHours 168) plus its 14-day redrive window.
+    assert parse_stack_config({"owner": "data", **batch_inference(jobTimeoutHours=168, ledgerRetentionDays=31)},
+                              stack="dev").batch_inference is not None

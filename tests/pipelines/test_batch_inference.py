@@ -182,6 +182,59 @@ def test_the_failure_lane_has_a_dlq_and_alarms(stack: Synthesis) -> None:
     assert alarms["batchinf-runs-failed-alarm"]["metricName"] == "ExecutionsFailed"
 
 
+def lifecycle(stack: Synthesis, bucket: str) -> dict[str, tuple[str | None, dict[str, Any]]]:
+    """Each lifecycle rule of the bucket by id: (its prefix, None for the whole bucket; its expiration)."""
+    rules = stack.named(f"batchinf-{bucket}-lifecycle").inputs["rules"]
+    assert all(rule["status"] == "Enabled" for rule in rules)
+    return {rule["id"]: (rule["filter"].get("prefix"), rule["expiration"]) for rule in rules}
+
+
+def test_corpora_are_kept_90_days_and_shards_until_the_redrive_window_has_passed(stack: Synthesis) -> None:
+    assert lifecycle(stack, "input") == {
+        "abort-uploads-expire-noncurrent-versions": (None, {"expiredObjectDeleteMarker": True}),
+        "expire-corpora": ("corpus/", {"days": 90}),
+        "expire-shards": ("shards/", {"days": 31})}
+    whole = stack.named("batchinf-input-lifecycle").inputs["rules"][0]
+    assert whole["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+    assert whole["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+
+
+def test_results_and_manifests_are_kept_a_year_job_output_and_map_results_until_redrive_has_passed(
+        stack: Synthesis) -> None:
+    assert lifecycle(stack, "output") == {
+        "abort-uploads-expire-noncurrent-versions": (None, {"expiredObjectDeleteMarker": True}),
+        "expire-results": ("results/", {"days": 365}),
+        "expire-manifests": ("runs/", {"days": 365}),
+        "expire-job-output": ("bedrock-output/", {"days": 31}),
+        # Under runs/ as well: S3 honours the shorter of two overlapping expirations.
+        "expire-map-results": ("runs/map-results/", {"days": 31})}
+
+
+def test_the_prefixes_that_expire_are_the_ones_the_pipeline_writes(stack: Synthesis) -> None:
+    from components.pipelines import batch_inference as pipeline
+
+    writers = [body["ResultWriter"]["Parameters"]["Prefix"] for body in states(stack).values()
+               if "ResultWriter" in body]
+    assert writers and all(f"{p}/" == "runs/map-results/" for p in writers)
+    submitter = stack.named("batchinf-submitter").inputs["environment"]["variables"]
+    assert submitter["BEDROCK_OUTPUT_PREFIX"] == pipeline.BEDROCK_OUTPUT_PREFIX == "bedrock-output/"
+    sharder = stack.named("batchinf-sharder").inputs["environment"]["variables"]
+    assert (sharder["SHARD_PREFIX"], sharder["RESULTS_PREFIX"]) == ("shards/", "results/")
+
+
+def test_retention_follows_the_config_and_forever_keeps_corpora_and_results() -> None:
+    configured = synth(settings(corpusRetentionDays="forever", resultRetentionDays="forever",
+                                intermediateRetentionDays=45, noncurrentVersionDays=7))
+    assert lifecycle(configured, "input") == {
+        "abort-uploads-expire-noncurrent-versions": (None, {"expiredObjectDeleteMarker": True}),
+        "expire-shards": ("shards/", {"days": 45})}
+    assert set(lifecycle(configured, "output")) == {"abort-uploads-expire-noncurrent-versions", "expire-job-output",
+                                                    "expire-map-results"}
+    for bucket in ("input", "output"):
+        whole = configured.named(f"batchinf-{bucket}-lifecycle").inputs["rules"][0]
+        assert whole["noncurrentVersionExpiration"] == {"noncurrentDays": 7}
+
+
 def test_the_ledger_and_jobs_tables_are_conditional_write_ledgers_with_ttl_and_pitr(stack: Synthesis) -> None:
     for name, key in (("batchinf-ledger-table", "recordId"), ("batchinf-jobs-table", "jobKey")):
         table = stack.named(name).inputs
@@ -309,6 +362,13 @@ def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
     ({"jobTimeoutHours": 12}, "greater than or equal to 24"),
     ({"mode": "fast"}, "'batch', 'sync' or 'auto'"),
     ({"textField": "body", "idField": "body"}, "textField and idField are both 'body'"),
+    ({"intermediateRetentionDays": 18}, "intermediateRetentionDays 18 must be longer than a run may last"),
+    ({"jobTimeoutHours": 168, "intermediateRetentionDays": 30}, "720 h in all \\(at least 31 days\\)"),
+    ({"corpusRetentionDays": 7}, "corpusRetentionDays 7 must be longer than a run may last"),
+    ({"resultRetentionDays": 18}, "resultRetentionDays 18 must be longer"),
+    ({"resultRetentionDays": "never"}, 'number of days from 1 to 36500, or "forever"'),
+    ({"noncurrentVersionDays": 400}, "less than or equal to 365"),
+    ({"corpusPrefix": "shards/"}, "overlaps the shard prefix shards/"),
 ])
 def test_inconsistent_config_is_refused_naming_the_key(overrides: dict[str, Any], message: str) -> None:
     section = json.loads(json.dumps(MINIMAL))

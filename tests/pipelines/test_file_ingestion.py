@@ -163,6 +163,17 @@ def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() ->
                                                    f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:ai-pipelines-test-fileingest-db"}}
 
 
+def test_the_created_bucket_keeps_versions_as_long_as_a_message_may_name_them() -> None:
+    rules = synth(settings()).named("fileingest-files-lifecycle").inputs["rules"]
+    assert [r["id"] for r in rules] == ["abort-uploads-expire-noncurrent-versions"]
+    assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    assert rules[0]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+    expiring = synth(settings(bucket={"noncurrentVersionDays": 14, "objectRetentionDays": 60}))
+    rules = expiring.named("fileingest-files-lifecycle").inputs["rules"]
+    assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 14}
+    assert (rules[1]["filter"], rules[1]["expiration"]) == ({"prefix": ""}, {"days": 60})
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"datasets": [{"prefix": "other/orders/", "dataset": "orders"}]}, "under no inputRules prefix"),
     ({"maxObjectBytes": 64 * 1024 * 1024}, "would not fit in memory"),
@@ -173,6 +184,10 @@ def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() ->
                    "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
     ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "sslMode": "verify-full"}},
      "sslMode verify-full needs the database's CA certificates"),
+    ({"bucket": {"noncurrentVersionDays": 13}}, "bucket.noncurrentVersionDays 13 is below the 14 days a file's "
+                                                "message may wait"),
+    ({"bucket": {"existingName": "corp-landing", "objectRetentionDays": 30}},
+     "objectRetentionDays set with existingName corp-landing"),
 ])
 def test_inconsistent_config_fails_naming_the_rule(change: dict[str, Any], message: str) -> None:
     section = {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}}, **change}

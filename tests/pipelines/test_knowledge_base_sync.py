@@ -101,6 +101,24 @@ def test_created_bucket_is_private_encrypted_tls_only_and_protected_when_asked()
     assert synth(("kbsync", settings())).named("kbsync-docs").protect is False
 
 
+def test_created_bucket_keeps_documents_and_expires_old_versions_an_existing_one_is_left_alone() -> None:
+    rules = synth(("kbsync", settings())).named("kbsync-docs-lifecycle").inputs["rules"]
+    assert [(r["id"], r["filter"], r["expiration"]) for r in rules] == [
+        ("abort-uploads-expire-noncurrent-versions", {}, {"expiredObjectDeleteMarker": True})]
+    assert rules[0]["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 1}
+    assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    shorter = synth(("kbsync", settings(bucket={"noncurrentVersionDays": 7, "objectRetentionDays": 400})))
+    rules = shorter.named("kbsync-docs-lifecycle").inputs["rules"]
+    assert rules[0]["noncurrentVersionExpiration"] == {"noncurrentDays": 7}
+    assert rules[1] == {"id": "expire-objects", "status": "Enabled", "filter": {"prefix": ""},
+                        "expiration": {"days": 400}}
+    existing = synth(("kbsync", settings(bucket={"existingName": "corp-docs"})))
+    assert existing.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration") == []
+    with pytest.raises(ValueError, match="noncurrentVersionDays set with existingName corp-docs: the lifecycle of an "
+                                         "existing bucket is its owner's"):
+        settings(bucket={"existingName": "corp-docs", "noncurrentVersionDays": 7})
+
+
 def test_schedule_mode_invokes_only_the_worker_with_retries_and_dlq() -> None:
     result = synth(("kbsync", settings(trigger="schedule", scheduleExpression="rate(2 hours)")))
     assert result.of_type("aws:s3/bucketNotification:BucketNotification") == []

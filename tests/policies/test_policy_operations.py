@@ -179,17 +179,17 @@ def test_versioned_bucket_with_a_whole_bucket_rule_and_unversioned_bucket_pass(p
     assert not findings(pack.analyze(stack.records), LIFECYCLE)
 
 
-def test_versioned_bucket_without_lifecycle_is_reported_advisory(pack: PolicyPackProcess) -> None:
+def test_versioned_bucket_without_lifecycle_is_reported_mandatory(pack: PolicyPackProcess) -> None:
     stack = Stack()
     bucket = data_bucket(stack, "data", versioned=True, lifecycle=[])
     violation = only(pack.analyze(stack.records), LIFECYCLE)
-    assert violation.urn == bucket.urn and violation.enforcement == "advisory"
+    assert violation.urn == bucket.urn and violation.enforcement == "mandatory"
     assert violation.message == (
         "bucket 'data' is versioned but no enabled whole-bucket lifecycle rule aborts incomplete multipart uploads "
         "within 7 days; and no enabled whole-bucket lifecycle rule expires noncurrent versions within 365 days, so "
         "what it keeps grows without bound")
-    report = pack.analyze(stack.records, policy_config={LIFECYCLE: {"enforcementLevel": "mandatory"}})
-    assert only(report, LIFECYCLE).enforcement == "mandatory"
+    report = pack.analyze(stack.records, policy_config={LIFECYCLE: {"enforcementLevel": "advisory"}})
+    assert only(report, LIFECYCLE).enforcement == "advisory"
 
 
 @pytest.mark.parametrize(("rule", "expected"), [
