@@ -49,6 +49,8 @@ SQS_BATCH_SIZE_MAX: Final = 10_000  # standard queues
 SQS_BATCH_SIZE_WITHOUT_WINDOW_MAX: Final = 10  # above this the event source needs a batching window >= 1 s
 MAX_BATCHING_WINDOW_SECONDS: Final = 300
 ESM_MAX_CONCURRENCY_RANGE: Final = (2, 1000)
+# The event source mapping metrics every mapping publishes (the only group SQS mappings offer).
+ESM_METRICS: Final = ("EventCount",)
 
 # --- Alarms ------------------------------------------------------------------------------------------
 ALARM_PERIOD_SECONDS: Final = 60

@@ -67,6 +67,14 @@ def test_every_bucket_has_a_lifecycle_bounding_uploads_and_old_versions(stack: s
         assert 1 <= whole[0]["noncurrentVersionExpiration"]["noncurrentDays"] <= 365
 
 
+@pytest.mark.parametrize("stack", SHIPPED_STACKS)
+def test_every_event_source_mapping_publishes_its_event_counts(stack: str) -> None:
+    mappings = shipped_stack(stack).of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert len(mappings) >= 5
+    assert {m.name: m.inputs.get("metricsConfig") for m in mappings} == {
+        m.name: {"metrics": ["EventCount"]} for m in mappings}
+
+
 def test_pipelines_sharing_an_existing_bucket_with_overlapping_filters_fail_before_anything_is_created() -> None:
     shared = {"existingName": "corp-landing"}
     with pytest.raises(SynthesisError) as caught:

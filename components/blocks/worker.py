@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components import defaults
 from components.blocks.alarms import function_alarms
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.lambda_function import build_function
@@ -23,9 +24,10 @@ class QueueWorker(pulumi.ComponentResource):
     Its inline policy is the consume statement for its own queue, writes to its own log group, X-Ray segments
     (tracing is on), plus exactly the `statements` the pipeline declares. The trust policy names
     lambda.amazonaws.com for this account only. The mapping reports partial batch failures, so one poison
-    message is retried alone. With ``vpc`` the function runs in those subnets and security groups, and its role
-    gets the network-interface permissions Lambda uses for that (``components.blocks.vpc``). With ``after`` the
-    function and its mapping wait for those resources, so no message is delivered before, say, the schema exists.
+    message is retried alone, and publishes its event counts (``defaults.ESM_METRICS``). With ``vpc`` the
+    function runs in those subnets and security groups, and its role gets the network-interface permissions Lambda
+    uses for that (``components.blocks.vpc``). With ``after`` the function and its mapping wait for those
+    resources, so no message is delivered before, say, the schema exists.
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
     ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
@@ -59,6 +61,9 @@ class QueueWorker(pulumi.ComponentResource):
             maximum_batching_window_in_seconds=settings.batching_window_seconds,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config=scaling,
+            # Polled, filtered, processed, failed and dropped event counts (AWS/Lambda, by mapping UUID): without
+            # them a worker that silently drops work looks like an idle one.
+            metrics_config=aws.lambda_.EventSourceMappingMetricsConfigArgs(metrics=list(defaults.ESM_METRICS)),
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy, *after]),
         )

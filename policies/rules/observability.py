@@ -82,8 +82,8 @@ RULES = (
         scope="resource",
         resource_types=(types.EVENT_SOURCE_MAPPING,),
         check=_mapping_metrics,
-        notes=_ADVISORY_NOTE.format(what="mappings set no metricsConfig"),
-        level=EnforcementLevel.ADVISORY,
+        notes="Mandatory: every mapping the shipped stacks create sets it (the queue worker block).",
+        level=EnforcementLevel.MANDATORY,
         severity=Severity.LOW,
         frameworks=(
             well_architected("REL06-BP01", spec="Monitor all components for the workload"),

@@ -120,6 +120,7 @@ def test_worker_function_mapping_and_log_group(preview: Synthesis) -> None:
     assert mapping.inputs["batchSize"] == 50 and mapping.inputs["maximumBatchingWindowInSeconds"] == 5
     assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping.inputs["scalingConfig"] == {"maximumConcurrency": 3}
+    assert mapping.inputs["metricsConfig"] == {"metrics": ["EventCount"]}
     assert mapping.property_dependencies["eventSourceArn"] == [preview.named("demo-jobs").urn]
     assert mapping.property_dependencies["functionName"] == [function.urn]
 

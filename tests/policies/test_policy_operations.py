@@ -252,7 +252,7 @@ def test_mapping_metrics(pack: PolicyPackProcess) -> None:
     worker(stack, "published", queue_with_dlq(stack, "jobs", topic), topic)
     silent = worker(stack, "silent", queue_with_dlq(stack, "other", topic), topic, mapping={"metricsConfig": DROP})
     violation = only(pack.analyze(stack.records), MAPPING_METRICS)
-    assert violation.urn == silent.mapping.urn and violation.enforcement == "advisory"
+    assert violation.urn == silent.mapping.urn and violation.enforcement == "mandatory"
     assert violation.message.startswith("mapping 'silent-source' has no metricsConfig.metrics ['EventCount']")
 
 

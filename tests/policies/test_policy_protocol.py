@@ -31,7 +31,7 @@ def test_pack_identity_and_defaults(pack: PolicyPackProcess) -> None:
     policies = {p.name: p for p in pack.policies()}
     assert len(policies) == 25
     # Advisory by default: the exemptions report, and the rules the shipped stacks do not meet yet.
-    for name in ("exemptions-applied", "sfn-execution-alarms", "lambda-mapping-metrics"):
+    for name in ("exemptions-applied", "sfn-execution-alarms"):
         assert policies.pop(name).enforcement == "advisory"
     assert {p.enforcement for p in policies.values()} == {"mandatory"}
     for policy in policies.values():
