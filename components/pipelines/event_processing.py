@@ -10,7 +10,7 @@ the result and a reference to the input, never the input itself. An example subs
 delivers those events to a queue of their own.
 
 Alarms page through the stack's alarm topic: work-queue age, every dead-letter queue's first message, worker
-errors and throttles, and Bedrock throttles of the configured model.
+errors and throttles, Bedrock throttles of the configured model, and any model answer that failed validation.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ COMPLETED_DETAIL_TYPE = "ProcessingCompleted"
 IDEMPOTENCY_KEY_ATTRIBUTE = "id"
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 RESULTS_KEY_ATTRIBUTE = "resultId"
+# The worker's metric of model answers that failed validation (handlers/event_processor/app.py).
+INVALID_ANSWERS_METRIC = "InvalidModelAnswers"
 # The example subscriber's queue has no consumer of ours; a day of silence means its consumer is gone.
 SUBSCRIBER_VISIBILITY_TIMEOUT_SECONDS = 300
 SUBSCRIBER_AGE_ALARM_SECONDS = 24 * 3600
@@ -104,6 +106,16 @@ class EventProcessor(pulumi.ComponentResource):
             threshold=model.throttle_alarm_threshold, statistic="Sum",
             description=f"Bedrock throttled {model.invoked_id} more than {model.throttle_alarm_threshold} times "
                         "in a minute: the worker's reserved concurrency exceeds the model's quota",
+            parent=self)
+
+        # The worker counts every model answer that fails the task's schema or labels (its own metric, through
+        # Powertools: namespace the project, dimension service); such an answer is never a result, so one pages.
+        self.invalid_answer_alarm = notifying_alarm(
+            naming, "invalid-answers", namespace=naming.project, metric=INVALID_ANSWERS_METRIC,
+            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
+            statistic="Sum",
+            description=f"{model.invoked_id} gave answers that failed the {model.task} schema or labels; those "
+                        "items are retried, then dead-lettered, never stored or published",
             parent=self)
 
         self.subscriber_queue: QueueWithDlq | None = None

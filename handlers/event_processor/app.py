@@ -12,7 +12,10 @@ one model call)
        in-progress record, calls Bedrock (throttling and timeouts retried with backoff and jitter inside the time
        budget), and stores the answer; a later copy gets the stored answer without calling the model; a copy that
        arrives while the first is in flight fails with "already in progress" and is retried by SQS. When the
-       call fails, Powertools deletes the in-progress record, so the retry may call again.
+       call fails, Powertools deletes the in-progress record, so the retry may call again. The instructions go in
+       Converse's ``system`` field, the escaped item alone in the user turn, and the answer is a forced call of a
+       tool whose input schema is the task's; it is validated (``answers``) before it is remembered, and an answer
+       that fails is counted (``InvalidModelAnswers``, alarmed) and fails the record (``Outcome.INVALID_ANSWER``).
     3. ``store.store``: a conditional put of the result, which also claims its publication; a copy that finds
        the result already published is acknowledged as done.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,12 +49,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
-from event_processor import clients, model, prompt, publish, store
+from event_processor import answers, clients, model, prompt, publish, store
 from event_processor.config import Settings
 from event_processor.events import InputReference, ModelAnswer
 from event_processor.exceptions import (
     EventProcessorError,
+    InvalidModelAnswerError,
     ModelCallError,
     PublicationInProgressError,
     RejectedEventError,
@@ -157,6 +163,12 @@ def _work_on(record: SQSRecord, run: Invocation) -> Pending | None:
         logger.warning("Another copy of this item is in flight; this one is retried later",
                        extra={**where, "error": str(error)})
         raise
+    except InvalidModelAnswerError as error:
+        run.outcomes.set(message_id, Outcome.INVALID_ANSWER)
+        run.tally.add("InvalidModelAnswers")
+        logger.error("Model answer failed validation; not stored or published, SQS retries the item, then "
+                     "dead-letters it", extra={**where, "error": str(error)})
+        raise
     except (ModelCallError, RetriesExhaustedError, ResultStoreError, IdempotencyPersistenceLayerError) as error:
         run.outcomes.set(message_id, Outcome.FAILED)
         run.tally.add("RecordFailures")
@@ -198,10 +210,17 @@ def _answer(accepted: Accepted, run: Invocation) -> tuple[ModelAnswer, bool]:
     def ask_model(*, key: dict[str, str], content: str) -> dict[str, Any]:
         asked.append(True)
         run.tally.add("ModelCalls")
-        answer = model.ask(clients.model_client(settings), settings,
-                           prompt.render(settings.prompt_template, content, settings.labels), budget=run.budget,
-                           on_retry=lambda attempt, delay, error: _note_retry(accepted, attempt, delay, error, run))
-        return answer.model_dump()
+        schema, tool = _task_answers(settings.task, settings.labels)
+        question = model.Question(system=_instructions(settings.prompt_template, settings.labels),
+                                  user=prompt.user_turn(content), tool=tool)
+        reply = model.ask(clients.model_client(settings), settings, question, budget=run.budget,
+                          on_retry=lambda attempt, delay, error: _note_retry(accepted, attempt, delay, error, run))
+        # Checked before it is returned: an answer that fails is raised, so the idempotency record is deleted and
+        # nothing invalid is remembered, stored or published.
+        checked = answers.check(schema, reply.tool_input)
+        if isinstance(checked, answers.Invalid):
+            raise InvalidModelAnswerError(f"model {settings.model_id}: {checked.reason}")
+        return reply.answer.model_copy(update={"structured": checked}).model_dump()
 
     remembered = idempotent_function(
         data_keyword_argument="key", persistence_store=clients.idempotency_store(settings.idempotency_table),
@@ -211,6 +230,18 @@ def _answer(accepted: Accepted, run: Invocation) -> tuple[ModelAnswer, bool]:
     if not asked:
         run.tally.add("ModelCallsAvoided")
     return ModelAnswer.model_validate(data), not asked
+
+
+@functools.cache
+def _task_answers(task: str, labels: tuple[str, ...]) -> tuple[type[BaseModel], dict[str, Any]]:
+    """The task's answer model and the tool built from it, once per configuration."""
+    schema = answers.answer_model(task, labels)
+    return schema, answers.tool_spec(schema)
+
+
+@functools.cache
+def _instructions(template: str, labels: tuple[str, ...]) -> str:
+    return prompt.system(template, labels)
 
 
 def _note_retry(accepted: Accepted, attempt: int, delay: float, error: BaseException, run: Invocation) -> None:

@@ -36,6 +36,9 @@ from dataclasses import dataclass
 from common.env import ConfigurationError, read_int, read_str
 
 TASKS = ("classify", "summarize", "extract", "moderate")
+# How answers are asked for and checked; part of the processing profile, so an answer remembered under an earlier
+# format (free text, never validated) is not reused.
+ANSWER_FORMAT = "tool-use/validated/1"
 CONTENT_PLACEHOLDER = "{{content}}"
 LABELS_PLACEHOLDER = "{{labels}}"
 _TABLE_NAME = r"[a-zA-Z0-9_.-]{3,255}"
@@ -72,6 +75,7 @@ class Settings:
         changed prompt or model is never answered from records made under the old one.
         """
         parts = [
+            ANSWER_FORMAT,
             self.task,
             self.model_id,
             self.prompt_template,

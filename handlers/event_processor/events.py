@@ -89,6 +89,7 @@ class ModelAnswer(BaseModel):
     stopReason: str
     usage: Usage
     completedAt: str  # ISO 8601, UTC
+    structured: dict[str, Any] | None = None  # the tool input, once validated against the task's schema
 
 
 class CompletedDetail(BaseModel):

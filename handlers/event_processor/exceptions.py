@@ -35,3 +35,7 @@ class PublicationInProgressError(EventProcessorError):
 
 class ResultStoreError(EventProcessorError):
     """The results table refused a write for a reason other than the item being there already."""
+
+
+class InvalidModelAnswerError(EventProcessorError):
+    """The model's answer does not fit the task's schema or labels (or could not be parsed): never a result."""

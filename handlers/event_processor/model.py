@@ -11,6 +11,7 @@ budget (``retry``); the client itself makes a single attempt, so there is exactl
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from botocore.exceptions import (
 
 from event_processor.config import Settings
 from event_processor.events import ModelAnswer, Usage
-from event_processor.exceptions import ModelCallError, RetriesExhaustedError
+from event_processor.exceptions import InvalidModelAnswerError, ModelCallError, RetriesExhaustedError
 from event_processor.retry import DEFAULT_BACKOFF, Backoff, Budget, BudgetExhaustedError, retry
 
 RETRYABLE_CODES = frozenset({
@@ -55,33 +56,55 @@ def is_retryable(error: BaseException) -> bool:
         isinstance(error, ClientError) and error_code(error) in RETRYABLE_CODES)
 
 
-def converse_request(settings: Settings, prompt: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Question:
+    system: str  # the instructions (Converse ``system``)
+    user: str  # the fenced item (the user turn)
+    tool: dict[str, Any]  # the toolSpec whose input schema is the task's answer schema
+
+
+@dataclass(frozen=True)
+class Reply:
+    answer: ModelAnswer  # ``structured`` unset: only a validated tool input becomes the structured result
+    tool_input: Any  # the input of the forced tool call, as the model gave it (None when it made no such call)
+
+
+def converse_request(settings: Settings, question: Question) -> dict[str, Any]:
     return {
         "modelId": settings.model_id,
-        "messages": [{"role": "user", "content": [{"text": prompt}]}],
+        "system": [{"text": question.system}],
+        "messages": [{"role": "user", "content": [{"text": question.user}]}],
         "inferenceConfig": {"maxTokens": settings.max_output_tokens, "temperature": settings.temperature},
+        # The answer is the forced call of the one tool whose input schema is the task's schema.
+        "toolConfig": {"tools": [{"toolSpec": question.tool}], "toolChoice": {"tool": {"name": question.tool["name"]}}},
     }
 
 
-def answer_of(response: dict[str, Any], now: datetime | None = None) -> ModelAnswer:
+def reply_of(response: dict[str, Any], tool_name: str, now: datetime | None = None) -> Reply:
     content = response.get("output", {}).get("message", {}).get("content", [])
     text = "".join(block["text"] for block in content if "text" in block)
+    calls = [block["toolUse"] for block in content if "toolUse" in block]
+    tool_input = next((call.get("input") for call in calls if call.get("name") == tool_name), None)
     usage = response.get("usage", {})
-    return ModelAnswer(
+    answer = ModelAnswer(
         text=text,
         stopReason=str(response.get("stopReason", "unknown")),
         usage=Usage(inputTokens=int(usage.get("inputTokens", 0)), outputTokens=int(usage.get("outputTokens", 0))),
         completedAt=(now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
     )
+    return Reply(answer=answer, tool_input=tool_input)
 
 
-def ask(client: Any, settings: Settings, prompt: str, *, budget: Budget, backoff: Backoff = DEFAULT_BACKOFF,
-        on_retry: Callable[[int, float, BaseException], None] | None = None) -> ModelAnswer:
-    """One answer from the model, retrying transient failures inside ``budget``."""
-    request = converse_request(settings, prompt)
+def ask(client: Any, settings: Settings, question: Question, *, budget: Budget, backoff: Backoff = DEFAULT_BACKOFF,
+        on_retry: Callable[[int, float, BaseException], None] | None = None) -> Reply:
+    """One reply from the model, retrying transient failures inside ``budget``."""
+    request = converse_request(settings, question)
     try:
         response = retry(lambda: client.converse(**request), retryable=is_retryable, budget=budget,
                          attempt_seconds=settings.model_timeout_seconds, backoff=backoff, on_retry=on_retry)
+    except (RecursionError, ValueError) as error:  # botocore could not parse the answer (nesting, huge numbers)
+        raise InvalidModelAnswerError(f"model {settings.model_id}: the answer could not be parsed "
+                                      f"({type(error).__name__})") from None
     except BudgetExhaustedError as exhausted:
         code = error_code(exhausted.last)
         raise RetriesExhaustedError(
@@ -93,4 +116,4 @@ def ask(client: Any, settings: Settings, prompt: str, *, budget: Budget, backoff
         message = error.response.get("Error", {}).get("Message", "")
         cause = _CAUSES.get(code, "Bedrock returned an unexpected error")
         raise ModelCallError(f"model {settings.model_id}: {cause} ({code}: {message})", code=code) from error
-    return answer_of(response)
+    return reply_of(response, question.tool["name"])

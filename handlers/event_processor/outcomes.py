@@ -18,9 +18,11 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the model or the results table failed; retried by SQS
     IN_PROGRESS = "in-progress"  # another copy holds the item right now; retried by SQS
     PUBLISH_FAILED = "publish-failed"  # stored, not announced; retried by SQS without asking the model again
+    INVALID_ANSWER = "invalid-answer"  # the model's answer failed validation: not stored, not remembered; retried
 
 
-FAILED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.FAILED, Outcome.IN_PROGRESS, Outcome.PUBLISH_FAILED})
+FAILED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.FAILED, Outcome.IN_PROGRESS, Outcome.PUBLISH_FAILED,
+                             Outcome.INVALID_ANSWER})
 
 
 class Tally:

@@ -1,8 +1,8 @@
 """A result as it is stored and as it is announced. Pure.
 
-The stored item and the ``ProcessingCompleted`` event carry the same things: the model's answer (text, the JSON
-object inside it, why it stopped, token usage) and a reference to the input (event id, source, detail type, item
-id, the producer's reference). Never the input's content.
+The stored item and the ``ProcessingCompleted`` event carry the same things: the model's answer (any text, the
+validated tool input as ``structured``, why it stopped, token usage) and a reference to the input (event id,
+source, detail type, item id, the producer's reference). Never the input's content.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from event_processor.events import COMPLETED_DETAIL_TYPE, CompletedDetail, InputReference, ModelAnswer
-from event_processor.prompt import structured
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class StoredResult:
 
     @property
     def result(self) -> dict[str, Any]:
-        return {"output": self.answer.text, "structured": structured(self.answer.text),
+        return {"output": self.answer.text, "structured": self.answer.structured,
                 "stopReason": self.answer.stopReason}
 
     def detail(self, results_table: str) -> CompletedDetail:

@@ -225,6 +225,8 @@ ALARMS = {
     "eventproc-worker-errors-alarm": ("AWS/Lambda", "Errors", {"FunctionName": f"{PREFIX}-worker"}),
     "eventproc-worker-throttles-alarm": ("AWS/Lambda", "Throttles", {"FunctionName": f"{PREFIX}-worker"}),
     "eventproc-model-throttles-alarm": ("AWS/Bedrock", "InvocationThrottles", {"ModelId": MODEL}),
+    # The worker's own metric (Powertools, dimension service): a model answer that failed validation.
+    "eventproc-invalid-answers-alarm": ("ai-pipelines", "InvalidModelAnswers", {"service": f"{PREFIX}-worker"}),
     "eventproc-subscriber-dlq-depth-alarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
                                              {"QueueName": f"{PREFIX}-subscriber-dlq"}),
     "eventproc-completed-undelivered-depth-alarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
@@ -246,6 +248,9 @@ def test_dead_letter_alarms_fire_on_the_first_message_and_throttles_above_the_th
     for name in ("eventproc-work-dlq-depth-alarm", "eventproc-intake-undelivered-depth-alarm"):
         alarm = stack.named(name).inputs
         assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 0)
+    invalid = stack.named("eventproc-invalid-answers-alarm").inputs
+    assert (invalid["comparisonOperator"], invalid["threshold"], invalid["statistic"]) == (
+        "GreaterThanThreshold", 0, "Sum")
     throttles = stack.named("eventproc-model-throttles-alarm").inputs
     assert (throttles["statistic"], throttles["threshold"]) == ("Sum", 10)
     custom = synth(settings(model={"throttleAlarmThreshold": 50})).named("eventproc-model-throttles-alarm")

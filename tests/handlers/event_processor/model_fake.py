@@ -4,7 +4,9 @@ moto does not emulate Bedrock runtime. The ``Stubber`` checks each canned respon
 ``bedrock-runtime`` output shape and each request against the parameters expected for it; this class decides, per
 request, what Bedrock would answer:
 
-* by default a classification whose label follows the item's text (so a result can be traced to its input);
+* by default a classification whose label follows the item's text (so a result can be traced to its input),
+  given as the model gives it: a call of the forced tool, its input the answer; ``answer`` may instead return
+  text (a model that ignores the tool) or a list of content blocks (any other shape Converse allows);
 * scripted errors first (``fail_next``: throttling, timeouts, access denied...), or every call failing
   (``outage``) until it is lifted;
 * ``latency`` seconds per call, spent outside any lock, so concurrent calls overlap as they would against Bedrock;
@@ -34,15 +36,28 @@ _STATUS = {"ThrottlingException": 429, "ModelTimeoutException": 408, "ServiceUna
 LABELS = ("invoice", "contract", "complaint", "other")
 
 
-def classify_text(prompt: str) -> str:
+Answer = dict[str, Any] | str | list[dict[str, Any]]
+
+
+def classify_text(prompt: str) -> Answer:
     """The fake model's answer: the first label the item mentions, else "other"."""
     item = prompt.rsplit("<item>", 1)[-1].lower()
     label = next((label for label in LABELS if label in item), "other")
-    return f'{{"label": "{label}", "confidence": 0.9}}'
+    return {"label": label, "confidence": 0.9}
+
+
+def content_of(answer: Answer, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Converse's content blocks for `answer`: a tool input becomes a call of the request's forced tool."""
+    if isinstance(answer, str):
+        return [{"text": answer}]
+    if isinstance(answer, list):
+        return answer
+    tool = request["toolConfig"]["toolChoice"]["tool"]["name"]
+    return [{"toolUse": {"toolUseId": "tooluse_fake", "name": tool, "input": answer}}]
 
 
 class FakeModel:
-    def __init__(self, client: Any, *, latency: float = 0.0, answer: Callable[[str], str] = classify_text) -> None:
+    def __init__(self, client: Any, *, latency: float = 0.0, answer: Callable[[str], Answer] = classify_text) -> None:
         self.client = client
         self.stubber = Stubber(client)
         self.latency = latency
@@ -91,7 +106,12 @@ class FakeModel:
         return len(self.requests)
 
     def prompts(self) -> list[str]:
+        """The user turn of every request: the fenced item."""
         return [r["messages"][0]["content"][0]["text"] for r in self.requests]
+
+    def systems(self) -> list[str]:
+        """The instructions of every request."""
+        return [r["system"][0]["text"] for r in self.requests]
 
     # --- Bedrock's decision -----------------------------------------------------------------------------------
 
@@ -106,10 +126,10 @@ class FakeModel:
                                           http_status_code=_STATUS.get(code, 400), expected_params=request)
             return
         self.answered.append(request)
-        text = self.answer(request["messages"][0]["content"][0]["text"])
+        content = content_of(self.answer(request["messages"][0]["content"][0]["text"]), request)
         self.stubber.add_response("converse", {
-            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
-            "stopReason": "end_turn",
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": "tool_use" if any("toolUse" in block for block in content) else "end_turn",
             "usage": {"inputTokens": 120, "outputTokens": 16, "totalTokens": 136},
             "metrics": {"latencyMs": int(self.latency * 1000)},
         }, expected_params=request)
