@@ -9,6 +9,18 @@ redelivered or duplicated event never calls the model twice, writes the result t
 the result and a reference to the input, never the input itself. An example subscriber rule on the result bus
 delivers those events to a queue of their own.
 
+Producers: the stack grants none. A producer's role needs ``events:PutEvents`` on the input bus, restricted to
+its own source with the ``events:source`` condition key, so that no other principal in the account can put
+events under that source (the worker keys results on source and item id; with this, no one else can send a
+version of a producer's items)::
+
+    {"Effect": "Allow", "Action": "events:PutEvents",
+     "Resource": "arn:aws:events:<region>:<account>:event-bus/<project>-<stack>-eventproc-input",
+     "Condition": {"StringEquals": {"events:source": "com.example.documents"}}}
+
+and no other statement granting ``events:PutEvents`` on that bus (``events:*`` or a ``*`` resource included).
+A repeated item id with other content is a new version of the item (``handlers/event_processor/keys.py``).
+
 Alarms page through the stack's alarm topic: work-queue age, every dead-letter queue's first message, worker
 errors and throttles, Bedrock throttles of the configured model, and any model answer that failed validation.
 """

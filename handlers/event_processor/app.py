@@ -51,6 +51,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from common.redact import digest
 from event_processor import answers, clients, model, prompt, publish, store
 from event_processor.config import Settings
 from event_processor.events import InputReference, ModelAnswer
@@ -150,10 +151,11 @@ def _work_on(record: SQSRecord, run: Invocation) -> Pending | None:
     if isinstance(verdict, Rejected):
         _reject(record, verdict, where, run)
     where |= {"eventId": verdict.event.id, "itemId": verdict.event.detail.itemId, "resultId": verdict.key}
+    _note_version(verdict, where, run)
     try:
         answer, reused = _answer(verdict, run)
         result = StoredResult(result_id=verdict.key, task=settings.task, model_id=settings.model_id, answer=answer,
-                              input=InputReference.of(verdict.event))
+                              input=InputReference.of(verdict.event, verdict.version))
         claim = Claim(owner=f"{run.request_id}/{message_id}", expires_at_ms=int(run.deadline * 1000))
         stored = store.store(clients.dynamodb(), settings.results_table, result, claim,
                              now_ms=int(clock.time() * 1000))
@@ -201,6 +203,26 @@ def _reject(record: SQSRecord, verdict: Rejected, where: dict[str, Any], run: In
                "detail": verdict.detail, **fingerprint(record.raw_event.get("body"))},
     )
     raise RejectedEventError(f"{verdict.reason}: {verdict.detail}")
+
+
+def _note_version(accepted: Accepted, where: dict[str, Any], run: Invocation) -> None:
+    """Remember the item's latest version; warn when a known item arrives with other content.
+
+    Best effort: the version is part of the result's key, so a new version is processed whatever happens here;
+    this only makes the change visible (an edited document, or another producer reusing the item's id).
+    """
+    try:
+        previous = store.note_version(clients.dynamodb(), settings.idempotency_table, accepted.identity,
+                                      accepted.version,
+                                      expires_at=int(clock.time()) + settings.idempotency_ttl_seconds)
+    except Exception as error:  # the version is in the key anyway; a lost warning is all this costs
+        logger.warning("Item version not recorded", extra={**where, "error": str(error)})
+        return
+    if previous is not None and previous != accepted.version:
+        run.tally.add("ItemVersionsChanged")
+        logger.warning("A known item id arrived with different content; processed as a new version",
+                       extra={**where, "identitySha256": digest(accepted.identity, 16),
+                              "previousContentSha256": previous, "contentSha256": accepted.version})
 
 
 def _answer(accepted: Accepted, run: Invocation) -> tuple[ModelAnswer, bool]:

@@ -61,15 +61,17 @@ class InputReference(BaseModel):
     detailType: str
     itemId: str
     reference: str | None = None
+    itemVersion: str | None = None  # SHA-256 of the item's content and reference (``keys.content_version``)
 
     @classmethod
-    def of(cls, event: InputEvent) -> InputReference:
+    def of(cls, event: InputEvent, version: str | None = None) -> InputReference:
         return cls(
             eventId=event.id,
             source=event.source,
             detailType=event.detail_type,
             itemId=event.detail.itemId,
             reference=event.detail.reference,
+            itemVersion=version,
         )
 
 

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from common.message_body import BodyRejected, read_body
 from common.redact import clip, digest
 from event_processor.events import InputEvent
-from event_processor.keys import MissingKeyFieldError, idempotency_key
+from event_processor.keys import MissingKeyFieldError, content_version, idempotency_key, versioned_key
 
 # EventBridge caps an event at 256 KiB; a body beyond that did not come through the input bus.
 MAX_BODY_BYTES = 256 * 1024
@@ -59,7 +59,9 @@ class RejectReason(StrEnum):
 @dataclass(frozen=True)
 class Accepted:
     event: InputEvent
-    key: str  # deterministic: the same item always gets the same key
+    key: str  # deterministic: the same version of the same item always gets the same key
+    identity: str = ""  # the item, whatever its content (the event id, or a digest of the key fields)
+    version: str = ""  # SHA-256 of the item's content and reference
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,11 @@ def classify(body: object, rules: IntakeRules) -> Verdict:
             field="detail.content",
         )
     try:
-        key = idempotency_key(raw, rules.key_fields)
+        identity = idempotency_key(raw, rules.key_fields)
     except MissingKeyFieldError as error:
         return Rejected(RejectReason.INVALID_FIELDS, str(error), event_id=event.id, field=error.field)
-    return Accepted(event=event, key=key)
+    version = content_version(event.detail.content, event.detail.reference)
+    return Accepted(event=event, key=versioned_key(identity, version), identity=identity, version=version)
 
 
 def _invalid_fields(error: ValidationError, event_id: str | None) -> Rejected:

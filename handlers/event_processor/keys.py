@@ -1,9 +1,18 @@
-"""Idempotency keys: what makes two deliveries "the same item".
+"""Idempotency keys: what makes two deliveries "the same item", and what makes them the same version of it.
 
-With no key fields configured the key is the EventBridge event id, which every copy of one event shares (SQS
-redelivery, a duplicate EventBridge delivery, a redrive from the DLQ). Producers that may put the same item twice
-as two events (a retried ``PutEvents``) configure key fields instead, e.g. ``["source", "detail.itemId"]``: the
-key is then a SHA-256 over those fields' names and values, so both events are one item.
+The item's identity: with no key fields configured, the EventBridge event id, which every copy of one event shares
+(SQS redelivery, a duplicate EventBridge delivery, a redrive from the DLQ). Producers that may put the same item
+twice as two events (a retried ``PutEvents``) configure key fields instead, e.g. ``["source", "detail.itemId"]``:
+the identity is then a SHA-256 over those fields' names and values, so both events are one item.
+
+The item's version: a SHA-256 of what the model works on and what the result carries (``content``, ``reference``).
+The key of a result (and of its idempotency record) is identity and version together, so a repeated id means:
+
+* the same content: the same item, answered once (a retry, a duplicate, a redrive);
+* other content: a new version (an edited document), processed and announced as its own result. The first sender
+  of an id does not own it for ever. A warning names a known id that arrives with other content, since that is
+  also what a second producer reusing someone else's ids looks like; which producers may use the pipeline's
+  source is for their IAM policies to decide (``events:source``, see ``components/pipelines/event_processing.py``).
 
 >>> idempotency_key({"id": "e-1", "source": "s", "detail": {"itemId": "42"}}, [])
 'e-1'
@@ -25,8 +34,20 @@ class MissingKeyFieldError(ValueError):
         self.field = field
 
 
+def content_version(content: str, reference: str | None) -> str:
+    """The SHA-256 hex digest of an item's content and reference: equal for equal items, whoever sends them."""
+    canonical = json.dumps({"content": content, "reference": reference}, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def versioned_key(identity: str, version: str) -> str:
+    """The key of one version of one item: a SHA-256 over its identity and its content version."""
+    return hashlib.sha256(f"{identity}\n{version}".encode("utf-8", "backslashreplace")).hexdigest()
+
+
 def idempotency_key(event: Mapping[str, Any], fields: Sequence[str]) -> str:
-    """The item's key: the event id, or a SHA-256 hex digest of ``fields`` (dotted paths into the event)."""
+    """The item's identity: the event id, or a SHA-256 hex digest of ``fields`` (dotted paths into the event)."""
     if not fields:
         event_id = event.get("id")
         if not isinstance(event_id, str) or not event_id:

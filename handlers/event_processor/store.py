@@ -1,6 +1,7 @@
 """The results table; the only module that writes it.
 
-IAM: ``dynamodb:PutItem`` and ``dynamodb:UpdateItem`` on the results table.
+IAM: ``dynamodb:PutItem`` and ``dynamodb:UpdateItem`` on the results table (and ``UpdateItem`` on the idempotency
+table, for the item-version records of ``note_version``).
 
 One item per input, ever: the write is a conditional put on ``resultId`` (the item's idempotency key). Whoever
 writes the item also holds the claim to publish it (``claimOwner`` until ``claimExpiresAt``, the end of that
@@ -98,6 +99,22 @@ def mark_published(client: Any, table: str, result_id: str, *, event_id: str, pu
         TableName=table, Key={"resultId": {"S": result_id}},
         UpdateExpression="SET publishedAt = :at, completionEventId = :event REMOVE claimOwner, claimExpiresAt",
         ExpressionAttributeValues={":at": {"S": published_at}, ":event": {"S": event_id}})
+
+
+# Prefix of the item-version records kept in the idempotency table beside Powertools' own (``event-processor#``).
+VERSION_PREFIX = "item-version#"
+
+
+def note_version(client: Any, table: str, identity: str, version: str, *, expires_at: int) -> str | None:
+    """Record ``version`` as the item's latest in the idempotency table (expiring with its records); returns the
+    version recorded before, if any. IAM: ``dynamodb:UpdateItem`` on the idempotency table."""
+    response = client.update_item(
+        TableName=table, Key={"id": {"S": VERSION_PREFIX + identity}},
+        UpdateExpression="SET contentSha256 = :version, expiration = :expires",
+        ExpressionAttributeValues={":version": {"S": version}, ":expires": {"N": str(expires_at)}},
+        ReturnValues="UPDATED_OLD")
+    previous = response.get("Attributes", {}).get("contentSha256", {}).get("S")
+    return str(previous) if previous is not None else None
 
 
 def release(client: Any, table: str, result_id: str, claim: Claim) -> None:

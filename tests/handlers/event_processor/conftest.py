@@ -151,7 +151,9 @@ class Pipeline:
         return list(self.dynamodb.scan(TableName=RESULTS_TABLE["name"])["Items"])
 
     def idempotency_records(self) -> list[dict[str, Any]]:
-        return list(self.dynamodb.scan(TableName=IDEMPOTENCY_TABLE["name"])["Items"])
+        """Powertools' records (not the item-version records kept beside them)."""
+        return [item for item in self.dynamodb.scan(TableName=IDEMPOTENCY_TABLE["name"])["Items"]
+                if not item["id"]["S"].startswith("item-version#")]
 
     def completed(self) -> list[dict[str, Any]]:
         """Every ProcessingCompleted event the example subscriber has received so far."""

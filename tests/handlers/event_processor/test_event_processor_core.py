@@ -16,7 +16,7 @@ from event_processor import answers, model, publish
 from event_processor.config import Settings
 from event_processor.events import InputReference, ModelAnswer, Usage
 from event_processor.intake import MAX_BODY_BYTES, Accepted, IntakeRules, Rejected, classify
-from event_processor.keys import MissingKeyFieldError, idempotency_key
+from event_processor.keys import MissingKeyFieldError, content_version, idempotency_key, versioned_key
 from event_processor.prompt import system, user_turn
 from event_processor.results import StoredResult
 from event_processor.retry import Backoff, Budget, BudgetExhaustedError, ManualClock, retry
@@ -98,7 +98,20 @@ def test_an_accepted_event_carries_its_item_and_key():
 
     assert isinstance(verdict, Accepted)
     assert verdict.event.detail.itemId == "doc-1" and verdict.event.detail_type == "DocumentSubmitted"
-    assert verdict.key == idempotency_key(json.loads(body({"itemId": "doc-1"})), RULES.key_fields)
+    assert verdict.identity == idempotency_key(json.loads(body({"itemId": "doc-1"})), RULES.key_fields)
+    assert verdict.version == content_version("hello", "s3://b/k")
+    assert verdict.key == versioned_key(verdict.identity, verdict.version)
+
+
+def test_a_key_follows_the_content_so_an_edited_item_is_a_new_version():
+    original = classify(body({"itemId": "doc-1", "content": "hello"}), RULES)
+    retried = classify(body({"itemId": "doc-1", "content": "hello"}, id="e-2"), RULES)
+    edited = classify(body({"itemId": "doc-1", "content": "hello, edited"}), RULES)
+    moved = classify(body({"itemId": "doc-1", "content": "hello", "reference": "s3://b/new"}), RULES)
+    assert isinstance(original, Accepted) and isinstance(retried, Accepted)
+    assert isinstance(edited, Accepted) and isinstance(moved, Accepted)
+    assert original.key == retried.key  # a retried PutEvents: the same item, the same version
+    assert len({original.key, edited.key, moved.key}) == 3 and original.identity == edited.identity
 
 
 def test_an_event_without_the_envelope_fields_consumers_never_read_is_accepted():
@@ -308,4 +321,4 @@ def test_the_completion_event_holds_the_result_and_the_reference():
     detail = json.loads(entry["Detail"])
     assert detail["result"]["structured"] == {"label": "invoice"}
     assert detail["input"] == {"eventId": "e-1", "source": "s", "detailType": "d", "itemId": "doc-1",
-                               "reference": "s3://b/k"}
+                               "reference": "s3://b/k", "itemVersion": None}

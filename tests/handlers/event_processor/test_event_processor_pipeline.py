@@ -10,6 +10,7 @@ import pytest
 
 from event_processor.events import CompletedDetail
 from event_processor.exceptions import EventProcessorError
+from event_processor.keys import content_version
 from tests.handlers.event_processor.conftest import (
     DETAIL_TYPE,
     ENVIRONMENT,
@@ -42,7 +43,8 @@ def test_items_are_classified_stored_once_and_announced_with_a_reference(pipelin
     assert detail.result["structured"] == {"label": "invoice", "confidence": 0.9}
     assert events["doc-2"]["detail"]["result"]["structured"]["label"] == "contract"
     assert detail.input.model_dump() == {"eventId": event_id, "source": SOURCE, "detailType": DETAIL_TYPE,
-                                         "itemId": "doc-1", "reference": "s3://docs/doc-1.pdf"}
+                                         "itemId": "doc-1", "reference": "s3://docs/doc-1.pdf",
+                                         "itemVersion": content_version(CONTENT, "s3://docs/doc-1.pdf")}
     assert detail.task == "classify" and detail.modelId == ENVIRONMENT["MODEL_ID"]
     assert detail.resultsTable == ENVIRONMENT["RESULTS_TABLE"]
     stored = {item["input"]["M"]["itemId"]["S"]: item for item in pipeline.results()}
@@ -116,14 +118,16 @@ def test_a_producer_retrying_put_events_gets_one_result_for_its_item(pipeline, e
     assert_each_exactly_once(pipeline.ledger(["doc-1"]))
 
 
-def test_without_key_fields_the_event_id_is_the_key(pipeline, event_source, model, configure):
+def test_without_key_fields_the_event_id_and_the_content_are_the_key(pipeline, event_source, model, configure):
+    from event_processor.keys import content_version, versioned_key
+
     configure(idempotency_key_fields=())
     event_id = pipeline.submit("doc-1", CONTENT)
 
     event_source.poll(raise_errors=True)
 
     (item,) = pipeline.results()
-    assert item["resultId"]["S"] == event_id
+    assert item["resultId"]["S"] == versioned_key(event_id, content_version(CONTENT, None))
 
 
 def test_the_model_is_asked_through_the_inference_profile_when_one_is_configured(
@@ -282,3 +286,26 @@ def test_each_task_is_held_to_its_own_schema(task, answer, pipeline, event_sourc
     assert event["detail"]["result"]["structured"] == answer and event["detail"]["task"] == task
     schema = model.requests[0]["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"]
     assert set(schema["properties"]) == set(answer)
+
+
+# --- a repeated item id: the item's content is its version ------------------------------------------------------
+
+
+def test_an_item_id_sent_again_with_other_content_is_a_new_version_processed_and_announced_with_a_warning(
+        pipeline, event_source, model, clock, logs):
+    pipeline.submit("doc-1", "an invoice for 3 widgets")
+    drain(event_source, pipeline, clock)
+    pipeline.submit("doc-1", "a contract, edited and countersigned")  # the same id, other content
+    drain(event_source, pipeline, clock)
+    pipeline.submit("doc-1", "a contract, edited and countersigned")  # that version again
+    drain(event_source, pipeline, clock)
+
+    assert len(model.answered) == 2  # one call per version, none for the repeat
+    events = pipeline.completed()
+    assert [e["detail"]["result"]["structured"]["label"] for e in events] == ["invoice", "contract"]
+    assert len({e["detail"]["resultId"] for e in events}) == 2 and len(pipeline.results()) == 2
+    assert len({e["detail"]["input"]["itemVersion"] for e in events}) == 2
+    (warning,) = logs.named("A known item id arrived with different content")
+    assert warning["level"] == "WARNING" and warning["itemId"] == "doc-1"
+    assert warning["previousContentSha256"] != warning["contentSha256"]
+    assert "countersigned" not in json.dumps(logs.entries)  # digests, never the content
