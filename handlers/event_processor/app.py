@@ -24,6 +24,8 @@ The batch, in the handler's thread
        the input, never its content), in chunks of at most 10, retrying only the failed entries.
     5. ``store.mark_published`` for each published result. A record whose event could not be published fails:
        SQS retries it, its idempotency record answers without the model, and its stored result is published.
+       No ``PutEvents`` starts unless the marks still fit before the timeout (``MARK_SECONDS``): a batch that
+       reaches its publication too late fails its records instead, and the retry announces them once.
 
 Every record ends in exactly one ``outcomes.Outcome``; failures are returned as ``batchItemFailures``.
 """
@@ -86,6 +88,9 @@ clock: Clock = SystemClock()
 BOOKKEEPING_SECONDS = 10
 # Publication stops this long before the function's timeout, so the response still reaches SQS.
 RESPONSE_SECONDS = 1
+# Kept after the last PutEvents for the publication marks (one DynamoDB update per result, concurrently): a result
+# announced and not marked would be announced again by a redelivery, so no PutEvents starts without this time.
+MARK_SECONDS = 3
 
 
 @dataclass
@@ -287,7 +292,7 @@ def _publish(pending: list[Pending], run: Invocation) -> None:
                                           results_table=settings.results_table)
                for message_id, p in by_message.items()}
     deliveries = publish.put_events(clients.events(), entries,
-                                    budget=Budget(clock, run.deadline - RESPONSE_SECONDS))
+                                    budget=Budget(clock, run.deadline - RESPONSE_SECONDS - MARK_SECONDS))
     published = [(by_message[m], d) for m, d in deliveries.items() if isinstance(d, publish.Published)]
     for p, delivery in deliveries.items():
         if isinstance(delivery, publish.NotPublished):

@@ -2,6 +2,8 @@
 
 IAM: ``events:PutEvents`` on the result bus.
 
+No attempt starts unless it fits the budget, which ends where the time kept for the publication marks begins.
+
 ``PutEvents`` takes at most 10 entries and 256 KiB per request and may accept some entries while failing others
 (``FailedEntryCount``, an ``ErrorCode`` per failed entry). Entries go out in chunks within both limits; only the
 failed entries are sent again, with backoff, while the budget allows and up to ``MAX_ATTEMPTS`` in all. Entries
@@ -75,6 +77,12 @@ def put_events(client: Any, entries: Mapping[str, Mapping[str, Any]], *, budget:
     """Publish ``entries`` (key -> PutEvents entry); returns each key's delivery."""
     outcome: dict[str, Delivery] = {}
     pending = list(entries)
+    if budget.remaining() < ATTEMPT_SECONDS:
+        # Not even the first attempt starts without room to finish it: whatever goes out must still be marked
+        # (the budget ends where the marks' time begins), or a redelivery would announce it again.
+        left = NotPublished("NoTimeLeft", f"{max(budget.remaining(), 0):.1f} s left before the publication marks "
+                                          f"are due; a PutEvents attempt needs {ATTEMPT_SECONDS:.1f} s", 0)
+        return dict.fromkeys(pending, left)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         failed: dict[str, NotPublished] = {}
         for chunk in chunks(pending, entries):

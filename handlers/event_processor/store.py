@@ -13,7 +13,8 @@ invocation); publishing sets ``publishedAt`` and drops the claim. A copy that fi
 * a live claim of another copy: that copy is publishing right now; this one fails and is retried later, when it
   will find ``publishedAt``. So one stored result is published once in every path but one: a crash after
   ``PutEvents`` succeeded and before ``publishedAt`` was written, which republishes the same ``resultId``
-  (consumers dedupe on it).
+  (consumers dedupe on it). The function's timeout is not such a crash: no ``PutEvents`` starts without time
+  for the marks after it (``app.MARK_SECONDS``); only the environment dying in those seconds remains.
 
 The stored result wins over a recomputed one: the copy that publishes always announces what the table holds.
 """

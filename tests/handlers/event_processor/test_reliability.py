@@ -15,10 +15,12 @@ behind a Stubber.
 | results table down mid-batch           | the affected items retried without asking the model again            |
 | partial PutEvents failure              | only the failed entry's item is retried, announced once, no new call |
 | expired visibility during a slow batch | the second copy is deferred; stored and announced once               |
+| crash between PutEvents and the mark   | no PutEvents without time for its mark; the retry announces it once  |
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from typing import Any
@@ -258,3 +260,46 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline, event_source
     assert sorted(answered_items(model)) == ITEMS
     assert_each_exactly_once(pipeline.ledger(ITEMS))
     assert json.dumps(pipeline.completed()).count('"doc-0"') == 1
+
+
+class Killed(BaseException):  # not an Exception: nothing in the handler may catch it
+    """Lambda ending the invocation at its timeout: nothing in the function catches it, nothing after it runs."""
+
+
+def test_reliability_crash_between_put_events_and_the_publication_mark(pipeline, event_source, model, clock, logs):
+    submit_all(pipeline, ["doc-1"])
+    context = event_source.context_factory()
+    deadline = clock.time() + context.get_remaining_time_in_millis() / 1000
+    slow, first = {"write": True}, {"invocation": True}
+
+    def slow_results_write(params: dict[str, Any], **_: Any) -> None:
+        # The batch reaches its publication with 3 s left (a slow model and a slow write took the rest).
+        if json.loads(params["body"]).get("TableName") == RESULTS_TABLE["name"] and slow.pop("write", False):
+            clock.advance(deadline - 3 - clock.time())
+
+    def slow_put_events(**_: Any) -> None:
+        if first["invocation"]:
+            clock.advance(2.5)
+
+    def mark(params: dict[str, Any], **_: Any) -> None:
+        if first["invocation"] and "publishedAt" in json.loads(params["body"]).get("UpdateExpression", ""):
+            clock.advance(1)  # one DynamoDB round trip
+            if clock.time() > deadline:
+                raise Killed("the invocation timed out between PutEvents and the publication mark")
+
+    hooks = [(clients.dynamodb(), "before-call.dynamodb.PutItem", slow_results_write),
+             (clients.events(), "before-call.events.PutEvents", slow_put_events),
+             (clients.dynamodb(), "before-call.dynamodb.UpdateItem", mark)]
+    for client, name, hook in hooks:
+        client.meta.events.register(name, hook)
+    try:
+        with contextlib.suppress(Killed):  # killed: SQS hears nothing and redelivers the whole batch
+            event_source.handler(event_source.event(event_source.receive()), context)
+        first["invocation"] = False
+        drain(event_source, pipeline, clock)
+    finally:
+        for client, name, hook in hooks:
+            client.meta.events.unregister(name, hook)
+
+    assert len(model.answered) == 1
+    assert_each_exactly_once(pipeline.ledger(["doc-1"]))  # announced once: no PutEvents without time to mark it
