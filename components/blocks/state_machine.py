@@ -1,4 +1,5 @@
-"""A STANDARD Step Functions state machine with its role, a log group with retention, tracing and a failure alarm.
+"""A STANDARD Step Functions state machine with its role, a log group with retention, tracing and an alarm on
+executions that fail, time out or are aborted.
 
 The definition is a dict (values may be Outputs of ARNs built from physical names) serialized by the engine-aware
 ``Output.json_dumps``, so it is known at preview and the policy pack can read every state. The role may start and
@@ -17,11 +18,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import notifying_sum_alarm
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
 from components.blocks.naming import Naming
 
 STATES_SERVICE = "states.amazonaws.com"
+# The AWS/States metrics of executions that ended without succeeding; any of them pages.
+BAD_ENDINGS = ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
 # Only errors: ALL would log every child execution's events and inputs of a million-record run.
 LOG_LEVEL = "ERROR"
 # CloudWatch Logs' vended-logs prefix, under which Step Functions' log delivery needs no resource policy growth.
@@ -72,8 +75,10 @@ class StateMachine(pulumi.ComponentResource):
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
         )
-        self.failed_alarm = notifying_alarm(
-            naming, f"{purpose}-failed", namespace="AWS/States", metric="ExecutionsFailed",
+        # One alarm (the runbook's `<purpose>-failed`) on every way a run ends badly: its notification names the
+        # machine, and the run's status (which way it ended) is in the execution and in what the pipeline publishes.
+        self.failed_alarm = notifying_sum_alarm(
+            naming, f"{purpose}-failed", namespace="AWS/States", metrics=BAD_ENDINGS,
             dimensions={"StateMachineArn": env.state_machine(self.state_machine.name)}, topic_arn=alarm_topic_arn,
-            threshold=0, statistic="Sum", description=f"An execution of {self.name} failed", parent=self)
+            threshold=0, description=f"An execution of {self.name} failed, timed out or was aborted", parent=self)
         self.register_outputs({"arn": self.arn, "name": self.state_machine.name})

@@ -47,9 +47,6 @@ def _mapping_metrics(ctx: ResourceContext) -> None:
                       f"processed and dropped event counts are not published")
 
 
-_ADVISORY_NOTE = ("Advisory by default until the shipped stacks comply (their {what}); a stack that wants it "
-                  "enforced sets `enforcementLevel: mandatory`.")
-
 RULES = (
     Rule(
         name="sfn-execution-alarms",
@@ -59,8 +56,9 @@ RULES = (
             "only these metrics say so.",
         scope="stack",
         check=_execution_alarms,
-        notes=_ADVISORY_NOTE.format(what="state machine alarms on ExecutionsFailed only"),
-        level=EnforcementLevel.ADVISORY,
+        notes="Mandatory: the shipped stacks' state machines alarm on all three (one metric-math alarm over the "
+              "three metrics, from the state machine block).",
+        level=EnforcementLevel.MANDATORY,
         severity=Severity.MEDIUM,
         frameworks=(
             well_architected("REL06-BP03", spec="Send notifications (real-time processing and alarming)"),

@@ -66,8 +66,12 @@ def test_status_shows_alarms_with_their_answer_depths_ages_runs_and_jobs(deploye
     cloudwatch, sqs = deployed.client("cloudwatch"), deployed.client("sqs")
     for alarm in deployed.resources["alarms"]:
         inputs = alarm.inputs
-        cloudwatch.put_metric_alarm(AlarmName=inputs["name"], MetricName=inputs["metricName"],
-                                    Namespace=inputs["namespace"], Statistic=inputs["statistic"], Period=60,
+        # A metric-math alarm (the state machine's, over three metrics) is put with its first metric: status reads
+        # alarms by name and state only.
+        metric = inputs.get("metricQueries", [{}])[0].get("metric", {})
+        cloudwatch.put_metric_alarm(AlarmName=inputs["name"], MetricName=inputs.get("metricName", metric.get(
+                                        "metricName")), Namespace=inputs.get("namespace", metric.get("namespace")),
+                                    Statistic=inputs.get("statistic", metric.get("stat")), Period=60,
                                     EvaluationPeriods=1, Threshold=float(inputs["threshold"]),
                                     ComparisonOperator=inputs["comparisonOperator"])
     cloudwatch.set_alarm_state(AlarmName="ai-pipelines-dev-kbsync-changes-dlq-depth", StateValue="ALARM",

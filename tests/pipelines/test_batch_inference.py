@@ -179,7 +179,22 @@ def test_the_failure_lane_has_a_dlq_and_alarms(stack: Synthesis) -> None:
     alarms = {r.name: r.inputs for r in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert alarms["batchinf-failures-dlq-depth-alarm"]["threshold"] == 0
     assert alarms["batchinf-failures-age-alarm"]["threshold"] == 24 * 3600
-    assert alarms["batchinf-runs-failed-alarm"]["metricName"] == "ExecutionsFailed"
+
+
+def test_a_run_that_fails_times_out_or_is_aborted_pages_through_the_alarm_topic(stack: Synthesis) -> None:
+    alarm = stack.named("batchinf-runs-failed-alarm").inputs
+    machine = arn("states", "stateMachine:ai-pipelines-test-batchinf-runs")
+    metrics = [q["metric"] for q in alarm["metricQueries"] if "metric" in q]
+    assert [m["metricName"] for m in metrics] == ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"]
+    assert all(m["namespace"] == "AWS/States" and m["dimensions"] == {"StateMachineArn": machine}
+               and m["stat"] == "Sum" and m["period"] == 60 for m in metrics)
+    [total] = [q for q in alarm["metricQueries"] if q.get("returnData")]
+    assert total["expression"] == "FILL(m0, 0) + FILL(m1, 0) + FILL(m2, 0)"
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert "metricName" not in alarm and "namespace" not in alarm
+    topic = arn("sns", "ai-pipelines-test-shared-alarms")
+    assert alarm["alarmActions"] == alarm["okActions"] == [topic]
+    assert alarm["name"] == "ai-pipelines-test-batchinf-runs-failed"
 
 
 def lifecycle(stack: Synthesis, bucket: str) -> dict[str, tuple[str | None, dict[str, Any]]]:

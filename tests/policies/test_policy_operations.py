@@ -222,7 +222,7 @@ def test_state_machine_alarming_on_failures_only_is_reported(pack: PolicyPackPro
     execution_alarms(stack, machine, topic, ["ExecutionsFailed"])
     execution_alarms(stack, machine, None, ["ExecutionsAborted"])  # no action: tells nobody
     violation = only(pack.analyze(stack.records), SFN_ALARMS)
-    assert violation.urn == machine.urn and violation.enforcement == "advisory"
+    assert violation.urn == machine.urn and violation.enforcement == "mandatory"
     assert violation.message.startswith("state machine 'batch' has no alarm with an action on ExecutionsTimedOut, "
                                         "ExecutionsAborted (AWS/States")
 

@@ -30,9 +30,8 @@ def test_pack_identity_and_defaults(pack: PolicyPackProcess) -> None:
     assert info.name == "ai-pipelines-guardrails"
     policies = {p.name: p for p in pack.policies()}
     assert len(policies) == 25
-    # Advisory by default: the exemptions report, and the rules the shipped stacks do not meet yet.
-    for name in ("exemptions-applied", "sfn-execution-alarms"):
-        assert policies.pop(name).enforcement == "advisory"
+    # Advisory by default: the exemptions report only.
+    assert policies.pop("exemptions-applied").enforcement == "advisory"
     assert {p.enforcement for p in policies.values()} == {"mandatory"}
     for policy in policies.values():
         assert {"unknownValues", "exemptions", "reason"} <= set(policy.config_schema["properties"])

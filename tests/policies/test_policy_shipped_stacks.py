@@ -50,20 +50,11 @@ def worker_triple(records: list[ResourceRecord]) -> tuple[ResourceRecord, Resour
     return queue, function, mapping
 
 
-# The advisory findings the shipped stacks are known to have (reported, awaiting changes to components/): the
-# batch state machine alarms on failed runs only. Anything else, or any of these turning mandatory, fails the test.
-KNOWN_ADVISORY = {("sfn-execution-alarms", "batchinf-runs")}
-
-
 @pytest.mark.parametrize("mode", ["preview", "update"])
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_shipped_stack_passes_with_only_the_known_advisory_findings(pack: PolicyPackProcess, stack: str,
-                                                                   mode: Mode) -> None:
+def test_shipped_stack_passes_with_no_finding_at_any_level(pack: PolicyPackProcess, stack: str, mode: Mode) -> None:
     report = pack.analyze(shipped(stack, mode), policy_config=shipped_config(stack))
-    found = {(v.policy, v.urn.rsplit("::", 1)[-1]) for v in report.violations}
-    assert found == KNOWN_ADVISORY, text(report)
-    assert {v.enforcement for v in report.violations} == {"advisory"}, text(report)
-    assert len(report.violations) == len(KNOWN_ADVISORY), text(report)
+    assert report.violations == [], text(report)
     assert report.skipped == []
 
 
