@@ -322,3 +322,17 @@ def test_the_completion_event_holds_the_result_and_the_reference():
     assert detail["result"]["structured"] == {"label": "invoice"}
     assert detail["input"] == {"eventId": "e-1", "source": "s", "detailType": "d", "itemId": "doc-1",
                                "reference": "s3://b/k", "itemVersion": None}
+
+
+@pytest.mark.parametrize("error", [RecursionError("nested"), ValueError("Exceeds the limit (4300 digits)")])
+def test_an_answer_botocore_cannot_parse_is_an_invalid_answer_not_a_crash(error):
+    from event_processor.exceptions import InvalidModelAnswerError
+
+    class Unparseable:
+        def converse(self, **_: Any) -> dict[str, Any]:
+            raise error
+
+    question = model.Question(system="s", user="<item>\nx\n</item>", tool=answers.tool_spec(answers.Summary))
+    with pytest.raises(InvalidModelAnswerError, match="could not be parsed"):
+        model.ask(Unparseable(), Settings.from_env(ENVIRONMENT), question,
+                  budget=Budget(ManualClock(now=0), deadline=1000))
