@@ -48,7 +48,7 @@ from tests.handlers.batch_inference.helpers import (
 from tests.handlers.batch_inference.test_batch_inference_finalizer import _entry, write_map_results
 from tests.handlers.batch_inference.test_batch_inference_mode_b import batch
 from tests.handlers.conftest import Delivery, SqsEventSource
-from tests.support import aws_calls
+from tests.support import aws_calls, faults
 
 
 class Ledger:
@@ -101,11 +101,13 @@ def _mode_a(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch:
     return descriptors
 
 
+@faults.injects("poison message")
 def test_reliability_poison_message(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                     states: FakeStepFunctions, completion_source: SqsEventSource,
                                     ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     # A corpus line that is not JSON, and a record the model rejects: each alone to the failure lane.
     lines: list[str | bytes] = [*records(4), b"\x00\xff poison", *records(4, start=4)]
+    faults.injected("poison message", "a corpus line that is not JSON")
     (descriptor, second) = _mode_a(invoke, storage, bedrock, monkeypatch, lines)
     poison = shard_ids(storage, descriptor)[2]
     for index, (item, errors) in enumerate(((descriptor, {poison}), (second, set()))):
@@ -117,6 +119,7 @@ def test_reliability_poison_message(invoke: Invoke, storage: Storage, bedrock: F
     assert [m["recordId"] for m in ledger.lane if m["recordId"]] == [poison]
 
 
+@faults.injects("duplicate delivery")
 def test_reliability_duplicate_delivery(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                         states: FakeStepFunctions, completion_source: SqsEventSource,
                                         ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +127,7 @@ def test_reliability_duplicate_delivery(invoke: Invoke, storage: Storage, bedroc
     ids = shard_ids(storage, descriptor)
     _finish(storage, descriptor, {ids[0]})
     _finish(storage, descriptor, {ids[0]})  # EventBridge delivers the same event twice
+    faults.injected("duplicate delivery", "the job's completion event delivered twice")
     describe(bedrock, descriptor, "Completed")
     states.expects_success("token-0")
     describe(bedrock, descriptor, "Completed")
@@ -134,6 +138,7 @@ def test_reliability_duplicate_delivery(invoke: Invoke, storage: Storage, bedroc
     ledger.assert_each_exactly_once(ids)
 
 
+@faults.injects("concurrent duplicate")
 def test_reliability_concurrent_duplicate(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                           states: FakeStepFunctions, completion_source: SqsEventSource,
                                           ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,6 +147,7 @@ def test_reliability_concurrent_duplicate(invoke: Invoke, storage: Storage, bedr
     _finish(storage, descriptor, {ids[1]})
     _finish(storage, descriptor, {ids[1]})
     # Two copies of the event in flight at once: the second finds the first one's lease on the shard.
+    faults.injected("concurrent duplicate", "two copies of the completion event settle the shard at once")
     describe(bedrock, descriptor, "Completed")
     describe(bedrock, descriptor, "Completed")
     states.expects_success("token-0")
@@ -171,6 +177,7 @@ def test_reliability_concurrent_duplicate(invoke: Invoke, storage: Storage, bedr
     ledger.assert_each_exactly_once(ids)
 
 
+@faults.injects("crash after the side effect, before the acknowledgement")
 def test_reliability_crash_after_the_side_effect_before_the_acknowledgement(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,6 +188,8 @@ def test_reliability_crash_after_the_side_effect_before_the_acknowledgement(
     # Results written, failures sent, shard settled; then resuming the child fails (the invocation dies).
     states.stubber.add_client_error("send_task_success", service_error_code="InternalServerError",
                                     service_message="try again", http_status_code=500)
+    faults.injected("crash after the side effect, before the acknowledgement",
+                    "resuming the child fails after the shard was settled")
     delivery = completion_source.poll()
     assert delivery is not None and delivery.failed_ids == delivery.message_ids
     _redeliver(storage, delivery)
@@ -193,6 +202,7 @@ def test_reliability_crash_after_the_side_effect_before_the_acknowledgement(
     ledger.assert_each_exactly_once(ids)
 
 
+@faults.injects("downstream throttling")
 def test_reliability_downstream_throttling(invoke: Invoke, storage: Storage, converse: FakeConverse,
                                            ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_worker.time, "sleep", lambda seconds: None)
@@ -200,6 +210,7 @@ def test_reliability_downstream_throttling(invoke: Invoke, storage: Storage, con
     attempts = sync_worker.settings.max_attempts
     converse.answers("ok")
     converse.fails("ThrottlingException", times=attempts)  # DOC0002 outlasts its attempts
+    faults.injected("downstream throttling", "Converse throttles past a record's attempts")
     converse.fails("ThrottlingException", times=2)
     converse.answers("ok after backoff", times=2)  # DOC0003 after two, DOC0004 at once
     with pytest.raises(ThrottlingException):
@@ -211,6 +222,7 @@ def test_reliability_downstream_throttling(invoke: Invoke, storage: Storage, con
     ledger.assert_each_exactly_once(ids)
 
 
+@faults.injects("downstream outage")
 def test_reliability_downstream_outage(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                        states: FakeStepFunctions, completion_source: SqsEventSource,
                                        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,6 +230,7 @@ def test_reliability_downstream_outage(invoke: Invoke, storage: Storage, bedrock
     name, _, arn = job_of(first)
     deliver_event(storage, job_state_change(arn, name, "Failed", MODEL_ID))
     describe(bedrock, first, "Failed", message="Internal error: the batch service was unavailable")
+    faults.injected("downstream outage", "the batch job fails")
     states.expects_failure("token-0", "BedrockJobFailed")
     completion_source.poll()
     _finish(storage, second)
@@ -228,6 +241,7 @@ def test_reliability_downstream_outage(invoke: Invoke, storage: Storage, bedrock
     assert {m["reason"] for m in ledger.lane} == {"job_failed"}
 
 
+@faults.injects("database down mid-batch")
 def test_reliability_database_down_mid_batch(invoke: Invoke, storage: Storage, converse: FakeConverse,
                                              ledger: Ledger) -> None:
     ids = ["DOC0001", "DOC0002", "DOC0003"]
@@ -237,6 +251,7 @@ def test_reliability_database_down_mid_batch(invoke: Invoke, storage: Storage, c
     def outage(**kwargs: Any) -> None:
         writes["count"] += 1
         if writes["count"] == 6:  # three claims and two answers kept, then the table is unreachable
+            faults.injected("database down mid-batch", "the ledger table is unreachable mid-batch")
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "down"}}, "UpdateItem")
 
     client.meta.events.register("before-call.dynamodb.UpdateItem", outage)
@@ -249,6 +264,7 @@ def test_reliability_database_down_mid_batch(invoke: Invoke, storage: Storage, c
     ledger.assert_each_exactly_once(ids)
 
 
+@faults.injects("partial PutEvents failure")
 def test_reliability_partial_put_events_failure(invoke: Invoke, storage: Storage) -> None:
     sharding = {"runId": RUN, "mode": "empty", "corpus": {"bucket": "x", "key": CORPUS}, "counts": {}}
     request = {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding, "map": {}}
@@ -257,6 +273,7 @@ def test_reliability_partial_put_events_failure(invoke: Invoke, storage: Storage
                                  "EventBusName": ANY, "Detail": ANY}]}
         events.add_response("put_events", {"FailedEntryCount": 1, "Entries": [
             {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}, expected)
+        faults.injected("partial PutEvents failure", "EventBridge refuses the BatchRunCompleted entry")
         with pytest.raises(PublicationFailedError, match="InternalFailure"):
             invoke("finalizer", request)
         events.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "event-1"}]}, expected)
@@ -267,6 +284,7 @@ def test_reliability_partial_put_events_failure(invoke: Invoke, storage: Storage
     assert item is not None and item["eventId"] == "event-1"
 
 
+@faults.injects("missed completion event")
 def test_reliability_missed_completion_event(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                              states: FakeStepFunctions, completion_source: SqsEventSource,
                                              ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,6 +292,7 @@ def test_reliability_missed_completion_event(invoke: Invoke, storage: Storage, b
     for descriptor in (first, second):
         _finish(storage, descriptor)
     storage.drain(COMPLETION_QUEUE_URL)  # EventBridge lost both events
+    faults.injected("missed completion event", "both completion events lost")
     bedrock.lists([bedrock.summary(arn=job_of(d)[2], name=job_of(d)[0], status="Completed", input_uri=uris(d)[0],
                                    output_uri=uris(d)[1]) for d in (first, second)])
     states.lists_ended_runs(STATE_MACHINE_ARN)
@@ -285,6 +304,7 @@ def test_reliability_missed_completion_event(invoke: Invoke, storage: Storage, b
     ledger.assert_each_exactly_once([f"DOC{i:04d}" for i in range(8)])
 
 
+@faults.injects("expired visibility during a slow batch")
 def test_reliability_expired_visibility_during_a_slow_batch(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,6 +314,8 @@ def test_reliability_expired_visibility_during_a_slow_batch(
     table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
     name = job_of(descriptor)[0]
     assert table.lease(name, 900)  # a slow invocation is settling the shard...
+    faults.injected("expired visibility during a slow batch",
+                    "the message is delivered anew while a slow invocation holds the shard")
     describe(bedrock, descriptor, "Completed")
     delivery = completion_source.poll()  # ...when its message becomes visible again and is delivered anew
     assert delivery is not None and delivery.failed_ids == delivery.message_ids

@@ -39,7 +39,7 @@ from tests.handlers.event_processor.conftest import (
     drain,
 )
 from tests.handlers.event_processor.faults import FunctionCrashed, PutEventsFaults, crash_on, detail_of
-from tests.support import aws_calls
+from tests.support import aws_calls, faults
 
 ITEMS = [f"doc-{n}" for n in range(5)]
 
@@ -64,9 +64,11 @@ def answered_items(model) -> list[str]:
             for prompt in (r["messages"][0]["content"][0]["text"] for r in model.answered)]
 
 
+@faults.injects("poison message")
 def test_reliability_poison_message(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     pipeline.submit("poison", "x", reference=42)  # reference must be a string: fails the schema
+    faults.injected("poison message", "an event whose reference is not a string")
 
     drain(event_source, pipeline, clock)
 
@@ -79,12 +81,14 @@ def test_reliability_poison_message(pipeline, event_source, model, clock, logs):
     assert_each_exactly_once(ledger)
 
 
+@faults.injects("duplicate delivery")
 def test_reliability_duplicate_delivery(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     copies = [m["Body"] for m in pipeline.sqs.receive_message(QueueUrl=pipeline.queue_url, MaxNumberOfMessages=10,
                                                               VisibilityTimeout=0)["Messages"]]
     for body in copies:  # EventBridge and SQS are at-least-once: every event arrives a second time
         pipeline.send_raw(body)
+        faults.injected("duplicate delivery", "the event delivered a second time")
 
     drain(event_source, pipeline, clock)
 
@@ -93,6 +97,7 @@ def test_reliability_duplicate_delivery(pipeline, event_source, model, clock, lo
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("concurrent duplicate")
 def test_reliability_concurrent_duplicate(pipeline, event_source, model, clock, logs):
     pipeline.submit("doc-1", "invoice doc-1")
     (first,) = event_source.receive()
@@ -103,6 +108,7 @@ def test_reliability_concurrent_duplicate(pipeline, event_source, model, clock, 
     worker.start()
     assert model.waiting.acquire(timeout=10)
 
+    faults.injected("concurrent duplicate", "the second copy arrives while the first one's model call is in flight")
     response = deliver(event_source, [second])  # ...when the second copy arrives
 
     assert response["batchItemFailures"] == [{"itemIdentifier": second["MessageId"]}]
@@ -116,11 +122,14 @@ def test_reliability_concurrent_duplicate(pipeline, event_source, model, clock, 
     assert_each_exactly_once(pipeline.ledger(["doc-1"]))
 
 
+@faults.injects("crash after the side effect, before the acknowledgement")
 def test_reliability_crash_after_side_effect_before_ack(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     messages = event_source.receive()
     # Stored and announced, then the environment dies before SQS hears back: nothing is deleted.
     event_source.handler(event_source.event(messages), event_source.context_factory())
+    faults.injected("crash after the side effect, before the acknowledgement",
+                    "stored and announced, then nothing acknowledged")
 
     drain(event_source, pipeline, clock)
 
@@ -129,9 +138,11 @@ def test_reliability_crash_after_side_effect_before_ack(pipeline, event_source, 
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("missed completion event")
 def test_reliability_crash_between_write_and_publish(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     undo = crash_on(clients.events(), "before-call.events.PutEvents")
+    faults.injected("missed completion event", "the invocation dies before PutEvents")
     messages = event_source.receive()
     with pytest.raises(FunctionCrashed):
         event_source.handler(event_source.event(messages), event_source.context_factory())
@@ -147,9 +158,11 @@ def test_reliability_crash_between_write_and_publish(pipeline, event_source, mod
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("downstream throttling")
 def test_reliability_throttling(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     model.outage("ThrottlingException")  # throttled for longer than one invocation's budget
+    faults.injected("downstream throttling", "the model throttles every call")
     first = event_source.poll()
     assert sorted(first.failed_ids) == sorted(first.message_ids)
     retries = logs.named("Model call failed; retrying after backoff")
@@ -165,9 +178,11 @@ def test_reliability_throttling(pipeline, event_source, model, clock, logs):
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("downstream outage")
 def test_reliability_model_outage(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     model.outage("ServiceUnavailableException")
+    faults.injected("downstream outage", "the model is unavailable")
 
     drain(event_source, pipeline, clock)
 
@@ -185,6 +200,7 @@ def test_reliability_model_outage(pipeline, event_source, model, clock, logs):
     assert all(counts == STORED_ONCE for counts in pipeline.ledger(ITEMS).values())
 
 
+@faults.injects("database down mid-batch")
 def test_reliability_results_table_down_mid_batch(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     down = {"doc-1", "doc-3"}
@@ -196,6 +212,7 @@ def test_reliability_results_table_down_mid_batch(pipeline, event_source, model,
         item_id = request["Item"]["input"]["M"]["itemId"]["S"]
         if item_id not in down:
             return None
+        faults.injected("database down mid-batch", "the results table fails a write")
         down.discard(item_id)
         return AWSResponse(None, 500, {}, None), {  # type: ignore[arg-type]
             "Error": {"Code": "InternalServerError", "Message": "fake outage"}, "ResponseMetadata": {}}
@@ -211,6 +228,7 @@ def test_reliability_results_table_down_mid_batch(pipeline, event_source, model,
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("partial PutEvents failure")
 def test_reliability_partial_put_events_failure(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     attempts: list[str] = []
@@ -219,6 +237,7 @@ def test_reliability_partial_put_events_failure(pipeline, event_source, model, c
         if detail_of(entry)["input"]["itemId"] != "doc-2":
             return False
         attempts.append("doc-2")
+        faults.injected("partial PutEvents failure", "EventBridge fails one entry of PutEvents")
         return len(attempts) <= 3  # every attempt of the first invocation
 
     with PutEventsFaults(clients.events(), fails):
@@ -236,6 +255,7 @@ def test_reliability_partial_put_events_failure(pipeline, event_source, model, c
     assert_each_exactly_once(pipeline.ledger(ITEMS))
 
 
+@faults.injects("expired visibility during a slow batch")
 def test_reliability_expired_visibility_during_slow_batch(pipeline, event_source, model, clock, logs):
     submit_all(pipeline)
     # A queue whose visibility timeout is shorter than a slow batch (30 s against a 120 s function).
@@ -248,6 +268,8 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline, event_source
     for _ in ITEMS:
         assert model.waiting.acquire(timeout=10)
     clock.advance(31)  # the batch is still running when its messages become visible again
+    faults.injected("expired visibility during a slow batch",
+                    "the visibility ran out while the batch's model calls were in flight")
 
     with aws_calls.paused():  # the test's own receive and delete, while the first copy's recording is open
         second = short.poll()
@@ -266,6 +288,7 @@ class Killed(BaseException):  # not an Exception: nothing in the handler may cat
     """Lambda ending the invocation at its timeout: nothing in the function catches it, nothing after it runs."""
 
 
+@faults.injects("crash between PutEvents and the publication mark")
 def test_reliability_crash_between_put_events_and_the_publication_mark(pipeline, event_source, model, clock, logs):
     submit_all(pipeline, ["doc-1"])
     context = event_source.context_factory()
@@ -276,6 +299,8 @@ def test_reliability_crash_between_put_events_and_the_publication_mark(pipeline,
         # The batch reaches its publication with 3 s left (a slow model and a slow write took the rest).
         if json.loads(params["body"]).get("TableName") == RESULTS_TABLE["name"] and slow.pop("write", False):
             clock.advance(deadline - 3 - clock.time())
+            faults.injected("crash between PutEvents and the publication mark",
+                            "the batch reaches its publication 3 s before the invocation's timeout")
 
     def slow_put_events(**_: Any) -> None:
         if first["invocation"]:

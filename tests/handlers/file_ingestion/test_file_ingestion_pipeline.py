@@ -32,7 +32,7 @@ from tests.handlers.file_ingestion.conftest import (
     order,
     orders_file,
 )
-from tests.support import aws_calls
+from tests.support import aws_calls, faults
 
 
 def drain(source: SqsEventSource, clock: Clock, *, rounds: int = MAX_RECEIVE_COUNT + 1) -> list[Delivery]:
@@ -109,6 +109,7 @@ def test_one_transaction_per_batch_and_a_redelivered_batch_adds_no_rows(pipeline
     assert len({row[0] for row in database.query("SELECT xmin::text FROM orders")}) == 1  # one transaction
 
 
+@faults.injects("crash after the side effect, before the acknowledgement")
 def test_reliability_crash_after_commit_before_acknowledgement(pipeline: Pipeline, database: Database, clock: Clock,
                                                                event_source: SqsEventSource, ingest_app: Any,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,6 +118,8 @@ def test_reliability_crash_after_commit_before_acknowledgement(pipeline: Pipelin
     report = ingest_app._report
 
     def crash(*args: Any, **kwargs: Any) -> None:
+        faults.injected("crash after the side effect, before the acknowledgement",
+                        "the invocation dies after its commit")
         raise RuntimeError("execution environment lost after the commit")
 
     monkeypatch.setattr(ingest_app, "_report", crash)
@@ -133,6 +136,7 @@ def test_reliability_crash_after_commit_before_acknowledgement(pipeline: Pipelin
     assert pipeline.depth() == 0
 
 
+@faults.injects("database down mid-batch")
 def test_reliability_database_down_mid_batch(pipeline: Pipeline, database: Database, clock: Clock,
                                              event_source: SqsEventSource, ingest_app: Any,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +150,7 @@ def test_reliability_database_down_mid_batch(pipeline: Pipeline, database: Datab
         calls.append(dataset.table)
         if len(calls) == 2:  # some files are in; the server goes down before the next write
             database.server.stop("immediate")
+            faults.injected("database down mid-batch", "the server stopped between two writes of the batch")
         return insert(cursor, dataset, files)
 
     monkeypatch.setattr(load, "_insert_new", stop_after_first_write)
@@ -165,10 +170,12 @@ def test_reliability_database_down_mid_batch(pipeline: Pipeline, database: Datab
     assert pipeline.depth() == 0
 
 
+@faults.injects("poison message")
 def test_reliability_poison_message(pipeline: Pipeline, database: Database, clock: Clock,
                                     event_source: SqsEventSource) -> None:
     pipeline.put("input/orders/good.json", json.dumps(orders_file("G", 10)))
     pipeline.put("input/orders/poison.json", json.dumps([order("P-1"), order("P-2", total_amount="-5")]))
+    faults.injected("poison message", "a file with a negative total")
 
     first = event_source.poll()
     assert first is not None and len(first.failed_ids) == 1
@@ -180,6 +187,7 @@ def test_reliability_poison_message(pipeline: Pipeline, database: Database, cloc
     assert database.count("orders") == 10
 
 
+@faults.injects("duplicate delivery")
 def test_reliability_duplicate_delivery(pipeline: Pipeline, database: Database, clock: Clock,
                                         event_source: SqsEventSource) -> None:
     pipeline.put("input/orders/dup.json", json.dumps(orders_file("U", 12)))
@@ -187,6 +195,7 @@ def test_reliability_duplicate_delivery(pipeline: Pipeline, database: Database, 
     pipeline.sqs.change_message_visibility(QueueUrl=pipeline.queue_url, ReceiptHandle=notification["ReceiptHandle"],
                                            VisibilityTimeout=0)
     pipeline.send(notification["Body"])  # S3 delivered the event twice: both copies in one batch ...
+    faults.injected("duplicate delivery", "the notification sent twice")
     drain(event_source, clock)
     pipeline.send(notification["Body"])  # ... and a third copy much later
     drain(event_source, clock)
@@ -224,6 +233,7 @@ def _running_in(environment: _Environment, ingest_app: Any) -> Iterator[None]:
         ingest_app.database, ingest_app.writes = kept.database, kept.writes
 
 
+@faults.injects("concurrent duplicate")
 def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database, event_source: SqsEventSource,
                                           invoke: Invoker, ingest_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two copies of one notification, loaded by two execution environments whose transactions overlap."""
@@ -239,6 +249,8 @@ def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database
 
     def overlap(cursor: Any, dataset: Any, files: Any, result: Any) -> Any:
         if "second" not in results:  # A has read the file and not claimed it yet; B runs its whole batch now
+            faults.injected("concurrent duplicate",
+                            "a second environment loads the other copy while the first has not claimed it")
             results["second"] = None
             with _running_in(other, ingest_app):
                 worker = threading.Thread(target=lambda: results.update(second=invoke(event_source.event([second]))))
@@ -257,6 +269,7 @@ def test_reliability_concurrent_duplicate(pipeline: Pipeline, database: Database
     assert database.count("orders") == 40
 
 
+@faults.injects("expired visibility during a slow batch")
 def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, database: Database, clock: Clock,
                                                           event_source: SqsEventSource, invoke: Invoker,
                                                           ingest_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,6 +283,8 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
     def slow(cursor: Any, dataset: Any, files: Any, result: Any) -> Any:
         if not redelivered:  # environment A is still busy when the visibility timeout expires
             clock.expire_visibility()
+            faults.injected("expired visibility during a slow batch",
+                            "the visibility ran out while the first environment was still loading")
             with aws_calls.paused():  # the test plays SQS here, not the function
                 redelivered.append(pipeline.notifications(event_source))
             with _running_in(other, ingest_app):
@@ -289,6 +304,7 @@ def test_reliability_expired_visibility_during_slow_batch(pipeline: Pipeline, da
     assert pipeline.depth() == 0
 
 
+@faults.injects("downstream throttling")
 def test_reliability_downstream_throttling(pipeline: Pipeline, database: Database, clock: Clock,
                                            event_source: SqsEventSource, ingest_app: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,6 +318,7 @@ def test_reliability_downstream_throttling(pipeline: Pipeline, database: Databas
     def slow_down(**params: Any) -> Any:
         if params["Key"] == "input/orders/t2.json" and not throttled:
             throttled.append(params["Key"])
+            faults.injected("downstream throttling", "S3 answers SlowDown")
             raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
                               "GetObject")
         return get_object(**params)
@@ -314,12 +331,14 @@ def test_reliability_downstream_throttling(pipeline: Pipeline, database: Databas
     assert database.count("orders") == 20 and pipeline.dead_letters() == []
 
 
+@faults.injects("downstream outage")
 def test_reliability_downstream_outage(pipeline: Pipeline, database: Database, clock: Clock,
                                        event_source: SqsEventSource) -> None:
     """The database is unreachable for the whole retry budget: every message is retried, then dead-lettered."""
     for index in range(3):
         pipeline.put(f"input/orders/o{index}.json", json.dumps(orders_file(f"Q{index}", 5)))
     database.server.stop()
+    faults.injected("downstream outage", "the database server is down")
     try:
         deliveries = drain(event_source, clock)
     finally:

@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 
 from kb_sync.exceptions import FollowUpSendError, IngestionStartError
 from tests.handlers.kb_sync.names import DELAY_SECONDS, KNOWLEDGE_BASE_ID, MAX_RECEIVE_COUNT, PREFIX, QUEUE
+from tests.support import faults
 
 DELAY = DELAY_SECONDS
 
@@ -91,6 +92,7 @@ def test_removals_alone_start_a_job(pipeline, event_source, bedrock):
     assert len(bedrock.jobs) == 2
 
 
+@faults.injects("duplicate delivery")
 def test_the_same_batch_delivered_twice_starts_one_job(pipeline, event_source, bedrock, invoke, clock, logs):
     pipeline.put(f"{PREFIX}a.pdf")
     pipeline.put(f"{PREFIX}b.pdf")
@@ -100,6 +102,7 @@ def test_the_same_batch_delivered_twice_starts_one_job(pipeline, event_source, b
         event_source.event(messages)
     )  # the job starts, then the invocation times out before SQS hears back: nothing is deleted
     clock.advance(event_source.visibility_timeout + 1)
+    faults.injected("duplicate delivery", "the batch, never acknowledged, is delivered again")
     redelivered = event_source.poll(raise_errors=True)
 
     assert sorted(redelivered.message_ids) == sorted(m["MessageId"] for m in messages)
@@ -137,6 +140,7 @@ def test_a_running_job_gets_a_delayed_follow_up_that_later_starts_the_job(pipeli
     assert pipeline.attribute("ApproximateNumberOfMessagesDelayed") == 0
 
 
+@faults.injects("concurrent duplicate")
 def test_copies_of_one_follow_up_start_at_most_one_job(pipeline, event_source, bedrock, clock):
     bedrock.start_elsewhere()
     pipeline.put(f"{PREFIX}doc.pdf")
@@ -145,6 +149,7 @@ def test_copies_of_one_follow_up_start_at_most_one_job(pipeline, event_source, b
     # A retried invocation would send the same follow-up again; a standard queue keeps both copies.
     (original,) = event_source.receive()
     pipeline.send(original["Body"])
+    faults.injected("concurrent duplicate", "a second copy of the follow-up on the queue")
     clock.advance(event_source.visibility_timeout + 1)
     bedrock.finish_running_job()
 
@@ -228,8 +233,10 @@ def test_bedrock_failures_fail_the_invocation_naming_the_knowledge_base(
     assert failed["level"] == "ERROR" and failed["errorType"] == "IngestionStartError"
 
 
+@faults.injects("downstream outage")
 def test_a_missing_knowledge_base_retries_then_dead_letters_the_whole_batch(pipeline, event_source, bedrock, clock):
     bedrock.exists = False
+    faults.injected("downstream outage", "the knowledge base is gone")
     pipeline.put(f"{PREFIX}doc.pdf")
 
     errors = []
@@ -245,9 +252,11 @@ def test_a_missing_knowledge_base_retries_then_dead_letters_the_whole_batch(pipe
     assert bedrock.jobs == []
 
 
+@faults.injects("downstream throttling")
 def test_throttling_then_a_retry_starts_exactly_one_job(pipeline, event_source, bedrock, clock):
     pipeline.put(f"{PREFIX}doc.pdf")
     bedrock.fail_next("ThrottlingException", 429, "Rate exceeded")
+    faults.injected("downstream throttling", "Bedrock throttles StartIngestionJob")
 
     assert isinstance(event_source.poll().error, IngestionStartError)
     clock.advance(event_source.visibility_timeout + 1)
@@ -270,8 +279,10 @@ def test_a_follow_up_that_cannot_be_sent_fails_the_invocation(pipeline, event_so
     assert pipeline.attribute("ApproximateNumberOfMessagesNotVisible") == 2  # retried, not lost
 
 
+@faults.injects("poison message")
 def test_an_unusable_message_fails_alone_and_the_rest_start_the_job(pipeline, event_source, bedrock, clock, logs):
     poison = pipeline.send("{this is not json")
+    faults.injected("poison message", "a message body that is not JSON")
     pipeline.put(f"{PREFIX}doc.pdf")
 
     delivery = event_source.poll(raise_errors=True)
