@@ -49,6 +49,7 @@ class Mutant:
     occurrence: int
     line: int
     source_line: str
+    mutated_line: str
     outcome: str  # killed, survived, timeout, incompetent
     diff: str
     equivalent_reason: str | None = None
@@ -73,15 +74,15 @@ def load_groups(settings: dict[str, Any]) -> list[Group]:
 
 
 def equivalents() -> dict[tuple[str, str, str], str]:
-    """(module, source line, operator) -> why that mutant is equivalent (docs/mutation-survivors.md's table)."""
+    """(module, line, line as mutated) -> why that mutant is equivalent (docs/mutation-survivors.md's table)."""
     listed: dict[tuple[str, str, str], str] = {}
     if not SURVIVORS_DOC.exists():
         return listed
     for row in SURVIVORS_DOC.read_text().splitlines():
-        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
         if len(cells) == 4 and cells[0].startswith("`") and cells[1].startswith("`"):
-            module, line, operator = (cell.strip("`") for cell in cells[:3])
-            listed[(module, line.replace("\\|", "|"), operator)] = cells[3]
+            module, line, mutated = (cell.strip("`").replace("\\|", "|") for cell in cells[:3])
+            listed[(module, line, mutated)] = cells[3]
     return listed
 
 
@@ -118,16 +119,22 @@ def _config(group: Group, settings: dict[str, Any], timeout: float) -> str:
             f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n")
 
 
-def _changed_line(module_text: list[str], diff: str, fallback: int) -> tuple[int, str]:
+def _changed_line(module_text: list[str], diff: str, fallback: int) -> tuple[int, str, str]:
+    """(line number, the line, the line as mutated) of a mutant's diff."""
+    removed = added = None
     for diff_line in diff.splitlines():
         match = re.match(r"@@ -(\d+)", diff_line)
         if match:
             fallback = int(match.group(1))
         elif diff_line.startswith("-") and not diff_line.startswith("---"):
-            return fallback, diff_line[1:].strip()
-        elif diff_line.startswith(" "):
+            removed = removed if removed is not None else diff_line[1:].strip()
+        elif diff_line.startswith("+") and not diff_line.startswith("+++"):
+            added = added if added is not None else diff_line[1:].strip()
+        elif diff_line.startswith(" ") and removed is None:
             fallback += 1
-    return fallback, module_text[fallback - 1].strip() if 0 < fallback <= len(module_text) else ""
+    if removed is None:
+        removed = module_text[fallback - 1].strip() if 0 < fallback <= len(module_text) else ""
+    return fallback, removed, added or ""
 
 
 def run_group(group: Group, workspace: Path, settings: dict[str, Any]) -> GroupResult:
@@ -159,12 +166,12 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any]) -> GroupR
             mutation = item.mutations[0]
             module = str(mutation.module_path)
             text = (workspace / module).read_text().splitlines()
-            line, source = _changed_line(text, outcome.diff or "", mutation.start_pos[0])
+            line, source, mutated = _changed_line(text, outcome.diff or "", mutation.start_pos[0])
             kind = str(outcome.test_outcome.value if outcome.test_outcome else outcome.worker_outcome.value)
             if kind == "killed" and outcome.output == "timeout":
                 kind = "timeout"
             result.mutants.append(Mutant(group.name, module, mutation.operator_name, mutation.occurrence, line,
-                                         source, kind, outcome.diff or ""))
+                                         source, mutated, kind, outcome.diff or ""))
     result.seconds = time.monotonic() - started
     return result
 
@@ -173,7 +180,7 @@ def report(results: list[GroupResult], seconds: float, jobs: int) -> int:
     listed = equivalents()
     mutants = [m for r in results for m in r.mutants]
     for mutant in mutants:
-        mutant.equivalent_reason = listed.get((mutant.module, mutant.source_line, mutant.operator))
+        mutant.equivalent_reason = listed.get((mutant.module, mutant.source_line, mutant.mutated_line))
     survivors = [m for m in mutants if m.outcome == "survived"]
     unexplained = [m for m in survivors if m.equivalent_reason is None]
     killed = len(mutants) - len(survivors)
@@ -185,9 +192,8 @@ def report(results: list[GroupResult], seconds: float, jobs: int) -> int:
         print(f"  {r.group.name:<28} {status} (tests {r.baseline_seconds:.1f} s unmutated)")
     for m in survivors:
         label = f"equivalent: {m.equivalent_reason}" if m.equivalent_reason else "SURVIVED"
-        print(f"\n{label}\n  {m.module}:{m.line} {m.operator} (occurrence {m.occurrence})\n  {m.source_line}")
-        print("".join(f"    {d}\n" for d in m.diff.splitlines() if d[:1] in "+-" and d[:3] not in ("+++", "---")),
-              end="")
+        print(f"\n{label}\n  {m.module}:{m.line} {m.operator} (occurrence {m.occurrence})\n"
+              f"    - {m.source_line}\n    + {m.mutated_line}")
     score = 100.0 * killed / len(mutants) if mutants else 0.0
     timeouts = sum(1 for m in mutants if m.outcome == "timeout")
     print(f"\nscore: {killed}/{len(mutants)} killed ({score:.1f}%; {timeouts} by timeout), "
@@ -199,8 +205,8 @@ def report(results: list[GroupResult], seconds: float, jobs: int) -> int:
         "groups": {r.group.name: {"error": r.error, "seconds": round(r.seconds),
                                   "killed": sum(1 for m in r.mutants if m.outcome != "survived"),
                                   "total": len(r.mutants)} for r in results},
-        "survivors": [{"module": m.module, "line": m.line, "source": m.source_line, "operator": m.operator,
-                       "equivalent": m.equivalent_reason} for m in survivors]}, indent=2))
+        "survivors": [{"module": m.module, "line": m.line, "source": m.source_line, "mutated": m.mutated_line,
+                       "operator": m.operator, "equivalent": m.equivalent_reason} for m in survivors]}, indent=2))
     return 1 if unexplained or any(r.error for r in results) else 0
 
 

@@ -79,3 +79,16 @@ def test_a_second_copy_in_one_chunk_is_skipped_before_the_claim(cursor: Counting
     assert result.offered == {"orders": 13} and result.inserted == {"orders": 8}
     cursor.connection.commit()
     assert database.count("orders") == 8
+
+
+def test_a_chunk_whose_every_file_is_already_loaded_inserts_no_row(cursor: CountingCursor, database: Database) -> None:
+    load.load_chunk(cursor, [_orders("input/orders/d.json", "D")], load.LoadResult())  # type: ignore[arg-type]
+    cursor.connection.commit()
+    result = load.LoadResult()
+
+    load.load_chunk(cursor, [_orders("input/orders/again/d.json", "D")], result)  # type: ignore[arg-type]
+
+    assert result.files_already_loaded == 1
+    assert result.offered == {"orders": 5} and result.inserted == {"orders": 0}
+    cursor.connection.commit()
+    assert database.count("orders") == 5
