@@ -3,7 +3,7 @@ executions that fail, time out or are aborted.
 
 The definition is a dict (values may be Outputs of ARNs built from physical names) serialized by the engine-aware
 ``Output.json_dumps``, so it is known at preview and the policy pack can read every state. The role may start and
-watch the machine's own executions (what a Distributed Map does to run its children), deliver logs and traces,
+watch the machine's own child executions (what a Distributed Map does to run its children), deliver logs and traces,
 and exactly the `statements` the pipeline declares.
 
 >>> machine = StateMachine(naming, env, "runs", definition=definition(...), statements=[...],
@@ -54,8 +54,9 @@ class StateMachine(pulumi.ComponentResource):
         self.policy_document = PolicyDocument([
             # A Distributed Map starts its child executions as executions of this same state machine.
             Statement("RunOwnChildExecutions", ["states:StartExecution"], [self.arn]),
+            # Its child executions are <machine>/<map run label>:<child id>, not executions of <machine> itself.
             Statement("WatchOwnChildExecutions", ["states:DescribeExecution", "states:StopExecution"],
-                      [env.state_machine_executions(self.name)]),
+                      [env.map_run_executions(self.name)]),
             Statement("DeliverLogs", list(LOG_DELIVERY_ACTIONS), ["*"]),
             Statement("DeliverTraces", list(TRACING_ACTIONS), ["*"]),
             *statements,

@@ -272,7 +272,8 @@ class BatchInference(pulumi.ComponentResource):
         self.finalizer = function(
             "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
             statements=[
-                Statement("ReadMapResultsAndShards", ["s3:GetObject"], [objects(output_name, RUNS_PREFIX), shards]),
+                Statement("ReadMapResultsAndShards", ["s3:GetObject"],
+                          [objects(output_name, f"{MAP_RESULTS_PREFIX}/"), shards]),
                 Statement("WriteManifestsAndKeptResults", ["s3:PutObject"],
                           [objects(output_name, RUNS_PREFIX), objects(output_name, RESULTS_PREFIX)]),
                 claim, to_lane,

@@ -161,7 +161,7 @@ def test_the_state_machine_role_runs_its_own_children_and_invokes_only_the_pipel
                                   "ArnLike": {"aws:SourceArn": arn("states", f"stateMachine:{PREFIX}-runs")}}
     granted = statements(policy)
     assert granted["RunOwnChildExecutions"]["Resource"] == [arn("states", f"stateMachine:{PREFIX}-runs")]
-    assert granted["WatchOwnChildExecutions"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs:*")]
+    assert granted["WatchOwnChildExecutions"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs/*:*")]
     assert granted["RedriveOwnMapRuns"]["Action"] == ["states:RedriveExecution"]
     assert granted["RedriveOwnMapRuns"]["Resource"] == [arn("states", f"execution:{PREFIX}-runs/*:*")]
     assert sorted(granted["InvokeThePipelineFunctions"]["Resource"]) == sorted(
