@@ -1,8 +1,8 @@
 """Placing a function in a VPC: its subnets and security groups, and the network-interface permissions it needs.
 
 Lambda creates, describes and deletes the function's elastic network interfaces with the function's own role, so
-a VPC function's role carries these actions although its code never calls them (they are listed with that reason
-in the least-privilege check's platform grants). They are scoped as far as EC2 allows: creating an interface only
+a VPC function's role carries these actions although its code never calls them (the least-privilege check derives
+these requests from the function's VPC placement). They are scoped as far as EC2 allows: creating an interface only
 in the configured subnets with the configured security groups, deleting and re-addressing only network
 interfaces of this account and region; the two Describe actions have no resource-level permissions.
 

@@ -1,22 +1,18 @@
-"""Granted actions that no handler code calls, each with the reason it is granted anyway. The one place."""
+"""The one reviewed list of grants no recorded or derived request exercises, each with the reason it is granted.
+
+Keyed by (role's logical name, statement Sid, action, how the granted resource ends), the same in every stack.
+What AWS itself does with a role (Lambda writing logs and traces, polling event sources, delivering failed
+invocations, managing a VPC function's network interfaces; Step Functions running a Distributed Map; Bedrock
+running a job) is not listed here: the check derives those requests from the stack (`uses.py`) and holds them
+like the handlers'.
+"""
 
 from __future__ import annotations
 
-PLATFORM_GRANTS: dict[str, str] = {
-    "sqs:ReceiveMessage": "Lambda's SQS event source mapping polls the queue with the function's role",
-    "sqs:DeleteMessage": "the event source mapping deletes the messages a batch processed successfully",
-    "sqs:GetQueueAttributes": "the event source mapping reads the queue's attributes when it is created",
-    "logs:CreateLogStream": "the Lambda runtime creates the function's log streams with its role",
-    "logs:PutLogEvents": "the Lambda runtime writes the function's logs with its role",
-    "xray:PutTraceSegments": "active tracing: the Lambda runtime sends trace segments with the function's role",
-    "xray:PutTelemetryRecords": "active tracing: the Lambda runtime sends X-Ray telemetry with the function's role",
-    "iam:PassRole": "no API of its own: CreateModelInvocationJob names the batch service role, which the caller must "
-                    "be allowed to pass (only that role, only to bedrock.amazonaws.com)",
-    # A function in a VPC: Lambda creates, describes and deletes its network interfaces with the function's role.
-    "ec2:CreateNetworkInterface": "VPC function: Lambda creates the function's network interfaces in its subnets",
-    "ec2:DescribeNetworkInterfaces": "VPC function: Lambda looks up the function's network interfaces",
-    "ec2:DescribeSubnets": "VPC function: Lambda reads the configured subnets when it places the interfaces",
-    "ec2:DeleteNetworkInterface": "VPC function: Lambda deletes network interfaces the function no longer uses",
-    "ec2:AssignPrivateIpAddresses": "VPC function: Lambda assigns addresses to the function's network interfaces",
-    "ec2:UnassignPrivateIpAddresses": "VPC function: Lambda releases addresses of the function's network interfaces",
+UNEXERCISED: dict[tuple[str, str, str, str], str] = {
+    ("fileingest-worker-role", "ReadDatasetPrefixes", "s3:GetObject", "/input/customers/*"):
+        "an object announced without a versionId (a bucket without versioning) is read as its current version, "
+        "with s3:GetObject; every dataset prefix takes the same path, which the tests exercise under input/orders/ "
+        "(tests/handlers/file_ingestion/test_file_ingestion_bad_actors.py::"
+        "test_an_object_deleted_before_its_batch_is_skipped_not_retried)",
 }

@@ -1,83 +1,121 @@
-"""Each function's role is exactly what its handler needs: no call denied, no grant unused or unexplained.
+"""Every role of both shipped stacks is exactly what it is used for, by action and by resource, in each stack's own
+region, account and configuration: no request denied, no grant unexercised or unexplained, no grant wider than
+what is touched.
 
-The calls come from the handler tests themselves (tests/support/aws_calls.py records them through botocore's
-event hooks while they run); the roles come from the shipped stacks synthesized in update mode. Run with the
-handler tests (`make test` does): `pytest tests/handlers tests/least_privilege`.
+What a role is used for (`uses.py`): the handler tests' requests (recorded with their parameters by
+tests/support/aws_calls.py, re-resolved for each stack's environment), what the Lambda service, the state machine's
+definition, Bedrock's batch jobs, the schedules and the event targets do with the role. The judgement is
+`checks.py`. Run with the handler tests (`make test` does): `pytest tests/handlers tests/least_privilege`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 
-from tests.least_privilege.platform_grants import PLATFORM_GRANTS
+from offline.synth import Synthesis, load_stack_files, synthesize
+from tests.least_privilege.checks import Finding, check_role
+from tests.least_privilege.platform_grants import UNEXERCISED
+from tests.least_privilege.roles import Role, stack_roles
+from tests.least_privilege.uses import StackUses, configured_prefixes
 from tests.support import aws_calls
-from tests.support.iam_actions import (
-    action_exists,
-    allowing_statements,
-    fits_resource_type,
-    granted_actions,
-    iam_action,
-)
-from tests.support.stacks import SHIPPED_STACKS, FunctionRole, function_environment, function_roles, shipped_stack
+from tests.support.iam_actions import action_exists, fits_resource_type
+from tests.support.iam_eval import as_list
+from tests.support.stacks import SHIPPED_STACKS
 
 pytestmark = pytest.mark.after_handler_tests
 
 
-def roles(stack: str) -> list[FunctionRole]:
-    return function_roles(shipped_stack(stack))
+@functools.cache
+def stack(name: str) -> Synthesis:
+    """The shipped stack after a `pulumi up`, in its own region (no override)."""
+    return synthesize(name, "update")
 
 
-def recorded(role: FunctionRole, stack: str) -> list[aws_calls.AwsCall]:
-    """The handler tests' calls, as the function makes them with `stack`'s environment (its resource names)."""
-    calls = aws_calls.REGISTRY.calls_under(role.package, function_environment(role.package, stack))
-    if not calls:
-        pytest.fail(f"no AWS calls were recorded for {role.function.inputs['name']} (handler package "
-                    f"{role.package}): run the least-privilege tests together with tests/handlers")
-    return calls
+@functools.cache
+def uses(name: str) -> StackUses:
+    return StackUses.of(stack(name), aws_calls.REGISTRY)
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_every_call_a_handler_makes_is_allowed_by_its_role(stack: str) -> None:
-    denied = []
-    for role in roles(stack):
-        for call in sorted(set(recorded(role, stack))):
-            action = iam_action(call.service, call.operation)
-            if not allowing_statements(role.statements, action, call.resource):
-                denied.append(f"{role.function.inputs['name']}: {action} on {call.resource or '(no resource)'}")
-    assert denied == [], "under-privileged (AccessDenied in production):\n" + "\n".join(denied)
+def findings(name: str, role: Role, statements: tuple[dict[str, object], ...] | None = None) -> list[Finding]:
+    """Every least-privilege finding of `role` in stack `name` (with `statements` in place of its own)."""
+    return check_role(role.record.name, role.statements if statements is None else statements,
+                      uses(name).authorizations(role), prefixes=configured_prefixes(stack(name)),
+                      unexercised=UNEXERCISED)
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_every_granted_action_is_exercised_or_explained(stack: str) -> None:
-    unused = []
-    for role in roles(stack):
-        exercised = {iam_action(c.service, c.operation).lower() for c in recorded(role, stack)}
-        for action in sorted(granted_actions(role.statements)):
-            if action.lower() not in exercised and action not in PLATFORM_GRANTS:
-                unused.append(f"{role.function.inputs['name']}: {action}")
-    assert unused == [], "over-privileged (granted, never called, no written reason):\n" + "\n".join(unused)
+def all_findings(name: str, kind: str) -> list[str]:
+    found = [str(f) for role in stack_roles(stack(name)) for f in findings(name, role) if f.kind == kind]
+    return found
 
 
-@pytest.mark.parametrize("stack", SHIPPED_STACKS)
-def test_every_action_in_every_policy_exists_and_fits_its_resources(stack: str) -> None:
-    synthesis = shipped_stack(stack)
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_each_stack_is_checked_in_its_own_region(name: str) -> None:
+    assert stack(name).account.region == load_stack_files(name).region
+    assert uses(name).placement.region == stack(name).account.region
+
+
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_every_role_is_used_and_its_requests_known(name: str) -> None:
+    unused, silent = [], []
+    for role in stack_roles(stack(name)):
+        if role.kind == "unused":
+            unused.append(role.name)
+        elif not uses(name).authorizations(role):
+            silent.append(f"{role.name} ({role.kind})")
+        if role.kind == "function" and not uses(name).requests(role.package or ""):
+            silent.append(f"{role.name}: no request recorded for {role.package}: run with tests/handlers")
+    assert (unused, silent) == ([], [])
+
+
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_every_request_is_allowed(name: str) -> None:
+    assert all_findings(name, "denied") == [], "under-privileged (AccessDenied in production)"
+
+
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_every_grant_is_exercised_or_explained(name: str) -> None:
+    assert all_findings(name, "unexercised") == [], "over-privileged (granted, never used, no reviewed reason)"
+
+
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_no_grant_is_wider_than_what_is_touched(name: str) -> None:
+    assert all_findings(name, "too wide") == []
+
+
+def test_every_reviewed_grant_is_granted_in_every_stack() -> None:
+    for name in SHIPPED_STACKS:
+        granted = [(role.record.name, str(s.get("Sid")), str(a), str(r)) for role in stack_roles(stack(name))
+                   for s in role.statements for a in as_list(s.get("Action")) for r in as_list(s.get("Resource"))]
+        assert [key for key in UNEXERCISED if not any(
+            key[:3] == grant[:3] and grant[3].endswith(key[3]) for grant in granted)] == [], name
+
+
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_every_action_in_every_policy_exists_and_fits_its_resources(name: str) -> None:
     problems = []
-    for record in synthesis.of_type("aws:iam/rolePolicy:RolePolicy") + synthesis.of_type("aws:iam/policy:Policy"):
-        for statement in json.loads(record.inputs["policy"])["Statement"]:
-            for action in statement["Action"]:
+    for role in stack_roles(stack(name)):
+        for statement in role.statements:
+            for action in as_list(statement.get("Action")):
                 if not action_exists(action):
-                    problems.append(f"{record.name}: {action} is not an IAM action")
+                    problems.append(f"{role.name}: {action} is not an IAM action")
                     continue
-                problems += [f"{record.name}: {resource} is not a resource type {action} accepts"
-                             for resource in statement["Resource"] if not fits_resource_type(action, resource)]
+                problems += [f"{role.name}: {resource} is not a resource type {action} accepts"
+                             for resource in as_list(statement.get("Resource"))
+                             if not fits_resource_type(action, resource)]
     assert problems == []
 
 
-def test_the_checks_catch_an_over_broad_and_an_under_granted_role() -> None:
-    statements = [{"Sid": "Broad", "Effect": "Allow", "Action": ["sqs:SendMessage", "sqs:PurgeQueue"],
-                   "Resource": ["arn:aws:sqs:us-east-1:123456789012:other-queue"]}]
-    assert allowing_statements(statements, "sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:q") == []
-    assert "sqs:PurgeQueue" in granted_actions(statements) and "sqs:PurgeQueue" not in PLATFORM_GRANTS
-    assert not fits_resource_type("bedrock:StartIngestionJob", "arn:aws:s3:::bucket")
+@pytest.mark.parametrize("name", SHIPPED_STACKS)
+def test_model_requests_name_the_stacks_own_model(name: str) -> None:
+    """Prod's Converse calls name prod's inference profile in prod's region, dev's its foundation model."""
+    where = uses(name).placement
+    model = where.environments["event_processor"]["MODEL_ID"]
+    resources = {a.resource for a in uses(name).recorded_authorizations("event_processor")
+                 if a.action == "bedrock:InvokeModel"}
+    profile = f"arn:aws:bedrock:{where.region}:{where.account}:inference-profile/{model}"
+    assert (profile in resources) == model.startswith("eu.")
+    assert all(f":bedrock:{where.region}:" in r for r in resources if "inference-profile" in r)
+    assert json.dumps(sorted(resources)).count("us-east-1") == 0

@@ -22,6 +22,12 @@ is never mistaken for the function's.
 The tests run the function under one configuration (``environment``: its environment variables). Another stack
 names other resources through other values of the same variables; ``CallRegistry.calls_under`` translates the
 recorded calls to that stack's environment, so one recording can be held against every stack's role.
+
+Each call's request is kept too (``CallRegistry.requests``: the parameters that name what it acts on, with the
+client's region and the account), so a check can resolve it again under another stack's environment and region
+(``tests/support/call_resources.py``) instead of rewriting the ARN recorded here. Payloads (bodies, items, event
+details, task tokens) are left out; a call recorded by hand (``CallRegistry.record`` without a request) is given one
+from its ARN, or, for S3's implied ``ListBucket`` of a missing key, from the ``GetObject`` that implied it.
 """
 
 from __future__ import annotations
@@ -52,15 +58,36 @@ class AwsCall:
     resource: str | None
 
 
+@dataclass(frozen=True, order=True)
+class Request:
+    """One request as the function made it: ``params`` is the canonical JSON of its naming parameters."""
+
+    service: str
+    operation: str
+    params: str
+    region: str
+    account: str
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(json.loads(self.params))
+
+
 @dataclass
 class CallRegistry:
     """Calls recorded per function over a test session."""
 
     calls: dict[str, list[AwsCall]] = field(default_factory=lambda: defaultdict(list))
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    requests: dict[str, Counter[Request]] = field(default_factory=lambda: defaultdict(Counter))
+    _last: dict[str, Request] = field(default_factory=dict)
 
-    def record(self, function: str, call: AwsCall) -> None:
+    def record(self, function: str, call: AwsCall, request: Request | None = None) -> None:
         self.calls[function].append(call)
+        if request is None:
+            request = _implied_request(call, self._last.get(function))
+        self.requests[function][request] += 1
+        self._last[function] = request
 
     def calls_under(self, function: str, environment: Mapping[str, str]) -> list[AwsCall]:
         """``function``'s calls as its code would make them configured with ``environment`` instead."""
@@ -195,10 +222,56 @@ def _on_call(params: Mapping[str, Any], model: Any, context: Mapping[str, Any] |
     operation = model.name
     if service == "s3" and operation == "GetObject" and params.get("VersionId"):
         operation = "GetObjectVersion"  # reading a named version is authorized by s3:GetObjectVersion
+    request = Request(service, operation, _canonical(service, params), region, state.account)
     for resource in resources:
         call = AwsCall(service, operation, resource)
         state.calls.append(call)
-        state.registry.record(state.function, call)
+        state.registry.record(state.function, call, request)
+
+
+# Parameters that carry content, not the name of what a call acts on: left out of the kept request.
+_PAYLOAD_PARAMETERS = frozenset({
+    "Body", "MessageBody", "MessageAttributes", "MessageSystemAttributes", "Detail", "Item", "Key:dynamodb",
+    "ExpressionAttributeValues", "ExpressionAttributeNames", "UpdateExpression", "ConditionExpression",
+    "ProjectionExpression", "taskToken", "output", "cause", "error", "ContentMD5", "ChecksumSHA256", "messages",
+    "system", "inferenceConfig", "body", "Metadata", "ReceiptHandle", "clientRequestToken", "nextToken",
+})
+_MAX_KEPT_STRING = 1024
+
+
+def _canonical(service: str, params: Mapping[str, Any]) -> str:
+    return json.dumps(_kept(service, params), sort_keys=True, ensure_ascii=False)
+
+
+def _kept(service: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        kept = {str(k): _kept(service, v) for k, v in value.items()
+                if k not in _PAYLOAD_PARAMETERS and f"{k}:{service}" not in _PAYLOAD_PARAMETERS}
+        return {k: v for k, v in kept.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_kept(service, v) for v in value]
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_KEPT_STRING else None
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    return None  # bytes, streams, datetimes: content
+
+
+def _implied_request(call: AwsCall, previous: Request | None) -> Request:
+    """The request of a call recorded by hand: S3's ``ListBucket`` check of a missing key (a listing of the bucket
+    recorded right after the ``GetObject`` that implied it) lists that key as its prefix; otherwise the names in
+    the call's ARN."""
+    region, account = (previous.region, previous.account) if previous else ("us-east-1", DEFAULT_ACCOUNT)
+    params: dict[str, Any] = {}
+    if call.resource and call.service == "s3" and call.resource.startswith("arn:"):
+        bucket, _, key = call.resource.split(":::", 1)[1].partition("/")
+        params = {"Bucket": bucket, **({"Key": key} if key else {})}
+        earlier = previous.parameters if previous is not None and previous.service == "s3" else {}
+        if not key and earlier.get("Bucket") == bucket and "Key" in earlier:
+            params["Prefix"] = earlier["Key"]
+    elif call.resource:
+        params = {"ResourceArn": call.resource}
+    return Request(call.service, call.operation, json.dumps(params, sort_keys=True), region, account)
 
 
 def rebase(call: AwsCall, recorded: Mapping[str, str], target: Mapping[str, str]) -> AwsCall:
