@@ -178,8 +178,8 @@ def test_s3_requests_and_storage_of_file_ingestion(dev_medium: Estimate) -> None
 
 def test_cloudwatch_alarms_dashboards_metrics_and_logs_of_event_processing(dev_medium: Estimate) -> None:
     # dev eventproc alarms: worker errors and throttles, work queue age, work DLQ, intake and completed undelivered,
-    # subscriber age and DLQ, model throttles, invalid answers = 10; one dashboard (dashboard: true); the worker publishes
-    # MessagesReceived and ResultsStored. Logs: 111,111.1 invocations x 4 KB; 14-day retention holds 14 days.
+    # subscriber age and DLQ, model throttles, invalid answers = 10; one dashboard (dashboard: true); the worker
+    # publishes MessagesReceived and ResultsStored. Logs: 111,111.1 invocations x 4 KB; 14-day retention holds 14 days.
     assert item(dev_medium, "eventProcessing", "CloudWatch", "alarms").cost == pytest.approx(10 * 0.10)
     assert item(dev_medium, "eventProcessing", "CloudWatch", "dashboards").cost == pytest.approx(3.00)
     assert item(dev_medium, "eventProcessing", "CloudWatch", "custom metrics").cost == pytest.approx(2 * 0.30)
