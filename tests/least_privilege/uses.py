@@ -126,8 +126,7 @@ class StackUses:
         name = machine.inputs["name"]
         definition = json.loads(machine.inputs["definition"])
         found: list[Authorization] = []
-        producers = _producers(definition)
-        for state_name, state in _states(definition):
+        for state_name, state, scope in _scoped_states(definition, ()):
             origin = f"state {state_name}"
             if state.get("Type") == "Task":
                 found += self._task(state, origin)
@@ -138,7 +137,7 @@ class StackUses:
                     "states", f"stateMachine:{name}"), (), f"{origin} (Distributed Map)"))
                 found += [Authorization(a, children, (), f"{origin} (Distributed Map)")
                           for a in ("states:DescribeExecution", "states:StopExecution", "states:RedriveExecution")]
-                found += self._item_reader(state, origin, producers)
+                found += self._item_reader(state, origin, scope)
                 found += self._result_writer(state, origin)
         if (machine.inputs.get("loggingConfiguration") or {}).get("level", "OFF") != "OFF":
             found += [Authorization(a, "*", (), "log delivery") for a in LOG_DELIVERY]
@@ -155,8 +154,7 @@ class StackUses:
             return [Authorization("lambda:InvokeFunction", str(state["Parameters"]["FunctionName"]), (), origin)]
         raise NotImplementedError(f"{origin}: the integration {resource} is not resolved by this check")
 
-    def _item_reader(self, state: Mapping[str, Any], origin: str,
-                     producers: Mapping[str, str]) -> list[Authorization]:
+    def _item_reader(self, state: Mapping[str, Any], origin: str, scope: Scope) -> list[Authorization]:
         reader = state.get("ItemReader")
         if not reader:
             return []
@@ -168,7 +166,7 @@ class StackUses:
                                                   f"{parameters['Key']}", (), f"{origin} ItemReader")]
         # Bucket and key from the state input: objects a previous state's function wrote (the sharder's shards).
         path = str(parameters.get("Key.$", ""))
-        producer = next((arn for prefix, arn in producers.items() if path.startswith(prefix)), None)
+        producer = _producer(path, scope)
         if producer is None:
             raise NotImplementedError(f"{origin}: no state produces {path}")
         package = handler_identity(self.function(producer).inputs["handler"])
@@ -256,12 +254,39 @@ def _states(definition: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, A
                 yield from _states(nested)
 
 
-def _producers(definition: Mapping[str, Any]) -> dict[str, str]:
-    """Input path -> the function whose Task result is placed there (``$.sharding.`` -> the sharder's ARN)."""
-    return {f"{state['ResultPath']}.": str(state["Parameters"]["FunctionName"])
-            for _, state in _states(definition)
-            if state.get("Type") == "Task" and state.get("ResultPath") and "FunctionName" in state.get(
-                "Parameters", {})}
+Scope = tuple[tuple[Mapping[str, Any], Mapping[str, Any]], ...]
+"""Where a state is: (states block, the Map state running it) from the definition's top inwards."""
+
+
+def _scoped_states(block: Mapping[str, Any], scope: Scope,
+                   owner: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Mapping[str, Any], Scope]]:
+    here: Scope = (*scope, (block, owner or {}))
+    for name, state in block.get("States", {}).items():
+        yield name, state, here
+        for nested in (state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])):
+            if nested:
+                yield from _scoped_states(nested, here, state)
+
+
+def _producer(path: str, scope: Scope) -> str | None:
+    """The function whose result names what `path` holds in `scope`: a Task of the same states block whose
+    ResultPath holds the path, or, inside a Map, whatever named the items the Map read (its ItemSelector)."""
+    if not scope:
+        return None
+    block, owner = scope[-1]
+    tasks = sorted((str(s["ResultPath"]), str(s["Parameters"]["FunctionName"])) for s in block["States"].values()
+                   if s.get("Type") == "Task" and s.get("ResultPath") not in (None, "$")
+                   and "FunctionName" in s.get("Parameters", {}))
+    held = [arn for result, arn in tasks if path == result or path.startswith(f"{result}.")]
+    if held:
+        return held[-1]
+    field, _, rest = path.removeprefix("$.").partition(".")
+    source = str((owner.get("ItemSelector") or {}).get(f"{field}.$", ""))
+    if source.startswith("$$.Map.Item.Value"):  # the items of the owner's reader: named by who wrote it
+        return _producer(str(owner["ItemReader"]["Parameters"].get("Key.$", "")), scope[:-1])
+    if source.startswith("$."):
+        return _producer(f"{source}.{rest}" if rest else source, scope[:-1])
+    return None
 
 
 def configured_prefixes(synthesis: Synthesis) -> frozenset[str]:
