@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,11 +14,39 @@ from components.config.sections import (
     RetentionDays,
     Section,
     WorkerSettings,
+    each_matching,
     retention_days,
 )
 
-# Batch inference: the model families whose native request format the sharder builds.
+# Batch inference: the model families whose native request format the sharder builds (requestFormat native).
 _BATCH_MODEL_FAMILIES = ("anthropic.", "amazon.nova")
+_GEOGRAPHIES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
+# Bedrock batch inference's price as a share of the on-demand price of the same model (the price table's
+# batch_discount).
+BATCH_PRICE_FACTOR = 0.5
+
+
+_SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+_SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
+KMS_KEY_ARN_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,64}$"
+
+
+class BatchJobVpc(Section):
+    """The VPC a batch job reads its shards and writes its output from (CreateModelInvocationJob's vpcConfig)."""
+
+    subnet_ids: Annotated[tuple[str, ...], each_matching(_SUBNET_ID, "subnet ids")] = Field(
+        min_length=1, max_length=16, description="Subnets of the jobs' network interfaces, 1..16.")
+    security_group_ids: Annotated[tuple[str, ...], each_matching(_SECURITY_GROUP_ID, "security group ids")] = Field(
+        min_length=1, max_length=5, description="Security groups of the jobs' network interfaces, 1..5.")
+
+
+class TokenPrices(Section):
+    """The run's model's on-demand token prices, for a model or region the built-in price map lacks."""
+
+    input_per_million_tokens: float = Field(ge=0, le=1000, description="USD per million input tokens, on demand.")
+    output_per_million_tokens: float = Field(ge=0, le=1000, description="USD per million output tokens, on demand.")
+    batch_discount: float = Field(BATCH_PRICE_FACTOR, gt=0, le=1,
+                                  description="Batch inference's price as a share of the on-demand price.")
 
 
 class BatchInferenceSettings(Section):
@@ -30,6 +58,12 @@ class BatchInferenceSettings(Section):
     mode: Literal["batch", "sync", "auto"] = Field(
         "auto", description="batch: Bedrock batch jobs; sync: Converse per record; auto: batch when the corpus "
                             "reaches minRecordsPerJob.")
+    request_format: Literal["converse", "native"] = Field(
+        "converse", description="converse: every record's modelInput is a Converse request built from the one "
+                                "prompt template, for batch jobs (modelInvocationType Converse) and synchronous "
+                                "calls alike, for any model whose batch inference supports Converse; native: the "
+                                "model's own InvokeModel body (Anthropic Claude and Amazon Nova only), for a model "
+                                "whose batch jobs do not take Converse.")
     corpus_prefix: str = Field("corpus/", pattern=r"^[A-Za-z0-9][A-Za-z0-9!_.*'()-]*/$",
                                description="Key prefix of the corpora in the input bucket (the sharder reads only "
                                            "there).")
@@ -49,6 +83,15 @@ class BatchInferenceSettings(Section):
     concurrent_jobs: int = Field(10, ge=1, le=100,
                                  description="Concurrent batch jobs quota: the batch Map's MaxConcurrency.")
     job_timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each batch job.")
+    run_deadline_hours: int | None = Field(
+        None, ge=1, le=720,
+        description="A run's deadline, in hours after it started (a run's input may name its own: \"deadline\", "
+                    "ISO 8601 with a zone). A shard still queued behind the concurrent-jobs quota when a job started "
+                    "then would end after the deadline switches to synchronous calls, once; the manifest lists "
+                    "it. Omit for no deadline.")
+    deadline_job_hours: int = Field(
+        24, ge=1, le=168, description="How long a batch job is expected to take once it starts, for the deadline: "
+                                      "a queued shard switches when now plus this passes the deadline.")
     on_demand_concurrency: int = Field(10, ge=1, le=1000,
                                        description="Concurrent synchronous batches the on-demand quota allows: the "
                                                    "sync Map's MaxConcurrency and the worker's reserved concurrency.")
@@ -82,6 +125,21 @@ class BatchInferenceSettings(Section):
         defaults.S3_NONCURRENT_VERSION_DAYS, ge=1, le=defaults.S3_MAX_NONCURRENT_VERSION_DAYS,
         description="Days an overwritten, deleted or expired object of the input and output buckets stays "
                     "recoverable as a noncurrent version (incomplete uploads are aborted after 1 day).")
+    job_output_kms_key_arn: str | None = Field(
+        None, pattern=KMS_KEY_ARN_PATTERN,
+        description="ARN of a customer-managed KMS key (same region) Bedrock encrypts each job's output with "
+                    "(s3EncryptionKeyId); the batch role may generate data keys with it and the completion handler "
+                    "decrypt with it, both only through S3. Its key policy must let the account's IAM policies "
+                    "grant its use.")
+    job_vpc: BatchJobVpc | None = Field(
+        None, description="Run the batch jobs in these subnets and security groups (vpcConfig); the batch role may "
+                          "create and delete the jobs' network interfaces there. The subnets need a route to S3 "
+                          "(a gateway endpoint).")
+    token_prices: TokenPrices | None = Field(
+        None, description="The model's on-demand token prices, from which each run's estimated cost (at batch and "
+                          "on-demand prices) is reported in its manifest and BatchRunCompleted; omit to use the "
+                          "built-in prices of the stack's region and model (the cost estimate's price table, "
+                          "offline/cost/prices.yaml); without either, runs report tokens and no cost.")
     result_source: str = Field("ai-pipelines.batch-inference", pattern=EVENT_SOURCE_PATTERN,
                                description="Source of the BatchRunCompleted events on the result bus.")
     sharder_memory_mb: int = Field(2048, ge=512, le=10240,
@@ -123,9 +181,13 @@ class BatchInferenceSettings(Section):
         if _overlap(self.corpus_prefix, SHARD_PREFIX):
             raise ValueError(f"corpusPrefix {self.corpus_prefix} overlaps the shard prefix {SHARD_PREFIX}: corpora "
                              "would expire with the shards")
-        if not self.model.model_id.startswith(_BATCH_MODEL_FAMILIES):
-            raise ValueError(f"model.modelId {self.model.model_id}: batch inference builds the native request of "
-                             f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only")
+        base = self.model.model_id
+        if base.startswith(_GEOGRAPHIES):
+            base = base.split(".", 1)[1]
+        if self.request_format == "native" and not base.startswith(_BATCH_MODEL_FAMILIES):
+            raise ValueError(f"model.modelId {self.model.model_id}: requestFormat native builds the native request of "
+                             f"{' and '.join(f.rstrip('.') for f in _BATCH_MODEL_FAMILIES)} models only; use "
+                             "requestFormat converse")
         if self.max_records_per_job < 2 * self.min_records_per_job - 1:
             raise ValueError(f"maxRecordsPerJob {self.max_records_per_job} is below 2 x minRecordsPerJob - 1 = "
                              f"{2 * self.min_records_per_job - 1}: a short tail could not join the shard before it")
@@ -160,6 +222,28 @@ class BatchInferenceSettings(Section):
                              "an invocation")
         return self
 
+
+    def prices_in(self, region: str) -> TokenPrices | None:
+        """The token prices runs are costed at in `region`: the configured ones, else the built-in ones of the model
+        (an inference profile is priced as its model, in the region the request is made from), else none."""
+        if self.token_prices is not None:
+            return self.token_prices
+        known = TOKEN_PRICES_USD_PER_MILLION.get(region, {}).get(self.model.model_id)
+        if known is None:
+            return None
+        return TokenPrices(input_per_million_tokens=known[0], output_per_million_tokens=known[1],
+                           batch_discount=BATCH_PRICE_FACTOR)
+
+
+# On-demand token prices, USD per million (input, output) tokens, by region and model id: the cost estimate's figures
+# (offline/cost/prices.yaml, dated there; a test keeps the two equal). Batch inference costs BATCH_PRICE_FACTOR of them.
+TOKEN_PRICES_USD_PER_MILLION: dict[str, dict[str, tuple[float, float]]] = {
+    "us-east-1": {"anthropic.claude-3-haiku-20240307-v1:0": (0.25, 1.25),
+                  "anthropic.claude-3-5-sonnet-20240620-v1:0": (3.00, 15.00),
+                  "amazon.nova-lite-v1:0": (0.06, 0.24),
+                  "amazon.nova-micro-v1:0": (0.035, 0.14)},
+    "eu-west-1": {"anthropic.claude-3-haiku-20240307-v1:0": (0.25, 1.25)},
+}
 
 # The input bucket's key prefix of shards (the pipeline's SHARD_PREFIX), which expire with intermediate objects.
 SHARD_PREFIX = "shards/"

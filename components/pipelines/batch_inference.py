@@ -161,7 +161,7 @@ class BatchInference(pulumi.ComponentResource):
         powertools: dict[str, pulumi.Input[str]] = {"POWERTOOLS_METRICS_NAMESPACE": naming.project, "LOG_LEVEL": "INFO"}
         prompt = {"MODEL_ID": model.invoked_id, "PROMPT_TEMPLATE": model.prompt,
                   "LABELS": json.dumps(list(model.labels)), "MAX_OUTPUT_TOKENS": str(model.max_output_tokens),
-                  "TEMPERATURE": str(model.temperature)}
+                  "TEMPERATURE": str(model.temperature), "REQUEST_FORMAT": settings.request_format}
         claim = self.ledger.statement_to_write("ClaimRecordsInTheLedger", ["dynamodb:UpdateItem"])
         to_lane = self.failure_lane.statement_to_send("SendToTheFailureLane")
 
@@ -186,7 +186,8 @@ class BatchInference(pulumi.ComponentResource):
                          "MAX_RECORDS_PER_JOB": str(settings.max_records_per_job),
                          "MAX_FILE_BYTES": str(settings.max_file_bytes),
                          "MAX_RECORD_BYTES": str(settings.max_record_bytes),
-                         "MAX_INPUT_CHARS": str(model.max_input_chars)})
+                         "MAX_INPUT_CHARS": str(model.max_input_chars),
+                         "RUN_DEADLINE_HOURS": str(settings.run_deadline_hours or 0)})
         self.submitter = function(
             "submitter", "submitter", timeout_seconds=SUBMITTER_TIMEOUT_SECONDS, memory_mb=256,
             statements=[
@@ -210,7 +211,14 @@ class BatchInference(pulumi.ComponentResource):
                          "LEDGER_TTL_SECONDS": records["LEDGER_TTL_SECONDS"],
                          "BATCH_ROLE_ARN": self.batch_role_arn, "JOB_NAME_PREFIX": self.job_name_prefix,
                          "JOB_TIMEOUT_HOURS": str(settings.job_timeout_hours), "OUTPUT_BUCKET": output_name,
-                         "BEDROCK_OUTPUT_PREFIX": BEDROCK_OUTPUT_PREFIX})
+                         "BEDROCK_OUTPUT_PREFIX": BEDROCK_OUTPUT_PREFIX, "REQUEST_FORMAT": settings.request_format,
+                         # The run id is added per job; the stack's tags say where every job comes from.
+                         "JOB_TAGS": json.dumps(naming.tags, sort_keys=True),
+                         "DEADLINE_JOB_HOURS": str(settings.deadline_job_hours),
+                         "JOB_OUTPUT_KMS_KEY": settings.job_output_kms_key_arn or "",
+                         "JOB_VPC": json.dumps({"subnetIds": list(settings.job_vpc.subnet_ids),
+                                                "securityGroupIds": list(settings.job_vpc.security_group_ids)})
+                         if settings.job_vpc else ""})
         self.sync_worker = function(
             "sync-worker", "sync_worker", timeout_seconds=LONG_TASK_SECONDS, memory_mb=512,
             reserved_concurrency=settings.on_demand_concurrency,
@@ -238,6 +246,7 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("WriteResults", ["s3:PutObject"], [objects(output_name, RESULTS_PREFIX)]),
                 claim, to_lane,
                 self.jobs.statement_to_write("SettleShards", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                *self._job_output_key(env, "ReadEncryptedJobOutput", ["kms:Decrypt"]),
                 Statement("ResumeWaitingShards", ["states:SendTaskFailure", "states:SendTaskSuccess"], ["*"]),
             ],
             environment={**storage, **records, **powertools, "JOBS_TABLE": self.jobs.table_name,
@@ -268,7 +277,7 @@ class BatchInference(pulumi.ComponentResource):
         finalizer_environment: dict[str, pulumi.Input[str]] = {
             **storage, **records, "JOBS_TABLE": self.jobs.table_name, "RUNS_PREFIX": RUNS_PREFIX,
             "JOB_NAME_PREFIX": self.job_name_prefix, "RESULT_BUS_NAME": self.result_bus.bus_name,
-            "RESULT_SOURCE": settings.result_source}
+            "RESULT_SOURCE": settings.result_source, "TOKEN_PRICES": token_prices_variable(settings, env.region)}
         self.finalizer = function(
             "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
             statements=[
@@ -378,8 +387,58 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("ListJobOutput", ["s3:ListBucket"], [self.output_bucket.arn],
                           conditions={"StringLike": {"s3:prefix": [f"{BEDROCK_OUTPUT_PREFIX}*"]}}),
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
+                *self._job_output_key(env, "EncryptJobOutput", ["kms:Decrypt", "kms:GenerateDataKey"]),
+                *self._job_network(env),
             ]).to_json(), opts=child)
         return role
+
+    def _job_output_key(self, env: AwsEnv, sid: str, actions: list[str]) -> list[Statement]:
+        """Use of the customer-managed key of the job output, only through S3 in this region (none without one)."""
+        key = self.settings.job_output_kms_key_arn
+        if key is None:
+            return []
+        return [Statement(sid, actions, [key],
+                          conditions={"StringEquals": {"kms:ViaService": f"s3.{env.region}.{env.dns_suffix}"}})]
+
+    def _job_network(self, env: AwsEnv) -> list[Statement]:
+        """What Bedrock needs to place a job in the configured subnets (AWS: "Protect batch inference jobs using a
+        VPC"): describe the network, create the job's interfaces (tagged as Bedrock's, of this account's jobs) in
+        those subnets and security groups only, and manage only those interfaces afterwards."""
+        vpc = self.settings.job_vpc
+        if vpc is None:
+            return []
+        subnets = [env.arn("ec2", f"subnet/{subnet}") for subnet in vpc.subnet_ids]
+        groups = [env.arn("ec2", f"security-group/{group}") for group in vpc.security_group_ids]
+        jobs = env.arn("bedrock", "model-invocation-job/*")
+        interfaces = env.arn("ec2", "network-interface/*")
+        return [
+            Statement("DescribeJobNetwork", ["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
+                                             "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
+                      ["*"]),
+            Statement("CreateJobInterfaces", ["ec2:CreateNetworkInterface"], [interfaces],
+                      conditions={"StringEquals": {"aws:RequestTag/BedrockManaged": "true"},
+                                  "ArnLike": {"aws:RequestTag/BedrockModelInvocationJobArn": jobs}}),
+            Statement("CreateJobInterfacesInTheJobSubnets", ["ec2:CreateNetworkInterface"], [*subnets, *groups]),
+            Statement("ManageJobInterfaces", ["ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                                              "ec2:DeleteNetworkInterfacePermission"], [interfaces],
+                      conditions={"ArnEquals": {"ec2:Subnet": subnets},
+                                  "ArnLike": {"ec2:ResourceTag/BedrockModelInvocationJobArn": jobs}}),
+            Statement("TagJobInterfacesOnCreation", ["ec2:CreateTags"], [interfaces],
+                      conditions={"StringEquals": {"ec2:CreateAction": "CreateNetworkInterface"},
+                                  "ForAllValues:StringEquals": {"aws:TagKeys": ["BedrockManaged",
+                                                                                "BedrockModelInvocationJobArn"]}}),
+        ]
+
+
+def token_prices_variable(settings: BatchInferenceSettings, region: str) -> str:
+    """The finalizer's TOKEN_PRICES: the model's prices in `region` as JSON, or "" when none are known."""
+    prices = settings.prices_in(region)
+    if prices is None:
+        return ""
+    return json.dumps({"model": settings.model.model_id, "currency": "USD",
+                       "inputPerMillionTokens": prices.input_per_million_tokens,
+                       "outputPerMillionTokens": prices.output_per_million_tokens,
+                       "batchDiscount": prices.batch_discount}, sort_keys=True)
 
 
 def input_retention(settings: BatchInferenceSettings) -> Retention:

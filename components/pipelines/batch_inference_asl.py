@@ -8,7 +8,10 @@ Shape::
 
     Shard (sharder Lambda) -> ChooseMode
       batch -> SubmitShards: Distributed Map over the shard list (ItemReader JSON), MaxConcurrency = concurrent
-               jobs quota, each child SubmitAndWait (lambda:invoke.waitForTaskToken, heartbeat + timeout bound)
+               jobs quota, each child SubmitAndWait (lambda:invoke.waitForTaskToken, heartbeat + timeout bound);
+               a shard still queued behind the quota when the run's deadline would be missed (the submitter's
+               DeadlineFallbackError) is caught to InferShard: a Distributed Map over that shard's lines, as the
+               synchronous Map below
       sync  -> InferRecords: Distributed Map over the prepared JSONL (ItemReader JSONL, ItemBatcher), MaxConcurrency
                = on-demand concurrency, each child InferBatch (sync worker Lambda)
       empty -> NothingToInfer
@@ -34,6 +37,8 @@ LAMBDA_CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 S3_GET = "arn:aws:states:::s3:getObject"
 S3_PUT = "arn:aws:states:::s3:putObject"
 JOB_FAILED_ERROR = "BedrockJobFailed"
+# The submitter's error for a shard that switches to synchronous calls to meet the run's deadline.
+DEADLINE_FALLBACK_ERROR = "DeadlineFallbackError"
 # Lambda's own transient errors, as the Lambda integration names them (AWS's recommended retry set).
 LAMBDA_TRANSIENT = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                     "Lambda.TooManyRequestsException"]
@@ -104,7 +109,7 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
     run_id, corpus_key = "$$.Execution.Name", "$$.Execution.Input.corpusKey"
     finalize_payload = {"status": "SUCCEEDED", "runId.$": run_id, "corpusKey.$": corpus_key,
                         "sharding.$": "$.sharding", "map.$": "$.map"}
-    sharding_fields = ("runId", "mode", "corpus", "shardList", "syncInput", "counts")
+    sharding_fields = ("runId", "mode", "corpus", "shardList", "syncInput", "counts", "deadline")
     tolerance = {"ToleratedFailurePercentage": p.tolerated_failure_percentage}
     writer = {"Resource": S3_PUT, "Parameters": {"Bucket": p.output_bucket, "Prefix": p.map_results_prefix}}
     document: dict[str, Any] = {
@@ -112,7 +117,8 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
         "StartAt": "Shard",
         "States": {
             "Shard": _invoke(
-                p.sharder_arn, {"runId.$": run_id, "corpusKey.$": "$.corpusKey"}, timeout=p.sharder_timeout_seconds,
+                p.sharder_arn, {"runId.$": run_id, "corpusKey.$": "$.corpusKey", "options.$": "$",
+                                "startTime.$": "$$.Execution.StartTime"}, timeout=p.sharder_timeout_seconds,
                 next_state="ChooseMode", result_path="$.sharding",
                 result_selector={f"{f}.$": f"$.Payload.{f}" for f in sharding_fields}),
             "ChooseMode": {
@@ -127,13 +133,14 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                 "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSON"},
                                "Parameters": {"Bucket.$": "$.sharding.shardList.bucket",
                                               "Key.$": "$.sharding.shardList.key"}},
-                "ItemSelector": {"runId.$": "$.sharding.runId", "shard.$": "$$.Map.Item.Value"},
+                "ItemSelector": {"runId.$": "$.sharding.runId", "shard.$": "$$.Map.Item.Value",
+                                 "deadline.$": "$.sharding.deadline"},
                 "MaxConcurrency": p.concurrent_jobs,
                 **tolerance,
                 "ItemProcessor": _distributed(start="SubmitAndWait", states={"SubmitAndWait": {
                     "Type": "Task", "Resource": LAMBDA_CALLBACK,
                     "Parameters": {"FunctionName": p.submitter_arn,
-                                   "Payload": {"runId.$": "$.runId", "shard.$": "$.shard",
+                                   "Payload": {"runId.$": "$.runId", "shard.$": "$.shard", "deadline.$": "$.deadline",
                                                "taskToken.$": "$$.Task.Token"}},
                     "HeartbeatSeconds": p.heartbeat_seconds, "TimeoutSeconds": p.job_wait_seconds,
                     "Retry": [_retry(LAMBDA_TRANSIENT), _retry(["ThrottlingException"], interval=30, attempts=8,
@@ -180,6 +187,19 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
         },
     }
     states, choices = document["States"], document["States"]["ChooseMode"]["Choices"]
+    if "sync" in modes:  # a shard that must meet the deadline runs as the synchronous Map runs a corpus
+        child = states["SubmitShards"]["ItemProcessor"]["States"]
+        child["SubmitAndWait"]["Catch"] = [{"ErrorEquals": [DEADLINE_FALLBACK_ERROR], "ResultPath": "$.fallback",
+                                            "Next": "InferShard"}]
+        batch = states["InferRecords"]["ItemProcessor"]["States"]["InferBatch"]
+        child["InferShard"] = {
+            **{key: value for key, value in states["InferRecords"].items()
+               if key not in ("ItemReader", "Next", "ItemProcessor")},
+            "ItemProcessor": _distributed(start="InferShardBatch", states={"InferShardBatch": batch}),
+            "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSONL"},
+                           "Parameters": {"Bucket.$": "$.shard.bucket", "Key.$": "$.shard.key"}},
+            "ItemBatcher": {**states["InferRecords"]["ItemBatcher"], "BatchInput": {"runId.$": "$.runId"}},
+            "ResultPath": "$.switched", "End": True}
     for mode, state in (("batch", "SubmitShards"), ("sync", "InferRecords")):
         if mode not in modes:
             del states[state]

@@ -10,7 +10,8 @@ paths run the same code and a duplicate event changes nothing:
   nothing is written;
 * Completed / PartiallyCompleted: the shard's ids, the output JSONL and ``manifest.json.out`` are joined on
   recordId (`joining`); the ledger claims each record; this shard's successes go to ``<RESULTS_PREFIX><runId>/
-  <shard>.jsonl``, its error and missing lines to the failure lane; the shard's counts are stored and the child
+  <shard>.jsonl``, its error and missing lines to the failure lane; the shard's counts, with the job's input and
+  output tokens from ``manifest.json.out`` (``inputTokenCount``, ``outputTokenCount``), are stored and the child
   resumed with them;
 * Failed / Stopped / Expired: every record of the shard goes to the failure lane (ledger-gated) and the child is
   resumed with the ``BedrockJobFailed`` error, which the Map counts against its tolerated failures.
@@ -34,7 +35,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from batch_inference import clients, jobs
+from batch_inference import clients, jobs, usage
 from batch_inference.config import CompletionSettings
 from batch_inference.exceptions import InvalidTaskInputError, ShardBusyError
 from batch_inference.joining import Failure, join_output, jsonl_lines, result_line, shard_record_ids
@@ -139,8 +140,10 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
         output_bucket, output_prefix = _split_uri(job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"])
         folder = f"{output_prefix}{jobs.job_id_of(job_arn)}/"
         shard_file = record.shard_key.rsplit("/", 1)[-1]
-        joined = join_output(order, _lines(output_bucket, f"{folder}{shard_file}.out"),
-                             _manifest(output_bucket, f"{folder}manifest.json.out"))
+        manifest = _manifest(output_bucket, f"{folder}manifest.json.out")
+        joined = join_output(order, _lines(output_bucket, f"{folder}{shard_file}.out"), manifest)
+        # What the job is billed for: its manifest's token counts, else its answers' usage.
+        tokens = usage.of_manifest(manifest) or usage.total(joined.succeeded.values())
         if joined.manifest_mismatches or joined.unexpected or joined.unreadable:
             # Every record is still settled on recordId (a missing one goes to the failure lane); the metric's
             # alarm tells someone that Bedrock's output and the shard disagree.
@@ -152,6 +155,7 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
     else:
         succeeded, failed = {}, {r: Failure("job_failed", f"{status}: {job.get('message', '')}"[:500])
                                  for r in order}
+        tokens = usage.Tokens()
     failures = {r: LaneRecord(run_id, "job" if f.reason == "job_failed" else "model", f.reason, f.detail,
                               dedupe_key=r, record_id=r, bucket=storage.input_bucket, key=record.shard_key)
                 for r, f in failed.items()}
@@ -164,7 +168,7 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
                                     else None) for r in settlement.succeeded)
         clients.s3().put_object(Bucket=storage.output_bucket, ContentType="application/jsonl", Body=body,
                                 Key=f"{storage.results_prefix}{run_id}/shard-{record.shard_id}.jsonl")
-    counts = settlement.counts.as_dict()
+    counts = {**settlement.counts.as_dict(), **tokens.as_counts()}
     shard_status = jobs.PROCESSED if status in jobs.SUCCESS_JOB_STATUSES else jobs.FAILED
     table.settle(name, shard_status, counts, job_arn)
     for metric in ("succeeded", "failed", "duplicates"):

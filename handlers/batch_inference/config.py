@@ -8,22 +8,28 @@ Variables (each function gets the ones it reads):
 * storage: `INPUT_BUCKET`, `OUTPUT_BUCKET`, `SHARD_PREFIX`, `RESULTS_PREFIX`, `BEDROCK_OUTPUT_PREFIX`, `RUNS_PREFIX`;
 * the ledger and the failure lane: `LEDGER_TABLE`, `LEDGER_TTL_SECONDS`, `FAILURE_LANE_URL`;
 * jobs, task tokens and the run's publication claim: `JOBS_TABLE`;
-* the model and the prompt: `MODEL_ID`, `PROMPT_TEMPLATE`, `LABELS`, `MAX_OUTPUT_TOKENS`, `TEMPERATURE`;
+* the model and the prompt: `MODEL_ID`, `PROMPT_TEMPLATE`, `LABELS`, `MAX_OUTPUT_TOKENS`, `TEMPERATURE`,
+  `REQUEST_FORMAT` (converse or native: the records' modelInput, and the batch jobs' modelInvocationType);
 * the sharder: `TEXT_FIELD`, `ID_FIELD`, `MODE`, `MIN_RECORDS_PER_JOB`, `MAX_RECORDS_PER_JOB`, `MAX_FILE_BYTES`,
-  `MAX_RECORD_BYTES`, `MAX_INPUT_CHARS`;
-* batch jobs: `BATCH_ROLE_ARN`, `JOB_NAME_PREFIX`, `JOB_TIMEOUT_HOURS`;
+  `MAX_RECORD_BYTES`, `MAX_INPUT_CHARS`, `RUN_DEADLINE_HOURS` (0: no deadline unless the run's input names one);
+* batch jobs: `BATCH_ROLE_ARN`, `JOB_NAME_PREFIX`, `JOB_TIMEOUT_HOURS`, `DEADLINE_JOB_HOURS`, `JOB_TAGS` (the
+  stack's tags as a JSON object), `JOB_OUTPUT_KMS_KEY` (a key ARN, or empty), `JOB_VPC` (``{subnetIds,
+  securityGroupIds}`` as JSON, or empty);
 * the synchronous worker: `MODEL_TIMEOUT_SECONDS`, `RECORD_CONCURRENCY`, `MAX_ATTEMPTS`, `BATCH_RETRIES`;
 * the reconciler: `COMPLETION_QUEUE_URL`, `RECONCILE_LOOKBACK_HOURS`;
-* the finalizer: `RESULT_BUS_NAME`, `RESULT_SOURCE`.
+* the finalizer: `RESULT_BUS_NAME`, `RESULT_SOURCE`, `TOKEN_PRICES` (the model's prices as JSON, or empty: no cost).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from batch_inference.records import REQUEST_FORMATS, RequestFormat
+from batch_inference.usage import Prices
 from common.env import ConfigurationError, read_int, read_str
 
 _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
@@ -37,6 +43,9 @@ _JOB_PREFIX = r"[a-zA-Z0-9][a-zA-Z0-9-]{0,33}"
 _BUS = r"[A-Za-z0-9._-]{1,256}"
 _SOURCE = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,255}"
 _FIELD = r"[^\s]{1,128}"
+_KMS_KEY = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,64}"
+_SUBNET = r"subnet-[0-9a-f]{8,17}"
+_SECURITY_GROUP = r"sg-[0-9a-f]{8,17}"
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -72,6 +81,7 @@ class Prompt:
     labels: tuple[str, ...]
     max_tokens: int
     temperature: float
+    request_format: RequestFormat
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Prompt:
@@ -81,7 +91,7 @@ class Prompt:
         return cls(model_id=_model_id(env),
                    template=template, labels=_labels(env),
                    max_tokens=read_int(env, "MAX_OUTPUT_TOKENS", default=512, minimum=1, maximum=8192),
-                   temperature=_float(env, "TEMPERATURE", 0.0, 0.0, 1.0))
+                   temperature=_float(env, "TEMPERATURE", 0.0, 0.0, 1.0), request_format=_request_format(env))
 
 
 @dataclass(frozen=True)
@@ -115,12 +125,54 @@ class Records:
                                              meaning="the failure lane's queue URL"))
 
 
+def _json_object(env: Mapping[str, str], name: str, meaning: str) -> dict[str, object] | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"environment variable {name} is not {meaning}")
+    return value
+
+
+def _job_tags(env: Mapping[str, str]) -> dict[str, str]:
+    tags = _json_object(env, "JOB_TAGS", "a JSON object of tags") or {}
+    if not all(isinstance(value, str) for value in tags.values()):
+        raise ConfigurationError("environment variable JOB_TAGS must map tag keys to strings")
+    return {key: str(value) for key, value in tags.items()}
+
+
+def _job_vpc(env: Mapping[str, str]) -> dict[str, list[str]] | None:
+    vpc = _json_object(env, "JOB_VPC", "{subnetIds, securityGroupIds}")
+    if vpc is None:
+        return None
+    patterns = {"subnetIds": _SUBNET, "securityGroupIds": _SECURITY_GROUP}
+    placed: dict[str, list[str]] = {}
+    for key, pattern in patterns.items():
+        ids = vpc.get(key)
+        if not isinstance(ids, list) or not ids or not all(isinstance(v, str) and re.fullmatch(pattern, v)
+                                                          for v in ids):
+            raise ConfigurationError(f"environment variable JOB_VPC: {key} is not a list of ids /{pattern}/")
+        placed[key] = [str(v) for v in ids]
+    if set(vpc) != set(patterns):
+        raise ConfigurationError("environment variable JOB_VPC has keys other than subnetIds and securityGroupIds")
+    return placed
+
+
 def _jobs_table(env: Mapping[str, str]) -> str:
     return read_str(env, "JOBS_TABLE", pattern=_TABLE, meaning="a DynamoDB table name")
 
 
 def _job_prefix(env: Mapping[str, str]) -> str:
     return read_str(env, "JOB_NAME_PREFIX", pattern=_JOB_PREFIX, meaning="a job name prefix (<= 34 characters)")
+
+
+def _request_format(env: Mapping[str, str]) -> RequestFormat:
+    value = read_str(env, "REQUEST_FORMAT", pattern="|".join(REQUEST_FORMATS), meaning="converse or native")
+    return "native" if value == "native" else "converse"
 
 
 def _model_id(env: Mapping[str, str]) -> str:
@@ -140,6 +192,7 @@ class SharderSettings:
     max_file_bytes: int
     max_record_bytes: int
     max_input_chars: int
+    run_deadline_hours: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SharderSettings:
@@ -155,7 +208,8 @@ class SharderSettings:
                                            maximum=5 << 30),
                    max_record_bytes=read_int(env, "MAX_RECORD_BYTES", default=100_000, minimum=1024,
                                              maximum=10 << 20),
-                   max_input_chars=read_int(env, "MAX_INPUT_CHARS", default=20_000, minimum=1, maximum=10 << 20))
+                   max_input_chars=read_int(env, "MAX_INPUT_CHARS", default=20_000, minimum=1, maximum=10 << 20),
+                   run_deadline_hours=read_int(env, "RUN_DEADLINE_HOURS", default=0, minimum=0, maximum=24 * 30))
 
 
 @dataclass(frozen=True)
@@ -168,6 +222,11 @@ class SubmitterSettings:
     job_timeout_hours: int
     output_bucket: str
     bedrock_output_prefix: str
+    request_format: RequestFormat
+    job_tags: dict[str, str] = field(default_factory=dict)
+    deadline_job_hours: int = 24
+    output_kms_key: str | None = None
+    vpc: dict[str, list[str]] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SubmitterSettings:
@@ -181,7 +240,12 @@ class SubmitterSettings:
                    job_timeout_hours=read_int(env, "JOB_TIMEOUT_HOURS", default=24, minimum=24, maximum=168),
                    output_bucket=read_str(env, "OUTPUT_BUCKET", pattern=_BUCKET, meaning="a bucket name"),
                    bedrock_output_prefix=read_str(env, "BEDROCK_OUTPUT_PREFIX", pattern=_PREFIX,
-                                                  meaning="a key prefix ending in /"))
+                                                  meaning="a key prefix ending in /"),
+                   request_format=_request_format(env), job_tags=_job_tags(env),
+                   deadline_job_hours=read_int(env, "DEADLINE_JOB_HOURS", default=24, minimum=1, maximum=168),
+                   output_kms_key=(read_str(env, "JOB_OUTPUT_KMS_KEY", pattern=_KMS_KEY, meaning="a KMS key ARN")
+                                   if env.get("JOB_OUTPUT_KMS_KEY", "").strip() else None),
+                   vpc=_job_vpc(env))
 
 
 @dataclass(frozen=True)
@@ -250,6 +314,7 @@ class FinalizerSettings:
     runs_prefix: str
     result_bus: str
     result_source: str
+    prices: Prices | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FinalizerSettings:
@@ -258,4 +323,16 @@ class FinalizerSettings:
                    job_name_prefix=_job_prefix(env),
                    runs_prefix=read_str(env, "RUNS_PREFIX", pattern=_PREFIX, meaning="a key prefix ending in /"),
                    result_bus=read_str(env, "RESULT_BUS_NAME", pattern=_BUS, meaning="an event bus name"),
-                   result_source=read_str(env, "RESULT_SOURCE", pattern=_SOURCE, meaning="an event source"))
+                   result_source=read_str(env, "RESULT_SOURCE", pattern=_SOURCE, meaning="an event source"),
+                   prices=_prices(env))
+
+
+def _prices(env: Mapping[str, str]) -> Prices | None:
+    raw = env.get("TOKEN_PRICES", "").strip()
+    if not raw:
+        return None
+    try:
+        return Prices.of(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError("environment variable TOKEN_PRICES is not {model, inputPerMillionTokens, "
+                                 "outputPerMillionTokens, batchDiscount}") from None

@@ -48,3 +48,8 @@ class PublicationFailedError(BatchInferenceError):
 class PublicationBusyError(BatchInferenceError):
     """Another copy is publishing this run's ending right now (or crashed doing so): retried once its claim runs
     out, when the ending is either published or free to claim."""
+
+
+class DeadlineFallbackError(BatchInferenceError):
+    """A shard still queued behind the concurrent-jobs quota when its job would end after the run's deadline: the
+    child catches it and runs the shard's records as synchronous Converse calls instead (once, for good)."""

@@ -8,6 +8,10 @@ the records of children that failed for good (within the tolerated threshold): r
 failure lane (ledger-gated, so a record its shard or batch already sent is not sent again), and a mode B batch's
 answers kept in the ledger are still written. It writes ``<RUNS_PREFIX><runId>/manifest.json`` and publishes
 ``BatchRunCompleted`` on the result bus, claimed in the jobs table first so a retried finalizer publishes once.
+With a deadline, both say which shards switched to synchronous calls to meet it (``deadline``: the time and
+``shardsSwitchedToSync``; such a child's output holds its own Map's ResultWriterDetails, whose batches are counted
+and settled as mode B's). Both carry the run's input and output tokens (``tokens``: in all, and by batch jobs and
+on-demand calls, from the children's counts) and, with TOKEN_PRICES, its estimated cost (``cost``, `usage.cost`).
 
 A run that ends unsuccessfully (the sharder failed, a Map's threshold tripped, the execution timed out or was
 aborted) never reaches this Task: `run_ended` reports it through `finalize` with that status and the error, so the
@@ -25,7 +29,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from batch_inference import clients, jobs
+from batch_inference import clients, jobs, usage
 from batch_inference.config import FinalizerSettings
 from batch_inference.exceptions import PublicationBusyError, PublicationFailedError
 from batch_inference.joining import batch_key, jsonl_lines, result_line, shard_record_ids
@@ -56,25 +60,51 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
     mode = sharding.mode if sharding else "none"
     totals = Counts()
     failed_units = 0
-    if request.status == "SUCCEEDED" and request.map and "ResultWriterDetails" in request.map:
-        for entry in _map_results(request.map["ResultWriterDetails"]):
+    # Tokens by how they are billed: a batch job's at batch prices, a synchronous call's on demand.
+    tokens = {name: usage.Tokens() for name in usage.LANES}
+    switched: list[str] = []  # shards that ran as synchronous calls to meet the deadline
+
+    def add_results(details: dict[str, Any], unit_mode: str) -> None:
+        nonlocal failed_units
+        unit_lane = "batch" if unit_mode == "batch" else "onDemand"
+        for entry in _map_results(details):
             if entry.get("Status") == "SUCCEEDED":
-                _add(totals, json.loads(entry.get("Output") or "{}").get("counts", {}))
+                output = json.loads(entry.get("Output") or "{}")
+                if unit_mode == "batch" and isinstance(output.get("switched"), dict):
+                    switched.append(str(output.get("shard", {}).get("shardId")))
+                    add_results(output["switched"]["ResultWriterDetails"], "sync")  # its batches, on demand
+                    continue
+                unit_counts = output.get("counts", {})
+                _add(totals, unit_counts)
+                tokens[unit_lane] = tokens[unit_lane] + usage.Tokens.of_counts(unit_counts)
             else:
                 failed_units += 1
-                _add(totals, settle_failed_unit(run_id, mode, json.loads(entry.get("Input") or "{}"),
-                                                entry.get("Error", ""), entry.get("Cause", "")).as_dict())
+                settled, kept = settle_failed_unit(run_id, unit_mode, json.loads(entry.get("Input") or "{}"),
+                                                   entry.get("Error", ""), entry.get("Cause", ""))
+                _add(totals, settled.as_dict())
+                tokens[unit_lane] = tokens[unit_lane] + kept
+
+    if request.status == "SUCCEEDED" and request.map and "ResultWriterDetails" in request.map:
+        add_results(request.map["ResultWriterDetails"], mode)
     shard_counts = sharding.counts if sharding else {}
+    used = usage.usage_report(tokens)
     counts = {**{name: getattr(totals, name) for name in _COUNTED}, "rejected": shard_counts.get("rejected", 0),
-              "failedUnits": failed_units}
+              "failedUnits": failed_units, usage.INPUT: used[usage.INPUT], usage.OUTPUT: used[usage.OUTPUT]}
+    succeeded = request.status == "SUCCEEDED"
     storage = settings.storage
     manifest_key = f"{settings.runs_prefix}{run_id}/manifest.json"
     detail = {"runId": run_id, "status": request.status, "mode": mode,
               "corpus": {"bucket": storage.input_bucket, "key": request.corpusKey},
-              "counts": counts if request.status == "SUCCEEDED" else None,
+              "counts": counts if succeeded else None,
+              "tokens": used if succeeded else None,
+              "cost": usage.cost(tokens, settings.prices) if succeeded else None,
               "output": {"bucket": storage.output_bucket, "resultsPrefix": f"{storage.results_prefix}{run_id}/",
                          "manifestKey": manifest_key},
               "error": request.error}
+    run_deadline = sharding.deadline if sharding else None
+    if run_deadline is not None or switched:
+        # Which shards ran as synchronous calls because their jobs would have ended after the deadline.
+        detail["deadline"] = {"at": run_deadline, "shardsSwitchedToSync": sorted(switched)}
     manifest = json.dumps({**detail, "sharding": shard_counts}, indent=2).encode()
     outcome = publish(run_id, detail, ending_of(request), manifest=manifest, manifest_key=manifest_key)
     if outcome == jobs.CLAIMED:
@@ -124,12 +154,14 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
     return outcome
 
 
-def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str, cause: str) -> Counts:
+def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
+                       cause: str) -> tuple[Counts, usage.Tokens]:
     """Settle the records of a Map child that failed for good; its earlier settlements stand.
 
     A record its unit settled as succeeded stays succeeded (a mode B batch's kept answers are written here); every
     other record goes to the failure lane. A mode A shard is settled under its lease, and marked settled, so a job
     completing after its child gave up (or still running: it is stopped) writes nothing the lane already holds.
+    Returns the counts and the tokens of the answers kept (a stopped job's are not known).
     """
     ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds, run_id)
     detail = f"{error}: {cause}"[:500]
@@ -148,8 +180,9 @@ def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
 
 
 def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, source: dict[str, Any], *,
-                    results_key: str | None) -> Counts:
-    """Settle a failed unit's records; with `results_key` (mode B), write the answers its batch kept."""
+                    results_key: str | None) -> tuple[Counts, usage.Tokens]:
+    """Settle a failed unit's records; with `results_key` (mode B), write the answers its batch kept. Returns the
+    counts and the tokens of those answers (their Converse usage)."""
     claims = ledger.claim_all(order, owner)
     succeeded = {r for r, c in claims.items() if c.mine and c.outcome == "succeeded"}
     kept = {r: json.loads(c.output) for r, c in claims.items() if r in succeeded and c.output}
@@ -164,7 +197,8 @@ def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, s
                                 Key=results_key)
     logger.warning("Settled the records of a failed unit", extra={"owner": owner, "detail": detail,
                                                                    "counts": settlement.counts.as_dict()})
-    return settlement.counts
+    tokens = usage.total(kept[r].get("output") for r in answered) if results_key is not None else usage.Tokens()
+    return settlement.counts, tokens
 
 
 def _give_up_shard(run_id: str, shard_id: str) -> None:

@@ -62,9 +62,21 @@ def client_request_token(run_id: str, shard_id: str) -> str:
     return safe
 
 
+# The tag naming the run a job belongs to (its value: the run id).
+RUN_TAG = "ai-pipelines:run-id"
+
+
 def owner_tags(prefix: str) -> list[dict[str, str]]:
-    """The tags of a job created under `prefix`, as CreateModelInvocationJob takes them."""
+    """The owner tag of a job created under `prefix`, as CreateModelInvocationJob takes tags."""
     return [{"key": OWNER_TAG, "value": prefix}]
+
+
+def job_tags(prefix: str, run_id: str, stack_tags: dict[str, str]) -> list[dict[str, str]]:
+    """Every tag of a run's job: the owner tag (the stop grant requires it), the run id, and the stack's own tags
+    (project, stack, pipeline, owner), as CreateModelInvocationJob takes them."""
+    return [*owner_tags(prefix), {"key": RUN_TAG, "value": run_id},
+            *({"key": key, "value": value} for key, value in sorted(stack_tags.items())
+              if key not in (OWNER_TAG, RUN_TAG))]
 
 
 def job_id_of(job_arn: str) -> str:
@@ -82,6 +94,7 @@ class JobRecord:
     task_token: str | None
     job_arn: str | None
     counts: dict[str, int] | None
+    switched: bool = False  # switched to synchronous calls to meet the run's deadline: never a job
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> JobRecord:
@@ -93,7 +106,7 @@ class JobRecord:
         return cls(job_key=str(s(KEY)), run_id=s("runId") or "", shard_id=s("shardId") or "",
                    shard_key=s("shardKey") or "", records=int(item.get("records", {}).get("N", "0")),
                    status=s("status"), task_token=s("taskToken"), job_arn=s("jobArn"),
-                   counts=json.loads(counts) if counts else None)
+                   counts=json.loads(counts) if counts else None, switched="switchedAt" in item)
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,19 @@ class JobsTable:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def switch_to_sync(self, job_key: str) -> bool:
+        """Mark the shard switched to synchronous calls, unless a job was submitted for it meanwhile (False)."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="SET switchedAt = if_not_exists("
+                "switchedAt, :now)", ConditionExpression="attribute_exists(jobKey) AND attribute_not_exists(jobArn)",
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def lease(self, job_key: str, seconds: int) -> bool:
         """Take the shard's settling lease for `seconds` (a function timeout); False while another copy holds it.

@@ -1,13 +1,16 @@
-"""Records as the pipeline carries them: a deterministic recordId and a `modelInput` in the model's native format.
+"""Records as the pipeline carries them: a deterministic recordId and a `modelInput`, a Converse request body
+(``converse``, the default: the same for every model that supports Converse, and what both a batch job with
+``modelInvocationType: Converse`` and the synchronous worker's Converse call take) or the model's native InvokeModel
+body (``native``: Anthropic Claude and Amazon Nova only, for a model whose batch jobs do not take Converse).
 
 Pure. The prompt template holds ``{{content}}`` (the record's text) and optionally ``{{labels}}``; the template is
 turned once into a byte frame so each record costs one JSON escape of its text, not a dict build and a dump.
 
 >>> frame = InputFrame.build("anthropic.claude-3-haiku-20240307-v1:0", "Summarize: {{content}}", max_tokens=64,
 ...                          temperature=0.0)
->>> line = frame.line("doc-1", "hello")
->>> json.loads(line)["modelInput"]["messages"][0]["content"][0]["text"]
-'Summarize: hello'
+>>> line = json.loads(frame.line("doc-1", "hello"))["modelInput"]
+>>> line["messages"][0]["content"][0]["text"], line["inferenceConfig"]
+('Summarize: hello', {'maxTokens': 64, 'temperature': 0.0})
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from typing import Any, Literal
 import orjson
 
 Family = Literal["anthropic", "nova"]
+RequestFormat = Literal["converse", "native"]
+REQUEST_FORMATS: tuple[RequestFormat, ...] = ("converse", "native")
+# CreateModelInvocationJob's modelInvocationType for each request format.
+INVOCATION_TYPES: dict[RequestFormat, str] = {"converse": "Converse", "native": "InvokeModel"}
 CONTENT = "{{content}}"
 LABELS = "{{labels}}"
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -54,8 +61,29 @@ def native_input(family: Family, prompt: str, *, max_tokens: int, temperature: f
             "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature}}
 
 
+def converse_input(prompt: str, *, max_tokens: int, temperature: float) -> dict[str, Any]:
+    """The Converse request body for one user prompt (the model is named by the call or the job, not here)."""
+    return {"messages": [{"role": "user", "content": [{"text": prompt}]}],
+            "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature}}
+
+
+def build_model_input(request_format: RequestFormat, model_id: str, prompt: str, *, max_tokens: int,
+                temperature: float) -> dict[str, Any]:
+    """A record's `modelInput` in `request_format`."""
+    if request_format == "converse":
+        return converse_input(prompt, max_tokens=max_tokens, temperature=temperature)
+    return native_input(model_family(model_id), prompt, max_tokens=max_tokens, temperature=temperature)
+
+
 def converse_request(model_input: Mapping[str, Any]) -> dict[str, Any]:
-    """The Converse arguments (messages, inferenceConfig) equivalent to a native body built by `native_input`."""
+    """The Converse arguments of a record's `modelInput`: a Converse body as it is (its messages, inferenceConfig
+    and system prompt), a native body built by `native_input` translated."""
+    if "anthropic_version" not in model_input and "schemaVersion" not in model_input:
+        request = {"messages": list(model_input["messages"]),
+                   "inferenceConfig": dict(model_input.get("inferenceConfig", {}))}
+        if "system" in model_input:
+            request["system"] = list(model_input["system"])
+        return request
     messages = [{"role": m["role"], "content": [{"text": part["text"]} for part in m["content"]]}
                 for m in model_input["messages"]]
     if "anthropic_version" in model_input:
@@ -67,7 +95,8 @@ def converse_request(model_input: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def output_text(model_output: Mapping[str, Any]) -> str | None:
-    """The generated text of a native response body (Anthropic Messages or Nova), None if it has none."""
+    """The generated text of a Converse response body (a Converse job's modelOutput) or a native one (Anthropic
+    Messages; Nova's is shaped as Converse's), None if it has none."""
     content = model_output.get("content")
     if content is None:
         content = model_output.get("output", {}).get("message", {}).get("content")
@@ -115,9 +144,9 @@ class InputFrame:
 
     @classmethod
     def build(cls, model_id: str, template: str, *, max_tokens: int, temperature: float,
-              labels: tuple[str, ...] = ()) -> InputFrame:
+              labels: tuple[str, ...] = (), request_format: RequestFormat = "converse") -> InputFrame:
         prefix, suffix = render_template(template, labels)
-        body = native_input(model_family(model_id), _MARK, max_tokens=max_tokens, temperature=temperature)
+        body = build_model_input(request_format, model_id, _MARK, max_tokens=max_tokens, temperature=temperature)
         encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         before, after = encoded.split(json.dumps(_MARK, ensure_ascii=False)[1:-1])
         return cls(head=f',"modelInput":{before}'.encode() + _escape(prefix),

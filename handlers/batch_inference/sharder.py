@@ -11,7 +11,8 @@ job), ``sync`` when MODE is sync (one unbounded shard, read by the synchronous M
 the corpus holds at least the per-job minimum, else sync. A corpus without one valid record is ``empty``.
 
 Output: ``{"runId", "mode", "corpus": {bucket, key}, "shardList": {bucket, key}, "syncInput": {bucket, key},
-"counts": {"lines", "valid", "rejected", "blank", "shards"}}``.
+"counts": {"lines", "valid", "rejected", "blank", "shards"}, "deadline"}``: the run's deadline (`deadline`: the
+execution input's ``deadline``, else RUN_DEADLINE_HOURS after the execution started, else null).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from batch_inference import clients
 from batch_inference.config import SharderSettings
-from batch_inference.exceptions import CorpusBelowBatchMinimumError
+from batch_inference.deadline import DeadlineError, run_deadline
+from batch_inference.exceptions import CorpusBelowBatchMinimumError, InvalidTaskInputError
 from batch_inference.lane import LaneRecord
 from batch_inference.ledger import Ledger
 from batch_inference.records import InputFrame
@@ -111,14 +113,19 @@ class _Rejections:
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     request = task_input(event, ShardRequest, "sharder input is not {runId, corpusKey}")
     logger.append_keys(runId=request.runId, corpusKey=request.corpusKey)
-    return shard(request.runId, request.corpusKey)
+    try:
+        deadline = run_deadline(request.options, request.startTime, settings.run_deadline_hours)
+    except DeadlineError as error:
+        raise InvalidTaskInputError(str(error)) from None
+    return {**shard(request.runId, request.corpusKey), "deadline": deadline}
 
 
 def shard(run_id: str, corpus_key: str) -> dict[str, Any]:
     storage = settings.storage
     prompt = settings.prompt
     frame = InputFrame.build(prompt.model_id, prompt.template, max_tokens=prompt.max_tokens,
-                             temperature=prompt.temperature, labels=prompt.labels)
+                             temperature=prompt.temperature, labels=prompt.labels,
+                             request_format=prompt.request_format)
     unbounded = settings.mode == "sync"
     limits = (ShardLimits.unbounded(settings.max_record_bytes) if unbounded else
               ShardLimits(settings.min_records, settings.max_records, settings.max_file_bytes,

@@ -3,14 +3,18 @@
 
 Input ``{"runId", "shard": {"shardId", "bucket", "key", "records"}, "taskToken"}``. Stores the task token in the
 jobs table first (so a completion that outruns this function still finds it), then calls
-``CreateModelInvocationJob`` with a job name and ``clientRequestToken`` derived from the run id and shard id only:
+``CreateModelInvocationJob`` (``modelInvocationType`` Converse, or InvokeModel for native request bodies) with a
+job name and ``clientRequestToken`` derived from the run id and shard id only:
 a retried or replayed child submits the same job, and Bedrock starts no second one. A shard already settled
 (replay of a finished run) is resumed at once from the jobs table, without a job.
 
 Bedrock's refusal for good (validation, access) raises `SubmissionRejectedError`, which fails the shard; throttling
 and transient errors raise `ThrottlingException`, which the Task's Retry backs off on; a full concurrent-jobs quota
 (ServiceQuotaExceededException: other runs' jobs hold the slots) raises `JobQuotaFullError`, which the Task waits
-out for as long as a job may take.
+out for as long as a job may take, unless the run has a deadline that a job started now (expected to take
+DEADLINE_JOB_HOURS) would miss: then the shard is marked switched in the jobs table (only while it has no job) and
+`DeadlineFallbackError` sends the child to run the shard's records as synchronous calls; a shard once switched is
+never submitted again (a retried or redriven child raises the error at once).
 """
 
 from __future__ import annotations
@@ -22,10 +26,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from batch_inference import clients, jobs
+from batch_inference import clients, deadline, jobs
 from batch_inference.backoff import THROTTLING_CODES
 from batch_inference.config import SubmitterSettings
-from batch_inference.exceptions import JobQuotaFullError, SubmissionRejectedError, ThrottlingException
+from batch_inference.exceptions import (
+    DeadlineFallbackError,
+    JobQuotaFullError,
+    SubmissionRejectedError,
+    ThrottlingException,
+)
+from batch_inference.records import INVOCATION_TYPES
 from batch_inference.resume import resume
 from batch_inference.tasks import SubmitRequest, task_input
 
@@ -51,23 +61,49 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         logger.info("Shard already settled; resuming its child without a job", extra={"status": record.status})
         resume(clients.stepfunctions(), record)
         return {"jobName": name, "replayed": True}
-    job_arn = submit(name, request.runId, shard.shardId, f"s3://{shard.bucket}/{shard.key}")
+    if record.switched:  # once switched, the shard stays with synchronous calls (a retried or redriven child)
+        raise DeadlineFallbackError(f"shard {shard.shardId} was switched to synchronous calls to meet the deadline")
+    try:
+        job_arn = submit(name, request.runId, shard.shardId, f"s3://{shard.bucket}/{shard.key}")
+    except JobQuotaFullError:
+        if deadline.would_miss(request.deadline, settings.deadline_job_hours) and table.switch_to_sync(name):
+            metrics.add_metric(name="ShardsSwitchedToSync", unit=MetricUnit.Count, value=1)
+            logger.warning("Queued behind the quota past the deadline; the shard switches to synchronous calls",
+                           extra={"deadline": request.deadline, "jobHours": settings.deadline_job_hours})
+            raise DeadlineFallbackError(
+                f"shard {shard.shardId} cannot start a job that ends before the deadline {request.deadline}; "
+                "its records run as synchronous calls") from None
+        raise
     table.mark_submitted(name, job_arn)
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     logger.info("Batch job submitted", extra={"jobArn": job_arn, "records": shard.records})
     return {"jobName": name, "jobArn": job_arn, "replayed": False}
 
 
+def job_request(name: str, run_id: str, shard_id: str, input_uri: str) -> dict[str, Any]:
+    """CreateModelInvocationJob's arguments for a shard: tagged with the owner tag, the run id and the stack's tags;
+    output encrypted with the configured key and the job placed in the configured VPC, when they are."""
+    output: dict[str, Any] = {
+        "s3Uri": f"s3://{settings.output_bucket}/{settings.bedrock_output_prefix}{run_id}/{shard_id}/"}
+    if settings.output_kms_key:
+        output["s3EncryptionKeyId"] = settings.output_kms_key
+    request: dict[str, Any] = {
+        "jobName": name, "roleArn": settings.batch_role_arn, "modelId": settings.model_id,
+        "clientRequestToken": jobs.client_request_token(run_id, shard_id),
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
+        "outputDataConfig": {"s3OutputDataConfig": output}, "timeoutDurationInHours": settings.job_timeout_hours,
+        "tags": jobs.job_tags(settings.job_name_prefix, run_id, settings.job_tags),
+        "modelInvocationType": INVOCATION_TYPES[settings.request_format]}
+    if settings.vpc:
+        request["vpcConfig"] = {"subnetIds": settings.vpc["subnetIds"],
+                                "securityGroupIds": settings.vpc["securityGroupIds"]}
+    return request
+
+
 def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
     """CreateModelInvocationJob, idempotent by clientRequestToken; the job's ARN."""
-    output_uri = f"s3://{settings.output_bucket}/{settings.bedrock_output_prefix}{run_id}/{shard_id}/"
     try:
-        response = clients.bedrock().create_model_invocation_job(
-            jobName=name, roleArn=settings.batch_role_arn, modelId=settings.model_id,
-            clientRequestToken=jobs.client_request_token(run_id, shard_id),
-            inputDataConfig={"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
-            outputDataConfig={"s3OutputDataConfig": {"s3Uri": output_uri}},
-            timeoutDurationInHours=settings.job_timeout_hours, tags=jobs.owner_tags(settings.job_name_prefix))
+        response = clients.bedrock().create_model_invocation_job(**job_request(name, run_id, shard_id, input_uri))
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code == QUOTA_FULL:  # slots free up as other jobs finish: hours, not seconds

@@ -21,7 +21,8 @@ throttled, so the batch ends with ``ThrottlingException`` for Step Functions' Re
 record goes to the failure lane) instead of running into the function's timeout, which the Task does not retry as
 throttling.
 
-This batch's answers are written to ``<RESULTS_PREFIX><runId>/batch-<digest>.jsonl``; the output is the counts.
+This batch's answers are written to ``<RESULTS_PREFIX><runId>/batch-<digest>.jsonl``; the output is the counts,
+with the input and output tokens of the answers (Converse's ``usage``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from batch_inference import backoff, clients
+from batch_inference import backoff, clients, usage
 from batch_inference.config import SyncSettings
 from batch_inference.exceptions import ModelAccessError, ThrottlingException
 from batch_inference.joining import batch_key, result_line
@@ -163,7 +164,9 @@ def process_batch(run_id: str, items: list[SyncItem], *, retry_count: int,
         body = b"".join(result_line(r, answers[r].output, answers[r].text) for r in settlement.succeeded)
         clients.s3().put_object(Bucket=storage.output_bucket, Key=f"{storage.results_prefix}{run_id}/batch-{key}.jsonl",
                                 Body=body, ContentType="application/jsonl")
-    counts = settlement.counts.as_dict()
+    # Converse's usage of each answer this batch settled (kept answers carry theirs): billed on demand.
+    tokens = usage.total(answers[r].output for r in settlement.succeeded)
+    counts = {**settlement.counts.as_dict(), **tokens.as_counts()}
     for name in ("succeeded", "failed", "duplicates"):
         metrics.add_metric(name=f"Records{name.capitalize()}", unit=MetricUnit.Count, value=counts[name])
     logger.info("Batch settled", extra={"counts": counts, "batchKey": key})

@@ -39,6 +39,8 @@ def task_input(event: Any, model: type[Task], expected: str) -> Task:
 class ShardRequest(_Input):
     runId: str = Field(pattern=_ID)
     corpusKey: str = Field(min_length=1, max_length=1024)
+    options: dict[str, Any] | None = None  # the execution's input (its optional deadline)
+    startTime: str | None = Field(None, max_length=64)
 
 
 class ShardDescriptor(_Input):
@@ -52,6 +54,7 @@ class SubmitRequest(_Input):
     runId: str = Field(pattern=_ID)
     shard: ShardDescriptor
     taskToken: str = Field(min_length=1, max_length=1024)
+    deadline: str | None = Field(None, max_length=64)
 
 
 class SyncItem(_Input):
@@ -84,6 +87,7 @@ class ShardingOutput(_Input):
     mode: Literal["batch", "sync", "empty"]
     corpus: Location
     counts: dict[str, int]
+    deadline: str | None = None
 
 
 class FinalizeRequest(_Input):

@@ -116,10 +116,32 @@ def test_both_maps_are_distributed_bounded_by_their_quotas_and_tolerate_failures
                                     "BatchInput": {"runId.$": "$.sharding.runId"}}
 
 
+def test_a_shard_switched_for_the_deadline_runs_as_the_synchronous_map_runs_a_corpus(stack: Synthesis) -> None:
+    found = states(stack)
+    shard, corpus = found["InferShard"], found["InferRecords"]
+    assert shard["ItemReader"]["Parameters"] == {"Bucket.$": "$.shard.bucket", "Key.$": "$.shard.key"}
+    assert shard["ItemReader"]["ReaderConfig"] == {"InputType": "JSONL"}
+    assert shard["ItemBatcher"] == {**corpus["ItemBatcher"], "BatchInput": {"runId.$": "$.runId"}}
+    for key in ("MaxConcurrency", "ToleratedFailurePercentage", "ResultWriter"):
+        assert shard[key] == corpus[key], key
+    assert shard["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert found["InferShardBatch"] == found["InferBatch"]
+    assert (shard["ResultPath"], shard["End"]) == ("$.switched", True)
+    # The deadline reaches every child and its submitter.
+    submit = found["SubmitShards"]
+    assert submit["ItemSelector"]["deadline.$"] == "$.sharding.deadline"
+    assert found["SubmitAndWait"]["Parameters"]["Payload"]["deadline.$"] == "$.deadline"
+    assert found["Shard"]["Parameters"]["Payload"]["options.$"] == "$"
+
+
 def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> None:
     tasks = {name: body for name, body in states(stack).items() if body["Type"] == "Task"}
-    assert sorted(tasks) == ["Finalize", "InferBatch", "Shard", "SubmitAndWait"]
-    assert not any("Catch" in state for state in states(stack).values())
+    assert sorted(tasks) == ["Finalize", "InferBatch", "InferShardBatch", "Shard", "SubmitAndWait"]
+    # Nothing catches a failure (a redrive restarts where it failed): the one Catch sends a shard that must meet the
+    # run's deadline to synchronous calls.
+    caught = {name: state["Catch"] for name, state in states(stack).items() if "Catch" in state}
+    assert caught == {"SubmitAndWait": [{"ErrorEquals": ["DeadlineFallbackError"], "ResultPath": "$.fallback",
+                                         "Next": "InferShard"}]}
     for name, task in tasks.items():
         retried = {error for retry in task["Retry"] for error in retry["ErrorEquals"]}
         assert "Lambda.TooManyRequestsException" in retried, name
@@ -305,6 +327,68 @@ def test_the_batch_role_reads_only_shards_writes_only_job_output_and_invokes_onl
         "bedrock:InvokeModel", "s3:GetObject", "s3:ListBucket", "s3:ListBucket", "s3:PutObject"]
 
 
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+JOB_VPC = {"subnetIds": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
+           "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}
+
+
+def test_jobs_carry_the_stacks_tags_and_nothing_else_unless_configured(stack: Synthesis) -> None:
+    environment = stack.named("batchinf-submitter").inputs["environment"]["variables"]
+    assert json.loads(environment["JOB_TAGS"]) == {"project": "ai-pipelines", "stack": "test",
+                                                   "pipeline": "batchinf", "owner": "platform"}
+    assert (environment["JOB_OUTPUT_KMS_KEY"], environment["JOB_VPC"]) == ("", "")
+    assert not any(a.startswith(("kms:", "ec2:")) for s in statements(stack.named("batchinf-batch-role-policy"))
+                   .values() for a in s["Action"])
+    assert not any(a.startswith("kms:") for s in statements(stack.named("batchinf-completion-policy")).values()
+                   for a in s["Action"])
+
+
+def test_a_configured_output_key_is_used_only_through_s3_by_the_batch_role_and_the_completion_handler() -> None:
+    configured = synth(settings(jobOutputKmsKeyArn=KEY, jobVpc=JOB_VPC), mode="update")
+    environment = configured.named("batchinf-submitter").inputs["environment"]["variables"]
+    assert environment["JOB_OUTPUT_KMS_KEY"] == KEY and json.loads(environment["JOB_VPC"]) == JOB_VPC
+    via_s3 = {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
+    role = statements(configured.named("batchinf-batch-role-policy"))
+    assert role["EncryptJobOutput"] == {"Sid": "EncryptJobOutput", "Effect": "Allow",
+                                        "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [KEY],
+                                        "Condition": via_s3}
+    completion = statements(configured.named("batchinf-completion-policy"))
+    assert completion["ReadEncryptedJobOutput"]["Action"] == ["kms:Decrypt"]
+    assert (completion["ReadEncryptedJobOutput"]["Resource"], completion["ReadEncryptedJobOutput"]["Condition"]) == (
+        [KEY], via_s3)
+
+
+def test_a_configured_vpc_lets_bedrock_place_jobs_only_in_its_subnets() -> None:
+    configured = synth(settings(jobVpc=JOB_VPC), mode="update")
+    role = statements(configured.named("batchinf-batch-role-policy"))
+    subnets = [arn("ec2", f"subnet/{s}") for s in JOB_VPC["subnetIds"]]
+    interfaces = arn("ec2", "network-interface/*")
+    jobs = arn("bedrock", "model-invocation-job/*")
+    assert role["CreateJobInterfaces"]["Resource"] == [interfaces]
+    assert role["CreateJobInterfaces"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/BedrockManaged": "true"},
+        "ArnLike": {"aws:RequestTag/BedrockModelInvocationJobArn": jobs}}
+    assert role["CreateJobInterfacesInTheJobSubnets"]["Resource"] == [
+        *subnets, arn("ec2", "security-group/sg-0a1b2c3d4e5f60718")]
+    assert role["ManageJobInterfaces"]["Condition"] == {
+        "ArnEquals": {"ec2:Subnet": subnets}, "ArnLike": {"ec2:ResourceTag/BedrockModelInvocationJobArn": jobs}}
+    assert role["TagJobInterfacesOnCreation"]["Condition"]["StringEquals"] == {
+        "ec2:CreateAction": "CreateNetworkInterface"}
+    assert role["DescribeJobNetwork"]["Resource"] == ["*"]
+    assert all(a.startswith("ec2:Describe") for a in role["DescribeJobNetwork"]["Action"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"jobOutputKmsKeyArn": "alias/my-key"}, "String should match pattern"),
+    ({"jobVpc": {"subnetIds": [], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}}, "at least 1 item"),
+    ({"jobVpc": {"subnetIds": ["vpc-0a1b2c3d"], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}},
+     "not subnet ids"),
+])
+def test_a_malformed_key_or_vpc_is_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_stack_config({"owner": "x", "batchInference": {**MINIMAL, **overrides}}, stack="dev")
+
+
 def test_the_submitter_may_pass_only_the_batch_role_and_only_to_bedrock(stack: Synthesis) -> None:
     granted = statements(stack.named("batchinf-submitter-policy"))
     assert granted["PassOnlyTheBatchRoleToBedrock"] == {
@@ -370,7 +454,9 @@ def test_the_validator_rejects_a_broken_definition(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"minRecordsPerJob": 100, "maxRecordsPerJob": 150}, "below 2 x minRecordsPerJob - 1"),
     ({"minRecordsPerJob": 1000, "maxRecordBytes": 1_000_000, "maxFileBytes": 1 << 30}, "below 2 x minRecordsPerJob"),
-    ({"model": {"modelId": "meta.llama3-8b-instruct-v1:0"}}, "Anthropic|anthropic and amazon.nova"),
+    ({"model": {"modelId": "meta.llama3-8b-instruct-v1:0"}, "requestFormat": "native"},
+     "requestFormat native builds the native request of anthropic and amazon.nova models only"),
+    ({"requestFormat": "openai"}, "'converse' or 'native'"),
     ({"itemsPerBatch": 200, "recordConcurrency": 1}, "exceeds the worker's 840 s"),
     ({"completion": {"batchSize": 5}}, "must be 1"),
     ({"concurrentJobs": 0}, "greater than or equal to 1"),
@@ -392,6 +478,60 @@ def test_inconsistent_config_is_refused_naming_the_key(overrides: dict[str, Any]
     with pytest.raises(ConfigError, match=message) as raised:
         parse_stack_config({"owner": "x", "batchInference": section}, stack="dev")
     assert "ai-pipelines:batchInference" in str(raised.value)
+
+
+def test_records_are_converse_requests_for_any_model_unless_native_bodies_are_asked_for() -> None:
+    for model in (MODEL, "meta.llama3-8b-instruct-v1:0", "mistral.mistral-large-2402-v1:0"):
+        config = settings(model={"modelId": model})
+        assert config.request_format == "converse"
+        environment = synth(config).named("batchinf-sharder").inputs["environment"]["variables"]
+        assert environment["REQUEST_FORMAT"] == "converse"
+    native = synth(settings(requestFormat="native"))
+    for function in ("sharder", "submitter"):
+        assert native.named(f"batchinf-{function}").inputs["environment"]["variables"]["REQUEST_FORMAT"] == "native"
+
+
+def test_the_built_in_token_prices_are_the_cost_estimates_price_table() -> None:
+    from components.config.batch_inference import BATCH_PRICE_FACTOR, TOKEN_PRICES_USD_PER_MILLION
+    from offline.cost.prices import load_prices
+    for region, models in TOKEN_PRICES_USD_PER_MILLION.items():
+        table = load_prices(region)
+        assert table.batch_discount == BATCH_PRICE_FACTOR
+        assert models == {model: (price.input, price.output) for model, price in table.tokens.items()
+                          if price.per == 1_000_000}, region
+        assert all(price.per == 1_000_000 for price in table.tokens.values())
+
+
+def test_runs_are_costed_at_the_models_price_in_the_stacks_region_or_the_configured_one() -> None:
+    def prices(config: BatchInferenceSettings) -> str:
+        return str(synth(config).named("batchinf-finalizer").inputs["environment"]["variables"]["TOKEN_PRICES"])
+
+    assert json.loads(prices(settings())) == {  # eu-west-1, Claude 3 Haiku, from the price table
+        "model": MODEL, "currency": "USD", "inputPerMillionTokens": 0.25, "outputPerMillionTokens": 1.25,
+        "batchDiscount": 0.5}
+    # Under an inference profile the model is priced as itself.
+    profiled = settings(model={"inferenceProfileId": f"eu.{MODEL}", "inferenceProfileRegions": ["eu-west-1"]})
+    assert json.loads(prices(profiled))["inputPerMillionTokens"] == 0.25
+    unpriced = settings(model={"modelId": "amazon.nova-lite-v1:0"})  # priced in us-east-1 only
+    assert prices(unpriced) == ""
+    configured = settings(model={"modelId": "amazon.nova-lite-v1:0"},
+                          tokenPrices={"inputPerMillionTokens": 0.078, "outputPerMillionTokens": 0.312})
+    assert json.loads(prices(configured)) == {
+        "model": "amazon.nova-lite-v1:0", "currency": "USD", "inputPerMillionTokens": 0.078,
+        "outputPerMillionTokens": 0.312, "batchDiscount": 0.5}
+    run_ended = synth(configured).named("batchinf-run-ended").inputs["environment"]["variables"]
+    assert run_ended["TOKEN_PRICES"] == prices(configured)
+
+
+def test_a_run_deadline_and_a_jobs_expected_length_reach_the_sharder_and_the_submitter(stack: Synthesis) -> None:
+    def variables(synthesis: Synthesis, function: str) -> dict[str, str]:
+        return dict(synthesis.named(f"batchinf-{function}").inputs["environment"]["variables"])
+
+    assert variables(stack, "sharder")["RUN_DEADLINE_HOURS"] == "0"  # no deadline unless a run names one
+    assert variables(stack, "submitter")["DEADLINE_JOB_HOURS"] == "24"
+    configured = synth(settings(runDeadlineHours=36, deadlineJobHours=12))
+    assert variables(configured, "sharder")["RUN_DEADLINE_HOURS"] == "36"
+    assert variables(configured, "submitter")["DEADLINE_JOB_HOURS"] == "12"
 
 
 def test_the_section_enables_the_pipeline() -> None:

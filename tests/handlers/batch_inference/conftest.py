@@ -39,6 +39,7 @@ RESULT_BUS = ENV["finalizer"]["RESULT_BUS_NAME"]
 MODEL_ID = ENV["submitter"]["MODEL_ID"]
 BATCH_ROLE_ARN = ENV["submitter"]["BATCH_ROLE_ARN"]
 JOB_PREFIX = ENV["submitter"]["JOB_NAME_PREFIX"]
+STACK_TAGS: dict[str, str] = json.loads(ENV["submitter"]["JOB_TAGS"])
 FAILURE_LANE = _STACK.named("batchinf-failures").inputs
 COMPLETION_QUEUE = _STACK.named("batchinf-completions").inputs
 COMPLETION_FUNCTION = _STACK.named("batchinf-completion").inputs
@@ -255,7 +256,8 @@ def storage(aws: None) -> Storage:
 
 @pytest.fixture
 def bedrock(storage: Storage) -> Iterator[FakeBedrock]:
-    with FakeBedrock(clients.bedrock(), model_id=MODEL_ID, role_arn=BATCH_ROLE_ARN, job_prefix=JOB_PREFIX) as fake:
+    with FakeBedrock(clients.bedrock(), model_id=MODEL_ID, role_arn=BATCH_ROLE_ARN, job_prefix=JOB_PREFIX,
+                     stack_tags=STACK_TAGS) as fake:
         yield fake
     fake.stubber.assert_no_pending_responses()
 

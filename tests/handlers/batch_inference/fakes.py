@@ -13,6 +13,8 @@ from botocore.stub import ANY, Stubber
 
 from components.pipelines.batch_inference import JOB_OWNER_TAG
 
+JOB_RUN_TAG = "ai-pipelines:run-id"
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 NOW = dt.datetime(2026, 6, 27, 3, 0, tzinfo=dt.UTC)
@@ -25,8 +27,10 @@ def job_arn(job_id: str) -> str:
 class FakeBedrock:
     """The `bedrock` client's answers, queued in call order."""
 
-    def __init__(self, client: Any, *, model_id: str, role_arn: str, job_prefix: str) -> None:
+    def __init__(self, client: Any, *, model_id: str, role_arn: str, job_prefix: str,
+                 stack_tags: dict[str, str] | None = None) -> None:
         self.client, self.model_id, self.role_arn, self.job_prefix = client, model_id, role_arn, job_prefix
+        self.stack_tags = stack_tags or {}
         self.stubber = Stubber(client)
 
     def __enter__(self) -> FakeBedrock:
@@ -37,13 +41,24 @@ class FakeBedrock:
         self.stubber.deactivate()
 
     def creates(self, *, name: str, token: str, arn: str, input_uri: str | Any = ANY,
-                output_uri: str | Any = ANY) -> None:
-        """Bedrock creates the job; the request must tag it as the pipeline's (the tag the stop grant requires)."""
-        self.stubber.add_response("create_model_invocation_job", {"jobArn": arn}, {
+                output_uri: str | Any = ANY, invocation_type: str = "Converse", run_id: str | Any = ANY,
+                output_key: str | None = None, vpc: dict[str, list[str]] | None = None) -> None:
+        """Bedrock creates the job; the request must tag it as the pipeline's (the tag the stop grant requires), with
+        its run and the stack's tags, name the records' format (Converse unless the stack asks for native bodies),
+        and carry the output key and the VPC exactly when the stack configures them."""
+        output: dict[str, Any] = {"s3Uri": output_uri}
+        if output_key is not None:
+            output["s3EncryptionKeyId"] = output_key
+        request = {
             "jobName": name, "roleArn": self.role_arn, "modelId": self.model_id, "clientRequestToken": token,
             "inputDataConfig": {"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
-            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": output_uri}}, "timeoutDurationInHours": ANY,
-            "tags": [{"key": JOB_OWNER_TAG, "value": self.job_prefix}]})
+            "outputDataConfig": {"s3OutputDataConfig": output}, "timeoutDurationInHours": ANY,
+            "tags": [{"key": JOB_OWNER_TAG, "value": self.job_prefix}, {"key": JOB_RUN_TAG, "value": run_id},
+                     *({"key": key, "value": value} for key, value in sorted(self.stack_tags.items()))],
+            "modelInvocationType": invocation_type}
+        if vpc is not None:
+            request["vpcConfig"] = vpc
+        self.stubber.add_response("create_model_invocation_job", {"jobArn": arn}, request)
 
     def refuses_create(self, code: str, message: str = "refused") -> None:
         self.stubber.add_client_error("create_model_invocation_job", service_error_code=code,
@@ -156,6 +171,14 @@ class FakeConverse:
 
 
 def output_line(record_id: str, text: str) -> dict[str, Any]:
+    """A success line of a Converse job: its modelOutput is Converse's response body."""
+    return {"recordId": record_id, "modelInput": {"messages": []}, "modelOutput": {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
+        "usage": {"inputTokens": 20, "outputTokens": 7, "totalTokens": 27}, "metrics": {"latencyMs": 900}}}
+
+
+def native_output_line(record_id: str, text: str) -> dict[str, Any]:
+    """A success line of an InvokeModel job running Claude: its modelOutput is Anthropic's Messages body."""
     return {"recordId": record_id, "modelInput": {"messages": []}, "modelOutput": {
         "id": f"msg_{record_id}", "type": "message", "role": "assistant", "model": "claude-3-haiku-20240307",
         "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",

@@ -58,7 +58,7 @@ def submit(invoke: Invoke, bedrock: FakeBedrock, descriptor: dict[str, Any], tok
     """The Map child's SubmitAndWait: Bedrock accepts the job (the same ARN for the same token)."""
     name, request_token, arn = job_of(descriptor, run)
     input_uri, output_uri = uris(descriptor, run)
-    bedrock.creates(name=name, token=request_token, arn=arn, input_uri=input_uri, output_uri=output_uri)
+    bedrock.creates(name=name, token=request_token, arn=arn, input_uri=input_uri, output_uri=output_uri, run_id=run)
     result: dict[str, Any] = invoke("submitter", {"runId": run, "shard": descriptor, "taskToken": token})
     return result
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from batch_inference import backoff, jobs
 from batch_inference.joining import join_output, shard_record_ids
 from batch_inference.records import InputFrame, converse_request, model_family, output_text
-from tests.handlers.batch_inference.fakes import error_line, output_line
+from tests.handlers.batch_inference.fakes import error_line, native_output_line, output_line
 
 SHARD = [json.dumps({"recordId": f"DOC{i:03d}", "modelInput": {"messages": []}}).encode() for i in range(6)]
 
@@ -51,9 +51,31 @@ def test_a_record_id_twice_in_the_output_counts_once() -> None:
     assert output_text(joined.succeeded["DOC000"]) == "first" and joined.failed == {}
 
 
-def test_model_inputs_are_the_native_body_and_convert_to_converse() -> None:
+CONVERSE_MODELS = ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0", "meta.llama3-8b-instruct-v1:0",
+                   "mistral.mistral-large-2402-v1:0"]
+
+
+@pytest.mark.parametrize("model", CONVERSE_MODELS)
+def test_every_model_gets_the_same_converse_body_from_the_one_template(model: str) -> None:
+    frame = InputFrame.build(model, "Labels: {{labels}}\n<item>{{content}}</item>", max_tokens=100,
+                             temperature=0.2, labels=("a", "b"))
+    line = json.loads(frame.line("r1", 'He said "hi"\n\u00e9'))
+    body = {"messages": [{"role": "user", "content": [{"text": 'Labels: a, b\n<item>He said "hi"\n\u00e9</item>'}]}],
+            "inferenceConfig": {"maxTokens": 100, "temperature": 0.2}}
+    assert line == {"recordId": "r1", "modelInput": body}
+    # Mode B sends that body as it is: Converse's own request, validated by botocore's bedrock-runtime model.
+    assert converse_request(line["modelInput"]) == body
+    from botocore.session import get_session
+    from botocore.validate import validate_parameters
+    shape = get_session().get_service_model("bedrock-runtime").operation_model("Converse").input_shape
+    validate_parameters({"modelId": model, **converse_request(line["modelInput"])}, shape)
+    with_system = {**body, "system": [{"text": "Be brief."}]}
+    assert converse_request(with_system)["system"] == [{"text": "Be brief."}]
+
+
+def test_model_inputs_in_the_native_format_convert_to_converse() -> None:
     claude = InputFrame.build("anthropic.claude-3-haiku-20240307-v1:0", "Labels: {{labels}}\n<item>{{content}}"
-                              "</item>", max_tokens=100, temperature=0.2, labels=("a", "b"))
+                              "</item>", max_tokens=100, temperature=0.2, labels=("a", "b"), request_format="native")
     line = json.loads(claude.line("r1", 'He said "hi"\n\u00e9'))
     assert line == {"recordId": "r1", "modelInput": {
         "anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "temperature": 0.2,
@@ -62,10 +84,12 @@ def test_model_inputs_are_the_native_body_and_convert_to_converse() -> None:
     assert converse_request(line["modelInput"]) == {
         "messages": [{"role": "user", "content": [{"text": 'Labels: a, b\n<item>He said "hi"\n\u00e9</item>'}]}],
         "inferenceConfig": {"maxTokens": 100, "temperature": 0.2}}
-    nova = json.loads(InputFrame.build("amazon.nova-lite-v1:0", "{{content}}", max_tokens=10,
-                                       temperature=0.0).line("r2", "x"))["modelInput"]
+    nova = json.loads(InputFrame.build("amazon.nova-lite-v1:0", "{{content}}", max_tokens=10, temperature=0.0,
+                                       request_format="native").line("r2", "x"))["modelInput"]
+    assert nova["schemaVersion"] == "messages-v1"
     assert converse_request(nova)["inferenceConfig"] == {"maxTokens": 10, "temperature": 0.0}
     assert output_text({"output": {"message": {"content": [{"text": "nova says"}]}}}) == "nova says"
+    assert output_text(native_output_line("r3", "claude says")["modelOutput"]) == "claude says"
     assert model_family("eu.anthropic.claude-3-haiku-20240307-v1:0") == "anthropic"
     with pytest.raises(ValueError, match="Anthropic Claude and Amazon Nova"):
         model_family("meta.llama3-8b-instruct-v1:0")

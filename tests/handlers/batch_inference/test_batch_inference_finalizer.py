@@ -32,10 +32,10 @@ def _entry(status: str, index: int, payload: dict[str, Any], output: dict[str, A
     return entry
 
 
-def write_map_results(storage: Storage, succeeded: list[dict[str, Any]], failed: list[dict[str, Any]]) -> dict[str,
-                                                                                                                 Any]:
+def write_map_results(storage: Storage, succeeded: list[dict[str, Any]], failed: list[dict[str, Any]],
+                      run: str = "7d4ffabb") -> dict[str, Any]:
     """What ResultWriter leaves under its prefix: manifest.json and one file per status."""
-    prefix = "runs/map-results/7d4ffabb"
+    prefix = f"runs/map-results/{run}"
     files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
     for status, entries in (("SUCCEEDED", succeeded), ("FAILED", failed)):
         if entries:
@@ -48,8 +48,9 @@ def write_map_results(storage: Storage, succeeded: list[dict[str, Any]], failed:
     return {"MapRunArn": MAP_RUN, "ResultWriterDetails": {"Bucket": OUTPUT_BUCKET, "Key": f"{prefix}/manifest.json"}}
 
 
-def counts(records: int, succeeded: int, failed: int) -> dict[str, int]:
-    return {"records": records, "succeeded": succeeded, "failed": failed, "duplicates": 0, "lane_sent": failed}
+def counts(records: int, succeeded: int, failed: int, tokens: tuple[int, int] = (0, 0)) -> dict[str, int]:
+    return {"records": records, "succeeded": succeeded, "failed": failed, "duplicates": 0, "lane_sent": failed,
+            "inputTokens": tokens[0], "outputTokens": tokens[1]}
 
 
 def test_a_run_completes_with_its_childrens_counts_and_a_failed_shards_records_in_the_failure_lane(
@@ -59,15 +60,17 @@ def test_a_run_completes_with_its_childrens_counts_and_a_failed_shards_records_i
     first, second, third = shard_list(storage, sharding)
     storage.failure_lane()  # the sharder's rejected line
     map_output = write_map_results(storage, succeeded=[
-        _entry("SUCCEEDED", 0, {"runId": RUN, "shard": first}, {"shardId": "00000", "counts": counts(4, 3, 1)}),
-        _entry("SUCCEEDED", 1, {"runId": RUN, "shard": second}, {"shardId": "00001", "counts": counts(4, 4, 0)}),
+        _entry("SUCCEEDED", 0, {"runId": RUN, "shard": first},
+               {"shardId": "00000", "counts": counts(4, 3, 1, (1_200_000, 300_000))}),
+        _entry("SUCCEEDED", 1, {"runId": RUN, "shard": second},
+               {"shardId": "00001", "counts": counts(4, 4, 0, (800_000, 100_000))}),
     ], failed=[_entry("FAILED", 2, {"runId": RUN, "shard": third},
                       error=("SubmissionRejectedError", "Bedrock refused job: ValidationException"))])
     request = {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding, "map": map_output}
     result = invoke("finalizer", request)
 
     assert result["counts"] == {"records": 12, "succeeded": 7, "failed": 5, "duplicates": 0, "rejected": 1,
-                                "failedUnits": 1}
+                                "failedUnits": 1, "inputTokens": 2_000_000, "outputTokens": 400_000}
     lane = storage.failure_lane()
     assert sorted(m["recordId"] for m in lane) == sorted(shard_ids(storage, third))
     assert {(m["reason"], m["stage"]) for m in lane} == {("unit_failed", "unit")}
@@ -81,6 +84,17 @@ def test_a_run_completes_with_its_childrens_counts_and_a_failed_shards_records_i
     assert event["detail"]["corpus"] == {"bucket": INPUT_BUCKET, "key": CORPUS}
     manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
     assert manifest["counts"] == result["counts"] and manifest["sharding"]["rejected"] == 1
+    # Tokens and cost: the jobs' tokens at the dev stack's price of its model (eu-west-1, Claude 3 Haiku: $0.25 and
+    # $1.25 per million input and output tokens on demand, batch at half of that).
+    tokens = {"inputTokens": 2_000_000, "outputTokens": 400_000,
+              "batch": {"inputTokens": 2_000_000, "outputTokens": 400_000},
+              "onDemand": {"inputTokens": 0, "outputTokens": 0}}
+    assert manifest["tokens"] == event["detail"]["tokens"] == tokens
+    cost = event["detail"]["cost"]
+    assert manifest["cost"] == cost
+    assert (cost["estimatedUsd"], cost["atBatchPricesUsd"], cost["atOnDemandPricesUsd"]) == (0.5, 0.5, 1.0)
+    assert cost["currency"] == "USD" and cost["model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert cost["prices"] == {"inputPerMillionTokens": 0.25, "outputPerMillionTokens": 1.25, "batchDiscount": 0.5}
 
     # Step Functions retries the finalizer (a lost response): the same counts, no second event, no second send.
     assert invoke("finalizer", request)["counts"] == result["counts"]
@@ -102,8 +116,47 @@ def test_a_failed_sync_batch_keeps_its_answers_and_sends_the_rest(invoke: Invoke
     result = invoke("finalizer", {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding,
                                   "map": map_output})
     assert result["counts"]["succeeded"] == 1 and result["counts"]["failed"] == 1
+    # The kept answer's Converse usage, billed on demand.
+    assert (result["counts"]["inputTokens"], result["counts"]["outputTokens"]) == (12, 5)
+    manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
+    assert manifest["tokens"]["onDemand"] == {"inputTokens": 12, "outputTokens": 5}
+    assert manifest["cost"]["estimatedUsd"] == manifest["cost"]["atOnDemandPricesUsd"] == round(
+        (12 * 0.25 + 5 * 1.25) / 1e6, 8)
     assert [r["recordId"] for r in storage.results(RUN)] == ["DOC0001"]
     assert [m["recordId"] for m in storage.failure_lane()] == ["DOC0002"]
+
+
+def test_a_shard_switched_for_the_deadline_is_counted_from_its_batches_and_the_manifest_says_so(
+        invoke: Invoke, storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    sharding = {**shard(invoke, storage, records(8)), "deadline": "2026-06-28T06:00:00+00:00"}
+    first, second = shard_list(storage, sharding)
+    ids = shard_ids(storage, second)
+    # The second shard's child caught DeadlineFallbackError and ran InferShard: its own Map's results, one batch
+    # answered (its tokens on demand) and one that failed for good (its records to the failure lane).
+    unit = batch(ids[2:])
+    inner = write_map_results(storage, succeeded=[
+        _entry("SUCCEEDED", 0, batch(ids[:2]), {"batchKey": "k", "counts": counts(2, 2, 0, (24, 10))})],
+        failed=[_entry("FAILED", 1, {"Items": unit["Items"], "BatchInput": unit["BatchInput"]},
+                       error=("States.Timeout", "Task timed out"))], run="inner")
+    switched = {"runId": RUN, "shard": second, "deadline": sharding["deadline"],
+                "fallback": {"Error": "DeadlineFallbackError", "Cause": "queued past the deadline"},
+                "switched": inner}
+    map_output = write_map_results(storage, succeeded=[
+        _entry("SUCCEEDED", 0, {"runId": RUN, "shard": first},
+               {"shardId": "00000", "counts": counts(4, 4, 0, (80, 28))}),
+        _entry("SUCCEEDED", 1, {"runId": RUN, "shard": second}, switched)], failed=[])
+    result = invoke("finalizer", {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding,
+                                  "map": map_output})
+    assert {k: result["counts"][k] for k in ("records", "succeeded", "failed", "failedUnits")} == {
+        "records": 8, "succeeded": 6, "failed": 2, "failedUnits": 1}
+    assert sorted(m["recordId"] for m in storage.failure_lane()) == sorted(ids[2:])
+    manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
+    assert manifest["deadline"] == {"at": "2026-06-28T06:00:00+00:00", "shardsSwitchedToSync": ["00001"]}
+    assert manifest["tokens"]["batch"] == {"inputTokens": 80, "outputTokens": 28}
+    assert manifest["tokens"]["onDemand"] == {"inputTokens": 24, "outputTokens": 10}
+    (event,) = storage.published()
+    assert event["detail"]["deadline"] == manifest["deadline"]
 
 
 @pytest.mark.parametrize("sharded", [True, False])
@@ -118,5 +171,6 @@ def test_a_failed_run_publishes_its_failure(invoke: Invoke, storage: Storage, sh
     assert result["status"] == "FAILED"
     (event,) = storage.published()
     assert event["detail"]["status"] == "FAILED" and event["detail"]["counts"] is None
+    assert event["detail"]["tokens"] is None and event["detail"]["cost"] is None
     assert event["detail"]["error"] == error and event["detail"]["mode"] == ("batch" if sharded else "none")
     assert RESULT_BUS.endswith("-results")

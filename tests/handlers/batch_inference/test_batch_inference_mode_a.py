@@ -5,12 +5,15 @@ event finished, a running job heartbeated)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from batch_inference import jobs
+from batch_inference import clients, jobs, sharder, submitter
 from batch_inference.exceptions import (
+    DeadlineFallbackError,
     InvalidTaskInputError,
     JobQuotaFullError,
     SubmissionRejectedError,
@@ -20,8 +23,10 @@ from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     INPUT_BUCKET,
     JOB_PREFIX,
+    JOBS_TABLE,
     MODEL_ID,
     OUTPUT_BUCKET,
+    STACK_TAGS,
     STATE_MACHINE_ARN,
     Invoke,
     Storage,
@@ -103,6 +108,61 @@ def test_the_same_shard_submitted_twice_starts_one_job(invoke: Invoke, storage: 
     assert item is not None and item["taskToken"] == "token-2" and item["status"] == "SUBMITTED"
 
 
+def test_shards_hold_converse_requests_and_jobs_are_created_as_converse_jobs(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    line = json.loads(storage.read(INPUT_BUCKET, descriptor["key"]).splitlines()[0])
+    # The stack's prompt template, rendered into Converse's request body: what mode B sends to Converse too.
+    assert set(line["modelInput"]) == {"messages", "inferenceConfig"}
+    [message] = line["modelInput"]["messages"]
+    assert message["role"] == "user" and "Ticket 0: the parcel arrived late." in message["content"][0]["text"]
+    assert set(message["content"][0]) == {"text"}
+    submit(invoke, bedrock, descriptor, "token-1")  # the Stubber requires modelInvocationType Converse
+
+
+def test_a_stack_with_native_request_bodies_creates_invoke_model_jobs(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    monkeypatch.setattr(sharder, "settings", replace(sharder.settings, prompt=replace(
+        sharder.settings.prompt, request_format="native")))
+    monkeypatch.setattr(submitter, "settings", replace(submitter.settings, request_format="native"))
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    line = json.loads(storage.read(INPUT_BUCKET, descriptor["key"]).splitlines()[0])
+    assert line["modelInput"]["anthropic_version"] == "bedrock-2023-05-31"
+    name, token, arn = job_of(descriptor)
+    input_uri, output_uri = uris(descriptor)
+    bedrock.creates(name=name, token=token, arn=arn, input_uri=input_uri, output_uri=output_uri,
+                    invocation_type="InvokeModel")
+    assert invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})["jobArn"] == arn
+
+
+def test_every_job_is_tagged_with_its_run_and_the_stacks_tags(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    assert STACK_TAGS == {"project": "ai-pipelines", "stack": "dev", "pipeline": "batchinf", "owner": "platform-team"}
+    name, token, arn = job_of(descriptor)
+    input_uri, output_uri = uris(descriptor)
+    # The Stubber requires these tags, in this order: owner (the stop grant's), run id, then the stack's own.
+    bedrock.creates(name=name, token=token, arn=arn, input_uri=input_uri, output_uri=output_uri, run_id=RUN)
+    invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
+
+
+def test_job_output_is_encrypted_with_the_configured_key_and_jobs_run_in_the_configured_vpc(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    vpc = {"subnetIds": ["subnet-0a1b2c3d4e5f60718"], "securityGroupIds": ["sg-0a1b2c3d4e5f60718"]}
+    monkeypatch.setattr(submitter, "settings", replace(submitter.settings, output_kms_key=key, vpc=vpc))
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    name, token, arn = job_of(descriptor)
+    input_uri, output_uri = uris(descriptor)
+    bedrock.creates(name=name, token=token, arn=arn, input_uri=input_uri, output_uri=output_uri, run_id=RUN,
+                    output_key=key, vpc=vpc)
+    assert invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})["jobArn"] == arn
+
+
 def test_a_job_name_that_exists_already_is_found_and_awaited(invoke: Invoke, storage: Storage,
                                                               bedrock: FakeBedrock,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,6 +210,70 @@ def test_a_full_concurrent_jobs_quota_is_waited_out_and_the_retry_submits_the_sa
     assert item is not None and item["status"] == "SUBMITTED" and item["jobArn"] == arn
 
 
+def test_a_shard_queued_past_the_deadline_switches_to_synchronous_calls_once(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    name = job_of(descriptor)[0]
+    soon = (datetime.now(UTC) + timedelta(hours=6)).isoformat()  # a job (24 h expected) would end after it
+    child = {"runId": RUN, "shard": descriptor, "taskToken": "token-1", "deadline": soon}
+    bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
+    with pytest.raises(DeadlineFallbackError) as raised:
+        invoke("submitter", child)
+    assert type(raised.value).__name__ == "DeadlineFallbackError"  # SubmitAndWait's Catch: to InferShard
+    item = storage.job_item(name)
+    assert item is not None and "switchedAt" in item and "jobArn" not in item
+    # Once switched, for good: a retried or redriven child never asks Bedrock for a job again.
+    invoke.calls.clear()
+    with pytest.raises(DeadlineFallbackError):
+        invoke("submitter", {**child, "taskToken": "token-2"})
+    assert not any(op.startswith("bedrock:") for op in invoke.operations("submitter"))
+
+
+def test_a_full_quota_is_waited_out_while_a_job_still_ends_before_the_deadline(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    later = (datetime.now(UTC) + timedelta(hours=30)).isoformat()
+    bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
+    with pytest.raises(JobQuotaFullError):
+        invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1", "deadline": later})
+    item = storage.job_item(job_of(descriptor)[0])
+    assert item is not None and "switchedAt" not in item
+
+
+def test_a_shard_whose_job_was_submitted_never_switches(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    name = job_of(descriptor)[0]
+    submit(invoke, bedrock, descriptor, "token-1")
+    table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
+    assert not table.switch_to_sync(name)
+    assert "switchedAt" not in storage.job_item(name)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("options", "hours", "expected"), [
+    ({"deadline": "2026-06-28T06:00:00Z"}, 0, "2026-06-28T06:00:00+00:00"),
+    ({"deadline": "2026-06-28T08:00:00+02:00"}, 12, "2026-06-28T06:00:00+00:00"),  # the run's own wins
+    ({}, 12, "2026-06-27T15:00:00+00:00"),  # RUN_DEADLINE_HOURS after the execution started
+    ({}, 0, None),
+])
+def test_the_sharder_gives_the_runs_deadline(invoke: Invoke, storage: Storage, monkeypatch: pytest.MonkeyPatch,
+                                             options: dict[str, Any], hours: int, expected: str | None) -> None:
+    monkeypatch.setattr(sharder, "settings", replace(sharder.settings, run_deadline_hours=hours))
+    storage.put_corpus(CORPUS, records(3))
+    output = invoke("sharder", {"runId": RUN, "corpusKey": CORPUS, "options": {"corpusKey": CORPUS, **options},
+                                "startTime": "2026-06-27T03:00:00.000Z"})
+    assert output["deadline"] == expected
+
+
+def test_a_deadline_without_a_time_zone_fails_the_run_at_once(invoke: Invoke, storage: Storage) -> None:
+    storage.put_corpus(CORPUS, records(3))
+    with pytest.raises(InvalidTaskInputError, match="no time zone"):
+        invoke("sharder", {"runId": RUN, "corpusKey": CORPUS, "options": {"deadline": "2026-06-28T06:00:00"}})
+
+
 def complete(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, descriptor: dict[str, Any],
              rows: list[dict[str, Any]]) -> None:
     """Bedrock finishes the shard's job: its output files, then its state-change event on the completion queue."""
@@ -175,7 +299,9 @@ def test_a_completed_job_is_joined_on_record_id_settled_and_its_shard_resumed(
     complete(invoke, storage, bedrock, descriptor, _rows(ids, errors={ids[1]}))
 
     describe(bedrock, descriptor, "Completed")
-    counts = {"records": 4, "succeeded": 3, "failed": 1, "duplicates": 0, "lane_sent": 1}
+    # The job's tokens, from its manifest.json.out (inputTokenCount, outputTokenCount: 20 and 7 a line here).
+    counts = {"records": 4, "succeeded": 3, "failed": 1, "duplicates": 0, "lane_sent": 1, "inputTokens": 80,
+              "outputTokens": 28}
     name, _, arn = job_of(descriptor)
     states.expects_success("token-1", json.dumps({"shardId": "00000", "jobArn": arn, "status": "PROCESSED",
                                                   "counts": counts}))
@@ -190,6 +316,27 @@ def test_a_completed_job_is_joined_on_record_id_settled_and_its_shard_resumed(
     ledger = storage.ledger()
     assert {r: ledger[r]["outcome"] for r in ids} == {r: "failed" if r == ids[1] else "succeeded" for r in ids}
     assert storage.job_item(name)["status"] == "PROCESSED"  # type: ignore[index]
+
+
+def test_a_job_output_without_a_manifest_counts_the_tokens_of_its_answers(
+        invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
+        completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch)
+    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    ids = shard_ids(storage, descriptor)
+    submit(invoke, bedrock, descriptor, "token-1")
+    name, _, arn = job_of(descriptor)
+    _, output_uri = uris(descriptor)
+    write_job_output(storage.s3, output_uri, arn.rsplit("/", 1)[-1], descriptor["key"], _rows(ids, errors={ids[0]}),
+                     total=descriptor["records"], manifest=False)
+    deliver_event(storage, job_state_change(arn, name, "Completed", MODEL_ID))
+    describe(bedrock, descriptor, "Completed")
+    counts = {"records": 4, "succeeded": 3, "failed": 1, "duplicates": 0, "lane_sent": 1, "inputTokens": 60,
+              "outputTokens": 21}  # each Converse answer's usage: 20 and 7
+    states.expects_success("token-1", json.dumps({"shardId": "00000", "jobArn": arn, "status": "PROCESSED",
+                                                  "counts": counts}))
+    delivery = completion_source.poll()
+    assert delivery is not None and delivery.failed_ids == []
 
 
 def test_replaying_a_completed_shard_writes_nothing_twice(

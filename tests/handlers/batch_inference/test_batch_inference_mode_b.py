@@ -39,7 +39,8 @@ IDS = ["DOC0001", "DOC0002", "DOC0003"]
 def test_a_batch_is_answered_and_written_once(invoke: Invoke, storage: Storage, converse: FakeConverse) -> None:
     converse.answers("a summary", times=3)
     output = invoke("sync_worker", batch(IDS))
-    assert output["counts"] == {"records": 3, "succeeded": 3, "failed": 0, "duplicates": 0, "lane_sent": 0}
+    assert output["counts"] == {"records": 3, "succeeded": 3, "failed": 0, "duplicates": 0, "lane_sent": 0,
+                                "inputTokens": 36, "outputTokens": 15}  # Converse's usage of each answer
     assert [(r["recordId"], r["output"]) for r in storage.results(RUN)] == [(r, "a summary") for r in IDS]
 
     # Replayed (a redrive of the Map Run): no model call, no write.
@@ -74,7 +75,8 @@ def test_throttling_that_outlasts_the_attempts_is_retried_by_step_functions_then
     final = sync_worker.settings.batch_retries
     converse.fails("ThrottlingException", times=2 * attempts)
     output = invoke("sync_worker", batch(IDS, retry=final))
-    assert output["counts"] == {"records": 3, "succeeded": 1, "failed": 2, "duplicates": 0, "lane_sent": 2}
+    assert output["counts"] == {"records": 3, "succeeded": 1, "failed": 2, "duplicates": 0, "lane_sent": 2,
+                                "inputTokens": 12, "outputTokens": 5}
     assert sorted((m["recordId"], m["reason"]) for m in storage.failure_lane()) == [
         ("DOC0002", "throttled"), ("DOC0003", "throttled")]
     assert [r["recordId"] for r in storage.results(RUN)] == ["DOC0001"]
@@ -105,7 +107,8 @@ def test_a_record_id_another_batch_holds_is_processed_once_and_its_repeat_goes_t
     converse.answers("ok")
     repeated = batch(["DOC0003", "DOC0004", "DOC0004"])  # DOC0003 again, in another batch; DOC0004 twice in this one
     output = invoke("sync_worker", repeated)
-    assert output["counts"] == {"records": 3, "succeeded": 1, "failed": 0, "duplicates": 2, "lane_sent": 2}
+    assert output["counts"] == {"records": 3, "succeeded": 1, "failed": 0, "duplicates": 2, "lane_sent": 2,
+                                "inputTokens": 12, "outputTokens": 5}
     converse.stubber.assert_no_pending_responses()  # DOC0004 asked once; DOC0003 not again (no answer was left)
     assert sorted(r["recordId"] for r in storage.results(RUN)) == ["DOC0001", "DOC0002", "DOC0003", "DOC0004"]
     lane = storage.failure_lane()
@@ -173,7 +176,8 @@ def test_a_timeout_storm_stops_before_the_function_times_out_and_keeps_every_rec
     converse.answers("answered on the retry")
     output = sync_worker.handler(batch(IDS, retry=sync_worker.settings.batch_retries), running_down.start(one_more + 1))
     assert running_down.attempts == 1
-    assert output["counts"] == {"records": 3, "succeeded": 2, "failed": 1, "duplicates": 0, "lane_sent": 1}
+    assert output["counts"] == {"records": 3, "succeeded": 2, "failed": 1, "duplicates": 0, "lane_sent": 1,
+                                "inputTokens": 24, "outputTokens": 10}
     lane = storage.failure_lane()
     assert [(m["recordId"], m["reason"]) for m in lane] == [("DOC0003", "throttled")]
     assert lane[0]["detail"].startswith("OutOfTime: unfinished")

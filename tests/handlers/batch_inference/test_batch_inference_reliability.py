@@ -412,7 +412,8 @@ def test_a_second_run_that_reuses_the_ids_processes_them_again(
     second = {**batch(ids), "BatchInput": {"runId": "run-2026-06-28"}}
     converse.answers("second run", times=2)
     output = invoke("sync_worker", second)
-    assert output["counts"] == {"records": 2, "succeeded": 2, "failed": 0, "duplicates": 0, "lane_sent": 0}
+    assert output["counts"] == {"records": 2, "succeeded": 2, "failed": 0, "duplicates": 0, "lane_sent": 0,
+                                "inputTokens": 24, "outputTokens": 10}
     assert sorted(r["output"] for r in storage.results("run-2026-06-28")) == ["second run", "second run"]
     assert sorted(r["output"] for r in storage.results(RUN)) == ["first run", "first run"]
     assert storage.failure_lane() == []

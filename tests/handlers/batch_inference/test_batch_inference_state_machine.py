@@ -49,11 +49,14 @@ FUNCTIONS = {record.inputs["name"]: record.inputs["handler"].split(".")[1]
 
 
 def executable(definition: dict[str, Any]) -> dict[str, Any]:
-    """The deployed definition without the synchronous Map, which moto cannot load."""
+    """The deployed definition without the synchronous Maps (the corpus's, and a switched shard's inside each batch
+    child), which moto cannot load."""
     document = json.loads(json.dumps(definition))
     del document["States"]["InferRecords"]
     choices = document["States"]["ChooseMode"]["Choices"]
     choices[:] = [c for c in choices if c["Next"] != "InferRecords"]
+    child = document["States"]["SubmitShards"]["ItemProcessor"]["States"]
+    del child["InferShard"], child["SubmitAndWait"]["Catch"]
     return document
 
 
