@@ -225,6 +225,16 @@ class _Flow:
     items_per_batch: int
 
 
+def _normal_path_length(block: dict[str, Any]) -> int:
+    """States a child passes when nothing fails: from StartAt along `Next` to the end (a state reached only by a
+    Catch, such as a fallback, is not on it)."""
+    states, name, seen = block.get("States", {}), block.get("StartAt"), 0
+    while name in states and seen < len(states):
+        seen += 1
+        name = states[name].get("Next")
+    return seen
+
+
 def _flow(definition: dict[str, Any]) -> _Flow:
     """State transitions of the batch-inference state machine, read from its definition: a run passes every
     top-level Task and Choice state and one of the two Distributed Maps."""
@@ -234,6 +244,6 @@ def _flow(definition: dict[str, Any]) -> _Flow:
     shard_map: dict[str, Any] = next((m for m in maps if "ItemBatcher" not in m), {})
     batch_map: dict[str, Any] = next((m for m in maps if "ItemBatcher" in m), {})
     return _Flow(path_states=len(steps) - max(0, len(maps) - 1),
-                 shard_states=len(shard_map.get("ItemProcessor", {}).get("States", {})),
-                 batch_states=len(batch_map.get("ItemProcessor", {}).get("States", {})),
+                 shard_states=_normal_path_length(shard_map.get("ItemProcessor", {})),
+                 batch_states=_normal_path_length(batch_map.get("ItemProcessor", {})),
                  items_per_batch=int(batch_map.get("ItemBatcher", {}).get("MaxItemsPerBatch", 1)))
