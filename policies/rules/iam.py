@@ -11,7 +11,7 @@ from pulumi_policy import Severity
 
 from . import iam_database, managed_policies, trust
 from .core import documents, types
-from .core.frameworks import cis, serverless_lens, well_architected
+from .core.frameworks import LEAST_PRIVILEGE, serverless_lens, well_architected
 from .core.rule import ResourceContext, Rule
 from .core.values import as_list
 
@@ -177,11 +177,7 @@ RULES = (
         resource_types=_DOCUMENT_HOLDERS,
         check=_no_wildcard_actions,
         severity=Severity.HIGH,
-        frameworks=(
-            cis("1.16", spec="No IAM policy allowing full '*:*' administrative privileges is attached"),
-            well_architected("SEC03-BP02", spec="Grant least privilege access"),
-            serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
-        ),
+        frameworks=LEAST_PRIVILEGE,
         remediation=(
             "Replace each wildcard with the actions the code calls (IAM Access Analyzer's policy "
             "generation lists them from CloudTrail); keep a reviewed wildcard only through "

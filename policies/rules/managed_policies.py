@@ -22,7 +22,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from . import aws_managed
 from .core import documents, types
-from .core.frameworks import cis, serverless_lens, well_architected
+from .core.frameworks import LEAST_PRIVILEGE
 from .core.rule import Rule, StackContext, describe
 from .core.values import unless_computed
 
@@ -134,11 +134,7 @@ RULE = Rule(
     scope="stack",
     check=_no_broad_managed_policies,
     severity=Severity.HIGH,
-    frameworks=(
-        cis("1.16", spec="No IAM policy allowing full '*:*' administrative privileges is attached"),
-        well_architected("SEC03-BP02", spec="Grant least privilege access"),
-        serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
-    ),
+    frameworks=LEAST_PRIVILEGE,
     remediation=(
         "Detach the managed policy and grant the actions the function calls on its own resources in a "
         "role policy; list a reviewed AWS managed policy in allowedPolicies only when no narrower grant "

@@ -50,3 +50,11 @@ def serverless_lens(*questions: str, spec: str) -> Framework:
     return Framework(SERVERLESS_LENS_NAME, "", "serverless-lens",
                      "https://docs.aws.amazon.com/wellarchitected/latest/serverless-applications-lens/", questions,
                      spec)
+
+
+# The controls every rule about the breadth of an identity policy maps to (wildcard actions, broad managed policies).
+LEAST_PRIVILEGE: tuple[Framework, ...] = (
+    cis("1.16", spec="No IAM policy allowing full '*:*' administrative privileges is attached"),
+    well_architected("SEC03-BP02", spec="Grant least privilege access"),
+    serverless_lens("SEC 2", spec="Managing the security boundaries of a serverless application"),
+)
