@@ -33,6 +33,7 @@ class SchemaMigrations(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, code: FunctionCode, vpc: VpcPlacement,
                  statements: Sequence[Statement], environment: Mapping[str, pulumi.Input[str]], checksum: str,
                  timeout_seconds: int, log_retention_days: int,
+                 triggers: Mapping[str, pulumi.Input[str]] | None = None,
                  depends_on: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:SchemaMigrations", naming.logical(purpose), None, opts)
         parts = build_function(
@@ -45,7 +46,8 @@ class SchemaMigrations(pulumi.ComponentResource):
             naming.logical(f"{purpose}-run"),
             function_name=self.function.name,
             input=json.dumps({"checksum": checksum}),
-            triggers={"migrations": checksum},
+            # Invoked again when the migrations change, or any other input the function applies (``triggers``).
+            triggers={**(triggers or {}), "migrations": checksum},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.function, *depends_on]),
         )
         self.register_outputs({"functionName": self.function.name, "checksum": checksum})

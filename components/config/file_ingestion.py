@@ -58,6 +58,10 @@ class DatabaseSecretSettings(Section):
                                      description="ARN of an existing secret (RDS format: username, password, ...).")
     existing_name: str | None = Field(None, pattern=_SECRET_NAME_PATTERN,
                                       description="Name of an existing secret in the stack's account and region.")
+    value_wait_seconds: int = Field(
+        120, ge=0, le=600,
+        description="How long the migration function waits for a value in the admin secret the stack creates (first "
+                    "deploy: put the credentials in it meanwhile, or run `pulumi up` again after), in seconds.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DatabaseSecretSettings:
@@ -84,6 +88,14 @@ class AuroraSettings(Section):
         return self
 
 
+class RotationSettings(Section):
+    """Scheduled rotation of the secrets the stack creates, by AWS's rotation function for PostgreSQL in the VPC."""
+
+    enabled: bool = Field(True, description="Rotate the loader's secret (alternating users) and the admin secret the "
+                                            "stack creates (single user); Aurora's managed secret is rotated by RDS.")
+    days: int = Field(30, ge=1, le=365, description="Days between rotations.")
+
+
 class PostgresSettings(Section):
     """How the functions reach PostgreSQL. Only non-secret connection facts live here; credentials are in the secret."""
 
@@ -91,10 +103,10 @@ class PostgresSettings(Section):
     secret: DatabaseSecretSettings = Field(default_factory=DatabaseSecretSettings,
                                            description="The credentials' secret.")
     host: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
-                             description="Database host; omit when the secret has it (or with Aurora).")
+                             description="Database host (required unless aurora.enabled: it goes into the loader's secret).")
     port: int = Field(5432, ge=1, le=65535, description="Database port.")
     name: str | None = Field(None, pattern=_DB_IDENTIFIER_PATTERN,
-                             description="Database name; omit when the secret has it (or with Aurora).")
+                             description="Database name (required unless aurora.enabled: it goes into the loader's secret).")
     ssl_mode: Literal["require", "verify-ca", "verify-full"] = Field(
         "require", description="libpq sslmode: connections are always encrypted. The server is authenticated "
                                "without a CA bundle: the functions connect with channel_binding=require "
@@ -105,9 +117,14 @@ class PostgresSettings(Section):
     connect_timeout_seconds: int = Field(5, ge=1, le=30, description="Bound of one connection attempt.")
     statement_timeout_seconds: int = Field(30, ge=1, le=300, description="Bound of one statement (COPY, insert).")
     aurora: AuroraSettings = Field(default_factory=AuroraSettings, description="Optional Aurora cluster.")
+    rotation: RotationSettings = Field(default_factory=RotationSettings,
+                                       description="Rotation of the credentials' secrets the stack creates.")
 
     @model_validator(mode="after")
     def _coherent(self) -> PostgresSettings:
+        if not self.aurora.enabled and not (self.host and self.name):
+            raise ValueError("host and name are required (unless aurora.enabled): the loader's secret, which the stack "
+                             "writes, names the database, since the loader never reads the admin secret")
         if self.aurora.enabled and (self.secret.existing_arn or self.secret.existing_name):
             raise ValueError("aurora.enabled creates the cluster and its credentials' secret; remove secret.existingArn"
                              " / secret.existingName")

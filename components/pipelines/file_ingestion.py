@@ -5,21 +5,36 @@ through the stack's one notification configuration per bucket. The queue keeps m
 derives its visibility timeout from the worker (6 x timeout + batching window); its DLQ pages on the first
 message. The worker takes batches of 100 gathered for up to 55 s, at most 10 at a time (reserved concurrency, so
 at most 10 database connections), in the database's VPC, and loads each batch over one connection in one
-transaction. The credentials live only in Secrets Manager: an existing secret (by ARN or name), the managed secret
-of an Aurora cluster the component creates, or a secret the component creates with a known name
-(``<project>/<stack>/<pipeline>/database``) for the operator to fill in. The schema comes from versioned
-migrations that `pulumi up` applies through a migration function in the same VPC.
+transaction. The credentials live only in Secrets Manager, in two secrets:
+
+- the admin secret, read only by the migration function: an existing secret (by ARN or name), the managed secret of
+  an Aurora cluster the component creates, or a secret the component creates with a known name
+  (``<project>/<stack>/<pipeline>/database``) for the operator to fill in (the migration function waits a bounded
+  time for its value on the first deploy);
+- the loader's secret (``<project>/<stack>/<pipeline>/loader``), read only by the worker: created with a value the
+  stack generates (user, password, host, port, database, and ``masterarn`` naming the admin secret for rotation),
+  so it exists with a value before anything reads it. The migration function, connected as the admin, creates that
+  user in the database with that password, a member of the loader's group role (migration 0005: INSERT on the
+  tables, SELECT of ``ingested_files.file_id``, nothing else).
+
+The schema comes from versioned migrations that `pulumi up` applies through a migration function in the same VPC,
+invoked again whenever the migrations or the loader secret's stack-made version change. Both secrets the stack
+creates rotate on a schedule (``database.rotation``): the loader's by alternating users, the admin's by its own user;
+Aurora's managed secret is rotated by RDS.
 
 The worker's role reads only the dataset prefixes (the announced version of an object, or the current one), may
 list only those prefixes (``s3:ListBucket`` with an ``s3:prefix`` condition: without it S3 answers a missing key with
 403, and a file deleted after its notification would be retried and dead-lettered as "access denied"), reads only
-the credentials' secret, and has the network-interface actions Lambda needs for a VPC function; nothing else.
+the loader's secret, and has the network-interface actions Lambda needs for a VPC function; nothing else. The
+migration function's role reads the admin secret and the loader's secret (it sets the loader's password from it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 from pathlib import Path
 
 import pulumi
@@ -32,6 +47,7 @@ from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import REPO_ROOT, FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.secret_rotation import SecretRotation
 from components.blocks.vpc import VpcPlacement
 from components.blocks.worker import QueueWorker
 from components.config import FileIngestionSettings
@@ -43,6 +59,8 @@ MIGRATIONS_DIR = REPO_ROOT / "handlers" / MIGRATION_PACKAGE / "migrations"
 _RDS_MANAGED_SECRET = "secret:rds!cluster-*"
 _RDS_CLUSTER_TAG = "secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn"
 AURORA_PORT = 5432
+# Where the loader's privileges live (migration 0005_loader_role.sql); its login users are members.
+LOADER_GROUP = "file_ingestion_loader"
 
 
 def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
@@ -51,6 +69,12 @@ def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
     for path in sorted(directory.glob("*.sql")):
         digest.update(f"{path.name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
     return digest.hexdigest()
+
+
+def loader_username(naming: Naming) -> str:
+    """The loader's login user: one per stack (a cluster's users are shared by its databases), 57 characters at most
+    so the rotation's ``_clone`` still fits PostgreSQL's 63."""
+    return re.sub(r"[^a-z0-9_]", "_", f"{naming.stack}_{naming.pipeline}_loader".lower()).lstrip("0123456789")[:57]
 
 
 class FileIngestion(pulumi.ComponentResource):
@@ -84,15 +108,22 @@ class FileIngestion(pulumi.ComponentResource):
         self.cluster: aws.rds.Cluster | None = None
         self.secret: aws.secretsmanager.Secret | None = None
         connection = self._database(naming, env, settings, protect_data)
-        read_secret = self._secret_statement(naming, env, settings, protect_data)
-        connection["DATABASE_SECRET_ID"] = self.secret_id
+        read_admin = self._secret_statement(naming, env, settings, protect_data)
+        read_loader = self._loader_secret(naming, env, settings, connection, protect_data)
 
         self.migrations = SchemaMigrations(
-            naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[read_secret],
-            environment={**connection, "STACK_NAME": naming.stack, "POWERTOOLS_SERVICE_NAME": naming.name("migrate"),
+            naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[read_admin, read_loader],
+            environment={**connection, "DATABASE_SECRET_ID": self.secret_id,
+                         "LOADER_SECRET_ID": self.loader_secret.name,
+                         "SECRET_VALUE_WAIT_SECONDS": str(database.secret.value_wait_seconds),
+                         "STACK_NAME": naming.stack, "POWERTOOLS_SERVICE_NAME": naming.name("migrate"),
                          "LOG_LEVEL": "INFO"},
             checksum=migrations_checksum(), timeout_seconds=settings.migration_timeout_seconds,
-            log_retention_days=log_retention_days, depends_on=self._database_resources, opts=child)
+            log_retention_days=log_retention_days,
+            # A new stack-made loader password (the first deploy, a replaced secret) is set in the database at once.
+            triggers={"loaderSecretVersion": self.loader_secret_version.version_id},
+            depends_on=[*self._database_resources, self.loader_secret_version], opts=child)
+        self.rotations = self._rotations(naming, env, settings)
 
         reads = [env.s3_objects(self.bucket_name, route.prefix) for route in settings.datasets]
         listable = {"StringLike": {"s3:prefix": [f"{route.prefix}*" for route in settings.datasets]}}
@@ -105,9 +136,10 @@ class FileIngestion(pulumi.ComponentResource):
                 # GetObjectVersion: a notification's versionId is read exactly, never the current object instead.
                 Statement("ReadDatasetPrefixes", ["s3:GetObject", "s3:GetObjectVersion"], reads),
                 Statement("ListDatasetPrefixes", ["s3:ListBucket"], [bucket_arn], conditions=listable),
-                read_secret],
+                read_loader],
             environment={
                 **connection,
+                "DATABASE_SECRET_ID": self.loader_secret.name,
                 "INPUT_BUCKET": self.bucket_name,
                 "INPUT_RULES": json.dumps([{"prefix": r.prefix, "suffix": r.suffix} for r in settings.input_rules],
                                           separators=(",", ":")),
@@ -125,7 +157,8 @@ class FileIngestion(pulumi.ComponentResource):
         notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                             queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
-                               "bucketName": self.bucket_name, "secretId": self.secret_id})
+                               "bucketName": self.bucket_name, "secretId": self.secret_id,
+                               "loaderSecretId": self.loader_secret.name})
 
     # --- the database and its credentials -------------------------------------------------------------------
 
@@ -180,6 +213,51 @@ class FileIngestion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
         self.secret_id = self.secret.name
         return Statement(sid, action, [env.secret(self.secret.name)])
+
+    def _loader_secret(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
+                       connection: dict[str, pulumi.Input[str]], protect_data: bool) -> Statement:
+        """The loader's secret with a value the stack generates, and the one grant to read it.
+
+        The password is drawn here (``secrets``, the standard library's generator: no extra provider plugin for one
+        random string) and written once, as the secret's first version: ``ignore_changes`` keeps every later run from
+        writing a new one, and lets rotation change the value without `pulumi up` undoing it. Pulumi keeps the value
+        in the stack's state encrypted, as a secret.
+        """
+        name = f"{naming.project}/{naming.stack}/{naming.pipeline}/loader"
+        self.loader_username = loader_username(naming)
+        self.loader_secret = aws.secretsmanager.Secret(
+            naming.logical("loader-secret"), name=name,
+            description=f"The {naming.pipeline} loader's database login (JSON: engine, username, password, host, port, "
+                        "dbname, masterarn). Generated by the stack, set in the database by the migrations, rotated "
+                        "by alternating users; read only by the worker.",
+            recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
+        facts = {"engine": "postgres", "username": self.loader_username, "password": secrets.token_urlsafe(32),
+                 "host": connection["DATABASE_HOST"], "port": connection["DATABASE_PORT"],
+                 "dbname": connection["DATABASE_NAME"], "masterarn": self.secret_id}
+        document = pulumi.Output.all(**facts).apply(
+            lambda values: json.dumps({**values, "port": int(values["port"])}, separators=(",", ":")))
+        self.loader_secret_version = aws.secretsmanager.SecretVersion(
+            naming.logical("loader-secret-value"), secret_id=self.loader_secret.id,
+            secret_string=pulumi.Output.secret(document),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
+        return Statement("ReadLoaderCredentials", ["secretsmanager:GetSecretValue"], [env.secret(name)])
+
+    def _rotations(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings) -> list[SecretRotation]:
+        """Rotation of the secrets this stack creates, after the migrations made their users."""
+        rotation = settings.database.rotation
+        if not rotation.enabled:
+            return []
+        after = [self.migrations.invocation]
+        rotations = [SecretRotation(
+            naming, env, "loader-rotation", secret=self.loader_secret, strategy="alternating-users", vpc=self.vpc,
+            master_secret_arn=self.secret_id, days=rotation.days, depends_on=after,
+            opts=pulumi.ResourceOptions(parent=self))]
+        if self.secret is not None:
+            rotations.append(SecretRotation(
+                naming, env, "admin-rotation", secret=self.secret, strategy="single-user", vpc=self.vpc,
+                days=rotation.days, depends_on=after, opts=pulumi.ResourceOptions(parent=self)))
+        return rotations
 
     def _aurora(self, naming: Naming, settings: FileIngestionSettings, protect_data: bool) -> aws.rds.Cluster:
         """Aurora PostgreSQL Serverless v2 in the configured subnets, with RDS managing the master password."""

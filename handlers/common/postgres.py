@@ -47,7 +47,15 @@ _AUTH_FAILURES = ("28P01", "28000")
 
 
 class CredentialsError(RuntimeError):
-    """The secret is missing, unreadable or not database credentials; the message names the secret, never a value."""
+    """The secret is missing, unreadable or not database credentials; the message names the secret, never a value.
+
+    ``code`` is Secrets Manager's error code when the read itself failed (``ResourceNotFoundException`` also when
+    the secret exists but has no value yet).
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -127,14 +135,19 @@ def credentials_from_secret(secret_string: str, settings: DatabaseSettings) -> C
 
 def fetch_credentials(secretsmanager: Any, settings: DatabaseSettings) -> Credentials:
     """Read the secret (``secretsmanager:GetSecretValue`` on exactly ``settings.secret_id``)."""
+    return credentials_from_secret(read_secret_string(secretsmanager, settings.secret_id), settings)
+
+
+def read_secret_string(secretsmanager: Any, secret_id: str) -> str:
+    """The secret's current value (``secretsmanager:GetSecretValue`` on exactly ``secret_id``)."""
     from botocore.exceptions import ClientError
 
     try:
-        response = secretsmanager.get_secret_value(SecretId=settings.secret_id)
+        response = secretsmanager.get_secret_value(SecretId=secret_id)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
-        raise CredentialsError(f"cannot read secret {settings.secret_id}: {code}") from None
-    return credentials_from_secret(response.get("SecretString", ""), settings)
+        raise CredentialsError(f"cannot read secret {secret_id}: {code}", code) from None
+    return str(response.get("SecretString", ""))
 
 
 class ConnectionKeeper:

@@ -27,9 +27,17 @@ NETWORK_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "
                    "ec2:DescribeSubnets", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
 
 
+LOADER_SECRET = "ai-pipelines/test/fileingest/loader"
+LOADER_GRANT = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{LOADER_SECRET}-??????"
+ADMIN_GRANT = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-pipelines/test/fileingest/database-??????"
+
+
 def settings(database: dict[str, Any] | None = None, **overrides: Any) -> FileIngestionSettings:
+    database = dict(database or {})
+    if not database.get("aurora", {}).get("enabled"):
+        database = {"host": "db.internal", "name": "ingest", **database}
     return FileIngestionSettings.model_validate(
-        {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, **(database or {})}, **overrides})
+        {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, **database}, **overrides})
 
 
 def synth(config: FileIngestionSettings, mode: str = "preview", protect: bool = False) -> Synthesis:
@@ -87,7 +95,7 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
     assert {sid: sorted(s["Action"]) for sid, s in extra.items()} == {
         "ReadDatasetPrefixes": ["s3:GetObject", "s3:GetObjectVersion"],
         "ListDatasetPrefixes": ["s3:ListBucket"],
-        "ReadDatabaseCredentials": ["secretsmanager:GetSecretValue"],
+        "ReadLoaderCredentials": ["secretsmanager:GetSecretValue"],
         "CreateInterfacesInOwnSubnets": ["ec2:CreateNetworkInterface"],
         "ManageOwnInterfaces": ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface",
                                 "ec2:UnassignPrivateIpAddresses"],
@@ -98,8 +106,7 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
     assert policy["ListDatasetPrefixes"]["Resource"] == [f"arn:aws:s3:::{BUCKET}"]
     assert policy["ListDatasetPrefixes"]["Condition"] == {"StringLike": {"s3:prefix": ["input/orders/*",
                                                                                       "input/customers/*"]}}
-    assert policy["ReadDatabaseCredentials"]["Resource"] == [
-        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-pipelines/test/fileingest/database-??????"]
+    assert policy["ReadLoaderCredentials"]["Resource"] == [LOADER_GRANT]  # its own secret, never the admin's
     assert policy["CreateInterfacesInOwnSubnets"]["Resource"][1:] == [
         *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in SUBNETS),
         *(f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{g}" for g in GROUPS)]
@@ -107,7 +114,7 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
     secret = result.named("fileingest-database-secret").inputs
     assert secret["name"] == "ai-pipelines/test/fileingest/database"
     environment = result.named("fileingest-worker").inputs["environment"]["variables"]
-    assert environment["DATABASE_SECRET_ID"] == secret["name"]
+    assert environment["DATABASE_SECRET_ID"] == LOADER_SECRET
     assert not any(word in name for name in environment for word in ("PASSWORD", "USER"))  # never credentials
 
 
@@ -119,12 +126,14 @@ def test_the_worker_role_reads_only_the_prefixes_and_the_secret_and_manages_only
 def test_an_existing_secret_is_read_by_arn_or_name_and_none_is_created(secret: dict[str, str], resource: str,
                                                                        secret_id: str) -> None:
     result = synth(settings({"secret": secret, "host": "db.internal", "name": "analytics"}))
-    for policy in ("fileingest-worker-policy", "fileingest-migrate-policy"):
-        assert statements(result, policy)["ReadDatabaseCredentials"]["Resource"] == [resource]
-    assert result.of_type("aws:secretsmanager/secret:Secret") == []
-    variables = result.named("fileingest-worker").inputs["environment"]["variables"]
-    assert (variables["DATABASE_SECRET_ID"], variables["DATABASE_HOST"], variables["DATABASE_NAME"]) == (
-        secret_id, "db.internal", "analytics")
+    migrate = statements(result, "fileingest-migrate-policy")
+    assert migrate["ReadDatabaseCredentials"]["Resource"] == [resource]
+    assert migrate["ReadLoaderCredentials"]["Resource"] == [LOADER_GRANT]
+    assert "ReadDatabaseCredentials" not in statements(result, "fileingest-worker-policy")
+    assert [s.inputs["name"] for s in result.of_type("aws:secretsmanager/secret:Secret")] == [LOADER_SECRET]
+    variables = result.named("fileingest-migrate").inputs["environment"]["variables"]
+    assert (variables["DATABASE_SECRET_ID"], variables["LOADER_SECRET_ID"], variables["DATABASE_HOST"],
+            variables["DATABASE_NAME"]) == (secret_id, LOADER_SECRET, "db.internal", "analytics")
 
 
 def test_migrations_run_in_the_vpc_once_per_checksum() -> None:
@@ -133,7 +142,10 @@ def test_migrations_run_in_the_vpc_once_per_checksum() -> None:
     assert function["vpcConfig"] == {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}
     assert function["reservedConcurrentExecutions"] == 1
     invocation = result.named("fileingest-migrate-run")
-    assert invocation.inputs["triggers"] == {"migrations": migrations_checksum()}
+    # Invoked again when the migrations change, or when the stack writes a new loader password.
+    assert sorted(invocation.inputs["triggers"]) == ["loaderSecretVersion", "migrations"]
+    assert invocation.inputs["triggers"]["migrations"] == migrations_checksum()
+    assert result.named("fileingest-loader-secret-value").urn in invocation.dependencies
     assert json.loads(invocation.inputs["input"]) == {"checksum": migrations_checksum()}
     policy = statements(result, "fileingest-migrate-policy")
     assert "ReadDatasetPrefixes" not in policy and "ConsumeOwnQueue" not in policy
@@ -156,7 +168,7 @@ def test_aurora_is_optional_and_its_managed_secret_is_the_only_one_readable() ->
     assert cluster["serverlessv2ScalingConfiguration"] == {"minCapacity": 0.5, "maxCapacity": 8}
     assert cluster["vpcSecurityGroupIds"] == GROUPS
     assert result.named("fileingest-db-writer").inputs["instanceClass"] == "db.serverless"
-    grant = statements(result, "fileingest-worker-policy")["ReadDatabaseCredentials"]
+    grant = statements(result, "fileingest-migrate-policy")["ReadDatabaseCredentials"]
     assert grant["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-*"]
     assert grant["Condition"] == {"StringEquals": {"secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn":
                                                    f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:ai-pipelines-test-fileingest-db"}}
@@ -173,23 +185,27 @@ def test_the_created_bucket_keeps_versions_as_long_as_a_message_may_name_them() 
     assert (rules[1]["filter"], rules[1]["expiration"]) == ({"prefix": ""}, {"days": 60})
 
 
+DB = {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "host": "db.internal", "name": "ingest"}
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"datasets": [{"prefix": "other/orders/", "dataset": "orders"}]}, "under no inputRules prefix"),
     ({"maxObjectBytes": 64 * 1024 * 1024}, "would not fit in memory"),
-    ({"database": {"vpc": {"subnetIds": ["subnet-nope"], "securityGroupIds": GROUPS}}}, "subnet ids"),
+    ({"database": {**DB, "vpc": {"subnetIds": ["subnet-nope"], "securityGroupIds": GROUPS}}}, "subnet ids"),
     ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "aurora": {"enabled": True},
                    "secret": {"existingName": "x"}}}, "aurora.enabled creates"),
-    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS},
-                   "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
-    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "sslMode": "verify-full"}},
+    ({"database": {**DB, "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
+    ({"database": {**DB, "sslMode": "verify-full"}},
      "sslMode verify-full needs the database's CA certificates"),
     ({"bucket": {"noncurrentVersionDays": 13}}, "bucket.noncurrentVersionDays 13 is below the 14 days a file's "
                                                 "message may wait"),
     ({"bucket": {"existingName": "corp-landing", "objectRetentionDays": 30}},
      "objectRetentionDays set with existingName corp-landing"),
+    ({"database": {k: v for k, v in DB.items() if k != "host"}}, "host and name are required .unless aurora.enabled."),
+    ({"database": {**DB, "rotation": {"days": 0}}}, "rotation.days"),
 ])
 def test_inconsistent_config_fails_naming_the_rule(change: dict[str, Any], message: str) -> None:
-    section = {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}}, **change}
+    section = {"database": DB, **change}
     with pytest.raises(ConfigError, match=message):
         parse_stack_config({"owner": "x", "fileIngestion": section}, stack="dev")
 
@@ -201,3 +217,57 @@ def test_shipped_stacks_name_declared_datasets() -> None:
     for stack in ("dev", "prod"):
         datasets = json.loads(function_environment("file_ingestion", stack)["DATASETS"])
         assert {d["dataset"] for d in datasets} <= set(CATALOGUE)
+
+
+def _rotations(result: Synthesis) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per rotated secret's logical name: (the SecretRotation's inputs, its function stack's inputs)."""
+    secrets = {r.urn: r.name for r in result.of_type("aws:secretsmanager/secret:Secret")}
+    stacks = {r.urn: r.inputs for r in result.of_type("aws:serverlessrepository/cloudFormationStack:CloudFormationStack")}
+    found = {}
+    for rotation in result.of_type("aws:secretsmanager/secretRotation:SecretRotation"):
+        secret = next(secrets[urn] for urn in rotation.property_dependencies.get("secretId", []) if urn in secrets)
+        stack = next(stacks[urn] for urn in rotation.dependencies if urn in stacks)
+        found[secret] = (rotation.inputs, stack)
+    return found
+
+
+def test_the_secrets_the_stack_creates_rotate_by_aws_rotation_functions_in_the_vpc() -> None:
+    result = synth(settings(), "update")
+    rotations = _rotations(result)
+    assert sorted(rotations) == ["fileingest-database-secret", "fileingest-loader-secret"]
+    applications = {name: stack["applicationId"].rsplit("/", 1)[1] for name, (_, stack) in rotations.items()}
+    assert applications == {"fileingest-loader-secret": "SecretsManagerRDSPostgreSQLRotationMultiUser",
+                            "fileingest-database-secret": "SecretsManagerRDSPostgreSQLRotationSingleUser"}
+    for rotation, stack in rotations.values():
+        assert rotation["rotationRules"] == {"automaticallyAfterDays": 30}
+        assert rotation["rotateImmediately"] is False  # the schedule's first turn; AWS tests the setup at once
+        assert rotation["rotationLambdaArn"] == (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+                                                 f"{stack['parameters']['functionName']}")
+        assert stack["parameters"]["vpcSubnetIds"] == ",".join(SUBNETS)
+        assert stack["parameters"]["vpcSecurityGroupIds"] == ",".join(GROUPS)
+        assert stack["parameters"]["endpoint"] == f"https://secretsmanager.{REGION}.amazonaws.com"
+    migrations = result.named("fileingest-migrate-run").urn  # the users exist before the first rotation
+    assert all(migrations in r.dependencies for r in result.of_type("aws:secretsmanager/secretRotation:SecretRotation"))
+    # Alternating users: the loader's rotation changes its users with the admin secret.
+    assert rotations["fileingest-loader-secret"][1]["parameters"]["masterSecretArn"] == \
+        "ai-pipelines/test/fileingest/database"
+    assert "masterSecretArn" not in rotations["fileingest-database-secret"][1]["parameters"]
+
+
+def test_rotation_is_configurable_and_aurora_s_managed_secret_is_left_to_rds() -> None:
+    weekly = _rotations(synth(settings({"rotation": {"days": 7}}), "update"))
+    assert {rotation["rotationRules"]["automaticallyAfterDays"] for rotation, _ in weekly.values()} == {7}
+    assert _rotations(synth(settings({"rotation": {"enabled": False}}), "update")) == {}
+    aurora = _rotations(synth(settings({"aurora": {"enabled": True}}), "update"))
+    assert sorted(aurora) == ["fileingest-loader-secret"]
+
+
+def test_the_loader_secret_is_created_with_a_generated_value_naming_its_user_and_the_database() -> None:
+    result = synth(settings(), "update")
+    version = result.named("fileingest-loader-secret-value")
+    assert result.named("fileingest-loader-secret").urn in version.property_dependencies["secretId"]
+    document = json.loads(version.inputs["secretString"])
+    assert {k: v for k, v in document.items() if k != "password"} == {
+        "engine": "postgres", "username": "test_fileingest_loader", "host": "db.internal", "port": 5432,
+        "dbname": "ingest", "masterarn": "ai-pipelines/test/fileingest/database"}
+    assert len(document["password"]) >= 40
