@@ -109,7 +109,7 @@ class FileIngestion(pulumi.ComponentResource):
         self.secret: aws.secretsmanager.Secret | None = None
         connection = self._database(naming, env, settings, protect_data)
         read_admin = self._secret_statement(naming, env, settings, protect_data)
-        read_loader = self._loader_secret(naming, env, settings, connection, protect_data)
+        read_loader = self._loader_secret(naming, env, settings, protect_data)
 
         self.migrations = SchemaMigrations(
             naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[read_admin, read_loader],
@@ -164,7 +164,12 @@ class FileIngestion(pulumi.ComponentResource):
 
     def _database(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
                   protect_data: bool) -> dict[str, pulumi.Input[str]]:
-        """Create the Aurora cluster when asked; return the (non-secret) connection environment of both functions."""
+        """Create the Aurora cluster when asked; return the (non-secret) connection environment of both functions.
+
+        ``self.address`` (host, port, database) goes into the loader's secret. The functions take the address from
+        their secrets (both name it: the loader's is written by the stack, the admin's by its operator or RDS), except
+        with Aurora, whose managed secret holds only the user and password.
+        """
         database = settings.database
         self._database_resources: list[pulumi.Resource] = []
         variables: dict[str, pulumi.Input[str]] = {
@@ -176,14 +181,13 @@ class FileIngestion(pulumi.ComponentResource):
         }
         if database.aurora.enabled:
             self.cluster = self._aurora(naming, settings, protect_data)
+            self.address: tuple[pulumi.Input[str], int, str] = (self.cluster.endpoint, AURORA_PORT,
+                                                                 database.aurora.database_name)
             variables.update({"DATABASE_HOST": self.cluster.endpoint, "DATABASE_PORT": str(AURORA_PORT),
                               "DATABASE_NAME": database.aurora.database_name})
             return variables
-        if database.host:
-            variables["DATABASE_HOST"] = database.host
-            variables["DATABASE_PORT"] = str(database.port)
-        if database.name:
-            variables["DATABASE_NAME"] = database.name
+        assert database.host and database.name  # the config requires them without Aurora
+        self.address = (database.host, database.port, database.name)
         return variables
 
     def _secret_statement(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
@@ -215,7 +219,7 @@ class FileIngestion(pulumi.ComponentResource):
         return Statement(sid, action, [env.secret(self.secret.name)])
 
     def _loader_secret(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
-                       connection: dict[str, pulumi.Input[str]], protect_data: bool) -> Statement:
+                       protect_data: bool) -> Statement:
         """The loader's secret with a value the stack generates, and the one grant to read it.
 
         The password is drawn here (``secrets``, the standard library's generator: no extra provider plugin for one
@@ -232,11 +236,10 @@ class FileIngestion(pulumi.ComponentResource):
                         "by alternating users; read only by the worker.",
             recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
+        host, port, dbname = self.address
         facts = {"engine": "postgres", "username": self.loader_username, "password": secrets.token_urlsafe(32),
-                 "host": connection["DATABASE_HOST"], "port": connection["DATABASE_PORT"],
-                 "dbname": connection["DATABASE_NAME"], "masterarn": self.secret_id}
-        document = pulumi.Output.all(**facts).apply(
-            lambda values: json.dumps({**values, "port": int(values["port"])}, separators=(",", ":")))
+                 "host": host, "port": port, "dbname": dbname, "masterarn": self.secret_id}
+        document = pulumi.Output.all(**facts).apply(lambda values: json.dumps(values, separators=(",", ":")))
         self.loader_secret_version = aws.secretsmanager.SecretVersion(
             naming.logical("loader-secret-value"), secret_id=self.loader_secret.id,
             secret_string=pulumi.Output.secret(document),

@@ -59,8 +59,8 @@ def _secretsmanager() -> Any:
     return boto3.client("secretsmanager")
 
 
-def _when_set(read: Callable[[], T], secret_id: str, deadline: float) -> T:
-    """``read()``, waiting (bounded by ``deadline``) while the secret has no value yet."""
+def _when_set(read: Callable[[], T], secret_id: str, budget_seconds: float) -> T:
+    """``read()``, waiting (at most ``budget_seconds`` of pauses) while the secret has no value yet."""
     waited = 0.0
     while True:
         try:
@@ -68,7 +68,7 @@ def _when_set(read: Callable[[], T], secret_id: str, deadline: float) -> T:
         except CredentialsError as error:
             if error.code != "ResourceNotFoundException":
                 raise
-            if time.monotonic() + SECRET_POLL_SECONDS > deadline:
+            if waited + SECRET_POLL_SECONDS > budget_seconds:
                 raise CredentialsError(
                     f"secret {secret_id} has no value (waited {waited:.0f} s): put the credentials in it, e.g. "
                     f"`aws secretsmanager put-secret-value --secret-id {secret_id} --secret-string "
@@ -98,12 +98,14 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     if requested != _CHECKSUM:
         raise runner.MigrationError(f"invoked for migrations {requested!r}, but this code ships {_CHECKSUM}: "
                                     "deploy the function's code first")
-    end = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - _MARGIN_SECONDS
-    secrets_deadline = min(end, time.monotonic() + SECRET_VALUE_WAIT_SECONDS)
+    remaining = context.get_remaining_time_in_millis() / 1000 - _MARGIN_SECONDS
+    end = time.monotonic() + remaining
+    # Half the invocation at most, so the migrations keep time to run once the value is there.
+    budget = min(SECRET_VALUE_WAIT_SECONDS, remaining / 2)
     client = _secretsmanager()
-    admin = _when_set(lambda: fetch_credentials(client, settings), settings.secret_id, secrets_deadline)
+    admin = _when_set(lambda: fetch_credentials(client, settings), settings.secret_id, budget)
     loader = _when_set(lambda: _loader_login(read_secret_string(client, LOADER_SECRET_ID)), LOADER_SECRET_ID,
-                       secrets_deadline)
+                       budget)
     read_first = [admin]  # read above; a refused password (a rotation since) reads the secret again
     keeper = ConnectionKeeper(lambda: read_first.pop() if read_first else fetch_credentials(client, settings),
                               settings)

@@ -20,6 +20,7 @@ from . import (
     rds,
     s3,
     s3_lifecycle,
+    secretsmanager,
     sqs,
     stepfunctions,
 )
@@ -41,6 +42,7 @@ RULES: tuple[Rule, ...] = (
     *dynamodb.RULES,
     *rds.RULES,
     *kms.RULES,
+    *secretsmanager.RULES,
     *cloudwatch.RULES,
     *observability.RULES,
     EXEMPTIONS_APPLIED,

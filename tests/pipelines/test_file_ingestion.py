@@ -132,8 +132,11 @@ def test_an_existing_secret_is_read_by_arn_or_name_and_none_is_created(secret: d
     assert "ReadDatabaseCredentials" not in statements(result, "fileingest-worker-policy")
     assert [s.inputs["name"] for s in result.of_type("aws:secretsmanager/secret:Secret")] == [LOADER_SECRET]
     variables = result.named("fileingest-migrate").inputs["environment"]["variables"]
-    assert (variables["DATABASE_SECRET_ID"], variables["LOADER_SECRET_ID"], variables["DATABASE_HOST"],
-            variables["DATABASE_NAME"]) == (secret_id, LOADER_SECRET, "db.internal", "analytics")
+    assert (variables["DATABASE_SECRET_ID"], variables["LOADER_SECRET_ID"]) == (secret_id, LOADER_SECRET)
+    # The address is in each secret (the loader's written by the stack from host and name), not in the environment.
+    assert "DATABASE_HOST" not in variables
+    loader = json.loads(result.named("fileingest-loader-secret-value").inputs["secretString"])
+    assert (loader["host"], loader["dbname"], loader["masterarn"]) == ("db.internal", "analytics", secret_id)
 
 
 def test_migrations_run_in_the_vpc_once_per_checksum() -> None:

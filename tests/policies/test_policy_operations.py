@@ -20,6 +20,7 @@ from tests.policies.builders import (
     data_bucket,
     execution_alarms,
     kms_key,
+    merged,
     queue_with_dlq,
     scheduled_function,
     state_machine,
@@ -266,3 +267,53 @@ def test_new_rules_honour_exemptions(pack: PolicyPackProcess) -> None:
     assert not findings(report, ASYNC) and not findings(report, KMS)
     applied = findings(report, "exemptions-applied")
     assert len(applied) == 2 and all("migration, PLAT-1" in v.message for v in applied)
+
+
+# --- secretsmanager-secret-rotation ------------------------------------------------------------------------------
+
+ROTATION = "secretsmanager-secret-rotation"
+
+
+def _secret(stack: Stack, name: str, *, rotation: dict[str, Any] | None | bool = None) -> Any:
+    secret = stack.add("aws:secretsmanager/secret:Secret", name, {"name": f"app/{name}", "tags": stack.tags()})
+    if rotation is not False:
+        stack.add("aws:secretsmanager/secretRotation:SecretRotation", f"{name}-rotation", merged({
+            "secretId": UNKNOWN, "rotationLambdaArn": arn("lambda", f"function:{name}-rotation"),
+            "rotationRules": {"automaticallyAfterDays": 30}, "rotateImmediately": False}, rotation or {}),
+            deps={"secretId": [secret]})
+    return secret
+
+
+@pytest.mark.parametrize("rules", [{"automaticallyAfterDays": 30}, {"scheduleExpression": "rate(7 days)"},
+                                   {"scheduleExpression": "cron(0 4 ? * SUN *)"}])
+def test_a_secret_rotated_within_the_maximum_passes(pack: PolicyPackProcess, rules: dict[str, Any]) -> None:
+    stack = Stack()
+    _secret(stack, "loader", rotation={"rotationRules": rules})
+    report = pack.analyze(stack.records, policy_config={ROTATION: {"unknownValues": "violation"}})
+    assert not findings(report, ROTATION) and not skipped(report, ROTATION)
+
+
+def test_a_secret_without_rotation_is_a_violation(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    secret = _secret(stack, "loader", rotation=False)
+    _secret(stack, "rotated")
+    violation = only(pack.analyze(stack.records), ROTATION)
+    assert violation.urn == secret.urn and violation.enforcement == "mandatory"
+    assert violation.message.startswith("secret 'loader' has no aws.secretsmanager.SecretRotation")
+
+
+@pytest.mark.parametrize(("rotation", "expected"), [
+    ({"rotationRules": {"automaticallyAfterDays": 120}}, "secret 'loader' rotates every 120 days (secret rotation "
+                                                         "'loader-rotation'), beyond the maximum of 90 days"),
+    ({"rotationRules": {"scheduleExpression": "rate(100 days)"}}, "rotates every 100 days"),
+    ({"rotationRules": {}}, "secret 'loader' rotates no schedule"),
+    ({"rotationLambdaArn": DROP}, "secret rotation 'loader-rotation' names no rotationLambdaArn"),
+])
+def test_a_rotation_too_rare_or_without_a_function_is_a_violation(pack: PolicyPackProcess, rotation: dict[str, Any],
+                                                                  expected: str) -> None:
+    stack = Stack()
+    _secret(stack, "loader", rotation=rotation)
+    assert expected in only(pack.analyze(stack.records), ROTATION).message
+    if "rotationRules" in rotation and rotation["rotationRules"]:
+        report = pack.analyze(stack.records, policy_config={ROTATION: {"maxRotationDays": 120}})
+        assert not findings(report, ROTATION)

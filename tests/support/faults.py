@@ -28,7 +28,7 @@ FAULTS = frozenset({
     "expired visibility during a slow batch",
 })
 # Faults only some pipelines have, each in its own row of the table.
-PIPELINE_FAULTS = frozenset({"crash between PutEvents and the publication mark"})
+PIPELINE_FAULTS = frozenset({"crash between PutEvents and the publication mark", "credentials rotated mid-batch"})
 KNOWN = FAULTS | PIPELINE_FAULTS
 
 _Test = TypeVar("_Test", bound=Callable[..., Any])

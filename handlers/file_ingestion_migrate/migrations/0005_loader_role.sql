@@ -6,9 +6,10 @@
 --
 -- Exactly what the loader's statements need (handlers/file_ingestion/load.py):
 --   INSERT INTO ingested_files (...) ... ON CONFLICT (dataset, content_sha256) DO NOTHING RETURNING file_id
---     -> INSERT on ingested_files, SELECT on its file_id column (RETURNING reads it; DO NOTHING reads nothing)
+--     -> INSERT on ingested_files; SELECT on file_id (RETURNING reads it) and on dataset, content_sha256 (the
+--        conflict target: PostgreSQL requires SELECT on the columns it infers the arbiter index from)
 --   COPY orders|customers (...) FROM STDIN -> INSERT on orders and customers
--- Nothing else: no SELECT of rows, UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER; no sequences (file ids are
+-- Nothing else: no SELECT of the tables' rows (keys, contents), UPDATE, DELETE, TRUNCATE, REFERENCES or TRIGGER; no sequences (file ids are
 -- drawn by the loader). Roles belong to the cluster, so the role may exist already (another database of it).
 DO $$
 BEGIN
@@ -20,5 +21,5 @@ $$;
 
 REVOKE ALL ON orders, customers, ingested_files, schema_migrations FROM file_ingestion_loader;
 GRANT INSERT ON orders, customers, ingested_files TO file_ingestion_loader;
-GRANT SELECT (file_id) ON ingested_files TO file_ingestion_loader;
+GRANT SELECT (file_id, dataset, content_sha256) ON ingested_files TO file_ingestion_loader;
 GRANT USAGE ON SCHEMA public TO file_ingestion_loader;

@@ -16,6 +16,8 @@ LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
 FUNCTION_EVENT_INVOKE_CONFIG: Final = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 TOPIC_SUBSCRIPTION: Final = "aws:sns/topicSubscription:TopicSubscription"
 KMS_KEY: Final = "aws:kms/key:Key"
+SECRET: Final = "aws:secretsmanager/secret:Secret"
+SECRET_ROTATION: Final = "aws:secretsmanager/secretRotation:SecretRotation"
 
 LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
 METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -66,7 +68,7 @@ _NOUNS: Final = {
     POLICY_ATTACHMENT: "policy attachment", BUCKET_PUBLIC_ACCESS_BLOCK: "public access block",
     BUCKET_POLICY: "bucket policy", BUCKET_NOTIFICATION: "bucket notification", STATE_MACHINE: "state machine",
     TABLE: "table", FUNCTION_EVENT_INVOKE_CONFIG: "async invoke config", TOPIC_SUBSCRIPTION: "subscription",
-    KMS_KEY: "KMS key", RDS_CLUSTER: "database cluster", RDS_CLUSTER_INSTANCE: "database instance",
+    KMS_KEY: "KMS key", SECRET: "secret", SECRET_ROTATION: "secret rotation", RDS_CLUSTER: "database cluster", RDS_CLUSTER_INSTANCE: "database instance",
     RDS_INSTANCE: "database instance", **{t: "bucket versioning" for t in BUCKET_VERSIONINGS},
     **{t: "bucket lifecycle" for t in BUCKET_LIFECYCLES}, **{t: "bucket" for t in BUCKETS},
     **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS},

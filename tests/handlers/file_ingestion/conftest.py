@@ -5,7 +5,9 @@ The function's environment is exactly what the dev stack gives it (``function_en
 region); the moto bucket, queue and DLQ carry the stack's names and queue settings, and the credentials' secret has
 the stack's name and holds the test server's credentials in RDS's format. PostgreSQL is a throwaway cluster the
 session starts (``tests/support/postgres.py``) with TLS, so the handler connects with ``sslmode=require`` as in
-production; every test gets a fresh database cloned from a migrated template.
+production; every test gets a fresh database cloned from a migrated template. The handler logs in as the loader,
+as in production: the user the stack's loader secret names, made by the migration function's ``logins`` with a
+password of the test's, and the loader's secret holds that user's credentials.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import itertools
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +44,9 @@ NOTIFICATION = next(r for r in _STACK.of_type("aws:s3/bucketNotification:BucketN
                     if r.inputs["bucket"] == ENVIRONMENT["INPUT_BUCKET"]).inputs
 
 BUCKET = ENVIRONMENT["INPUT_BUCKET"]
-SECRET_ID = ENVIRONMENT["DATABASE_SECRET_ID"]
+SECRET_ID = ENVIRONMENT["DATABASE_SECRET_ID"]  # the loader's secret
+ADMIN_SECRET_ID = MIGRATION_ENVIRONMENT["DATABASE_SECRET_ID"]
+LOADER_USER = json.loads(_STACK.named("fileingest-loader-secret-value").inputs["secretString"])["username"]
 VISIBILITY_TIMEOUT = int(QUEUE["visibilityTimeoutSeconds"])
 MAX_RECEIVE_COUNT = int(json.loads(QUEUE["redrivePolicy"])["maxReceiveCount"])
 BATCH_SIZE = int(MAPPING["batchSize"])
@@ -62,7 +67,7 @@ aws_calls.register_resolver("secretsmanager", _secretsmanager)
 os.environ.update(ENVIRONMENT)
 
 from file_ingestion import app, clients  # noqa: E402
-from file_ingestion_migrate import runner  # noqa: E402
+from file_ingestion_migrate import logins, runner  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +113,13 @@ class Database:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with self.connect() as connection:
             return connection.execute(sql, params or None).fetchall()  # type: ignore[arg-type]
+
+    def loader_secret(self) -> dict[str, Any]:
+        """The loader's credentials, in the loader secret's shape, with a new password set in the database."""
+        password = secrets.token_urlsafe(24)
+        with self.connect() as connection:
+            logins.ensure_login(connection, logins.LoaderLogin(LOADER_USER, password))
+        return {**self.server.secret(self.name), "username": LOADER_USER, "password": password}
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
@@ -234,7 +246,7 @@ def pipeline(aws: None, database: Database, monkeypatch: pytest.MonkeyPatch) -> 
                                                                              f"{QUEUE['name']}"))
     # S3 sends a test event when the configuration is saved; real S3 puts it on the queue too.
     boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=SECRET_ID, SecretString=json.dumps(database.server.secret(database.name)))
+        Name=SECRET_ID, SecretString=json.dumps(database.loader_secret()))
     return Pipeline(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url)
 
 

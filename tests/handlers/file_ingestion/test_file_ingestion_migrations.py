@@ -15,7 +15,7 @@ from components.pipelines.file_ingestion import migrations_checksum
 from file_ingestion_migrate import runner
 from file_ingestion_migrate.__main__ import main as migrate_main
 from tests.handlers.conftest import REGION
-from tests.handlers.file_ingestion.conftest import MIGRATION_ENVIRONMENT, MIGRATION_PACKAGE, Database
+from tests.handlers.file_ingestion.conftest import LOADER_USER, MIGRATION_ENVIRONMENT, MIGRATION_PACKAGE, Database
 from tests.support import aws_calls
 
 
@@ -27,7 +27,7 @@ def test_the_component_keys_the_invocation_on_the_runners_checksum() -> None:
     assert migrations_checksum() == runner.checksum(runner.discover())
 
 
-SHIPPED = ("0001_orders", "0002_customers", "0003_load_path_indexes", "0004_ingested_files")
+SHIPPED = ("0001_orders", "0002_customers", "0003_load_path_indexes", "0004_ingested_files", "0005_loader_role")
 
 
 def test_migrations_apply_once_in_order_and_are_recorded(empty_database: Database) -> None:
@@ -90,11 +90,16 @@ def test_make_migrate_applies_them_from_a_dsn(empty_database: Database, capsys: 
     assert migrate_main(["--checksum"]) == 0
 
 
+LOADER_PASSWORD = "generated-by-the-stack-" + "x" * 20
+
+
 @pytest.fixture
 def migrate_app(aws: None, empty_database: Database) -> Iterator[Any]:
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=MIGRATION_ENVIRONMENT["DATABASE_SECRET_ID"],
-        SecretString=json.dumps(empty_database.server.secret(empty_database.name)))
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.create_secret(Name=MIGRATION_ENVIRONMENT["DATABASE_SECRET_ID"],
+                         SecretString=json.dumps(empty_database.server.secret(empty_database.name)))
+    client.create_secret(Name=MIGRATION_ENVIRONMENT["LOADER_SECRET_ID"], SecretString=json.dumps(
+        {**empty_database.server.secret(empty_database.name), "username": LOADER_USER, "password": LOADER_PASSWORD}))
     saved = dict(os.environ)
     os.environ.update(MIGRATION_ENVIRONMENT)
     from file_ingestion_migrate import app
@@ -114,4 +119,38 @@ def test_the_migration_function_applies_pending_migrations_for_its_checksum(
             migrate_app.handler({"checksum": "0" * 64}, lambda_context_factory())
     assert result["applied"] == list(SHIPPED) and again["applied"] == []
     assert {(c.service, c.operation) for c in calls} == {("secretsmanager", "GetSecretValue")}
+    assert {str(c.resource).rsplit(":", 1)[1] for c in calls} == {
+        f"{MIGRATION_ENVIRONMENT['DATABASE_SECRET_ID']}-??????", f"{MIGRATION_ENVIRONMENT['LOADER_SECRET_ID']}-??????"}
     assert {"orders", "customers"} <= tables(empty_database)
+    # The loader's login now exists with the stack's password, and nothing of it is in the result.
+    assert result["loaderUser"] == LOADER_USER and LOADER_PASSWORD not in json.dumps(result)
+    import psycopg
+
+    server = empty_database.server
+    with psycopg.connect(host="127.0.0.1", port=server.port, dbname=empty_database.name, user=LOADER_USER,
+                         password=LOADER_PASSWORD) as loader:
+        assert loader.execute("SELECT current_user").fetchone() == (LOADER_USER,)
+
+
+def test_the_migration_function_waits_a_bounded_time_for_a_secret_without_a_value_and_names_the_fix(
+        migrate_app: Any, lambda_context_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first deploy with a secret the stack creates for its operator: the secret exists, its value does not."""
+    client = boto3.client("secretsmanager", region_name=REGION)
+    admin = MIGRATION_ENVIRONMENT["DATABASE_SECRET_ID"]
+    value = client.get_secret_value(SecretId=admin)["SecretString"]
+    client.delete_secret(SecretId=admin, ForceDeleteWithoutRecovery=True)
+    client.create_secret(Name=admin)  # no value yet, as `pulumi up` leaves it
+    sleeps: list[float] = []
+    monkeypatch.setattr(migrate_app, "SECRET_VALUE_WAIT_SECONDS", 30)
+    monkeypatch.setattr(migrate_app.time, "sleep", sleeps.append)
+    with pytest.raises(migrate_app.CredentialsError, match=rf"secret {admin} has no value .*put-secret-value "
+                                                           rf"--secret-id {admin}.*run `pulumi up` again"):
+        migrate_app.handler({"checksum": runner.checksum(runner.discover())}, lambda_context_factory())
+    assert sleeps and sum(sleeps) <= 22.5  # bounded: the setting, at most half the 60 s left minus a margin
+
+    def put_value_meanwhile(seconds: float) -> None:  # the operator fills it in while the function waits
+        client.put_secret_value(SecretId=admin, SecretString=value)
+
+    monkeypatch.setattr(migrate_app.time, "sleep", put_value_meanwhile)
+    result = migrate_app.handler({"checksum": runner.checksum(runner.discover())}, lambda_context_factory())
+    assert result["applied"] == list(SHIPPED)
