@@ -46,6 +46,20 @@ CHANNEL_BINDINGS = ("disable", "prefer", "require")
 _AUTH_FAILURES = ("28P01", "28000")
 
 
+def _refused_credentials(error: Exception) -> bool:
+    """The server refused the login after a password was sent (a rotated password, most likely).
+
+    A failed connection attempt carries no SQLSTATE (libpq has no result to take it from), so psycopg's
+    ``sqlstate`` is None there; the attempt's connection says whether a password was used
+    (``PQconnectionUsedPassword``). Refusals after it for other reasons (too many connections) cost one more read
+    of the secret, then fail the same way.
+    """
+    if getattr(error, "sqlstate", None) in _AUTH_FAILURES:
+        return True
+    pgconn = getattr(error, "pgconn", None)
+    return bool(pgconn is not None and getattr(pgconn, "used_password", False))
+
+
 class CredentialsError(RuntimeError):
     """The secret is missing, unreadable or not database credentials; the message names the secret, never a value.
 
@@ -183,7 +197,7 @@ class ConnectionKeeper:
                     keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
                 )
             except psycopg.OperationalError as error:
-                if attempt == 1 and getattr(error, "sqlstate", None) in _AUTH_FAILURES:
+                if attempt == 1 and _refused_credentials(error):
                     _log.warning("database rejected the credentials; reading the secret again (rotation)")
                     self._credentials = None
                     continue
@@ -192,6 +206,28 @@ class ConnectionKeeper:
             return connection
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _answers(self) -> bool:
+        """One round trip on the kept connection: a server that ended it while the environment was frozen (a
+        failover, an idle timeout, an administrator) is found here, not by the batch's first statement, which would
+        fail the whole batch and send it back to the queue for a visibility timeout."""
+        import psycopg
+
+        connection = self._connection
+        assert connection is not None
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return True  # a transaction left open is rolled back below, which finds a dead server too
+        try:
+            connection.autocommit = True  # the probe opens no transaction; switching sends nothing
+            try:
+                connection.execute("SELECT 1")
+            finally:
+                if not connection.broken and not connection.closed:
+                    connection.autocommit = False
+        except psycopg.Error:
+            _log.warning("the kept database connection was closed by the server; connecting again")
+            return False
+        return True
+
     def healthy(self) -> bool:
         connection = self._connection
         return connection is not None and not connection.closed and not connection.broken
@@ -199,6 +235,8 @@ class ConnectionKeeper:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """The kept connection, idle (a new one when there is none or it broke); dropped if it broke in the block."""
+        if self.healthy() and not self._answers():
+            self.close()
         if not self.healthy():
             self.close()
             self._connection = self._connect()

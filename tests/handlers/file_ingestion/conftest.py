@@ -119,6 +119,9 @@ class Database:
         password = secrets.token_urlsafe(24)
         with self.connect() as connection:
             logins.ensure_login(connection, logins.LoaderLogin(LOADER_USER, password))
+            # The session's server runs with synchronous_commit off: a test that crashes it (stop "immediate") would
+            # otherwise lose this password with the last commits, and the loader would be refused after recovery.
+            connection.execute("CHECKPOINT")
         return {**self.server.secret(self.name), "username": LOADER_USER, "password": password}
 
     def count(self, table: str) -> int:
