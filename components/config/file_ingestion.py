@@ -103,11 +103,12 @@ class PostgresSettings(Section):
     secret: DatabaseSecretSettings = Field(default_factory=DatabaseSecretSettings,
                                            description="The credentials' secret.")
     host: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
-                             description="Database host, written into the loader's secret (required unless aurora.enabled; the "
-                                         "admin secret names it too).")
+                             description="Database host, written into the loader's secret (required unless "
+                                         "aurora.enabled; the admin secret names it too).")
     port: int = Field(5432, ge=1, le=65535, description="Database port.")
     name: str | None = Field(None, pattern=_DB_IDENTIFIER_PATTERN,
-                             description="Database name, written into the loader's secret (required unless aurora.enabled).")
+                             description="Database name, written into the loader's secret (required unless "
+                                         "aurora.enabled).")
     ssl_mode: Literal["require", "verify-ca", "verify-full"] = Field(
         "require", description="libpq sslmode: connections are always encrypted. The server is authenticated "
                                "without a CA bundle: the functions connect with channel_binding=require "

@@ -36,6 +36,7 @@ import json
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -237,12 +238,15 @@ class FileIngestion(pulumi.ComponentResource):
             recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
         host, port, dbname = self.address
-        facts = {"engine": "postgres", "username": self.loader_username, "password": secrets.token_urlsafe(32),
-                 "host": host, "port": port, "dbname": dbname, "masterarn": self.secret_id}
-        document = pulumi.Output.all(**facts).apply(lambda values: json.dumps(values, separators=(",", ":")))
+        facts: dict[str, pulumi.Input[Any]] = {"engine": "postgres", "username": self.loader_username,
+                                               "password": secrets.token_urlsafe(32),
+                                               "host": host, "port": port, "dbname": dbname,
+                                               "masterarn": self.secret_id}
+        document: pulumi.Output[str] = pulumi.Output.all(**facts).apply(
+            lambda values: json.dumps(values, separators=(",", ":")))
         self.loader_secret_version = aws.secretsmanager.SecretVersion(
             naming.logical("loader-secret-value"), secret_id=self.loader_secret.id,
-            secret_string=pulumi.Output.secret(document),
+            secret_string=pulumi.Output.secret(document),  # type: ignore[arg-type]  # Output.secret's stub
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
         return Statement("ReadLoaderCredentials", ["secretsmanager:GetSecretValue"], [env.secret(name)])
 

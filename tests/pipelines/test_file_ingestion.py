@@ -225,7 +225,8 @@ def test_shipped_stacks_name_declared_datasets() -> None:
 def _rotations(result: Synthesis) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Per rotated secret's logical name: (the SecretRotation's inputs, its function stack's inputs)."""
     secrets = {r.urn: r.name for r in result.of_type("aws:secretsmanager/secret:Secret")}
-    stacks = {r.urn: r.inputs for r in result.of_type("aws:serverlessrepository/cloudFormationStack:CloudFormationStack")}
+    stack_type = "aws:serverlessrepository/cloudFormationStack:CloudFormationStack"
+    stacks = {r.urn: r.inputs for r in result.of_type(stack_type)}
     found = {}
     for rotation in result.of_type("aws:secretsmanager/secretRotation:SecretRotation"):
         secret = next(secrets[urn] for urn in rotation.property_dependencies.get("secretId", []) if urn in secrets)

@@ -274,7 +274,7 @@ def test_new_rules_honour_exemptions(pack: PolicyPackProcess) -> None:
 ROTATION = "secretsmanager-secret-rotation"
 
 
-def _secret(stack: Stack, name: str, *, rotation: dict[str, Any] | None | bool = None) -> Any:
+def _secret(stack: Stack, name: str, *, rotation: dict[str, Any] | bool | None = None) -> Any:
     secret = stack.add("aws:secretsmanager/secret:Secret", name, {"name": f"app/{name}", "tags": stack.tags()})
     if rotation is not False:
         stack.add("aws:secretsmanager/secretRotation:SecretRotation", f"{name}-rotation", merged({
@@ -314,6 +314,6 @@ def test_a_rotation_too_rare_or_without_a_function_is_a_violation(pack: PolicyPa
     stack = Stack()
     _secret(stack, "loader", rotation=rotation)
     assert expected in only(pack.analyze(stack.records), ROTATION).message
-    if "rotationRules" in rotation and rotation["rotationRules"]:
+    if rotation.get("rotationRules"):
         report = pack.analyze(stack.records, policy_config={ROTATION: {"maxRotationDays": 120}})
         assert not findings(report, ROTATION)

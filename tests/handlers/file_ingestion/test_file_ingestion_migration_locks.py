@@ -111,5 +111,5 @@ def test_each_migration_runs_with_its_bounds_set_locally(empty_database: Databas
 def test_a_statement_longer_than_the_statement_timeout_fails_the_migration(empty_database: Database) -> None:
     slow = runner.Migration(1, "0001_slow", "SELECT pg_sleep(2)")
     with empty_database.connect() as connection, pytest.raises(runner.MigrationError,
-                                                                match="0001_slow failed.*statement timeout"):
+                                                                match=r"0001_slow failed.*statement timeout"):
         runner.migrate(connection, [slow], statement_timeout_ms=200)
