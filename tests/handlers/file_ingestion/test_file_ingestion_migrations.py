@@ -154,3 +154,18 @@ def test_the_migration_function_waits_a_bounded_time_for_a_secret_without_a_valu
     monkeypatch.setattr(migrate_app.time, "sleep", put_value_meanwhile)
     result = migrate_app.handler({"checksum": runner.checksum(runner.discover())}, lambda_context_factory())
     assert result["applied"] == list(SHIPPED)
+
+
+def test_make_migrate_sets_the_loader_login_from_its_secret(aws: None, empty_database: Database,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="loader", SecretString=json.dumps({"username": LOADER_USER, "password": LOADER_PASSWORD}))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert migrate_main(["--dsn", empty_database.server.dsn(empty_database.name), "--loader-secret-id", "loader"]) == 0
+    assert f"loader login {LOADER_USER} set from loader" in capsys.readouterr().out
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=empty_database.server.port, dbname=empty_database.name,
+                         user=LOADER_USER, password=LOADER_PASSWORD) as loader:
+        assert loader.execute("SELECT current_user").fetchone() == (LOADER_USER,)
