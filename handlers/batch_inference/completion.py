@@ -115,10 +115,10 @@ def finish_job(job_arn: str) -> str:
     if record.status in jobs.SETTLED:
         return _replay(record, job)
     try:
-        with table.settling(name) as current:  # read again under the lease: the finalizer may have settled it
-            if current is not None and current.status in jobs.SETTLED:
-                return _replay(current, job)
-            return _settle(job, job_arn, record, table)
+        with table.settling(name) as lease:  # read again under the lease: the finalizer may have settled it
+            if lease.record is not None and lease.record.status in jobs.SETTLED:
+                return _replay(lease.record, job)
+            return _settle(job, job_arn, record, lease)
     except ShardBusyError:
         metrics.add_metric(name="CompletionsBusy", unit=MetricUnit.Count, value=1)
         raise
@@ -131,7 +131,7 @@ def _replay(record: jobs.JobRecord, job: dict[str, Any]) -> str:
     return "replayed"
 
 
-def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jobs.JobsTable) -> str:
+def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, lease: jobs.ShardLease) -> str:
     name, status = str(job["jobName"]), str(job["status"])
     storage = settings.storage
     order = shard_record_ids(_lines(storage.input_bucket, record.shard_key))
@@ -170,7 +170,7 @@ def _settle(job: dict[str, Any], job_arn: str, record: jobs.JobRecord, table: jo
                                 Key=f"{storage.results_prefix}{run_id}/shard-{record.shard_id}.jsonl")
     counts = {**settlement.counts.as_dict(), **tokens.as_counts()}
     shard_status = jobs.PROCESSED if status in jobs.SUCCESS_JOB_STATUSES else jobs.FAILED
-    table.settle(name, shard_status, counts, job_arn)
+    lease.settle(shard_status, counts, job_arn)
     for metric in ("succeeded", "failed", "duplicates"):
         metrics.add_metric(name=f"Records{metric.capitalize()}", unit=MetricUnit.Count, value=counts[metric])
     logger.info("Shard settled", extra={"jobName": name, "jobStatus": status, "counts": counts})

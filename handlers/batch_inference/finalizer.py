@@ -210,12 +210,13 @@ def _give_up_shard(run_id: str, shard_id: str) -> None:
     record = table.get(name)
     if record is None or record.status in jobs.SETTLED:
         return
-    with table.settling(name) as current:  # its job's completion may have settled it meanwhile
+    with table.settling(name) as lease:  # its job's completion may have settled it meanwhile
+        current = lease.record
         if current is None or current.status in jobs.SETTLED:
             return
         if current.job_arn:
             _stop(current.job_arn)
-        table.settle(name, jobs.FAILED, {}, current.job_arn or "")
+        lease.settle(jobs.FAILED, {}, current.job_arn or "")
 
 
 def _stop(job_arn: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_inference.exceptions import ShardBusyError
+from common.claim import ClaimAttributes, ClaimTable
 
 KEY = "jobKey"
 SUCCEEDED = "SUCCEEDED"
@@ -28,6 +30,10 @@ CLAIMED, PUBLISHED, BUSY, SUPERSEDED = "claimed", "published", "busy", "supersed
 # How long a publication claim holds: a manifest write and one PutEvents at their SDK's worst case (three attempts
 # of a 5 s connect and a 30 s read each), with room; a crashed claimer's claim is free again after it.
 PUBLICATION_LEASE_SECONDS = 300
+# The shard's settling lease (its holder a random token per copy) and the run's publication claims (the token the
+# caller gives); attribute names as deployed tables hold them.
+SETTLING_LEASE = ClaimAttributes(owner="leaseOwner", until="leaseUntil")
+PUBLICATION_CLAIM = ClaimAttributes(owner="claimToken", until="claimedUntil", done=("publishedAt", "supersededAt"))
 # How long a settling lease lasts: the settling functions' timeout, so a crashed holder blocks the shard no longer.
 LEASE_SECONDS = 900
 SUBMITTED, PROCESSED, FAILED = "SUBMITTED", "PROCESSED", "FAILED"
@@ -158,53 +164,50 @@ class JobsTable:
             raise
         return True
 
-    def lease(self, job_key: str, seconds: int) -> bool:
-        """Take the shard's settling lease for `seconds` (a function timeout); False while another copy holds it.
+    def _claims(self, names: ClaimAttributes) -> ClaimTable:
+        return ClaimTable(self.client, self.table, KEY, names)
+
+    def lease(self, job_key: str, owner: str, seconds: int) -> bool:
+        """Take the shard's settling lease for `owner` for `seconds` (a function timeout); False while another copy
+        holds it.
 
         Two deliveries of one completion (SQS is at least once; a slow invocation's message becomes visible again)
         would otherwise settle the same shard side by side; the loser is retried and then finds it settled.
         """
         now = int(time.time())
-        try:
-            self.client.update_item(
-                TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="SET leaseUntil = :until",
-                ConditionExpression="attribute_exists(jobKey) AND (attribute_not_exists(leaseUntil) OR "
-                                    "leaseUntil < :now)",
-                ExpressionAttributeValues={":until": {"N": str(now + seconds)}, ":now": {"N": str(now)}})
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._claims(SETTLING_LEASE).claim(job_key, owner, now=now, until=now + seconds, must_exist=True).mine
 
     @contextmanager
-    def settling(self, job_key: str) -> Iterator[JobRecord | None]:
-        """Hold the shard's settling lease around the body, which gets the shard as read under the lease (None when
-        its item is gone) and settles it (`settle` frees the lease). The lease is given back when the body fails or
-        finds the shard settled already; `ShardBusyError` while another copy (a second delivery of its completion,
-        or the finalizer giving it up) holds it."""
-        if not self.lease(job_key, LEASE_SECONDS):
+    def settling(self, job_key: str) -> Iterator[ShardLease]:
+        """Hold the shard's settling lease around the body, which gets the shard as read under the lease (``record``,
+        None when its item is gone) and settles it (`ShardLease.settle` frees the lease). The lease is given back
+        when the body fails or finds the shard settled already; `ShardBusyError` while another copy (a second
+        delivery of its completion, or the finalizer giving it up) holds it."""
+        owner = uuid.uuid4().hex  # this copy: only it can release or settle under this lease
+        if not self.lease(job_key, owner, LEASE_SECONDS):
             raise ShardBusyError(f"shard {job_key} is being settled by another copy; retried later")
         try:
             record = self.get(job_key)
-            yield record
+            yield ShardLease(self, job_key, owner, record)
         except BaseException:
-            self.release(job_key)  # let the retry settle it at once rather than after the lease
+            self.release(job_key, owner)  # let the retry settle it at once rather than after the lease
             raise
         if record is None or record.status in SETTLED:
-            self.release(job_key)
+            self.release(job_key, owner)
 
-    def release(self, job_key: str) -> None:
-        self.client.update_item(TableName=self.table, Key={KEY: {"S": job_key}}, UpdateExpression="REMOVE leaseUntil")
+    def release(self, job_key: str, owner: str) -> bool:
+        """Give up `owner`'s settling lease; False (nothing changed) when the lease ran out and passed on."""
+        return self._claims(SETTLING_LEASE).release(job_key, owner)
 
-    def settle(self, job_key: str, status: str, counts: dict[str, int], job_arn: str) -> None:
-        """Record the shard's final status and counts (idempotent: the same values on a retry); frees the lease."""
-        self.client.update_item(
-            TableName=self.table, Key={KEY: {"S": job_key}},
-            UpdateExpression="SET #status = :status, #counts = :counts, jobArn = :arn REMOVE leaseUntil",
-            ExpressionAttributeNames={"#status": "status", "#counts": "counts"},
-            ExpressionAttributeValues={":status": {"S": status}, ":arn": {"S": job_arn},
-                                       ":counts": {"S": json.dumps(counts, sort_keys=True)}})
+    def settle(self, job_key: str, owner: str, status: str, counts: dict[str, int], job_arn: str) -> None:
+        """Record the shard's final status and counts (idempotent: the same values on a retry) and free the lease,
+        only while `owner` holds it: a copy whose lease ran out and passed to another leaves it to that copy
+        (`ShardBusyError`: its message is retried and then finds the shard settled)."""
+        values = {"status": {"S": status}, "counts": {"S": json.dumps(counts, sort_keys=True)},
+                  "jobArn": {"S": job_arn}}
+        if not self._claims(SETTLING_LEASE).complete(job_key, owner, values):
+            raise ShardBusyError(f"shard {job_key}: the settling lease ran out and passed to another copy, which "
+                                 "settles it; retried later")
 
     # --- the run's completion event ------------------------------------------------------------------
 
@@ -214,30 +217,20 @@ class JobsTable:
         that has not run out: retry later) or SUPERSEDED (an unsuccessful ending of a run whose success is
         published: the next stage must not hear of a failure after the success, so it never will of this one)."""
         now = int(time.time())
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=_publication_key(run_id, ending),
-                UpdateExpression="SET runId = :run, expiresAt = :expires, claimedUntil = :until, claimToken = :token",
-                ConditionExpression="attribute_not_exists(publishedAt) AND attribute_not_exists(supersededAt) AND "
-                                    "(attribute_not_exists(claimedUntil) OR claimedUntil < :now)",
-                ExpressionAttributeValues={":run": {"S": run_id}, ":now": {"N": str(now)}, ":token": {"S": token},
-                                           ":until": {"N": str(now + PUBLICATION_LEASE_SECONDS)},
-                                           ":expires": {"N": str(now + self.ttl_seconds)}})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item = self._publication(run_id, ending)
+        claims, key = self._claims(PUBLICATION_CLAIM), _publication_key(run_id, ending)
+        claimed = claims.claim(key, token, now=now, until=now + PUBLICATION_LEASE_SECONDS,
+                               also={"runId": {"S": run_id}, "expiresAt": {"N": str(now + self.ttl_seconds)}})
+        if not claimed.mine:
+            item = claimed.item
             return PUBLISHED if "publishedAt" in item else SUPERSEDED if "supersededAt" in item else BUSY
         if ending == SUCCEEDED:
             return CLAIMED
         # Checked after the claim: a success published before it supersedes this ending. A success claimed after
         # this check (a redrive finishing while a late ending of an earlier attempt is reported) may be published
         # before this ending; the events carry the status and the attempt, and the manifest is the last writer's.
-        success = self._publication(run_id, SUCCEEDED)
+        success = claims.observe(_publication_key(run_id, SUCCEEDED))
         if "publishedAt" in success:
-            self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
-                                    UpdateExpression="SET supersededAt = :now REMOVE claimedUntil",
-                                    ExpressionAttributeValues={":now": {"N": str(now)}})
+            claims.complete(key, token, {"supersededAt": {"N": str(now)}})
             return SUPERSEDED
         if int(success.get("claimedUntil", {}).get("N", "0")) >= now:  # the success is being published right now
             self.release_publication(run_id, ending, token)
@@ -246,32 +239,31 @@ class JobsTable:
 
     def publication_settled(self, run_id: str, ending: str) -> bool:
         """Whether the run's `ending` was published or superseded (nothing more to do for it)."""
-        item = self._publication(run_id, ending)
+        item = self._claims(PUBLICATION_CLAIM).observe(_publication_key(run_id, ending))
         return "publishedAt" in item or "supersededAt" in item
-
-    def _publication(self, run_id: str, ending: str) -> dict[str, Any]:
-        item: dict[str, Any] = self.client.get_item(TableName=self.table, Key=_publication_key(run_id, ending),
-                                                    ConsistentRead=True).get("Item") or {}
-        return item
 
     def release_publication(self, run_id: str, ending: str, token: str) -> None:
         """Give up this copy's claim (a failed write or put), unless the claim has passed to another copy."""
-        self._as_holder(run_id, ending, token, "REMOVE claimedUntil")
+        self._claims(PUBLICATION_CLAIM).release(_publication_key(run_id, ending), token)
 
     def mark_published(self, run_id: str, ending: str, token: str, event_id: str) -> None:
-        self._as_holder(run_id, ending, token, "SET publishedAt = :now, eventId = :event REMOVE claimedUntil",
-                        {":now": {"N": str(int(time.time()))}, ":event": {"S": event_id}})
-
-    def _as_holder(self, run_id: str, ending: str, token: str, expression: str,
-                   values: dict[str, Any] | None = None) -> None:
-        try:
-            self.client.update_item(TableName=self.table, Key=_publication_key(run_id, ending),
-                                    UpdateExpression=expression, ConditionExpression="claimToken = :token",
-                                    ExpressionAttributeValues={**(values or {}), ":token": {"S": token}})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise  # a claim that ran out and passed to another copy is that copy's to finish
+        """Record the publication, unless the claim has passed to another copy (that copy's to finish)."""
+        self._claims(PUBLICATION_CLAIM).complete(_publication_key(run_id, ending), token, {
+            "publishedAt": {"N": str(int(time.time()))}, "eventId": {"S": event_id}})
 
 
-def _publication_key(run_id: str, ending: str) -> dict[str, Any]:
-    return {KEY: {"S": f"run#{run_id}#{ending}"}}
+@dataclass(frozen=True)
+class ShardLease:
+    """One copy's settling lease on a shard: the shard as read under it, and the settlement only it may write."""
+
+    table: JobsTable
+    job_key: str
+    owner: str
+    record: JobRecord | None
+
+    def settle(self, status: str, counts: dict[str, int], job_arn: str) -> None:
+        self.table.settle(self.job_key, self.owner, status, counts, job_arn)
+
+
+def _publication_key(run_id: str, ending: str) -> str:
+    return f"run#{run_id}#{ending}"

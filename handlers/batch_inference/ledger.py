@@ -8,8 +8,8 @@ Items that gate only a failure-lane message (a bad corpus line, a repeated recor
 one of them.
 
 A record is *claimed* by an owner: the unit of work that processes it (``<runId>/<shardId>`` in mode A,
-``<runId>/<batchKey>`` in mode B, ``<runId>/rejected`` for the sharder's bad lines). The claim is one conditional
-``UpdateItem``: it succeeds when nobody holds the record or this same owner does (a retry of the same unit), and
+``<runId>/<batchKey>`` in mode B, ``<runId>/rejected`` for the sharder's bad lines). The claim is
+`common.claim`'s, without a lease: one conditional ``UpdateItem`` that succeeds when nobody holds the record or this same owner does (a retry of the same unit), and
 fails when another owner of the run does (the same recordId twice in the corpus: `settle_unit` sends the second to
 the failure lane). The old item comes back with the claim, so a retry knows what its earlier attempt finished:
 
@@ -27,11 +27,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batch_inference.threads import map_in_context
+from common.claim import ClaimAttributes, ClaimLostError, ClaimTable
 
 KEY = "recordId"
+# A record's owner holds it for good (no lease): a retry of the same unit is the same owner, any other is refused.
+RECORD_CLAIMS = ClaimAttributes(owner="owner")
 CONCURRENCY = 16
 
 
@@ -59,25 +60,16 @@ class Ledger:
         """The same run's ledger of failure-lane markers (bad lines, repeated ids), apart from its records."""
         return replace(self, separator="!")
 
-    def key(self, record_id: str) -> dict[str, Any]:
-        return {KEY: {"S": f"{self.run_id}{self.separator}{record_id}"}}
+    def _claims(self) -> ClaimTable:
+        return ClaimTable(self.client, self.table, KEY, RECORD_CLAIMS)
 
     def claim(self, record_id: str, owner: str) -> Claim:
-        try:
-            response = self.client.update_item(
-                TableName=self.table, Key=self.key(record_id),
-                UpdateExpression="SET #owner = :owner, runId = if_not_exists(runId, :run), expiresAt = :expires",
-                ConditionExpression="attribute_not_exists(recordId) OR #owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":run": {"S": self.run_id},
-                                           ":expires": {"N": str(int(time.time()) + self.ttl_seconds)}},
-                ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            holder = error.response.get("Item", {}).get("owner", {}).get("S")
-            return Claim(record_id, mine=False, holder=holder)
-        old = response.get("Attributes", {})
+        claimed = self._claims().claim(
+            self._id(record_id), owner, also={"expiresAt": {"N": str(int(time.time()) + self.ttl_seconds)}},
+            if_absent={"runId": {"S": self.run_id}})
+        if not claimed.mine:
+            return Claim(record_id, mine=False, holder=claimed.holder)
+        old = claimed.item
         return Claim(record_id, mine=True, outcome=_s(old, "outcome"), output=_s(old, "output"),
                      lane_sent=bool(old.get("laneSent", {}).get("BOOL", False)))
 
@@ -88,31 +80,25 @@ class Ledger:
 
     def settle(self, record_id: str, owner: str, outcome: str, output: str | None = None) -> None:
         """Record the outcome (and mode B's output) of a claimed record."""
-        names = {"#owner": "owner"}
-        values: dict[str, Any] = {":owner": {"S": owner}, ":outcome": {"S": outcome}}
-        expression = "SET outcome = :outcome"
+        values: dict[str, Any] = {"outcome": {"S": outcome}}
         if output is not None:
-            expression += ", #output = :output"
-            names["#output"] = "output"
-            values[":output"] = {"S": output}
-        self.client.update_item(TableName=self.table, Key=self.key(record_id), UpdateExpression=expression,
-                                ConditionExpression="#owner = :owner", ExpressionAttributeNames=names,
-                                ExpressionAttributeValues=values)
+            values["output"] = {"S": output}
+        self._as_owner(record_id, owner, values)
 
     def settle_all(self, outcomes: Mapping[str, tuple[str, str | None]], owner: str) -> None:
         map_in_context(lambda item: self.settle(item[0], owner, item[1][0], item[1][1]), outcomes.items(),
                        workers=CONCURRENCY)
 
     def mark_lane_sent(self, record_ids: Iterable[str], owner: str) -> None:
-        ids = list(record_ids)
+        map_in_context(lambda r: self._as_owner(r, owner, {"laneSent": {"BOOL": True}}), list(record_ids),
+                       workers=CONCURRENCY)
 
-        def mark(record_id: str) -> None:
-            self.client.update_item(
-                TableName=self.table, Key=self.key(record_id), UpdateExpression="SET laneSent = :sent",
-                ConditionExpression="#owner = :owner", ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":sent": {"BOOL": True}, ":owner": {"S": owner}})
+    def _as_owner(self, record_id: str, owner: str, values: Mapping[str, Any]) -> None:
+        if not self._claims().record(self._id(record_id), owner, values):
+            raise ClaimLostError(f"ledger record {record_id!r} of run {self.run_id} is not held by {owner}")
 
-        map_in_context(mark, ids, workers=CONCURRENCY)
+    def _id(self, record_id: str) -> str:
+        return f"{self.run_id}{self.separator}{record_id}"
 
 
 def _s(item: Mapping[str, Any], name: str) -> str | None:

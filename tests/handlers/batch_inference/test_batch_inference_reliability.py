@@ -313,14 +313,14 @@ def test_reliability_expired_visibility_during_a_slow_batch(
     _finish(storage, descriptor)
     table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
     name = job_of(descriptor)[0]
-    assert table.lease(name, 900)  # a slow invocation is settling the shard...
+    assert table.lease(name, "slow-copy", 900)  # a slow invocation is settling the shard...
     faults.injected("expired visibility during a slow batch",
                     "the message is delivered anew while a slow invocation holds the shard")
     describe(bedrock, descriptor, "Completed")
     delivery = completion_source.poll()  # ...when its message becomes visible again and is delivered anew
     assert delivery is not None and delivery.failed_ids == delivery.message_ids
     assert storage.results(RUN) == []  # the copy settled nothing
-    table.release(name)  # the slow invocation dies without settling; its lease is given up
+    assert table.release(name, "slow-copy")  # the slow invocation dies without settling; its lease is given up
     _redeliver(storage, delivery)
     describe(bedrock, descriptor, "Completed")
     states.expects_success("token-0")
