@@ -9,9 +9,10 @@ one of them.
 
 A record is *claimed* by an owner: the unit of work that processes it (``<runId>/<shardId>`` in mode A,
 ``<runId>/<batchKey>`` in mode B, ``<runId>/rejected`` for the sharder's bad lines). The claim is
-`common.claim`'s, without a lease: one conditional ``UpdateItem`` that succeeds when nobody holds the record or this same owner does (a retry of the same unit), and
-fails when another owner of the run does (the same recordId twice in the corpus: `settle_unit` sends the second to
-the failure lane). The old item comes back with the claim, so a retry knows what its earlier attempt finished:
+`common.claim`'s, without a lease: one conditional ``UpdateItem`` that succeeds when nobody holds the record or
+this same owner does (a retry of the same unit), and fails when another owner of the run does (the same recordId
+twice in the corpus: `settle_unit` sends the second to the failure lane). The old item comes back with the
+claim, so a retry knows what its earlier attempt finished:
 
 * ``outcome`` (succeeded/failed) and, in mode B, the model's ``output``: a retried batch does not call the model
   again for a record it already answered;

@@ -309,7 +309,7 @@ def _mark(pending: Pending, delivery: publish.Published, published_at: str, run:
              "eventId": pending.result.input.eventId, "completionEventId": delivery.event_id,
              "storedNow": pending.stored_now}
     try:
-        store.mark_published(clients.dynamodb(), settings.results_table, pending.result.result_id,
+        store.mark_published(clients.dynamodb(), settings.results_table, pending.result.result_id, pending.claim,
                              event_id=delivery.event_id, published_at=published_at)
     except Exception as error:  # the event is out; failing the record now would only announce it twice
         run.tally.add("PublishMarksFailed")

@@ -4,8 +4,9 @@ IAM: ``dynamodb:PutItem`` and ``dynamodb:UpdateItem`` on the results table (and 
 table, for the item-version records of ``note_version``).
 
 One item per input, ever: the write is a conditional put on ``resultId`` (the item's idempotency key). Whoever
-writes the item also holds the claim to publish it (``claimOwner`` until ``claimExpiresAt``, the end of that
-invocation); publishing sets ``publishedAt`` and drops the claim. A copy that finds the item already there:
+writes the item also holds the claim (`common.claim`'s protocol) to publish it (``claimOwner`` until
+``claimExpiresAt``, the end of that invocation); publishing sets ``publishedAt`` and drops the claim. A copy that
+finds the item already there:
 
 * ``publishedAt`` set: nothing left to do (a duplicate, or a retry after a crash past the publish);
 * no live claim: the writer crashed between the write and the publish, so this copy takes the claim and
@@ -27,10 +28,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.claim import ClaimAttributes, ClaimLostError, ClaimTable
 from event_processor.exceptions import PublicationInProgressError, ResultStoreError
 from event_processor.results import StoredResult
-
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class Stored(StrEnum):
@@ -51,55 +51,40 @@ class StoreOutcome:
     result: StoredResult  # what the table holds: the earlier result when there was one
 
 
+# The results table's claims, attribute names as deployed: ``publishedAt`` ends them.
+RESULT_CLAIMS = ClaimAttributes(owner="claimOwner", until="claimExpiresAt", done=("publishedAt",))
+
+
 def store(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int) -> StoreOutcome:
     """Write the result once and decide who publishes it (see the module docstring)."""
-    item = {**result.item(), "claimOwner": {"S": claim.owner}, "claimExpiresAt": {"N": str(claim.expires_at_ms)}}
+    claims = ClaimTable(client, table, "resultId", RESULT_CLAIMS)
     try:
-        client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(resultId)",
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        return StoreOutcome(Stored.NEW, result)
-    except ClientError as error:
-        if _code(error) != _CONDITION_FAILED:
-            raise _store_error(table, result.result_id, error) from error
-        existing = error.response.get("Item") or {}  # type: ignore[typeddict-item]
-    except BotoCoreError as error:
+        created = claims.create(result.item(), claim.owner, until=claim.expires_at_ms)
+        if created.mine:
+            return StoreOutcome(Stored.NEW, result)
+        if "publishedAt" in created.item:
+            return StoreOutcome(Stored.PUBLISHED, _stored(created.item, result))
+        stored = _stored(created.item, result)
+        reclaimed = claims.claim(result.result_id, claim.owner, now=now_ms, until=claim.expires_at_ms,
+                                 must_exist=True)
+    except (ClientError, BotoCoreError) as error:
         raise _store_error(table, result.result_id, error) from error
-    if "publishedAt" in existing:
-        return StoreOutcome(Stored.PUBLISHED, _stored(existing, result))
-    return _reclaim(client, table, _stored(existing, result), claim, now_ms=now_ms)
+    if reclaimed.mine:
+        return StoreOutcome(Stored.RECLAIMED, stored)
+    if "publishedAt" in reclaimed.item:
+        return StoreOutcome(Stored.PUBLISHED, stored)
+    expires = reclaimed.item.get("claimExpiresAt", {}).get("N", "?")
+    raise PublicationInProgressError(f"result {result.result_id} is being published by {reclaimed.holder or '?'} "
+                                     f"(claim until {expires} ms); this copy is retried later")
 
 
-def _reclaim(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int) -> StoreOutcome:
-    try:
-        client.update_item(
-            TableName=table, Key={"resultId": {"S": result.result_id}},
-            UpdateExpression="SET claimOwner = :owner, claimExpiresAt = :expires",
-            ConditionExpression="attribute_exists(resultId) AND attribute_not_exists(publishedAt) AND ("
-                                "attribute_not_exists(claimExpiresAt) OR claimExpiresAt < :now OR claimOwner = :owner)",
-            ExpressionAttributeValues={":owner": {"S": claim.owner}, ":expires": {"N": str(claim.expires_at_ms)},
-                                       ":now": {"N": str(now_ms)}},
-            ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        return StoreOutcome(Stored.RECLAIMED, result)
-    except ClientError as error:
-        if _code(error) != _CONDITION_FAILED:
-            raise _store_error(table, result.result_id, error) from error
-        existing = error.response.get("Item") or {}  # type: ignore[typeddict-item]
-    except BotoCoreError as error:
-        raise _store_error(table, result.result_id, error) from error
-    if "publishedAt" in existing:
-        return StoreOutcome(Stored.PUBLISHED, result)
-    owner = existing.get("claimOwner", {}).get("S", "?")
-    expires = existing.get("claimExpiresAt", {}).get("N", "?")
-    raise PublicationInProgressError(f"result {result.result_id} is being published by {owner} (claim until "
-                                     f"{expires} ms); this copy is retried later")
-
-
-def mark_published(client: Any, table: str, result_id: str, *, event_id: str, published_at: str) -> None:
-    """Record the publication and drop the claim, so later copies know there is nothing left to do."""
-    client.update_item(
-        TableName=table, Key={"resultId": {"S": result_id}},
-        UpdateExpression="SET publishedAt = :at, completionEventId = :event REMOVE claimOwner, claimExpiresAt",
-        ExpressionAttributeValues={":at": {"S": published_at}, ":event": {"S": event_id}})
+def mark_published(client: Any, table: str, result_id: str, claim: Claim, *, event_id: str,
+                   published_at: str) -> None:
+    """Record the publication and drop the claim, so later copies know there is nothing left to do; only while
+    this copy holds the claim (`ClaimLostError` otherwise: the copy that took it over marks it)."""
+    if not ClaimTable(client, table, "resultId", RESULT_CLAIMS).complete(
+            result_id, claim.owner, {"publishedAt": {"S": published_at}, "completionEventId": {"S": event_id}}):
+        raise ClaimLostError(f"result {result_id}: the publication claim of {claim.owner} passed to another copy")
 
 
 # Prefix of the item-version records kept in the idempotency table beside Powertools' own (``event-processor#``).
@@ -120,13 +105,7 @@ def note_version(client: Any, table: str, identity: str, version: str, *, expire
 
 def release(client: Any, table: str, result_id: str, claim: Claim) -> None:
     """Give up the claim after a failed publication, so the retry need not wait for it to expire."""
-    try:
-        client.update_item(
-            TableName=table, Key={"resultId": {"S": result_id}}, UpdateExpression="REMOVE claimOwner, claimExpiresAt",
-            ConditionExpression="claimOwner = :owner", ExpressionAttributeValues={":owner": {"S": claim.owner}})
-    except ClientError as error:
-        if _code(error) != _CONDITION_FAILED:
-            raise
+    ClaimTable(client, table, "resultId", RESULT_CLAIMS).release(result_id, claim.owner)
 
 
 def _stored(existing: dict[str, Any], fallback: StoredResult) -> StoredResult:
