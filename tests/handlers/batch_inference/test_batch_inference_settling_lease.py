@@ -22,8 +22,8 @@ def table(storage: Storage) -> jobs.JobsTable:
 
 
 def _run_out(storage: Storage) -> None:
-    storage.ddb.update_item(TableName=JOBS_TABLE, Key={"jobKey": {"S": NAME}}, UpdateExpression="SET leaseUntil = :past",
-                            ExpressionAttributeValues={":past": {"N": "1"}})
+    storage.ddb.update_item(TableName=JOBS_TABLE, Key={"jobKey": {"S": NAME}},
+                            UpdateExpression="SET leaseUntil = :past", ExpressionAttributeValues={":past": {"N": "1"}})
 
 
 def test_a_holder_whose_lease_ran_out_cannot_clear_the_lease_another_copy_holds(
