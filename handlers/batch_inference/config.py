@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from batch_inference.records import REQUEST_FORMATS, RequestFormat
 from batch_inference.usage import Prices
 from common.env import ConfigurationError, read_int, read_str
+from common.retry import Backoff
 
 _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _PREFIX = r"[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/"
@@ -260,6 +261,17 @@ class CompletionSettings:
         env = _env(env)
         return cls(storage=Storage.from_env(env), records=Records.from_env(env), jobs_table=_jobs_table(env),
                    job_name_prefix=_job_prefix(env))
+
+
+# The sync worker's retry policy (`common.retry`): after failed attempt n it sleeps up to min(20, 1 * 2**n) s, so
+# 2, 4, 8, 16, 20 ... (components.config.batch_inference's BACKOFF_BASE_SECONDS and BACKOFF_CAP_SECONDS, from which
+# the stack's time budget is checked). `common.retry` counts retries from 0, hence a base of 2 s there.
+SYNC_BACKOFF_BASE_SECONDS, SYNC_BACKOFF_CAP_SECONDS = 1.0, 20.0
+
+
+def sync_backoff(base_seconds: float = SYNC_BACKOFF_BASE_SECONDS, cap_seconds: float = SYNC_BACKOFF_CAP_SECONDS
+                 ) -> Backoff:
+    return Backoff(base_seconds=2 * base_seconds, cap_seconds=cap_seconds)
 
 
 @dataclass(frozen=True)

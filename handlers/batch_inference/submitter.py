@@ -27,7 +27,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from batch_inference import clients, deadline, jobs
-from batch_inference.backoff import THROTTLING_CODES
 from batch_inference.config import SubmitterSettings
 from batch_inference.exceptions import (
     DeadlineFallbackError,
@@ -38,13 +37,14 @@ from batch_inference.exceptions import (
 from batch_inference.records import INVOCATION_TYPES
 from batch_inference.resume import resume
 from batch_inference.tasks import SubmitRequest, task_input
+from common.retry import RETRYABLE_CODES
 
 logger = Logger()
 metrics = Metrics()
 settings = SubmitterSettings.from_env()
 
 QUOTA_FULL = "ServiceQuotaExceededException"
-_RETRYABLE = (THROTTLING_CODES - {QUOTA_FULL}) | {"ServiceUnavailableException", "InternalServerException"}
+_RETRYABLE = RETRYABLE_CODES["bedrock"]  # QUOTA_FULL is not among them: it waits in the state machine
 
 
 @metrics.log_metrics

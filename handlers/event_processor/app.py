@@ -54,6 +54,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from common.redact import digest
+from common.retry import Budget, Clock, SystemClock
 from event_processor import answers, clients, model, prompt, publish, store
 from event_processor.config import Settings
 from event_processor.events import InputReference, ModelAnswer
@@ -69,7 +70,6 @@ from event_processor.exceptions import (
 from event_processor.intake import Accepted, IntakeRules, Rejected, classify, fingerprint
 from event_processor.outcomes import FAILED_OUTCOMES, Outcome, Outcomes, Tally
 from event_processor.results import StoredResult
-from event_processor.retry import Budget, Clock, SystemClock
 from event_processor.store import Claim, Stored
 
 logger = Logger()

@@ -1,7 +1,7 @@
 """The boto3 clients and the idempotency store, created on first use and reused for the execution environment.
 
 Created lazily, not at import, so tests can install moto or a botocore ``Stubber`` first; ``reset()`` drops
-them between tests. The model client makes a single attempt per call (``event_processor.retry`` owns the retry
+them between tests. The model client makes a single attempt per call (``common.retry`` owns the retry
 policy, with the time budget in view) and keeps a connection per concurrently processed record.
 """
 

@@ -34,8 +34,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from common.env import ConfigurationError, read_int, read_str
+from common.retry import Backoff
 
 TASKS = ("classify", "summarize", "extract", "moderate")
+# The retry policy's parameters (`common.retry`): model calls wait up to 0.25, 0.5, 1 ... 8 s between attempts,
+# PutEvents up to 0.1 ... 1 s and at most three attempts (the marks after it must still fit the invocation).
+MODEL_BACKOFF = Backoff(base_seconds=0.25, cap_seconds=8.0)
+PUBLISH_BACKOFF = Backoff(base_seconds=0.1, cap_seconds=1.0)
+PUBLISH_MAX_ATTEMPTS = 3
 # How answers are asked for and checked; part of the processing profile, so an answer remembered under an earlier
 # format (free text, never validated) is not reused.
 ANSWER_FORMAT = "tool-use/validated/1"

@@ -4,7 +4,8 @@ IAM: ``bedrock:InvokeModel`` (Converse is authorized as InvokeModel) on the conf
 ``foundation-model`` ARN, or on its ``inference-profile`` ARN and the model in each region the profile routes to.
 
 Throttling, model timeouts, a model not yet ready and server-side failures are retried with backoff inside the
-budget (``retry``); the client itself makes a single attempt, so there is exactly one retry policy. Anything else
+budget (`common.retry`, with its table of Bedrock's retryable codes); the client itself makes a single attempt, so
+there is exactly one retry policy. Anything else
 (access denied, validation, an unknown model) fails the record at once: retrying would not change the answer.
 """
 
@@ -15,27 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError
 
-from event_processor.config import Settings
+from common.retry import Backoff, Budget, BudgetExhaustedError, error_code, retry, retryable
+from event_processor.config import MODEL_BACKOFF, Settings
 from event_processor.events import ModelAnswer, Usage
 from event_processor.exceptions import InvalidModelAnswerError, ModelCallError, RetriesExhaustedError
-from event_processor.retry import DEFAULT_BACKOFF, Backoff, Budget, BudgetExhaustedError, retry
 
-RETRYABLE_CODES = frozenset({
-    "ThrottlingException",  # over the model's tokens or requests per minute
-    "ModelTimeoutException",  # the model took too long this time
-    "ModelNotReadyException",  # the model is being loaded
-    "ServiceUnavailableException",
-    "InternalServerException",
-})
-_RETRYABLE_TRANSPORT = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError, ConnectionClosedError)
+is_retryable = retryable("bedrock-runtime")
+
 _CAUSES = {
     "AccessDeniedException": "access denied; the role needs bedrock:InvokeModel on this model (and model access "
                              "must be granted in the Bedrock console)",
@@ -43,17 +32,6 @@ _CAUSES = {
     "ValidationException": "Bedrock rejected the request as invalid (too long for the model's context?)",
     "ModelErrorException": "the model failed to process the request",
 }
-
-
-def error_code(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", "Unknown"))
-    return type(error).__name__
-
-
-def is_retryable(error: BaseException) -> bool:
-    return isinstance(error, _RETRYABLE_TRANSPORT) or (
-        isinstance(error, ClientError) and error_code(error) in RETRYABLE_CODES)
 
 
 @dataclass(frozen=True)
@@ -95,7 +73,7 @@ def reply_of(response: dict[str, Any], tool_name: str, now: datetime | None = No
     return Reply(answer=answer, tool_input=tool_input)
 
 
-def ask(client: Any, settings: Settings, question: Question, *, budget: Budget, backoff: Backoff = DEFAULT_BACKOFF,
+def ask(client: Any, settings: Settings, question: Question, *, budget: Budget, backoff: Backoff = MODEL_BACKOFF,
         on_retry: Callable[[int, float, BaseException], None] | None = None) -> Reply:
     """One reply from the model, retrying transient failures inside ``budget``."""
     request = converse_request(settings, question)

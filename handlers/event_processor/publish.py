@@ -14,23 +14,22 @@ and the stored result is announced by the retry.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from event_processor.retry import Backoff, Budget
+from common.retry import PERMANENT_CODES as _PERMANENT
+from common.retry import Backoff, Budget, BudgetExhaustedError, Draws, retry
+from event_processor.config import PUBLISH_BACKOFF, PUBLISH_MAX_ATTEMPTS
 
 MAX_ENTRIES = 10
 MAX_REQUEST_BYTES = 256 * 1024
-MAX_ATTEMPTS = 3
-# Codes that a retry cannot fix: the entry itself is wrong.
-PERMANENT_CODES = frozenset({"MalformedDetail", "InvalidArgument", "ValidationException", "AccessDeniedException"})
+MAX_ATTEMPTS = PUBLISH_MAX_ATTEMPTS
+PERMANENT_CODES = _PERMANENT["events"]  # the entry itself is wrong: a retry cannot fix it
 # One PutEvents round trip at worst, for deciding whether another attempt fits the budget.
 ATTEMPT_SECONDS = 2.0
-PUBLISH_BACKOFF = Backoff(base_seconds=0.1, cap_seconds=1.0)
 
 
 @dataclass(frozen=True)
@@ -72,31 +71,46 @@ def chunks(keys: list[str], entries: Mapping[str, Mapping[str, Any]]) -> Iterato
         yield chunk
 
 
+class _Unsent(Exception):
+    """Entries of one attempt that failed and may succeed when sent again."""
+
+    def __init__(self, failed: dict[str, NotPublished]) -> None:
+        super().__init__(f"{len(failed)} entries not yet published")
+        self.failed = failed
+
+
 def put_events(client: Any, entries: Mapping[str, Mapping[str, Any]], *, budget: Budget,
-               backoff: Backoff = PUBLISH_BACKOFF, rng: random.Random | None = None) -> dict[str, Delivery]:
+               backoff: Backoff = PUBLISH_BACKOFF, rng: Draws | None = None) -> dict[str, Delivery]:
     """Publish ``entries`` (key -> PutEvents entry); returns each key's delivery."""
     outcome: dict[str, Delivery] = {}
     pending = list(entries)
-    if budget.remaining() < ATTEMPT_SECONDS:
-        # Not even the first attempt starts without room to finish it: whatever goes out must still be marked
-        # (the budget ends where the marks' time begins), or a redelivery would announce it again.
-        left = NotPublished("NoTimeLeft", f"{max(budget.remaining(), 0):.1f} s left before the publication marks "
-                                          f"are due; a PutEvents attempt needs {ATTEMPT_SECONDS:.1f} s", 0)
-        return dict.fromkeys(pending, left)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    attempts = 0
+
+    def attempt() -> None:
+        nonlocal pending, attempts
+        attempts += 1
         failed: dict[str, NotPublished] = {}
         for chunk in chunks(pending, entries):
-            failed.update(_send(client, chunk, entries, attempt, outcome))
-        retryable = [key for key, failure in failed.items() if failure.code not in PERMANENT_CODES]
-        outcome.update({key: failure for key, failure in failed.items() if key not in retryable})
-        if not retryable:
-            return outcome
-        delay = backoff.delay(attempt - 1, rng)
-        if attempt == MAX_ATTEMPTS or budget.remaining() < delay + ATTEMPT_SECONDS:
-            outcome.update({key: failed[key] for key in retryable})
-            return outcome
-        budget.clock.sleep(delay)
-        pending = retryable
+            failed.update(_send(client, chunk, entries, attempts, outcome))
+        outcome.update({key: failure for key, failure in failed.items() if failure.code in PERMANENT_CODES})
+        pending = [key for key, failure in failed.items() if failure.code not in PERMANENT_CODES]
+        if pending:
+            raise _Unsent({key: failed[key] for key in pending})
+
+    try:
+        retry(attempt, retryable=lambda error: isinstance(error, _Unsent), backoff=backoff, budget=budget,
+              attempt_seconds=ATTEMPT_SECONDS, max_attempts=MAX_ATTEMPTS, rng=rng)
+    except _Unsent as unsent:  # the attempts ran out
+        outcome.update(unsent.failed)
+    except BudgetExhaustedError as exhausted:
+        if isinstance(exhausted.last, _Unsent):
+            outcome.update(exhausted.last.failed)
+        else:
+            # Not even the first attempt starts without room to finish it: whatever goes out must still be marked
+            # (the budget ends where the marks' time begins), or a redelivery would announce it again.
+            left = NotPublished("NoTimeLeft", f"{max(budget.remaining(), 0):.1f} s left before the publication "
+                                              f"marks are due; a PutEvents attempt needs {ATTEMPT_SECONDS:.1f} s", 0)
+            return dict.fromkeys(pending, left)
     return outcome
 
 

@@ -12,14 +12,14 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from common.env import ConfigurationError
+from common.retry import Backoff, Budget, BudgetExhaustedError, ManualClock, retry
 from event_processor import answers, model, publish
-from event_processor.config import Settings
+from event_processor.config import MODEL_BACKOFF, Settings
 from event_processor.events import InputReference, ModelAnswer, Usage
 from event_processor.intake import MAX_BODY_BYTES, Accepted, IntakeRules, Rejected, classify
 from event_processor.keys import MissingKeyFieldError, content_version, idempotency_key, versioned_key
 from event_processor.prompt import system, user_turn
 from event_processor.results import StoredResult
-from event_processor.retry import Backoff, Budget, BudgetExhaustedError, ManualClock, retry
 from tests.handlers.event_processor.conftest import ENVIRONMENT
 from tests.support.stacks import SHIPPED_STACKS, function_environment
 
@@ -201,7 +201,8 @@ def test_retries_with_backoff_until_success_inside_the_budget():
     clock = ManualClock(now=0)
     call, calls = failing([throttled(), throttled()])
 
-    assert retry(call, retryable=model.is_retryable, budget=Budget(clock, deadline=100), attempt_seconds=30,
+    assert retry(call, retryable=model.is_retryable, backoff=MODEL_BACKOFF,
+                 budget=Budget(clock, deadline=100), attempt_seconds=30,
                  rng=random.Random(2)) == "ok"
     assert len(calls) == 3 and len(clock.slept) == 2
 
@@ -215,7 +216,8 @@ def test_gives_up_when_the_budget_cannot_hold_another_attempt():
         raise throttled()
 
     with pytest.raises(BudgetExhaustedError) as raised:
-        retry(call, retryable=model.is_retryable, budget=Budget(clock, deadline=60), attempt_seconds=30,
+        retry(call, retryable=model.is_retryable, backoff=MODEL_BACKOFF,
+                 budget=Budget(clock, deadline=60), attempt_seconds=30,
               rng=random.Random(3))
 
     assert raised.value.attempts == len(started) > 1
@@ -226,7 +228,8 @@ def test_no_attempt_starts_without_room_for_it():
     clock = ManualClock(now=0)
     call, calls = failing([])
     with pytest.raises(BudgetExhaustedError):
-        retry(call, retryable=model.is_retryable, budget=Budget(clock, deadline=10), attempt_seconds=30)
+        retry(call, retryable=model.is_retryable, backoff=MODEL_BACKOFF,
+                 budget=Budget(clock, deadline=10), attempt_seconds=30)
     assert calls == []
 
 
@@ -235,7 +238,8 @@ def test_a_non_retryable_error_is_raised_at_once():
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "Converse")
     call, calls = failing([denied])
     with pytest.raises(ClientError):
-        retry(call, retryable=model.is_retryable, budget=Budget(clock, deadline=100), attempt_seconds=1)
+        retry(call, retryable=model.is_retryable, backoff=MODEL_BACKOFF,
+                 budget=Budget(clock, deadline=100), attempt_seconds=1)
     assert len(calls) == 1 and clock.slept == []
 
 
