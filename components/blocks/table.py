@@ -31,16 +31,16 @@ BILLING_MODE: Final = "PAY_PER_REQUEST"
 # Purposes whose records only need to outlive redelivery; the rest are the pipeline's record.
 EXPIRING_PURPOSES: Final = frozenset({"idempotency"})
 # Kept, restorable purposes that may still drop records past a retention horizon (TTL alongside PITR).
-RETENTION_PURPOSES: Final = frozenset({"ledger"})
+RETENTION_PURPOSES: Final = frozenset({"ledger", "results"})
 
 
 class DataTable(pulumi.ComponentResource):
     """A table with a string hash key, protected according to its purpose.
 
     `ttl_attribute` is required for an expiring purpose (idempotency) and refused for the others: results and
-    ledgers are kept and restorable, never silently expired. A ledger may instead name a `retention_attribute`:
-    TTL on an expiry time its writer sets far past any replay (records then go by retention, not by accident),
-    with point-in-time recovery still on.
+    ledgers are kept and restorable, never silently expired. A ledger or results table may instead name a
+    `retention_attribute`: TTL on an expiry time its writer sets far past any replay (records then go by retention,
+    not by accident), with point-in-time recovery still on.
     """
 
     def __init__(self, naming: Naming, env: AwsEnv, name_purpose: str, *, purpose: TablePurpose, hash_key: str,
@@ -53,7 +53,8 @@ class DataTable(pulumi.ComponentResource):
         if not expiring and ttl_attribute:
             raise ValueError(f"table {name_purpose}: purpose {purpose} keeps its records; it takes no ttl_attribute")
         if retention_attribute and purpose not in RETENTION_PURPOSES:
-            raise ValueError(f"table {name_purpose}: only a ledger takes a retention_attribute (purpose {purpose})")
+            raise ValueError(f"table {name_purpose}: only a ledger or results take a retention_attribute (purpose "
+                             f"{purpose})")
         expires = ttl_attribute or retention_attribute
         self.name = naming.name(name_purpose, max_length=255)
         self.table = aws.dynamodb.Table(

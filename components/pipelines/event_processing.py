@@ -50,6 +50,8 @@ COMPLETED_DETAIL_TYPE = "ProcessingCompleted"
 IDEMPOTENCY_KEY_ATTRIBUTE = "id"
 IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 RESULTS_KEY_ATTRIBUTE = "resultId"
+# The results table's TTL attribute: the worker sets it on every item it writes (resultsRetentionDays).
+RESULTS_EXPIRY_ATTRIBUTE = "expiresAt"
 # The worker's metric of model answers that failed validation (handlers/event_processor/app.py).
 INVALID_ANSWERS_METRIC = "InvalidModelAnswers"
 # The example subscriber's queue has no consumer of ours; a day of silence means its consumer is gone.
@@ -93,7 +95,7 @@ class EventProcessor(pulumi.ComponentResource):
                                      hash_key=IDEMPOTENCY_KEY_ATTRIBUTE, ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
                                      protect=protect_data, opts=child)
         self.results = DataTable(naming, env, "results", purpose="results", hash_key=RESULTS_KEY_ATTRIBUTE,
-                                 protect=protect_data, opts=child)
+                                 retention_attribute=RESULTS_EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
 
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
@@ -207,6 +209,7 @@ def worker_environment(naming: Naming, settings: EventProcessingSettings, *, ide
         "IDEMPOTENCY_TTL_SECONDS": str(settings.idempotency.ttl_seconds),
         "IDEMPOTENCY_KEY_FIELDS": json.dumps(list(settings.idempotency.key_fields)),
         "RESULTS_TABLE": results_table,
+        "RESULTS_RETENTION_DAYS": str(settings.results_retention_days),
         "RESULT_BUS_NAME": result_bus,
         "RESULT_SOURCE": settings.result_source,
         "ACCEPTED_SOURCES": json.dumps(list(settings.intake.sources)),

@@ -162,8 +162,9 @@ def _work_on(record: SQSRecord, run: Invocation) -> Pending | None:
         result = StoredResult(result_id=verdict.key, task=settings.task, model_id=settings.model_id, answer=answer,
                               input=InputReference.of(verdict.event, verdict.version))
         claim = Claim(owner=f"{run.request_id}/{message_id}", expires_at_ms=int(run.deadline * 1000))
-        stored = store.store(clients.dynamodb(), settings.results_table, result, claim,
-                             now_ms=int(clock.time() * 1000))
+        now = clock.time()
+        stored = store.store(clients.dynamodb(), settings.results_table, result, claim, now_ms=int(now * 1000),
+                             expires_at=int(now) + settings.results_retention_days * 86_400)
     except (IdempotencyAlreadyInProgressError, PublicationInProgressError) as error:
         run.outcomes.set(message_id, Outcome.IN_PROGRESS)
         run.tally.add("InProgressDeferrals")

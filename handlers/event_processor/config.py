@@ -7,7 +7,8 @@ The infrastructure (``components/pipelines/event_processing.py``) sets every var
 | `IDEMPOTENCY_TABLE`       | yes      |         | DynamoDB table of idempotency records (key `id`, TTL `expiration`) |
 | `IDEMPOTENCY_TTL_SECONDS` | no       | 86400   | lifetime of an idempotency record (3600..604800)               |
 | `IDEMPOTENCY_KEY_FIELDS`  | no       | `[]`    | JSON list of event fields hashed into the key; empty: event id |
-| `RESULTS_TABLE`           | yes      |         | DynamoDB table of results (key `resultId`)                     |
+| `RESULTS_TABLE`           | yes      |         | DynamoDB table of results (key `resultId`, TTL `expiresAt`)    |
+| `RESULTS_RETENTION_DAYS`  | no       | 90      | days a result is kept: its `expiresAt` (14..3650)              |
 | `RESULT_BUS_NAME`         | yes      |         | event bus that receives `ProcessingCompleted` events           |
 | `RESULT_SOURCE`           | yes      |         | `source` of those events                                       |
 | `ACCEPTED_SOURCES`        | yes      |         | JSON list of event sources the function processes              |
@@ -72,6 +73,7 @@ class Settings:
     model_timeout_seconds: int = 30
     max_input_chars: int = 20_000
     record_concurrency: int = 10
+    results_retention_days: int = 90
 
     @property
     def processing_profile(self) -> str:
@@ -124,6 +126,7 @@ class Settings:
             model_timeout_seconds=read_int(env, "MODEL_TIMEOUT_SECONDS", default=30, minimum=5, maximum=300),
             max_input_chars=read_int(env, "MAX_INPUT_CHARS", default=20_000, minimum=100, maximum=200_000),
             record_concurrency=read_int(env, "RECORD_CONCURRENCY", default=10, minimum=1, maximum=10),
+            results_retention_days=read_int(env, "RESULTS_RETENTION_DAYS", default=90, minimum=14, maximum=3650),
         )
 
 

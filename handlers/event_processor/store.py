@@ -17,6 +17,8 @@ finds the item already there:
   (consumers dedupe on it). The function's timeout is not such a crash: no ``PutEvents`` starts without time
   for the marks after it (``app.MARK_SECONDS``); only the environment dying in those seconds remains.
 
+Every item carries its expiry (``expiresAt``, the table's TTL attribute: ``RESULTS_RETENTION_DAYS`` after the write).
+
 The stored result wins over a recomputed one: the copy that publishes always announces what the table holds.
 """
 
@@ -51,15 +53,20 @@ class StoreOutcome:
     result: StoredResult  # what the table holds: the earlier result when there was one
 
 
+# The results table's TTL attribute: every item expires after the stack's resultsRetentionDays.
+EXPIRY_ATTRIBUTE = "expiresAt"
 # The results table's claims, attribute names as deployed: ``publishedAt`` ends them.
 RESULT_CLAIMS = ClaimAttributes(owner="claimOwner", until="claimExpiresAt", done=("publishedAt",))
 
 
-def store(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int) -> StoreOutcome:
-    """Write the result once and decide who publishes it (see the module docstring)."""
+def store(client: Any, table: str, result: StoredResult, claim: Claim, *, now_ms: int,
+          expires_at: int) -> StoreOutcome:
+    """Write the result once, to expire at `expires_at` (epoch seconds, the table's TTL), and decide who publishes
+    it (see the module docstring)."""
     claims = ClaimTable(client, table, "resultId", RESULT_CLAIMS)
     try:
-        created = claims.create(result.item(), claim.owner, until=claim.expires_at_ms)
+        created = claims.create({**result.item(), EXPIRY_ATTRIBUTE: {"N": str(expires_at)}}, claim.owner,
+                                until=claim.expires_at_ms)
         if created.mine:
             return StoreOutcome(Stored.NEW, result)
         if "publishedAt" in created.item:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
+from components.config import EventProcessingSettings
 from event_processor.events import CompletedDetail
 from event_processor.exceptions import EventProcessorError
 from event_processor.keys import content_version
 from tests.handlers.event_processor.conftest import (
     DETAIL_TYPE,
     ENVIRONMENT,
+    RESULTS_TABLE,
     SOURCE,
     assert_each_exactly_once,
     drain,
@@ -309,3 +312,22 @@ def test_an_item_id_sent_again_with_other_content_is_a_new_version_processed_and
     assert warning["level"] == "WARNING" and warning["itemId"] == "doc-1"
     assert warning["previousContentSha256"] != warning["contentSha256"]
     assert "countersigned" not in json.dumps(logs.entries)  # digests, never the content
+
+
+def test_every_stored_result_expires_after_the_configured_retention(pipeline, event_source, model):
+    # The shipped dev stack leaves resultsRetentionDays at its default, which the worker's environment carries.
+    days = EventProcessingSettings.model_fields["results_retention_days"].default
+    assert ENVIRONMENT["RESULTS_RETENTION_DAYS"] == str(days) == "90"
+    assert RESULTS_TABLE["ttl"] == {"attributeName": "expiresAt", "enabled": True}
+    assert RESULTS_TABLE["pointInTimeRecovery"] == {"enabled": True}
+    before = int(time.time())
+    pipeline.submit("doc-1", CONTENT)
+    pipeline.submit("doc-2", "A signed contract between ACME and Globex")
+
+    event_source.poll(raise_errors=True)
+
+    after = int(time.time())
+    stored = pipeline.results()
+    assert len(stored) == 2
+    for item in stored:
+        assert before + days * 86_400 <= int(item["expiresAt"]["N"]) <= after + days * 86_400
