@@ -111,9 +111,6 @@ class AwsEnv:
     def iam_role(self, name: Input[str]) -> pulumi.Output[str]:
         return self._build(name, lambda n: self.arn("iam", f"role/{n}", regional=False))
 
-    def kms_alias(self, alias: Input[str]) -> pulumi.Output[str]:
-        return self._build(alias, lambda a: self.arn("kms", a))
-
     def schedule(self, name: Input[str], group: str = "default") -> pulumi.Output[str]:
         return self._build(name, lambda n: self.arn("scheduler", f"schedule/{group}/{n}"))
 

@@ -20,20 +20,27 @@ Two deliveries of one completion (at-least-once SQS, or a slow invocation whose 
 not settle a shard side by side: settling takes a lease on the shard's jobs-table item, and the copy that finds it
 taken fails alone (`ShardBusyError`) and is retried, to find the shard settled.
 
+Both are parsed with Powertools' parser (Bedrock's event as its ``EventBridgeModel``, the body as ``Json``); the
+SQS envelope is not used: one message must fail alone, logged by its size and digest, which the batch processor's
+``model`` option would swallow.
+
 A message that is not such an event fails alone (partial batch response), is retried and then dead-lettered.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import ValidationError, parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 from batch_inference import clients, jobs, usage
 from batch_inference.config import CompletionSettings
@@ -70,29 +77,53 @@ def _record(record: SQSRecord) -> None:
         logger.remove_keys(["jobArn", "messageId"])
 
 
+class _JobDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    batchJobArn: str = Field(pattern=f"^{_JOB_ARN}$")
+
+
+class _JobStateChange(EventBridgeModel):
+    """Bedrock's ``Batch Inference Job State Change`` event, as the rule on the default bus delivers it."""
+
+    detail: _JobDetail
+
+
+class _Requeued(BaseModel):
+    """The reconciler's copy for a finished job whose event was missed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: Literal["reconciler"]
+    jobArn: str = Field(pattern=f"^{_JOB_ARN}$")
+
+
+class _CompletionBody(BaseModel):
+    """An SQS message body on the completion queue: one of the two messages, as JSON text."""
+
+    body: Json[_JobStateChange | _Requeued]
+
+
 def job_arn_of(body: Any) -> str:
     """The job ARN a completion message names; raises `InvalidTaskInputError` for anything else."""
-    import re
-
     try:
-        message = json.loads(body) if isinstance(body, str) else None
+        message = parse(event={"body": body}, model=_CompletionBody).body
+    except ValidationError:
+        pass
+    else:
+        return message.detail.batchJobArn if isinstance(message, _JobStateChange) else message.jobArn
+    try:  # read again only to say what arrived, by shape, never by value
+        raw = json.loads(body) if isinstance(body, str) else None
     except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        text = str(body)  # producer content: logged by size and digest (matches the message in the DLQ)
+        raw = None
+    text = str(body)
+    if not isinstance(raw, dict):  # producer content: logged by size and digest (matches the message in the DLQ)
         logger.error("Completion message is not a JSON object",
                      extra={"bodyChars": len(text), "bodyDigest": digest(text, 16)})
         raise InvalidTaskInputError("completion message is not a JSON object")
-    detail = message.get("detail")
-    candidates = [message.get("jobArn"), detail.get("batchJobArn") if isinstance(detail, dict) else None,
-                  *(message.get("resources") or [])[:1]]
-    for candidate in candidates:
-        if isinstance(candidate, str) and re.fullmatch(_JOB_ARN, candidate):
-            return candidate
     logger.error("Completion message names no batch job", extra={
-        "source": clip(str(message.get("source")), 80), "detailType": clip(str(message.get("detail-type")), 80),
-        "keys": [clip(key, 40) for key in sorted(message)[:20]], "bodyChars": len(body),
-        "bodyDigest": digest(body, 16)})
+        "source": clip(str(raw.get("source")), 80), "detailType": clip(str(raw.get("detail-type")), 80),
+        "keys": [clip(key, 40) for key in sorted(raw)[:20]], "bodyChars": len(text), "bodyDigest": digest(text, 16)})
     raise InvalidTaskInputError("completion message names no model-invocation-job ARN")
 
 

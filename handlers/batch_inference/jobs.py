@@ -2,9 +2,11 @@
 
 A shard's job name and ``clientRequestToken`` are functions of the run id and the shard id only, so a retried or
 replayed submission names the same job and Bedrock starts no second one. The jobs table (key ``jobKey`` = the job
-name) keeps, per shard, the Step Functions task token to resume, the job's ARN once known, the shard's location
-and, once settled, its status and counts; its items ``run#<runId>#<ending>`` hold the run's completion-event
-claims, one per way the run ended (SUCCEEDED, or an unsuccessful status of one attempt: a redrive is another).
+name) keeps, per shard, the Step Functions task token to resume, the job's ARN once known, the shard's location,
+the settling lease of the copy settling it (``leaseOwner`` until ``leaseUntil``) and, once settled, its status and
+counts; its items ``run#<runId>#<ending>`` hold the run's completion-event claims (``claimToken`` until
+``claimedUntil``, ended by ``publishedAt`` or ``supersededAt``), one per way the run ended (SUCCEEDED, or an
+unsuccessful status of one attempt: a redrive is another). Leases and claims are `common.claim`'s protocol.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Each attempt's ending is published once (the publication is claimed per run, sta
 that arrives once the run has succeeded (a late event of an attempt that a redrive then completed) is not
 published: its claim finds the success published (and waits while the success is being published).
 
+The body is parsed with Powertools' parser straight from its JSON text. Not Powertools' ``EventBridgeModel``: the
+reconciler's copy of a missed ending carries the event's source, detail-type and detail but none of EventBridge's
+envelope fields (id, account, time), which that model requires.
+
 A message that is not such an event fails alone (partial batch response), is retried and then dead-lettered.
 """
 
@@ -58,11 +62,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
 
 
 def _record(record: SQSRecord) -> None:
-    try:
-        message = json.loads(record.body)
-    except ValueError:
-        raise InvalidTaskInputError(f"run-ended message {record.message_id} is not JSON") from None
-    change = task_input(message, _StatusChange, "run-ended message is not a Step Functions execution status change")
+    change = task_input(record.body, _StatusChange, "run-ended message is not a Step Functions execution status change",
+                        not_json=f"run-ended message {record.message_id} is not JSON")
     if change.detail_type != STATUS_CHANGE or change.detail.status not in UNSUCCESSFUL:
         raise InvalidTaskInputError(f"run-ended message {record.message_id} is not an unsuccessful run ending: "
                                     f"{clip(change.detail_type, 80)!r} with status {clip(change.detail.status, 40)!r}")

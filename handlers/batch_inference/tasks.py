@@ -24,15 +24,18 @@ class _Input(BaseModel):
 Task = TypeVar("Task", bound=BaseModel)
 
 
-def task_input(event: Any, model: type[Task], expected: str) -> Task:
+def task_input(event: Any, model: type[Task], expected: str, *, not_json: str | None = None) -> Task:
     """``event`` as ``model``; ``InvalidTaskInputError`` saying what was ``expected`` and the first problems (where
-    and which rule, not the value)."""
+    and which rule, not the value). ``event`` may be JSON text (an SQS body), which fails with ``not_json`` when it is
+    not JSON at all."""
     try:
-        return parse(event=event, model=model)
+        return parse(event=event, model=model)  # a str is parsed as JSON (validate_json)
     except ValidationError as error:
         # The message becomes the error log and the Step Functions cause: the fields and the rules they broke,
         # never the values a producer sent (a 200 KB key would be repeated whole).
         problems = error.errors(include_input=False, include_url=False, include_context=False)[:3]
+        if not_json is not None and problems and problems[0]["type"] == "json_invalid":
+            raise InvalidTaskInputError(not_json) from None
         raise InvalidTaskInputError(clip(f"{expected}: {problems}", 1000)) from None
 
 
