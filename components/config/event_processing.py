@@ -70,9 +70,10 @@ class EventProcessingSettings(Section):
         90, ge=defaults.DLQ_RETENTION_SECONDS // 86400, le=3650,
         description="Days a stored result stays in the results table: the worker writes each item's expiry "
                     "(expiresAt, DynamoDB TTL, which deletes within about two days after it) from this. At least the "
-                    "dead-letter queue's 14 days (its retention), so a redriven message still finds its result and is not announced "
-                    "twice. Point-in-time recovery stays on for the table: within its 35-day window a result lost to "
-                    "a bad write or a deletion can be restored (expired items are not brought back by design).")
+                    "dead-letter queue's 14 days (its retention), so a redriven message still finds its result and "
+                    "is not announced twice. Point-in-time recovery stays on for the table: within its 35-day window "
+                    "a result lost to a bad write or a deletion can be restored (expired items are not brought back "
+                    "by design).")
 
     @model_validator(mode="after")
     def _coherent(self) -> EventProcessingSettings:
