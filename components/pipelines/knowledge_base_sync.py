@@ -1,10 +1,12 @@
-"""Knowledge-base auto-sync: S3 changes -> SQS (delayed) -> Lambda -> Bedrock StartIngestionJob.
+"""Knowledge-base auto-sync: S3 changes -> SQS -> Lambda -> Bedrock direct ingestion or StartIngestionJob.
 
-Bursts coalesce: the queue delays each change, the mapping waits up to its batching window and takes batches
-of up to a thousand, so a burst of uploads starts one ingestion job. A job already running is answered with a
-delayed follow-up request on the same queue, so a change made after that job listed the bucket is still
-synced. Real failures retry, dead-letter, and page through the alarm topic. An optional schedule invokes the
-same function directly.
+A small change set is ingested directly (mode auto or direct), searchable within a minute; a burst waits a
+moment for the rest of itself and starts one ingestion job. A job already running, or the account's job quota
+taken, is answered with a delayed follow-up request on the same queue, so a change made after that job listed
+the bucket is still synced. Every started job and direct ingestion is followed to its end by delayed checks on
+the same queue; failed jobs, failed documents and direct ingestions that failed past their retries page through
+the alarm topic, as do real failures after their retries. An optional schedule invokes the same function
+directly: the reconciling sync.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
 
 HANDLER_PACKAGE = "kb_sync"
-# Scheduler fills in the tick's time, so every retry of one tick carries the same identity (one ingestion job).
+# The worker's own metrics (Powertools: namespace the project, dimension service) that page on their first count.
+FAILURE_METRICS = {
+    "failed-ingestion-jobs": ("IngestionJobsFailed", "an ingestion job ended FAILED or STOPPED, or was still running "
+                              "after maxJobChecks checks; the worker's log names the job and its failure reasons"),
+    "failed-ingestion-documents": ("IngestionDocumentsFailed", "an ingestion job completed with failed documents "
+                                   "(numberOfDocumentsFailed); the worker's log names the job"),
+    "failed-direct-documents": ("DirectDocumentsFailed", "documents ingested or deleted directly failed past their "
+                                "retries; an ingestion job was requested for them, and the log names them by digest"),
+}
 
 
 class KnowledgeBaseSync(pulumi.ComponentResource):
@@ -62,7 +72,12 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
             statements=[
-                Statement("StartIngestionOnThisKnowledgeBase", ["bedrock:StartIngestionJob"], [knowledge_base_arn]),
+                # Every mode's actions, whatever the mode: a change of mode is a config change, not a deploy of
+                # new grants, and each action acts on this knowledge base alone.
+                Statement("SyncThisKnowledgeBase", [
+                    "bedrock:StartIngestionJob", "bedrock:GetIngestionJob", "bedrock:ListIngestionJobs",
+                    "bedrock:IngestKnowledgeBaseDocuments", "bedrock:DeleteKnowledgeBaseDocuments",
+                    "bedrock:GetKnowledgeBaseDocuments"], [knowledge_base_arn]),
                 self.queue.statement_to_send("RequestFollowUpSync"),
                 # Lambda delivers a failed scheduled (asynchronous) run to its queue with the function's own role.
                 *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn])]
@@ -78,11 +93,24 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 "FOLLOW_UP_QUEUE_URL": self.queue.url,
                 "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
                 "MAX_FOLLOW_UPS": str(settings.max_follow_ups),
+                "SYNC_MODE": settings.mode,
+                "BURST_THRESHOLD_DOCUMENTS": str(settings.burst_threshold_documents),
+                "BURST_SETTLE_SECONDS": str(settings.burst_settle_seconds),
+                "CHECK_DELAY_SECONDS": str(settings.check_delay_seconds),
+                "MAX_JOB_CHECKS": str(settings.max_job_checks),
+                "MAX_DOCUMENT_RETRIES": str(settings.max_document_retries),
                 "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
                 "POWERTOOLS_METRICS_NAMESPACE": naming.project,
                 "LOG_LEVEL": "INFO",
             },
             opts=child)
+
+        self.failure_alarms = [
+            notifying_alarm(naming, purpose, namespace=naming.project, metric=metric,
+                            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
+                            statistic="Sum", description=f"Knowledge base {settings.knowledge_base_id}: {meaning}",
+                            parent=self)
+            for purpose, (metric, meaning) in FAILURE_METRICS.items()]
 
         if uses_events:
             notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,

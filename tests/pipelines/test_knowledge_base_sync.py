@@ -64,10 +64,11 @@ def test_events_mode_wires_bucket_queue_worker(mode: str) -> None:
     grant = policy(result.named("kbsync-changes-policy").inputs["policy"])["BucketSendsChanges"]
     assert grant["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket.inputs['bucket']}"
     assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
-    assert queue.inputs["delaySeconds"] == 300
-    assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 60 + 300
+    # No delay and a 20 s batching window: a small change is requested within a minute (benchmarks.kb_sync).
+    assert queue.inputs["delaySeconds"] == 0
+    assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 60 + 20
     mapping = result.named("kbsync-worker-source")
-    assert mapping.inputs["batchSize"] == 1000 and mapping.inputs["maximumBatchingWindowInSeconds"] == 300
+    assert mapping.inputs["batchSize"] == 1000 and mapping.inputs["maximumBatchingWindowInSeconds"] == 20
     assert result.of_type("aws:scheduler/schedule:Schedule") == []
     assert not contains_unknown(result.named("kbsync-worker-policy").inputs["policy"])
 
@@ -75,8 +76,11 @@ def test_events_mode_wires_bucket_queue_worker(mode: str) -> None:
 def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
     result = synth(("kbsync", settings()))
     granted = policy(result.named("kbsync-worker-policy").inputs["policy"])
-    assert granted["StartIngestionOnThisKnowledgeBase"] == {
-        "Sid": "StartIngestionOnThisKnowledgeBase", "Effect": "Allow", "Action": ["bedrock:StartIngestionJob"],
+    assert granted["SyncThisKnowledgeBase"] == {
+        "Sid": "SyncThisKnowledgeBase", "Effect": "Allow",
+        "Action": ["bedrock:DeleteKnowledgeBaseDocuments", "bedrock:GetIngestionJob",
+                   "bedrock:GetKnowledgeBaseDocuments", "bedrock:IngestKnowledgeBaseDocuments",
+                   "bedrock:ListIngestionJobs", "bedrock:StartIngestionJob"],
         "Resource": [KB_ARN]}
     assert granted["RequestFollowUpSync"]["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
                                                           "ai-pipelines-test-kbsync-changes"]
@@ -86,6 +90,35 @@ def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
     bucket = result.named("kbsync-docs").inputs["bucket"]
     assert (env["DOCUMENT_BUCKET"], env["DOCUMENT_PREFIX"]) == (bucket, "documents/")
     assert env["FOLLOW_UP_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ai-pipelines-test-kbsync-changes"
+
+
+@pytest.mark.parametrize("mode", ["jobs", "direct", "auto"])
+def test_the_mode_and_its_bounds_reach_the_worker(mode: str) -> None:
+    result = synth(("kbsync", settings(mode=mode, burstThresholdDocuments=40, burstSettleSeconds=90,
+                                       checkDelaySeconds=300, maxJobChecks=288, maxDocumentRetries=1)))
+    env = result.named("kbsync-worker").inputs["environment"]["variables"]
+    assert {k: env[k] for k in ("SYNC_MODE", "BURST_THRESHOLD_DOCUMENTS", "BURST_SETTLE_SECONDS", "CHECK_DELAY_SECONDS",
+                                "MAX_JOB_CHECKS", "MAX_DOCUMENT_RETRIES")} == {
+        "SYNC_MODE": mode, "BURST_THRESHOLD_DOCUMENTS": "40", "BURST_SETTLE_SECONDS": "90",
+        "CHECK_DELAY_SECONDS": "300", "MAX_JOB_CHECKS": "288", "MAX_DOCUMENT_RETRIES": "1"}
+
+
+def test_an_unknown_mode_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        settings(mode="sometimes")
+
+
+def test_failed_jobs_failed_documents_and_failed_direct_ingestions_each_page_on_the_first() -> None:
+    result = synth(("kbsync", settings()))
+    topic = result.named("shared-alarms-topic")
+    for purpose, metric in (("failed-ingestion-jobs", "IngestionJobsFailed"),
+                            ("failed-ingestion-documents", "IngestionDocumentsFailed"),
+                            ("failed-direct-documents", "DirectDocumentsFailed")):
+        alarm = result.named(f"kbsync-{purpose}-alarm").inputs
+        assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == ("ai-pipelines", metric, "Sum")
+        assert alarm["dimensions"] == {"service": "ai-pipelines-test-kbsync-worker"}
+        assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert result.named(f"kbsync-{purpose}-alarm").property_dependencies["alarmActions"] == [topic.urn]
 
 
 def test_created_bucket_is_private_encrypted_tls_only_and_protected_when_asked() -> None:
