@@ -290,8 +290,8 @@ def _report(result: SyncResult) -> None:
     if result.follow_up is not None:
         metrics.add_metric(name="FollowUpsSent", unit=MetricUnit.Count, value=1)
         logger.info(
-            "Ingestion job cannot start now (a job already running, or the account's job quota taken); "
-            "follow-up sent to guarantee a later sync",
+            "Ingestion job already running (or the account's job quota taken); follow-up sent to guarantee a "
+            "later sync",
             extra={
                 **conflict,
                 "followUpGeneration": result.follow_up.generation,

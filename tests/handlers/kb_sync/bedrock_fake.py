@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict, deque
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.stub import Stubber
@@ -44,7 +45,8 @@ _ERROR_STATUS = {"ConflictException": 409, "ServiceQuotaExceededException": 402,
 
 
 class FakeKnowledgeBase:
-    def __init__(self, client: Any, knowledge_base_id: str, data_source_id: str) -> None:
+    def __init__(self, client: Any, knowledge_base_id: str, data_source_id: str,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.client = client
         self.knowledge_base_id = knowledge_base_id
         self.data_source_id = data_source_id
@@ -62,7 +64,7 @@ class FakeKnowledgeBase:
         self._by_token: dict[str, dict[str, Any]] = {}
         self._scripted: dict[str, deque[tuple[str, int, str]]] = defaultdict(deque)
         self._ids = (f"JOB{n:07d}" for n in itertools.count(1))
-        self._now = datetime.now(UTC)
+        self._clock = now
 
     def __enter__(self) -> FakeKnowledgeBase:
         # Registered before the Stubber activates, so the answer is queued before the Stubber checks for one.
@@ -106,10 +108,6 @@ class FakeKnowledgeBase:
 
     def fail_next(self, code: str, http_status: int, message: str, operation: str = "StartIngestionJob") -> None:
         self._scripted[operation].append((code, http_status, message))
-
-    def later(self, seconds: float) -> None:
-        """Bedrock's clock (startedAt of new jobs) moves forward."""
-        self._now += timedelta(seconds=seconds)
 
     @property
     def tokens(self) -> list[str]:
@@ -185,20 +183,21 @@ class FakeKnowledgeBase:
     def _detail(self, uri: str) -> dict[str, Any]:
         detail = {"knowledgeBaseId": self.knowledge_base_id, "dataSourceId": self.data_source_id,
                   "status": self.documents.get(uri, "NOT_FOUND"),
-                  "identifier": {"dataSourceType": "S3", "s3": {"uri": uri}}, "updatedAt": self._now}
+                  "identifier": {"dataSourceType": "S3", "s3": {"uri": uri}}, "updatedAt": self._clock()}
         if detail["status"] == "FAILED":
             detail["statusReason"] = "The document could not be parsed"
         return detail
 
     def _new_job(self, description: str | None) -> dict[str, Any]:
+        now = self._clock()
         job = {
             "knowledgeBaseId": self.knowledge_base_id,
             "dataSourceId": self.data_source_id,
             "ingestionJobId": next(self._ids),
             "status": "STARTING",
             "statistics": {"numberOfDocumentsScanned": 0, "numberOfNewDocumentsIndexed": 0},
-            "startedAt": self._now,
-            "updatedAt": self._now,
+            "startedAt": now,
+            "updatedAt": now,
         }
         if description:
             job["description"] = description
