@@ -38,6 +38,31 @@ FAILURE_METRICS = {
 }
 
 
+def worker_environment(naming: Naming, settings: KnowledgeBaseSyncSettings, *, bucket: pulumi.Input[str],
+                       queue_url: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The worker's environment (handlers/kb_sync/config.py reads it), from the pipeline's settings."""
+    return {
+        "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
+        "DATA_SOURCE_ID": settings.data_source_id,
+        # Notifications of any other bucket, or of keys outside the prefix, are rejected: a forged one must not
+        # start an ingestion job.
+        "DOCUMENT_BUCKET": bucket,
+        "DOCUMENT_PREFIX": settings.document_prefix,
+        "FOLLOW_UP_QUEUE_URL": queue_url,
+        "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
+        "MAX_FOLLOW_UPS": str(settings.max_follow_ups),
+        "SYNC_MODE": settings.mode,
+        "BURST_THRESHOLD_DOCUMENTS": str(settings.burst_threshold_documents),
+        "BURST_SETTLE_SECONDS": str(settings.burst_settle_seconds),
+        "CHECK_DELAY_SECONDS": str(settings.check_delay_seconds),
+        "MAX_JOB_CHECKS": str(settings.max_job_checks),
+        "MAX_DOCUMENT_RETRIES": str(settings.max_document_retries),
+        "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
+        "POWERTOOLS_METRICS_NAMESPACE": naming.project,
+        "LOG_LEVEL": "INFO",
+    }
+
+
 class KnowledgeBaseSync(pulumi.ComponentResource):
     """Keeps one Bedrock knowledge base in sync with its S3 data source.
 
@@ -83,26 +108,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn])]
                   if uses_schedule else []),
             ],
-            environment={
-                "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
-                "DATA_SOURCE_ID": settings.data_source_id,
-                # Notifications of any other bucket, or of keys outside the prefix, are rejected: a forged one
-                # must not start an ingestion job.
-                "DOCUMENT_BUCKET": self.bucket_name,
-                "DOCUMENT_PREFIX": settings.document_prefix,
-                "FOLLOW_UP_QUEUE_URL": self.queue.url,
-                "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
-                "MAX_FOLLOW_UPS": str(settings.max_follow_ups),
-                "SYNC_MODE": settings.mode,
-                "BURST_THRESHOLD_DOCUMENTS": str(settings.burst_threshold_documents),
-                "BURST_SETTLE_SECONDS": str(settings.burst_settle_seconds),
-                "CHECK_DELAY_SECONDS": str(settings.check_delay_seconds),
-                "MAX_JOB_CHECKS": str(settings.max_job_checks),
-                "MAX_DOCUMENT_RETRIES": str(settings.max_document_retries),
-                "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
-                "POWERTOOLS_METRICS_NAMESPACE": naming.project,
-                "LOG_LEVEL": "INFO",
-            },
+            environment=worker_environment(naming, settings, bucket=self.bucket_name, queue_url=self.queue.url),
             opts=child)
 
         self.failure_alarms = [
