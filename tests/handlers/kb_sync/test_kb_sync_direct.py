@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.handlers.kb_sync.names import BUCKET, ENVIRONMENT, PREFIX
+from tests.support import faults
 
 CHECK_DELAY = 120  # the function's CHECK_DELAY_SECONDS default
 SETTLE = 60  # BURST_SETTLE_SECONDS default
@@ -118,8 +119,10 @@ def test_a_refused_direct_ingestion_falls_back_to_a_job(pipeline, event_source, 
     assert settled(logs) == {"covered-by-job": 1, "skipped": 1}
 
 
+@faults.injects("downstream throttling")
 def test_throttled_direct_ingestion_retries_the_batch_and_does_the_work_once(pipeline, event_source, bedrock, clock):
     bedrock.fail_next("ThrottlingException", 429, "Rate exceeded", operation="IngestKnowledgeBaseDocuments")
+    faults.injected("downstream throttling", "IngestKnowledgeBaseDocuments answers ThrottlingException once")
     pipeline.put(f"{PREFIX}a.pdf")
 
     assert event_source.poll().error is not None  # the whole batch comes back

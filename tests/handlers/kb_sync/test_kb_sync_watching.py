@@ -9,6 +9,7 @@ import pytest
 
 from tests.handlers.kb_sync.names import DELAY_SECONDS, MAX_RECEIVE_COUNT, PREFIX
 from tests.handlers.kb_sync.test_kb_sync_direct import CHECK_DELAY, metric_sums, settled
+from tests.support import faults
 
 pytestmark = pytest.mark.usefixtures("jobs_mode")
 
@@ -85,9 +86,11 @@ def test_a_job_still_running_after_the_last_check_is_reported_unfinished(
     assert pipeline.attribute("ApproximateNumberOfMessagesDelayed") == 0  # no longer watched
 
 
+@faults.injects("missed completion event")
 def test_a_check_that_cannot_read_the_job_fails_alone(pipeline, event_source, bedrock, clock, logs):
     start_one_job(pipeline, event_source, bedrock)
     bedrock.fail_next("ThrottlingException", 429, "Rate exceeded", operation="GetIngestionJob")
+    faults.injected("missed completion event", "the job's status cannot be read at its check")
     clock.advance(CHECK_DELAY + 1)
     pipeline.put(f"{PREFIX}b.pdf")  # a change in the same batch still starts its job
     bedrock.finish_running_job()
