@@ -65,6 +65,11 @@ class KnowledgeBaseSyncSettings(Section):
         2, ge=0, le=10,
         description="Re-submissions of a directly ingested document that failed, before it takes the failure "
         "lane (alarm, and an ingestion job that syncs it).")
+    batch_results: bool = Field(
+        False, description="Subscribe to this stack's batch-inference result bus: a BatchRunCompleted with status "
+        "SUCCEEDED whose results lie in this pipeline's bucket under documentPrefix starts one sync, through the "
+        "pipeline's queue (bursts, conflicts and quotas handled as for uploads). Needs batchInference enabled, with "
+        "its output in this bucket under this prefix.")
     queue: QueueSettings = Field(default_factory=QueueSettings,
                                  description="Source queue; no delay, so a small change is requested at once.")
     worker: WorkerSettings = Field(

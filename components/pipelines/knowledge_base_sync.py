@@ -11,12 +11,16 @@ directly: the reconciling sync.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pulumi
 import pulumi_aws as aws
 
 from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
@@ -27,6 +31,8 @@ from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
 
 HANDLER_PACKAGE = "kb_sync"
+# The batch-inference pipeline's event for every run's end (handlers/batch_inference/finalizer.py).
+BATCH_RUN_COMPLETED = "BatchRunCompleted"
 # The worker's own metrics (Powertools: namespace the project, dimension service) that page on their first count.
 FAILURE_METRICS = {
     "failed-ingestion-jobs": ("IngestionJobsFailed", "an ingestion job ended FAILED or STOPPED, or was still running "
@@ -63,6 +69,22 @@ def worker_environment(naming: Naming, settings: KnowledgeBaseSyncSettings, *, b
     }
 
 
+@dataclass(frozen=True)
+class BatchResults:
+    """A batch-inference result bus whose successful runs this pipeline syncs: the bus and its events' source."""
+
+    bus: EventBus
+    source: str
+
+
+def batch_results_pattern(source: str, bucket: pulumi.Input[str], document_prefix: str) -> dict[str, Any]:
+    """The BatchRunCompleted events that mean "documents of this knowledge base were written": a successful run
+    whose results lie in the data-source bucket under the document prefix."""
+    return {"source": [source], "detail-type": [BATCH_RUN_COMPLETED],
+            "detail": {"status": ["SUCCEEDED"],
+                       "output": {"bucket": [bucket], "resultsPrefix": [{"prefix": document_prefix}]}}}
+
+
 class KnowledgeBaseSync(pulumi.ComponentResource):
     """Keeps one Bedrock knowledge base in sync with its S3 data source.
 
@@ -72,7 +94,8 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], notifications: BucketNotifications, log_retention_days: int,
-                 protect_data: bool, opts: pulumi.ResourceOptions | None = None) -> None:
+                 protect_data: bool, batch_results: BatchResults | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         uses_events = settings.trigger in ("events", "both")
@@ -81,11 +104,18 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         self.bucket_name, bucket_physical = existing_or_new_bucket(
             naming, env, "docs", settings=settings.bucket, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
+        if settings.batch_results and batch_results is None:
+            raise ValueError(f"{naming.pipeline}: batchResults is set but the stack passes no batch-inference bus")
+        subscribed = batch_results if settings.batch_results else None
+        producers = [QueueProducer("BucketSendsChanges", "s3.amazonaws.com", bucket_arn)] if uses_events else []
+        if subscribed is not None:
+            producers.append(QueueProducer("BatchRunsRequestSync", EVENTS_SERVICE, RuleToQueue.rule_arn(
+                naming, env, "batch-results", subscribed.bus)))
 
         self.queue = QueueWithDlq(
             naming, env, "changes", settings=settings.queue,
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
-            producers=[QueueProducer("BucketSendsChanges", "s3.amazonaws.com", bucket_arn)] if uses_events else (),
+            producers=producers,
             # The delay and the batching window hold every change back on purpose; alarm only beyond both.
             age_alarm_seconds=defaults.QUEUE_AGE_ALARM_SECONDS + settings.queue.delay_seconds
             + settings.worker.batching_window_seconds,
@@ -117,6 +147,15 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                             statistic="Sum", description=f"Knowledge base {settings.knowledge_base_id}: {meaning}",
                             parent=self)
             for purpose, (metric, meaning) in FAILURE_METRICS.items()]
+
+        if subscribed is not None:
+            # Through the pipeline's own queue, so a run's sync meets bursts, conflicts and quotas like an upload.
+            self.batch_results = RuleToQueue(
+                naming, env, "batch-results", bus=subscribed.bus,
+                event_pattern=batch_results_pattern(subscribed.source, self.bucket_name, settings.document_prefix),
+                queue=self.queue, retry=TargetRetry(), alarm_topic_arn=alarm_topic_arn,
+                description=f"Successful batch runs whose results are documents of {settings.knowledge_base_id}",
+                opts=child)
 
         if uses_events:
             notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,

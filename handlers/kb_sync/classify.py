@@ -11,6 +11,9 @@ defined outcome:
 | key whose %-escapes are not UTF-8       | ``Changed``, raw key kept (still a change) |
 | follow-up or schedule request           | ``SyncRequested``                          |
 | job check or document check             | ``CheckRequested``                         |
+| BatchRunCompleted, SUCCEEDED, results under the prefix | ``SyncRequested`` (one per run)  |
+| BatchRunCompleted of another status     | ``Skipped``                               |
+| BatchRunCompleted, results elsewhere    | ``Rejected(FOREIGN_BUCKET / OUTSIDE_PREFIX)`` |
 | ``s3:TestEvent``                        | ``Skipped``                               |
 | other S3 event types (tagging, restore) | ``Skipped``                               |
 | empty body                              | ``Rejected(EMPTY_BODY)``                  |
@@ -33,6 +36,7 @@ from common.message_body import BodyProblem, BodyRejected, describe_validation_e
 from common.redact import clip, digest
 from common.s3_keys import decode_event_key
 from kb_sync.messages import (
+    BatchRunCompleted,
     DocumentCheck,
     FollowUp,
     FollowUpReason,
@@ -69,6 +73,7 @@ _CHANGE_KINDS = {
 class SkipReason(StrEnum):
     S3_TEST_EVENT = "s3-test-event"
     NOT_A_CHANGE = "not-a-content-change"
+    RUN_NOT_SUCCEEDED = "batch-run-not-succeeded"
 
 
 class SourceProblem(StrEnum):
@@ -115,6 +120,7 @@ class SyncRequested:
     origin: str | None = None
     reason: FollowUpReason | None = None
     changed_before: int | None = None
+    run_id: str | None = None  # a batch run's end: copies of its event share it, and so one client token
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,8 @@ def _verdict(message: QueueMessage, source: Source) -> Verdict:
                              changed_before=message.changedBefore)
     if isinstance(message, JobCheck | DocumentCheck):
         return CheckRequested(message)
+    if isinstance(message, BatchRunCompleted):
+        return _batch_run(message, source)
     if isinstance(message, ScheduledSync):
         return SyncRequested(generation=0)
     return _changes(message, source)
@@ -187,6 +195,22 @@ def _changes(notification: S3EventNotification, source: Source) -> Changed | Ski
         names = sorted({clip(record.eventName, 64) for record in notification.Records})[:_NAMES_SHOWN]
         return Skipped(SkipReason.NOT_A_CHANGE, f"event types {names} do not change documents")
     return Changed(tuple(changes))
+
+
+def _batch_run(event: BatchRunCompleted, source: Source) -> SyncRequested | Skipped | Rejected:
+    """A run's results are documents of this knowledge base only in its bucket, under its prefix; the rule matches
+    only those, so anything else was forged or misrouted."""
+    output = event.detail.output
+    if output.bucket != source.bucket:
+        return Rejected(SourceProblem.FOREIGN_BUCKET, f"batch run {clip(event.detail.runId, 128)} wrote to bucket "
+                        f"{clip(output.bucket, 63)}; this pipeline syncs only {source.bucket}")
+    if not output.resultsPrefix.startswith(source.prefix):
+        return Rejected(SourceProblem.OUTSIDE_PREFIX, f"batch run {clip(event.detail.runId, 128)} wrote outside "
+                        f"{source.prefix} (sha256 {digest(output.resultsPrefix, 16)})")
+    if event.detail.status != "SUCCEEDED":
+        return Skipped(SkipReason.RUN_NOT_SUCCEEDED, f"batch run {clip(event.detail.runId, 128)} ended "
+                       f"{clip(event.detail.status, 32)}")
+    return SyncRequested(generation=0, run_id=event.detail.runId)
 
 
 def _change_kind(event_name: str) -> ChangeKind | None:

@@ -7,6 +7,8 @@ A message on the pipeline's queue is one of:
 * a follow-up this function sent itself after a ``ConflictException`` (``{"source": "follow-up", ...}``);
 * a scheduled sync request (``{"source": "schedule"}``), which the schedule normally sends by invoking the
   function directly but which is equally valid on the queue;
+* a ``BatchRunCompleted`` event of the batch-inference pipeline (``knowledgeBaseSync.batchResults``), delivered by
+  an EventBridge rule: a run whose results are documents of this knowledge base;
 * a delayed check of an ingestion job this function started (``{"source": "job-check", ...}``), or of documents
   it ingested or deleted directly (``{"source": "document-check", ...}``): how the function follows its work to
   the end without waiting.
@@ -86,6 +88,25 @@ class DocumentCheck(Strict):
     documents: list[DocumentChange] = Field(min_length=1, max_length=100)
 
 
+class BatchRunOutput(Strict):
+    bucket: str = Field(min_length=1, max_length=63)
+    resultsPrefix: str = Field(min_length=1, max_length=1024)
+
+
+class BatchRunDetail(Strict):
+    runId: str = Field(min_length=1, max_length=128)
+    status: str = Field(min_length=1, max_length=32)
+    output: BatchRunOutput
+
+
+class BatchRunCompleted(Strict):
+    """The EventBridge event the batch-inference pipeline publishes when a run ends (only the fields read here)."""
+
+    detail_type: Literal["BatchRunCompleted"] = Field(alias="detail-type")
+    source: str = Field(min_length=1, max_length=256)
+    detail: BatchRunDetail
+
+
 def _message_kind(value: Any) -> str | None:
     """Pick the model by shape, so a wrong field type is reported against the right model."""
     if not isinstance(value, dict):
@@ -94,6 +115,8 @@ def _message_kind(value: Any) -> str | None:
         return "s3-notification"
     if "Event" in value and "Service" in value:
         return "s3-test-event"
+    if "detail-type" in value:
+        return "batch-run"
     source = value.get("source")
     return source if source in ("schedule", "follow-up", "job-check", "document-check") else None
 
@@ -104,10 +127,11 @@ QueueMessage = Annotated[
     | Annotated[ScheduledSync, Tag("schedule")]
     | Annotated[FollowUp, Tag("follow-up")]
     | Annotated[JobCheck, Tag("job-check")]
-    | Annotated[DocumentCheck, Tag("document-check")],
+    | Annotated[DocumentCheck, Tag("document-check")]
+    | Annotated[BatchRunCompleted, Tag("batch-run")],
     Discriminator(
         _message_kind,
         custom_error_type="unrecognised_message",
-        custom_error_message="not an S3 event notification, S3 test event, schedule, follow-up or check request",
+        custom_error_message="not an S3 event notification, S3 test event, schedule, follow-up, check or batch run",
     ),
 ]

@@ -158,6 +158,8 @@ def _identity(message: QueuedMessage) -> str:
     if isinstance(verdict, SyncRequested) and verdict.origin is not None:
         # Copies of one follow-up share its content, not its message id.
         return f"follow-up:{verdict.origin}:{verdict.generation}"
+    if isinstance(verdict, SyncRequested) and verdict.run_id is not None:
+        return f"batch-run:{verdict.run_id}"  # EventBridge may deliver a run's event twice
     return f"message:{message.message_id}"
 
 

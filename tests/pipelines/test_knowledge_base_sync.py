@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.event_bus import EventBus
 from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.config import ConfigError, KnowledgeBaseSyncSettings
-from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
+from components.pipelines.knowledge_base_sync import BatchResults, KnowledgeBaseSync
 from offline.check import contains_unknown
 from offline.synth import Synthesis, SynthesisError, run_program
 from tests.blocks.programs import fake_code
@@ -27,19 +28,23 @@ def settings(**overrides: Any) -> KnowledgeBaseSyncSettings:
         {"knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678", **overrides})
 
 
-def program(*pipelines: tuple[str, KnowledgeBaseSyncSettings], protect: bool = False) -> None:
+def program(*pipelines: tuple[str, KnowledgeBaseSyncSettings], protect: bool = False,
+            result_bus: bool = False) -> None:
     env = AwsEnv.lookup()
     topic = AlarmTopic(NAMING, env)
     hub = BucketNotifications()
+    batch = BatchResults(EventBus(NAMING.child("batchinf"), env, "results"), "ai-pipelines.batch-inference") \
+        if result_bus else None
     for name, config in pipelines:
         KnowledgeBaseSync(NAMING.child(name), env, config, code=fake_code(), alarm_topic_arn=topic.arn,
-                          notifications=hub, log_retention_days=30, protect_data=protect)
+                          notifications=hub, log_retention_days=30, protect_data=protect, batch_results=batch)
     hub.build()
 
 
-def synth(*pipelines: tuple[str, KnowledgeBaseSyncSettings], mode: str = "preview", protect: bool = False) -> Synthesis:
-    return run_program(lambda: program(*pipelines, protect=protect), project="ai-pipelines", stack="test",
-                       mode=mode, config={"aws:region": REGION})  # type: ignore[arg-type]
+def synth(*pipelines: tuple[str, KnowledgeBaseSyncSettings], mode: str = "preview", protect: bool = False,
+          result_bus: bool = False) -> Synthesis:
+    return run_program(lambda: program(*pipelines, protect=protect, result_bus=result_bus), project="ai-pipelines",
+                       stack="test", mode=mode, config={"aws:region": REGION})  # type: ignore[arg-type]
 
 
 def policy(record_policy: str) -> dict[str, dict[str, Any]]:
@@ -119,6 +124,40 @@ def test_failed_jobs_failed_documents_and_failed_direct_ingestions_each_page_on_
         assert alarm["dimensions"] == {"service": "ai-pipelines-test-kbsync-worker"}
         assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
         assert result.named(f"kbsync-{purpose}-alarm").property_dependencies["alarmActions"] == [topic.urn]
+
+
+@pytest.mark.parametrize("mode", ["preview", "update"])
+def test_batch_results_subscribe_the_queue_to_successful_runs_under_the_prefix(mode: str) -> None:
+    result = synth(("kbsync", settings(batchResults=True)), mode=mode, result_bus=True)
+    rule = result.named("kbsync-batch-results-rule")
+    assert rule.inputs["eventBusName"] == "ai-pipelines-test-batchinf-results"
+    bucket = result.named("kbsync-docs").inputs["bucket"]
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["ai-pipelines.batch-inference"], "detail-type": ["BatchRunCompleted"],
+        "detail": {"status": ["SUCCEEDED"],
+                   "output": {"bucket": [bucket], "resultsPrefix": [{"prefix": "documents/"}]}}}
+    target = result.named("kbsync-batch-results-target").inputs
+    assert target["arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-changes"
+    # The queue admits the rule alone, by its ARN.
+    grant = policy(result.named("kbsync-changes-policy").inputs["policy"])["BatchRunsRequestSync"]
+    assert grant["Principal"] == {"Service": "events.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/ai-pipelines-test-batchinf-results/ai-pipelines-test-kbsync-batch-results")
+
+
+def test_without_batch_results_there_is_no_rule_and_no_grant() -> None:
+    result = synth(("kbsync", settings()), result_bus=True)
+    assert [r for r in result.resources if "batch-results" in r.name] == []
+    assert "BatchRunsRequestSync" not in policy(result.named("kbsync-changes-policy").inputs["policy"])
+
+
+def test_batch_results_need_batch_inference_in_the_stack() -> None:
+    from components.config import parse_stack_config
+
+    with pytest.raises(ConfigError, match="batchResults subscribes to the batch-inference result bus, but "
+                                          "batchInference is not enabled"):
+        parse_stack_config({"owner": "data", "knowledgeBaseSync": {
+            "knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678", "batchResults": True}}, stack="dev")
 
 
 def test_created_bucket_is_private_encrypted_tls_only_and_protected_when_asked() -> None:
