@@ -115,8 +115,8 @@ def _message_kind(value: Any) -> str | None:
         return "s3-notification"
     if "Event" in value and "Service" in value:
         return "s3-test-event"
-    if "detail-type" in value:
-        return "batch-run"
+    if value.get("detail-type") == "BatchRunCompleted":
+        return "batch-run"  # any other EventBridge event is not one this pipeline subscribes to
     source = value.get("source")
     return source if source in ("schedule", "follow-up", "job-check", "document-check") else None
 
