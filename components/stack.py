@@ -17,7 +17,7 @@ from components.pipelines.file_ingestion import HANDLER_PACKAGE as FILE_INGESTIO
 from components.pipelines.file_ingestion import MIGRATION_PACKAGE as FILE_INGESTION_MIGRATIONS
 from components.pipelines.file_ingestion import FileIngestion
 from components.pipelines.knowledge_base_sync import HANDLER_PACKAGE as KB_SYNC_PACKAGE
-from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
+from components.pipelines.knowledge_base_sync import BatchResults, KnowledgeBaseSync
 
 
 def build_stack(config: StackConfig | None = None) -> None:
@@ -34,11 +34,29 @@ def build_stack(config: StackConfig | None = None) -> None:
         return function_code(package, architecture=config.lambda_.architecture,
                              python_version=config.lambda_.python_version)
 
+    # Built first: the knowledge-base sync may subscribe to its result bus (knowledgeBaseSync.batchResults).
+    batch = config.batch_inference
+    inference = None
+    if batch is not None and batch.enabled:
+        inference = BatchInference(naming.child("batchinf"), env, batch,
+                                   code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
+                                   alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
+                                   protect_data=config.protect_data)
+        pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
+                                         "inputBucket": inference.input_bucket.bucket_name,
+                                         "corpusPrefix": batch.corpus_prefix,
+                                         "outputBucket": inference.output_bucket.bucket_name,
+                                         "resultBusName": inference.result_bus.bus_name,
+                                         "resultBusArn": inference.result_bus.arn,
+                                         "failureLaneUrl": inference.failure_lane.url})
+    batch_results = (BatchResults(inference.result_bus, batch.result_source)
+                     if inference is not None and batch is not None else None)
     kb = config.knowledge_base_sync
     if kb is not None and kb.enabled:
         pipeline = KnowledgeBaseSync(naming.child("kbsync"), env, kb, code=code(KB_SYNC_PACKAGE),
                                      alarm_topic_arn=topic.arn, notifications=notifications,
-                                     log_retention_days=config.log_retention_days, protect_data=config.protect_data)
+                                     log_retention_days=config.log_retention_days, protect_data=config.protect_data,
+                                     batch_results=batch_results)
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
                                             "bucketName": pipeline.bucket_name})
@@ -68,17 +86,4 @@ def build_stack(config: StackConfig | None = None) -> None:
                                         "functionName": ingestion.worker.function.name,
                                         "migrationFunctionName": ingestion.migrations.function.name,
                                         "databaseSecretId": ingestion.secret_id})
-    batch = config.batch_inference
-    if batch is not None and batch.enabled:
-        inference = BatchInference(naming.child("batchinf"), env, batch,
-                                   code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
-                                   alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
-                                   protect_data=config.protect_data)
-        pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
-                                         "inputBucket": inference.input_bucket.bucket_name,
-                                         "corpusPrefix": batch.corpus_prefix,
-                                         "outputBucket": inference.output_bucket.bucket_name,
-                                         "resultBusName": inference.result_bus.bus_name,
-                                         "resultBusArn": inference.result_bus.arn,
-                                         "failureLaneUrl": inference.failure_lane.url})
     notifications.build()

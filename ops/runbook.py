@@ -44,6 +44,14 @@ ENTRIES: dict[tuple[str, str], Entry] = {
                                            "(its record says which tick and why); the next tick syncs anyway",
                                            "resync"),
     **_function("worker", "kbsync"),
+    ("kbsync", "failed-ingestion-jobs"): Entry("an ingestion job ended FAILED or STOPPED, or was still running after "
+                                               "maxJobChecks checks (the worker's log names it and its reasons)",
+                                               "status --pipeline kbsync"),
+    ("kbsync", "failed-ingestion-documents"): Entry("an ingestion job completed with failed documents (the worker's "
+                                                    "log names the job)", "status --pipeline kbsync"),
+    ("kbsync", "failed-direct-documents"): Entry("directly ingested documents failed past their retries; an "
+                                                 "ingestion job was requested for them (the log names them by "
+                                                 "digest)", "status --pipeline kbsync"),
     ("eventproc", "work-dlq-depth"): _dlq("work", "eventproc"),
     ("eventproc", "work-age"): _age("work", "eventproc"),
     ("eventproc", "intake-undelivered-depth"): _undelivered("intake", "eventproc"),

@@ -102,6 +102,15 @@ class StackConfig(Section):
                 raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _batch_results_need_batch_inference(self) -> StackConfig:
+        kb = self.knowledge_base_sync
+        if kb is not None and kb.enabled and kb.batch_results and not (
+                self.batch_inference is not None and self.batch_inference.enabled):
+            raise ValueError("knowledgeBaseSync.batchResults subscribes to the batch-inference result bus, but "
+                             "batchInference is not enabled in this stack")
+        return self
+
     @property
     def enabled_pipelines(self) -> list[str]:
         sections: dict[str, Any] = {

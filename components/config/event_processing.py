@@ -74,6 +74,13 @@ class EventProcessingSettings(Section):
                     "is not announced twice. Point-in-time recovery stays on for the table: within its 35-day window "
                     "a result lost to a bad write or a deletion can be restored (expired items are not brought back "
                     "by design).")
+    model_calls_quota: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Model calls the account's on-demand quota lets this pipeline have in flight at once. Bedrock "
+        "states on-demand quotas per minute (Service Quotas: requests and tokens per minute, per model and "
+        "Region): set it to requests per minute x the seconds one call takes / 60 (e.g. 200 requests per minute "
+        "at 6 s a call: 20). The stack is refused when the worker's worst case, min(worker.reservedConcurrency, "
+        "worker.maxConcurrency) x recordConcurrency calls in flight, exceeds it. Unset: not checked.")
 
     @model_validator(mode="after")
     def _coherent(self) -> EventProcessingSettings:
@@ -89,6 +96,14 @@ class EventProcessingSettings(Section):
             raise ValueError(f"worker.timeoutSeconds {worker.timeout_seconds} is below model.requestTimeoutSeconds "
                              f"{self.model.request_timeout_seconds} + {WORKER_BOOKKEEPING_SECONDS} s of bookkeeping "
                              f"= {needed}: one model request must fit in an invocation")
+        invocations = min(worker.reserved_concurrency, worker.max_concurrency or worker.reserved_concurrency)
+        in_flight = invocations * self.record_concurrency
+        if self.model_calls_quota is not None and in_flight > self.model_calls_quota:
+            raise ValueError(f"the worker may have {in_flight} model calls in flight (min(worker.reservedConcurrency "
+                             f"{worker.reserved_concurrency}, worker.maxConcurrency {worker.max_concurrency}) x "
+                             f"recordConcurrency {self.record_concurrency}), above modelCallsQuota "
+                             f"{self.model_calls_quota}: lower worker.reservedConcurrency or recordConcurrency, or "
+                             "raise the model's on-demand quota first")
         redelivery = worker.visibility_timeout_seconds * self.queue.max_receive_count
         if self.idempotency.ttl_seconds < redelivery:
             raise ValueError(f"idempotency.ttlSeconds {self.idempotency.ttl_seconds} is below the time SQS keeps "

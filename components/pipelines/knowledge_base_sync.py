@@ -1,13 +1,18 @@
-"""Knowledge-base auto-sync: S3 changes -> SQS (delayed) -> Lambda -> Bedrock StartIngestionJob.
+"""Knowledge-base auto-sync: S3 changes -> SQS -> Lambda -> Bedrock direct ingestion or StartIngestionJob.
 
-Bursts coalesce: the queue delays each change, the mapping waits up to its batching window and takes batches
-of up to a thousand, so a burst of uploads starts one ingestion job. A job already running is answered with a
-delayed follow-up request on the same queue, so a change made after that job listed the bucket is still
-synced. Real failures retry, dead-letter, and page through the alarm topic. An optional schedule invokes the
-same function directly.
+A small change set is ingested directly (mode auto or direct), searchable within a minute; a burst waits a
+moment for the rest of itself and starts one ingestion job. A job already running, or the account's job quota
+taken, is answered with a delayed follow-up request on the same queue, so a change made after that job listed
+the bucket is still synced. Every started job and direct ingestion is followed to its end by delayed checks on
+the same queue; failed jobs, failed documents and direct ingestions that failed past their retries page through
+the alarm topic, as do real failures after their retries. An optional schedule invokes the same function
+directly: the reconciling sync.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -15,6 +20,7 @@ import pulumi_aws as aws
 from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
@@ -25,7 +31,58 @@ from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
 
 HANDLER_PACKAGE = "kb_sync"
-# Scheduler fills in the tick's time, so every retry of one tick carries the same identity (one ingestion job).
+# The batch-inference pipeline's event for every run's end (handlers/batch_inference/finalizer.py).
+BATCH_RUN_COMPLETED = "BatchRunCompleted"
+# The worker's own metrics (Powertools: namespace the project, dimension service) that page on their first count.
+FAILURE_METRICS = {
+    "failed-ingestion-jobs": ("IngestionJobsFailed", "an ingestion job ended FAILED or STOPPED, or was still running "
+                              "after maxJobChecks checks; the worker's log names the job and its failure reasons"),
+    "failed-ingestion-documents": ("IngestionDocumentsFailed", "an ingestion job completed with failed documents "
+                                   "(numberOfDocumentsFailed); the worker's log names the job"),
+    "failed-direct-documents": ("DirectDocumentsFailed", "documents ingested or deleted directly failed past their "
+                                "retries; an ingestion job was requested for them, and the log names them by digest"),
+}
+
+
+def worker_environment(naming: Naming, settings: KnowledgeBaseSyncSettings, *, bucket: pulumi.Input[str],
+                       queue_url: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """The worker's environment (handlers/kb_sync/config.py reads it), from the pipeline's settings."""
+    return {
+        "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
+        "DATA_SOURCE_ID": settings.data_source_id,
+        # Notifications of any other bucket, or of keys outside the prefix, are rejected: a forged one must not
+        # start an ingestion job.
+        "DOCUMENT_BUCKET": bucket,
+        "DOCUMENT_PREFIX": settings.document_prefix,
+        "FOLLOW_UP_QUEUE_URL": queue_url,
+        "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
+        "MAX_FOLLOW_UPS": str(settings.max_follow_ups),
+        "SYNC_MODE": settings.mode,
+        "BURST_THRESHOLD_DOCUMENTS": str(settings.burst_threshold_documents),
+        "BURST_SETTLE_SECONDS": str(settings.burst_settle_seconds),
+        "CHECK_DELAY_SECONDS": str(settings.check_delay_seconds),
+        "MAX_JOB_CHECKS": str(settings.max_job_checks),
+        "MAX_DOCUMENT_RETRIES": str(settings.max_document_retries),
+        "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
+        "POWERTOOLS_METRICS_NAMESPACE": naming.project,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@dataclass(frozen=True)
+class BatchResults:
+    """A batch-inference result bus whose successful runs this pipeline syncs: the bus and its events' source."""
+
+    bus: EventBus
+    source: str
+
+
+def batch_results_pattern(source: str, bucket: pulumi.Input[str], document_prefix: str) -> dict[str, Any]:
+    """The BatchRunCompleted events that mean "documents of this knowledge base were written": a successful run
+    whose results lie in the data-source bucket under the document prefix."""
+    return {"source": [source], "detail-type": [BATCH_RUN_COMPLETED],
+            "detail": {"status": ["SUCCEEDED"],
+                       "output": {"bucket": [bucket], "resultsPrefix": [{"prefix": document_prefix}]}}}
 
 
 class KnowledgeBaseSync(pulumi.ComponentResource):
@@ -37,7 +94,8 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], notifications: BucketNotifications, log_retention_days: int,
-                 protect_data: bool, opts: pulumi.ResourceOptions | None = None) -> None:
+                 protect_data: bool, batch_results: BatchResults | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         uses_events = settings.trigger in ("events", "both")
@@ -46,11 +104,18 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         self.bucket_name, bucket_physical = existing_or_new_bucket(
             naming, env, "docs", settings=settings.bucket, protect=protect_data, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
+        if settings.batch_results and batch_results is None:
+            raise ValueError(f"{naming.pipeline}: batchResults is set but the stack passes no batch-inference bus")
+        subscribed = batch_results if settings.batch_results else None
+        producers = [QueueProducer("BucketSendsChanges", "s3.amazonaws.com", bucket_arn)] if uses_events else []
+        if subscribed is not None:
+            producers.append(QueueProducer("BatchRunsRequestSync", EVENTS_SERVICE, RuleToQueue.rule_arn(
+                naming, env, "batch-results", subscribed.bus)))
 
         self.queue = QueueWithDlq(
             naming, env, "changes", settings=settings.queue,
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
-            producers=[QueueProducer("BucketSendsChanges", "s3.amazonaws.com", bucket_arn)] if uses_events else (),
+            producers=producers,
             # The delay and the batching window hold every change back on purpose; alarm only beyond both.
             age_alarm_seconds=defaults.QUEUE_AGE_ALARM_SECONDS + settings.queue.delay_seconds
             + settings.worker.batching_window_seconds,
@@ -62,27 +127,35 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
             statements=[
-                Statement("StartIngestionOnThisKnowledgeBase", ["bedrock:StartIngestionJob"], [knowledge_base_arn]),
+                # Every mode's actions, whatever the mode: a change of mode is a config change, not a deploy of
+                # new grants, and each action acts on this knowledge base alone.
+                Statement("SyncThisKnowledgeBase", [
+                    "bedrock:StartIngestionJob", "bedrock:GetIngestionJob", "bedrock:ListIngestionJobs",
+                    "bedrock:IngestKnowledgeBaseDocuments", "bedrock:DeleteKnowledgeBaseDocuments",
+                    "bedrock:GetKnowledgeBaseDocuments"], [knowledge_base_arn]),
                 self.queue.statement_to_send("RequestFollowUpSync"),
                 # Lambda delivers a failed scheduled (asynchronous) run to its queue with the function's own role.
                 *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn])]
                   if uses_schedule else []),
             ],
-            environment={
-                "KNOWLEDGE_BASE_ID": settings.knowledge_base_id,
-                "DATA_SOURCE_ID": settings.data_source_id,
-                # Notifications of any other bucket, or of keys outside the prefix, are rejected: a forged one
-                # must not start an ingestion job.
-                "DOCUMENT_BUCKET": self.bucket_name,
-                "DOCUMENT_PREFIX": settings.document_prefix,
-                "FOLLOW_UP_QUEUE_URL": self.queue.url,
-                "FOLLOW_UP_DELAY_SECONDS": str(settings.follow_up_delay_seconds),
-                "MAX_FOLLOW_UPS": str(settings.max_follow_ups),
-                "POWERTOOLS_SERVICE_NAME": naming.name("worker"),
-                "POWERTOOLS_METRICS_NAMESPACE": naming.project,
-                "LOG_LEVEL": "INFO",
-            },
+            environment=worker_environment(naming, settings, bucket=self.bucket_name, queue_url=self.queue.url),
             opts=child)
+
+        self.failure_alarms = [
+            notifying_alarm(naming, purpose, namespace=naming.project, metric=metric,
+                            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
+                            statistic="Sum", description=f"Knowledge base {settings.knowledge_base_id}: {meaning}",
+                            parent=self)
+            for purpose, (metric, meaning) in FAILURE_METRICS.items()]
+
+        if subscribed is not None:
+            # Through the pipeline's own queue, so a run's sync meets bursts, conflicts and quotas like an upload.
+            self.batch_results = RuleToQueue(
+                naming, env, "batch-results", bus=subscribed.bus,
+                event_pattern=batch_results_pattern(subscribed.source, self.bucket_name, settings.document_prefix),
+                queue=self.queue, retry=TargetRetry(), alarm_topic_arn=alarm_topic_arn,
+                description=f"Successful batch runs whose results are documents of {settings.knowledge_base_id}",
+                opts=child)
 
         if uses_events:
             notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,

@@ -35,8 +35,21 @@ The bound
     because a data source that refuses jobs for that long is stuck. Redriving the DLQ message later starts the
     sync it stands for. Fresh messages in the same batch are still carried by a new follow-up, never failed.
 
-Every input ends in exactly one outcome (``sync.Outcome``): covered by a started job, carried by a follow-up,
-skipped by design, or a batch item failure (rejected, or follow-ups exhausted).
+Direct ingestion, bursts and quotas (``routing``)
+    Under ``SYNC_MODE`` auto (the default) a batch of at most ``BURST_THRESHOLD_DOCUMENTS`` changed documents is
+    ingested and deleted directly (``direct``), without waiting behind the data source's running job; a larger
+    batch is a burst, handed to a follow-up ``BURST_SETTLE_SECONDS`` later so that its one job sees the rest of
+    the burst. On a conflict, a running job that started after every change of the batch already covers it.
+    A refusal for the account's concurrent-jobs quota is waited out like a conflict and never counts toward
+    ``MAX_FOLLOW_UPS``.
+
+Watched to the end (``watching``)
+    Each started job and each direct ingestion is followed by delayed checks on the same queue, so no function
+    waits; how each ended is counted, logged and alarmed.
+
+Every input ends in exactly one outcome (``sync.Outcome``): covered by a started (or running) job, ingested
+directly, carried by a follow-up, checked, skipped by design, or a batch item failure (rejected, follow-ups
+exhausted, or a check that could not be made).
 """
 
 from __future__ import annotations
@@ -54,8 +67,8 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.redact import clip, digest
-from kb_sync import bedrock, clients, follow_up
-from kb_sync.classify import Changed, ObjectChange, Rejected, Skipped, Source, classify
+from kb_sync import bedrock, clients, direct, follow_up, watching
+from kb_sync.classify import Changed, CheckRequested, ObjectChange, Rejected, Skipped, Source, classify
 from kb_sync.config import Settings
 from kb_sync.exceptions import (
     FollowUpsExhaustedError,
@@ -63,9 +76,10 @@ from kb_sync.exceptions import (
     RejectedMessageError,
     UnrecognisedInvocationError,
 )
-from kb_sync.messages import ScheduledSync
-from kb_sync.planning import QueuedMessage, SyncPlan, plan_batch, plan_scheduled_run
-from kb_sync.sync import FAILED_OUTCOMES, Outcome, SyncResult, run_sync, settle
+from kb_sync.messages import DocumentChange, FollowUpReason, ScheduledSync
+from kb_sync.planning import QueuedMessage, SyncPlan, latest_changes, plan_batch, plan_scheduled_run
+from kb_sync.routing import Route, choose_route
+from kb_sync.sync import FAILED_OUTCOMES, Outcome, SyncResult, defer_burst, run_sync, settle
 
 logger = Logger()
 metrics = Metrics()
@@ -117,10 +131,12 @@ def _handle_batch(records: list[dict[str, Any]], context: LambdaContext) -> dict
 
     _log_changes(queued)
     plan = plan_batch(queued, settings.knowledge_base_id, settings.data_source_id)
-    result = _run(plan) if plan is not None else None
+    result = _sync(plan, queued) if plan is not None else None
 
     outcomes = settle(queued, result)
     outcomes.update(dict.fromkeys(rejected_ids, Outcome.REJECTED))
+    # Checks run once the batch's sync is done, so a sync that fails the invocation repeats no check.
+    outcomes.update(_run_checks(queued))
     failures = [message_id for message_id, outcome in outcomes.items() if outcome in FAILED_OUTCOMES]
     logger.info(
         "Batch settled",
@@ -154,7 +170,63 @@ def _classify_record(record: SQSRecord) -> QueuedMessage:
         metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=1)
         logger.info("Skipped message", extra={**entry, "reason": str(verdict.reason),
                                                "detail": clip(verdict.detail, _DETAIL_CHARS)})
-    return QueuedMessage(message_id=record.message_id, verdict=verdict)
+    sent = record.raw_event.get("attributes", {}).get("SentTimestamp")
+    return QueuedMessage(message_id=record.message_id, verdict=verdict,
+                         sent_at=int(sent) if isinstance(sent, str) and sent.isdigit() else None)
+
+
+def _run_checks(queued: Sequence[QueuedMessage]) -> dict[str, Outcome]:
+    """Each check alone: one that cannot read Bedrock's status is a batch item failure, retried by SQS."""
+    outcomes: dict[str, Outcome] = {}
+    for message in queued:
+        if not isinstance(message.verdict, CheckRequested):
+            continue
+        try:
+            watching.check(settings, message.verdict.check)
+        except KbSyncError as error:
+            metrics.add_metric(name="ChecksFailed", unit=MetricUnit.Count, value=1)
+            logger.warning("Check failed; reported as a batch item failure so SQS retries it",
+                           extra={"messageId": message.message_id, "errorType": type(error).__name__,
+                                  "detail": clip(str(error), _DETAIL_CHARS)})
+            outcomes[message.message_id] = Outcome.CHECK_FAILED
+    return outcomes
+
+
+def _sync(plan: SyncPlan, queued: Sequence[QueuedMessage]) -> SyncResult:
+    route = choose_route(plan, queued, mode=settings.sync_mode, burst_threshold=settings.burst_threshold_documents,
+                         settle_seconds=settings.burst_settle_seconds)
+    if route is Route.DIRECT:
+        result = _ingest_directly(plan, queued)
+        if result is not None:
+            return result
+    if route is Route.BURST:
+        result = defer_burst(plan, send_follow_up=functools.partial(follow_up.send_follow_up, clients.sqs(), settings))
+        metrics.add_metric(name="BurstsDeferred", unit=MetricUnit.Count, value=1)
+        logger.info("Burst: its ingestion job waits for the rest of it", extra={
+            "clientToken": plan.client_token, "documents": plan.documents,
+            "followUpMessageId": result.follow_up_message_id, "delaySeconds": settings.burst_settle_seconds})
+        return result
+    return _run(plan)
+
+
+def _ingest_directly(plan: SyncPlan, queued: Sequence[QueuedMessage]) -> SyncResult | None:
+    """Ingest and delete the batch's documents directly; None when Bedrock refuses, so a job takes them."""
+    changes = [DocumentChange(kind=str(c.kind), uri=c.uri) for c in latest_changes(queued)]  # type: ignore[arg-type]
+    answer = direct.submit(clients.bedrock_agent(), settings, changes, seed=plan.client_token)
+    if isinstance(answer, direct.Refused):
+        metrics.add_metric(name="DirectIngestionRefused", unit=MetricUnit.Count, value=1)
+        logger.warning("Direct ingestion refused; an ingestion job syncs the batch instead", extra={
+            "clientToken": plan.client_token, "code": answer.code, "detail": clip(answer.message, _DETAIL_CHARS)})
+        return None
+    watching.documents_submitted(settings, changes, origin=plan.client_token, attempt=1)
+    for kind in ("created", "removed"):
+        count = sum(1 for c in changes if c.kind == kind)
+        if count:
+            metrics.add_metric(name=f"DocumentsSubmitted{kind.capitalize()}", unit=MetricUnit.Count, value=count)
+    logger.info("Documents submitted directly", extra={
+        "clientToken": plan.client_token, "documents": len(changes),
+        "statuses": dict(Counter(answer.statuses.values()))})
+    return SyncResult(plan=plan, direct=True)
 
 
 def _handle_direct(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -187,7 +259,12 @@ def _run(plan: SyncPlan) -> SyncResult:
         start_job=functools.partial(bedrock.start_ingestion_job, clients.bedrock_agent(), settings),
         send_follow_up=functools.partial(follow_up.send_follow_up, clients.sqs(), settings),
         max_follow_ups=settings.max_follow_ups,
+        find_running_job=functools.partial(bedrock.find_running_job, clients.bedrock_agent(), settings),
     )
+    if result.job is not None:
+        # Sent before the batch is acknowledged: if it cannot be sent, the retried batch gets the same job back
+        # (same client token) and sends it then.
+        watching.job_started(settings, result.job.ingestion_job_id)
     _report(result)
     return result
 
@@ -201,12 +278,20 @@ def _report(result: SyncResult) -> None:
             extra={**context, "ingestionJobId": result.job.ingestion_job_id, "status": result.job.status},
         )
         return
-    metrics.add_metric(name="IngestionJobConflicts", unit=MetricUnit.Count, value=1)
-    conflict = {**context, "conflict": result.conflict.message if result.conflict else ""}
+    if result.covered_by is not None:
+        metrics.add_metric(name="CoveredByRunningJob", unit=MetricUnit.Count, value=1)
+        logger.info("Ingestion job already running and started after every change of the batch; it covers them",
+                    extra={**context, "ingestionJobId": result.covered_by.ingestion_job_id})
+        return
+    quota = result.conflict is not None and result.conflict.reason is FollowUpReason.QUOTA
+    metrics.add_metric(name="IngestionQuotaWaits" if quota else "IngestionJobConflicts", unit=MetricUnit.Count,
+                       value=1)
+    conflict = {**context, "conflict": result.conflict.message if result.conflict else "", "quota": quota}
     if result.follow_up is not None:
         metrics.add_metric(name="FollowUpsSent", unit=MetricUnit.Count, value=1)
         logger.info(
-            "Ingestion job already running; follow-up sent to guarantee a later sync",
+            "Ingestion job already running (or the account's job quota taken); follow-up sent to guarantee a "
+            "later sync",
             extra={
                 **conflict,
                 "followUpGeneration": result.follow_up.generation,

@@ -10,6 +10,10 @@ defined outcome:
 | a key outside the document prefix       | ``Rejected(OUTSIDE_PREFIX)``              |
 | key whose %-escapes are not UTF-8       | ``Changed``, raw key kept (still a change) |
 | follow-up or schedule request           | ``SyncRequested``                          |
+| job check or document check             | ``CheckRequested``                         |
+| BatchRunCompleted, SUCCEEDED, results under the prefix | ``SyncRequested`` (one per run)  |
+| BatchRunCompleted of another status     | ``Skipped``                               |
+| BatchRunCompleted, results elsewhere    | ``Rejected(FOREIGN_BUCKET / OUTSIDE_PREFIX)`` |
 | ``s3:TestEvent``                        | ``Skipped``                               |
 | other S3 event types (tagging, restore) | ``Skipped``                               |
 | empty body                              | ``Rejected(EMPTY_BODY)``                  |
@@ -31,7 +35,17 @@ from pydantic import TypeAdapter, ValidationError
 from common.message_body import BodyProblem, BodyRejected, describe_validation_error, read_body
 from common.redact import clip, digest
 from common.s3_keys import decode_event_key
-from kb_sync.messages import FollowUp, QueueMessage, S3EventNotification, S3TestEvent, ScheduledSync
+from kb_sync.messages import (
+    BatchRunCompleted,
+    DocumentCheck,
+    FollowUp,
+    FollowUpReason,
+    JobCheck,
+    QueueMessage,
+    S3EventNotification,
+    S3TestEvent,
+    ScheduledSync,
+)
 
 # An S3 notification for the longest key (1,024 bytes, up to 3x when %-escaped) stays under 8 KiB. Anything far
 # larger is not one, and refusing it before parsing keeps the work and the log entry bounded.
@@ -59,6 +73,7 @@ _CHANGE_KINDS = {
 class SkipReason(StrEnum):
     S3_TEST_EVENT = "s3-test-event"
     NOT_A_CHANGE = "not-a-content-change"
+    RUN_NOT_SUCCEEDED = "batch-run-not-succeeded"
 
 
 class SourceProblem(StrEnum):
@@ -85,6 +100,11 @@ class ObjectChange:
     bucket: str
     key: str
     key_is_raw: bool = False  # True when the key's %-escapes were not UTF-8 and it is shown as received
+    sequencer: str | None = None  # S3's order of events on one key (hexadecimal, compared at equal length)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -94,10 +114,20 @@ class Changed:
 
 @dataclass(frozen=True)
 class SyncRequested:
-    """A follow-up (``generation`` >= 1, ``origin`` set) or a schedule request on the queue (generation 0)."""
+    """A follow-up (``origin`` set) or a schedule request on the queue (generation 0, no origin)."""
 
     generation: int
     origin: str | None = None
+    reason: FollowUpReason | None = None
+    changed_before: int | None = None
+    run_id: str | None = None  # a batch run's end: copies of its event share it, and so one client token
+
+
+@dataclass(frozen=True)
+class CheckRequested:
+    """A delayed look at a started job or at directly ingested documents: handled on its own, not synced."""
+
+    check: JobCheck | DocumentCheck
 
 
 @dataclass(frozen=True)
@@ -112,7 +142,7 @@ class Rejected:
     detail: str
 
 
-Verdict = Changed | SyncRequested | Skipped | Rejected
+Verdict = Changed | SyncRequested | CheckRequested | Skipped | Rejected
 
 
 def classify(body: object, source: Source) -> Verdict:
@@ -132,7 +162,12 @@ def _verdict(message: QueueMessage, source: Source) -> Verdict:
     if isinstance(message, S3TestEvent):
         return Skipped(SkipReason.S3_TEST_EVENT, f"test event for bucket {clip(message.Bucket, 63)}")
     if isinstance(message, FollowUp):
-        return SyncRequested(generation=message.generation, origin=message.origin)
+        return SyncRequested(generation=message.generation, origin=message.origin, reason=message.reason,
+                             changed_before=message.changedBefore)
+    if isinstance(message, JobCheck | DocumentCheck):
+        return CheckRequested(message)
+    if isinstance(message, BatchRunCompleted):
+        return _batch_run(message, source)
     if isinstance(message, ScheduledSync):
         return SyncRequested(generation=0)
     return _changes(message, source)
@@ -154,11 +189,28 @@ def _changes(notification: S3EventNotification, source: Source) -> Changed | Ski
                             f"record {index} names a key outside {source.prefix} (sha256 {digest(change.key, 16)})")
         kind = _change_kind(record.eventName)
         if kind is not None:
-            changes.append(ObjectChange(kind, change.bucket, change.key, change.key_is_raw))
+            changes.append(ObjectChange(kind, change.bucket, change.key, change.key_is_raw,
+                                        record.s3.object.sequencer))
     if not changes:
         names = sorted({clip(record.eventName, 64) for record in notification.Records})[:_NAMES_SHOWN]
         return Skipped(SkipReason.NOT_A_CHANGE, f"event types {names} do not change documents")
     return Changed(tuple(changes))
+
+
+def _batch_run(event: BatchRunCompleted, source: Source) -> SyncRequested | Skipped | Rejected:
+    """A run's results are documents of this knowledge base only in its bucket, under its prefix; the rule matches
+    only those, so anything else was forged or misrouted."""
+    output = event.detail.output
+    if output.bucket != source.bucket:
+        return Rejected(SourceProblem.FOREIGN_BUCKET, f"batch run {clip(event.detail.runId, 128)} wrote to bucket "
+                        f"{clip(output.bucket, 63)}; this pipeline syncs only {source.bucket}")
+    if not output.resultsPrefix.startswith(source.prefix):
+        return Rejected(SourceProblem.OUTSIDE_PREFIX, f"batch run {clip(event.detail.runId, 128)} wrote outside "
+                        f"{source.prefix} (sha256 {digest(output.resultsPrefix, 16)})")
+    if event.detail.status != "SUCCEEDED":
+        return Skipped(SkipReason.RUN_NOT_SUCCEEDED, f"batch run {clip(event.detail.runId, 128)} ended "
+                       f"{clip(event.detail.status, 32)}")
+    return SyncRequested(generation=0, run_id=event.detail.runId)
 
 
 def _change_kind(event_name: str) -> ChangeKind | None:

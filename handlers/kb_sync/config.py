@@ -9,6 +9,12 @@
 | `FOLLOW_UP_QUEUE_URL`     | yes      |         | the pipeline's own source queue, where follow-ups are sent   |
 | `FOLLOW_UP_DELAY_SECONDS` | no       | 300     | how long a follow-up stays invisible (SQS allows 0-900)      |
 | `MAX_FOLLOW_UPS`          | no       | 6       | follow-ups in a row before the handler gives up loudly (0-100) |
+| `SYNC_MODE`               | no       | auto    | `jobs`, `direct` or `auto` (see `routing`)                    |
+| `BURST_THRESHOLD_DOCUMENTS` | no     | 25      | a batch with more changed documents is a burst (1-1000)       |
+| `BURST_SETTLE_SECONDS`    | no       | 60      | a burst's job waits this long for the rest of the burst (0-900) |
+| `CHECK_DELAY_SECONDS`     | no       | 120     | delay between checks of a job or a direct ingestion (1-900)  |
+| `MAX_JOB_CHECKS`          | no       | 720     | checks of one job before it is reported as unfinished (1-10000) |
+| `MAX_DOCUMENT_RETRIES`    | no       | 2       | re-submissions of a directly ingested document that failed (0-10) |
 
 Powertools reads its own variables (`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_METRICS_NAMESPACE`, `LOG_LEVEL`).
 """
@@ -29,6 +35,7 @@ _BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 _PREFIX = r"[^/].*/"
 # SQS caps DelaySeconds at 15 minutes.
 _MAX_SQS_DELAY_SECONDS = 900
+SYNC_MODES = ("jobs", "direct", "auto")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,12 @@ class Settings:
     document_prefix: str
     follow_up_delay_seconds: int = 300
     max_follow_ups: int = 6
+    sync_mode: str = "auto"
+    burst_threshold_documents: int = 25
+    burst_settle_seconds: int = 60
+    check_delay_seconds: int = 120
+    max_job_checks: int = 720
+    max_document_retries: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,4 +70,20 @@ class Settings:
                 env, "FOLLOW_UP_DELAY_SECONDS", default=300, minimum=0, maximum=_MAX_SQS_DELAY_SECONDS
             ),
             max_follow_ups=read_int(env, "MAX_FOLLOW_UPS", default=6, minimum=0, maximum=100),
+            sync_mode=_read_mode(env),
+            burst_threshold_documents=read_int(env, "BURST_THRESHOLD_DOCUMENTS", default=25, minimum=1, maximum=1000),
+            burst_settle_seconds=read_int(
+                env, "BURST_SETTLE_SECONDS", default=60, minimum=0, maximum=_MAX_SQS_DELAY_SECONDS
+            ),
+            check_delay_seconds=read_int(
+                env, "CHECK_DELAY_SECONDS", default=120, minimum=1, maximum=_MAX_SQS_DELAY_SECONDS
+            ),
+            max_job_checks=read_int(env, "MAX_JOB_CHECKS", default=720, minimum=1, maximum=10000),
+            max_document_retries=read_int(env, "MAX_DOCUMENT_RETRIES", default=2, minimum=0, maximum=10),
         )
+
+
+def _read_mode(env: Mapping[str, str]) -> str:
+    if not env.get("SYNC_MODE", "").strip():
+        return "auto"
+    return read_str(env, "SYNC_MODE", pattern="|".join(SYNC_MODES), meaning=f"one of {', '.join(SYNC_MODES)}")

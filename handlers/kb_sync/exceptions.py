@@ -31,3 +31,11 @@ class UnrecognisedInvocationError(KbSyncError):
 
 class RejectedMessageError(KbSyncError):
     """Raised for one unusable SQS record so the batch processor reports it alone as a batch item failure."""
+
+
+class DirectIngestionError(KbSyncError):
+    """Bedrock failed a direct-ingestion request for a reason that a retry may cure (throttling, an outage)."""
+
+
+class JobCheckError(KbSyncError):
+    """The status of an ingestion job could not be read."""

@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kb_sync.classify import Changed, ChangeKind, SyncRequested, Verdict
-from kb_sync.messages import FollowUp
+from kb_sync.classify import Changed, ChangeKind, ObjectChange, SyncRequested, Verdict
+from kb_sync.messages import FollowUp, FollowUpReason
 
 # Bedrock's `Description` shape allows 1-200 characters.
 _MAX_DESCRIPTION = 200
@@ -27,6 +27,7 @@ class QueuedMessage:
 
     message_id: str
     verdict: Verdict
+    sent_at: int | None = None  # SQS SentTimestamp (epoch ms): S3 sent the notification after the change
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Obligation:
     identity: str
     generation: int
     message_id: str | None
+    changed_before: int | None = None  # a job started after this time (epoch ms) has seen the change
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,13 @@ class SyncPlan:
     client_token: str
     description: str
     obligations: tuple[Obligation, ...]
+    documents: int = 0  # distinct documents changed in the batch
+
+    @property
+    def changed_before(self) -> int | None:
+        """When the newest change of the plan was known to have happened; None if any obligation cannot say."""
+        times = [o.changed_before for o in self.obligations]
+        return None if not times or None in times else max(t for t in times if t is not None)
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ def client_token(knowledge_base_id: str, data_source_id: str, identities: Iterab
 def plan_batch(messages: Sequence[QueuedMessage], knowledge_base_id: str, data_source_id: str) -> SyncPlan | None:
     """Plan one job for a batch, or None when nothing in it changes the knowledge base."""
     obligations = tuple(
-        Obligation(_identity(message), _generation(message.verdict), message.message_id)
+        Obligation(_identity(message), _generation(message.verdict), message.message_id, _changed_before(message))
         for message in messages
         if isinstance(message.verdict, Changed | SyncRequested)
     )
@@ -82,7 +91,31 @@ def plan_batch(messages: Sequence[QueuedMessage], knowledge_base_id: str, data_s
         client_token=client_token(knowledge_base_id, data_source_id, (o.identity for o in obligations)),
         description=_describe_batch(messages),
         obligations=obligations,
+        documents=len(latest_changes(messages)),
     )
+
+
+def latest_changes(messages: Sequence[QueuedMessage]) -> tuple[ObjectChange, ...]:
+    """The last change of each document in the batch, in batch order of first appearance.
+
+    A standard queue may deliver a key's notifications out of order; S3's ``sequencer`` orders events on one key
+    (compared as hexadecimal strings of equal length, as S3 documents). Without it, the later record wins.
+    """
+    latest: dict[str, ObjectChange] = {}
+    for message in messages:
+        if isinstance(message.verdict, Changed):
+            for change in message.verdict.changes:
+                kept = latest.get(change.key)
+                if kept is None or not _earlier(change, kept):
+                    latest[change.key] = change
+    return tuple(latest.values())
+
+
+def _earlier(change: ObjectChange, than: ObjectChange) -> bool:
+    if change.sequencer is None or than.sequencer is None:
+        return False
+    width = max(len(change.sequencer), len(than.sequencer))
+    return change.sequencer.rjust(width, "0").upper() < than.sequencer.rjust(width, "0").upper()
 
 
 def plan_scheduled_run(run_id: str, knowledge_base_id: str, data_source_id: str) -> SyncPlan:
@@ -95,19 +128,28 @@ def plan_scheduled_run(run_id: str, knowledge_base_id: str, data_source_id: str)
     )
 
 
-def resolve_conflict(plan: SyncPlan, max_follow_ups: int) -> ConflictResolution:
-    """Decide what to do when Bedrock refuses the job because another one is running.
+def resolve_conflict(plan: SyncPlan, max_follow_ups: int,
+                     reason: FollowUpReason = FollowUpReason.CONFLICT) -> ConflictResolution:
+    """Decide what to do when the job cannot start now.
 
-    The running job may have listed the bucket before these changes landed, so it cannot be trusted to include
-    them. Obligations under the bound move to one follow-up, one generation further; those at the bound are
-    exhausted, because a knowledge base that has refused jobs for ``max_follow_ups`` delays in a row is stuck
-    and someone should look.
+    A conflict: the running job may have listed the bucket before these changes landed, so it cannot be trusted
+    to include them. Obligations under the bound move to one follow-up, one generation further; those at the bound
+    are exhausted, because a knowledge base that has refused jobs for ``max_follow_ups`` delays in a row is stuck
+    and someone should look. A quota refusal (other stacks hold the account's concurrent jobs) and a burst's wait
+    say nothing about this data source: every obligation is carried, at its generation, and none is exhausted.
     """
+    if reason is not FollowUpReason.CONFLICT:
+        generation = max(o.generation for o in plan.obligations)
+        waiting = FollowUp(generation=generation, origin=plan.client_token, reason=reason,
+                           changedBefore=plan.changed_before)
+        return ConflictResolution(follow_up=waiting, carried=plan.obligations, exhausted=())
     carried = tuple(o for o in plan.obligations if o.generation < max_follow_ups)
     exhausted = tuple(o for o in plan.obligations if o.generation >= max_follow_ups)
-    follow_up = None
+    follow_up: FollowUp | None = None
     if carried:
-        follow_up = FollowUp(generation=max(o.generation for o in carried) + 1, origin=plan.client_token)
+        times = [o.changed_before for o in carried]
+        follow_up = FollowUp(generation=max(o.generation for o in carried) + 1, origin=plan.client_token,
+                             changedBefore=None if None in times else max(t for t in times if t is not None))
     return ConflictResolution(follow_up=follow_up, carried=carried, exhausted=exhausted)
 
 
@@ -116,7 +158,17 @@ def _identity(message: QueuedMessage) -> str:
     if isinstance(verdict, SyncRequested) and verdict.origin is not None:
         # Copies of one follow-up share its content, not its message id.
         return f"follow-up:{verdict.origin}:{verdict.generation}"
+    if isinstance(verdict, SyncRequested) and verdict.run_id is not None:
+        return f"batch-run:{verdict.run_id}"  # EventBridge may deliver a run's event twice
     return f"message:{message.message_id}"
+
+
+def _changed_before(message: QueuedMessage) -> int | None:
+    if isinstance(message.verdict, Changed):
+        return message.sent_at
+    if isinstance(message.verdict, SyncRequested):
+        return message.verdict.changed_before
+    return None
 
 
 def _generation(verdict: Verdict) -> int:

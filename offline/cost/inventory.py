@@ -23,7 +23,9 @@ SHARED = "shared"
 # handlers/*: a metric that appears only on failures is not billed in a month without them.
 CUSTOM_METRICS = {
     "kb_sync.app.handler": ("MessagesReceived", "ScheduledRuns", "IngestionJobsStarted", "ObjectsCreated",
-                            "ObjectsRemoved"),
+                            "ObjectsRemoved", "BurstsDeferred", "DocumentsSubmittedCreated",
+                            "DocumentsSubmittedRemoved", "DirectDocumentsDone", "IngestionJobsCompleted",
+                            "IngestionDocumentsFailed"),
     "event_processor.app.handler": ("MessagesReceived", "ResultsStored"),
     "file_ingestion.app.handler": ("MessagesReceived", "FilesLoaded", "RowsInserted", "RowsAlreadyLoaded"),
     "batch_inference.sharder.handler": ("CorpusLines", "RecordsSharded", "LinesRejected", "ShardsWritten"),

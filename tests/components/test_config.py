@@ -37,7 +37,7 @@ def kb(**overrides: object) -> dict:
 def test_defaults_are_valid_and_safe() -> None:
     config = parse_stack_config({"owner": "data", "knowledgeBaseSync": KB}, stack="dev")
     worker = config.knowledge_base_sync.worker  # type: ignore[union-attr]
-    assert worker.visibility_timeout_seconds == 6 * 60 + 300
+    assert worker.visibility_timeout_seconds == 6 * 60 + 20  # the 20 s batching window
     assert config.knowledge_base_sync.queue.max_receive_count == 5  # type: ignore[union-attr]
     assert config.enabled_pipelines == ["knowledgeBaseSync"]
 

@@ -189,6 +189,16 @@ def test_cloudwatch_alarms_dashboards_metrics_and_logs_of_event_processing(dev_m
     assert item(dev_medium, "eventProcessing", "CloudWatch", "logs storage").cost == pytest.approx(stored * 0.03)
 
 
+def test_cloudwatch_alarms_and_metrics_of_knowledge_base_sync(dev_medium: Estimate) -> None:
+    # dev kbsync alarms: changes queue age and DLQ, worker errors and throttles, failed scheduled runs, failed
+    # ingestion jobs, failed ingestion documents, failed direct documents = 8. The worker publishes on its normal
+    # path MessagesReceived, ScheduledRuns, IngestionJobsStarted, ObjectsCreated, ObjectsRemoved, BurstsDeferred,
+    # DocumentsSubmittedCreated, DocumentsSubmittedRemoved, DirectDocumentsDone, IngestionJobsCompleted and
+    # IngestionDocumentsFailed (0 on a clean job) = 11.
+    assert item(dev_medium, "knowledgeBaseSync", "CloudWatch", "alarms").cost == pytest.approx(8 * 0.10)
+    assert item(dev_medium, "knowledgeBaseSync", "CloudWatch", "custom metrics").cost == pytest.approx(11 * 0.30)
+
+
 def test_log_storage_follows_the_stack_retention(prod: Inventory, prices: PriceTable) -> None:
     # prod keeps logs 90 days: after one month a month's logs are held, not 14 days'
     result = estimate(prod, profile("medium"), prices)

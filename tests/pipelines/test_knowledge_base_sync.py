@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from components.blocks.alarm_topic import AlarmTopic
+from components.blocks.event_bus import EventBus
 from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.config import ConfigError, KnowledgeBaseSyncSettings
-from components.pipelines.knowledge_base_sync import KnowledgeBaseSync
+from components.pipelines.knowledge_base_sync import BatchResults, KnowledgeBaseSync
 from offline.check import contains_unknown
 from offline.synth import Synthesis, SynthesisError, run_program
 from tests.blocks.programs import fake_code
@@ -27,19 +28,23 @@ def settings(**overrides: Any) -> KnowledgeBaseSyncSettings:
         {"knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678", **overrides})
 
 
-def program(*pipelines: tuple[str, KnowledgeBaseSyncSettings], protect: bool = False) -> None:
+def program(*pipelines: tuple[str, KnowledgeBaseSyncSettings], protect: bool = False,
+            result_bus: bool = False) -> None:
     env = AwsEnv.lookup()
     topic = AlarmTopic(NAMING, env)
     hub = BucketNotifications()
+    batch = BatchResults(EventBus(NAMING.child("batchinf"), env, "results"), "ai-pipelines.batch-inference") \
+        if result_bus else None
     for name, config in pipelines:
         KnowledgeBaseSync(NAMING.child(name), env, config, code=fake_code(), alarm_topic_arn=topic.arn,
-                          notifications=hub, log_retention_days=30, protect_data=protect)
+                          notifications=hub, log_retention_days=30, protect_data=protect, batch_results=batch)
     hub.build()
 
 
-def synth(*pipelines: tuple[str, KnowledgeBaseSyncSettings], mode: str = "preview", protect: bool = False) -> Synthesis:
-    return run_program(lambda: program(*pipelines, protect=protect), project="ai-pipelines", stack="test",
-                       mode=mode, config={"aws:region": REGION})  # type: ignore[arg-type]
+def synth(*pipelines: tuple[str, KnowledgeBaseSyncSettings], mode: str = "preview", protect: bool = False,
+          result_bus: bool = False) -> Synthesis:
+    return run_program(lambda: program(*pipelines, protect=protect, result_bus=result_bus), project="ai-pipelines",
+                       stack="test", mode=mode, config={"aws:region": REGION})  # type: ignore[arg-type]
 
 
 def policy(record_policy: str) -> dict[str, dict[str, Any]]:
@@ -64,10 +69,11 @@ def test_events_mode_wires_bucket_queue_worker(mode: str) -> None:
     grant = policy(result.named("kbsync-changes-policy").inputs["policy"])["BucketSendsChanges"]
     assert grant["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket.inputs['bucket']}"
     assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
-    assert queue.inputs["delaySeconds"] == 300
-    assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 60 + 300
+    # No delay and a 20 s batching window: a small change is requested within a minute (benchmarks.kb_sync).
+    assert queue.inputs["delaySeconds"] == 0
+    assert queue.inputs["visibilityTimeoutSeconds"] == 6 * 60 + 20
     mapping = result.named("kbsync-worker-source")
-    assert mapping.inputs["batchSize"] == 1000 and mapping.inputs["maximumBatchingWindowInSeconds"] == 300
+    assert mapping.inputs["batchSize"] == 1000 and mapping.inputs["maximumBatchingWindowInSeconds"] == 20
     assert result.of_type("aws:scheduler/schedule:Schedule") == []
     assert not contains_unknown(result.named("kbsync-worker-policy").inputs["policy"])
 
@@ -75,8 +81,11 @@ def test_events_mode_wires_bucket_queue_worker(mode: str) -> None:
 def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
     result = synth(("kbsync", settings()))
     granted = policy(result.named("kbsync-worker-policy").inputs["policy"])
-    assert granted["StartIngestionOnThisKnowledgeBase"] == {
-        "Sid": "StartIngestionOnThisKnowledgeBase", "Effect": "Allow", "Action": ["bedrock:StartIngestionJob"],
+    assert granted["SyncThisKnowledgeBase"] == {
+        "Sid": "SyncThisKnowledgeBase", "Effect": "Allow",
+        "Action": ["bedrock:DeleteKnowledgeBaseDocuments", "bedrock:GetIngestionJob",
+                   "bedrock:GetKnowledgeBaseDocuments", "bedrock:IngestKnowledgeBaseDocuments",
+                   "bedrock:ListIngestionJobs", "bedrock:StartIngestionJob"],
         "Resource": [KB_ARN]}
     assert granted["RequestFollowUpSync"]["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
                                                           "ai-pipelines-test-kbsync-changes"]
@@ -86,6 +95,69 @@ def test_worker_may_start_ingestion_on_its_knowledge_base_only() -> None:
     bucket = result.named("kbsync-docs").inputs["bucket"]
     assert (env["DOCUMENT_BUCKET"], env["DOCUMENT_PREFIX"]) == (bucket, "documents/")
     assert env["FOLLOW_UP_QUEUE_URL"] == f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ai-pipelines-test-kbsync-changes"
+
+
+@pytest.mark.parametrize("mode", ["jobs", "direct", "auto"])
+def test_the_mode_and_its_bounds_reach_the_worker(mode: str) -> None:
+    result = synth(("kbsync", settings(mode=mode, burstThresholdDocuments=40, burstSettleSeconds=90,
+                                       checkDelaySeconds=300, maxJobChecks=288, maxDocumentRetries=1)))
+    env = result.named("kbsync-worker").inputs["environment"]["variables"]
+    assert {k: env[k] for k in ("SYNC_MODE", "BURST_THRESHOLD_DOCUMENTS", "BURST_SETTLE_SECONDS", "CHECK_DELAY_SECONDS",
+                                "MAX_JOB_CHECKS", "MAX_DOCUMENT_RETRIES")} == {
+        "SYNC_MODE": mode, "BURST_THRESHOLD_DOCUMENTS": "40", "BURST_SETTLE_SECONDS": "90",
+        "CHECK_DELAY_SECONDS": "300", "MAX_JOB_CHECKS": "288", "MAX_DOCUMENT_RETRIES": "1"}
+
+
+def test_an_unknown_mode_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        settings(mode="sometimes")
+
+
+def test_failed_jobs_failed_documents_and_failed_direct_ingestions_each_page_on_the_first() -> None:
+    result = synth(("kbsync", settings()))
+    topic = result.named("shared-alarms-topic")
+    for purpose, metric in (("failed-ingestion-jobs", "IngestionJobsFailed"),
+                            ("failed-ingestion-documents", "IngestionDocumentsFailed"),
+                            ("failed-direct-documents", "DirectDocumentsFailed")):
+        alarm = result.named(f"kbsync-{purpose}-alarm").inputs
+        assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == ("ai-pipelines", metric, "Sum")
+        assert alarm["dimensions"] == {"service": "ai-pipelines-test-kbsync-worker"}
+        assert (alarm["threshold"], alarm["comparisonOperator"]) == (0, "GreaterThanThreshold")
+        assert result.named(f"kbsync-{purpose}-alarm").property_dependencies["alarmActions"] == [topic.urn]
+
+
+@pytest.mark.parametrize("mode", ["preview", "update"])
+def test_batch_results_subscribe_the_queue_to_successful_runs_under_the_prefix(mode: str) -> None:
+    result = synth(("kbsync", settings(batchResults=True)), mode=mode, result_bus=True)
+    rule = result.named("kbsync-batch-results-rule")
+    assert rule.inputs["eventBusName"] == "ai-pipelines-test-batchinf-results"
+    bucket = result.named("kbsync-docs").inputs["bucket"]
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["ai-pipelines.batch-inference"], "detail-type": ["BatchRunCompleted"],
+        "detail": {"status": ["SUCCEEDED"],
+                   "output": {"bucket": [bucket], "resultsPrefix": [{"prefix": "documents/"}]}}}
+    target = result.named("kbsync-batch-results-target").inputs
+    assert target["arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:ai-pipelines-test-kbsync-changes"
+    # The queue admits the rule alone, by its ARN.
+    grant = policy(result.named("kbsync-changes-policy").inputs["policy"])["BatchRunsRequestSync"]
+    assert grant["Principal"] == {"Service": "events.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        f"arn:aws:events:{REGION}:{ACCOUNT}:rule/ai-pipelines-test-batchinf-results/ai-pipelines-test-kbsync-batch-results")
+
+
+def test_without_batch_results_there_is_no_rule_and_no_grant() -> None:
+    result = synth(("kbsync", settings()), result_bus=True)
+    assert [r for r in result.resources if "batch-results" in r.name] == []
+    assert "BatchRunsRequestSync" not in policy(result.named("kbsync-changes-policy").inputs["policy"])
+
+
+def test_batch_results_need_batch_inference_in_the_stack() -> None:
+    from components.config import parse_stack_config
+
+    with pytest.raises(ConfigError, match="batchResults subscribes to the batch-inference result bus, but "
+                                          "batchInference is not enabled"):
+        parse_stack_config({"owner": "data", "knowledgeBaseSync": {
+            "knowledgeBaseId": "KB12345678", "dataSourceId": "DS12345678", "batchResults": True}}, stack="dev")
 
 
 def test_created_bucket_is_private_encrypted_tls_only_and_protected_when_asked() -> None:

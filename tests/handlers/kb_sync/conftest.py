@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -49,6 +50,12 @@ def configure(kb_app: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Non
         monkeypatch.setattr(kb_app, "settings", replace(kb_app.settings, **changes))
 
     return apply
+
+
+@pytest.fixture
+def jobs_mode(configure: Callable[..., None]) -> None:
+    """Every change through StartIngestionJob at once (mode jobs, no burst settling): the job path alone."""
+    configure(sync_mode="jobs", burst_settle_seconds=0)
 
 
 @dataclass
@@ -105,9 +112,12 @@ def pipeline(aws: None) -> Pipeline:
 
 
 @pytest.fixture
-def bedrock(kb_app: Any) -> Iterator[FakeKnowledgeBase]:
-    """Bedrock behind a Stubber on the very client the handler uses."""
-    with FakeKnowledgeBase(clients.bedrock_agent(), KNOWLEDGE_BASE_ID, DATA_SOURCE_ID) as fake:
+def bedrock(kb_app: Any, clock: SqsClock) -> Iterator[FakeKnowledgeBase]:
+    """Bedrock behind a Stubber on the very client the handler uses, on the same clock as SQS."""
+    def now() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=clock.offset)
+
+    with FakeKnowledgeBase(clients.bedrock_agent(), KNOWLEDGE_BASE_ID, DATA_SOURCE_ID, now=now) as fake:
         yield fake
     fake.stubber.assert_no_pending_responses()
 

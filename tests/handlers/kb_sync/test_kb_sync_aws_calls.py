@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 
 from tests.handlers.kb_sync.names import (
     ACCOUNT,
@@ -18,13 +19,20 @@ from tests.handlers.kb_sync.names import (
 )
 from tests.support.aws_calls import RESOLVERS, AwsCall, CallRegistry, recording, resource_arns
 
+# The job path: every change through StartIngestionJob (direct ingestion has its own tests).
+pytestmark = pytest.mark.usefixtures("jobs_mode")
+
 START = AwsCall(
     "bedrock-agent", "StartIngestionJob", f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{KNOWLEDGE_BASE_ID}"
 )
 FOLLOW_UP = AwsCall("sqs", "SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}")
+LIST_RUNNING = AwsCall(
+    "bedrock-agent", "ListIngestionJobs", f"arn:aws:bedrock:{REGION}:{ACCOUNT}:knowledge-base/{KNOWLEDGE_BASE_ID}"
+)
+CHECK = FOLLOW_UP  # a job check is a message on the same queue
 
 
-def test_the_function_calls_exactly_start_ingestion_job_and_send_message(
+def test_the_function_calls_exactly_start_list_and_send_message(
     pipeline, event_source, bedrock, clock, invoke
 ):
     bedrock.start_elsewhere()
@@ -32,9 +40,11 @@ def test_the_function_calls_exactly_start_ingestion_job_and_send_message(
     event_source.poll(raise_errors=True)  # conflict: a follow-up is sent
     bedrock.finish_running_job()
     clock.advance(DELAY_SECONDS + 1)
-    event_source.poll(raise_errors=True)  # the follow-up starts the job
+    event_source.poll(raise_errors=True)  # the follow-up starts the job, and its first check is sent
 
-    assert invoke.calls == [START, FOLLOW_UP, START]  # receiving and deleting is the event source's job, not the code's
+    # Receiving and deleting is the event source's job, not the code's. The running job started before the change,
+    # so it does not cover it.
+    assert invoke.calls == [START, LIST_RUNNING, FOLLOW_UP, START, CHECK]
 
 
 def test_the_tests_own_setup_is_not_recorded(aws, aws_calls):

@@ -15,6 +15,9 @@ import pytest
 
 from tests.handlers.kb_sync.names import ACCOUNT, BUCKET, PREFIX, QUEUE, REGION
 
+# The job path: every change through StartIngestionJob (direct ingestion has its own tests).
+pytestmark = pytest.mark.usefixtures("jobs_mode")
+
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}"
 
 

@@ -16,6 +16,9 @@ from kb_sync.exceptions import FollowUpSendError, IngestionStartError
 from tests.handlers.kb_sync.names import DELAY_SECONDS, KNOWLEDGE_BASE_ID, MAX_RECEIVE_COUNT, PREFIX, QUEUE
 from tests.support import faults
 
+# The job path: every change through StartIngestionJob (direct ingestion has its own tests).
+pytestmark = pytest.mark.usefixtures("jobs_mode")
+
 DELAY = DELAY_SECONDS
 
 
@@ -132,12 +135,15 @@ def test_a_running_job_gets_a_delayed_follow_up_that_later_starts_the_job(pipeli
     clock.advance(2)
     second = event_source.poll(raise_errors=True)
 
-    assert bodies(second) == [{"source": "follow-up", "generation": 1, "origin": bedrock.tokens[0]}]
+    (body,) = bodies(second)
+    assert body == {"source": "follow-up", "generation": 1, "origin": bedrock.tokens[0], "reason": "conflict",
+                    "changedBefore": body["changedBefore"]}
     assert second.failed_ids == [] and len(bedrock.jobs) == 2
     assert bedrock.tokens[1] != bedrock.tokens[0]
     assert settled(logs)["outcomes"] == {"covered-by-job": 1}
     assert pipeline.attribute("ApproximateNumberOfMessages") == 0
-    assert pipeline.attribute("ApproximateNumberOfMessagesDelayed") == 0
+    # Only the new job's first check waits on the queue.
+    assert pipeline.attribute("ApproximateNumberOfMessagesDelayed") == 1
 
 
 @faults.injects("concurrent duplicate")
@@ -188,7 +194,9 @@ def test_the_follow_up_bound_fails_loudly_and_dead_letters_only_the_exhausted_re
     clock.advance(event_source.visibility_timeout + 1)
     assert event_source.poll() is None
     (dead,) = pipeline.dead_letters()
-    assert json.loads(dead["Body"]) == {"source": "follow-up", "generation": 2, "origin": bedrock.tokens[1]}
+    body = json.loads(dead["Body"])
+    assert body == {"source": "follow-up", "generation": 2, "origin": bedrock.tokens[1], "reason": "conflict",
+                    "changedBefore": body["changedBefore"]}
     assert len(bedrock.jobs) == 1  # only the one started elsewhere
 
 

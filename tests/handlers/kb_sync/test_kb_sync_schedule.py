@@ -10,6 +10,9 @@ from kb_sync.exceptions import FollowUpsExhaustedError, UnrecognisedInvocationEr
 from kb_sync.messages import SCHEDULE_PAYLOAD_TEMPLATE
 from tests.handlers.kb_sync.names import DELAY_SECONDS, ENVIRONMENT, KNOWLEDGE_BASE_ID, PREFIX
 
+# The job path: every change through StartIngestionJob (direct ingestion has its own tests).
+pytestmark = pytest.mark.usefixtures("jobs_mode")
+
 TICK = {"source": "schedule", "scheduledTime": "2025-01-01T10:00:00Z"}
 
 

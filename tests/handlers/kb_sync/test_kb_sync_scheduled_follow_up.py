@@ -6,6 +6,9 @@ import pytest
 
 from kb_sync.planning import plan_scheduled_run, resolve_conflict
 
+# The job path: every change through StartIngestionJob (direct ingestion has its own tests).
+pytestmark = pytest.mark.usefixtures("jobs_mode")
+
 
 @pytest.mark.parametrize("max_follow_ups", [1, 3])
 def test_a_refused_scheduled_run_is_carried_by_a_first_generation_follow_up(max_follow_ups: int) -> None:
