@@ -6,6 +6,7 @@ import pulumi
 
 from components.blocks.alarm_topic import AlarmTopic
 from components.blocks.iam import AwsEnv
+from components.blocks.key import StackKey
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import function_code
@@ -26,7 +27,18 @@ def build_stack(config: StackConfig | None = None) -> None:
     env = AwsEnv.lookup()
     refuse_example_values(config, env.account_id, pulumi.get_stack())
     naming = Naming(pulumi.get_project(), pulumi.get_stack(), "shared", owner=config.owner)
-    topic = AlarmTopic(naming, env, emails=config.alarms.emails)
+    key = StackKey(naming, env, readers=config.key_readers) if config.customer_managed_keys else None
+    try:
+        _build(config, env, naming, key)
+    finally:
+        # The key's policy lists what every pipeline asked of it; the key waits for it (even after a failure, so the
+        # program ends instead of waiting on it).
+        if key is not None:
+            key.seal()
+
+
+def _build(config: StackConfig, env: AwsEnv, naming: Naming, key: StackKey | None) -> None:
+    topic = AlarmTopic(naming, env, emails=config.alarms.emails, key=key)
     notifications = BucketNotifications()
     pulumi.export("alarmTopicArn", topic.arn)
 
@@ -41,7 +53,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         inference = BatchInference(naming.child("batchinf"), env, batch,
                                    code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
                                    alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
-                                   protect_data=config.protect_data)
+                                   protect_data=config.protect_data, key=key)
         pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
                                          "inputBucket": inference.input_bucket.bucket_name,
                                          "corpusPrefix": batch.corpus_prefix,
@@ -56,7 +68,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         pipeline = KnowledgeBaseSync(naming.child("kbsync"), env, kb, code=code(KB_SYNC_PACKAGE),
                                      alarm_topic_arn=topic.arn, notifications=notifications,
                                      log_retention_days=config.log_retention_days, protect_data=config.protect_data,
-                                     batch_results=batch_results)
+                                     batch_results=batch_results, key=key)
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
                                             "bucketName": pipeline.bucket_name})
@@ -64,7 +76,7 @@ def build_stack(config: StackConfig | None = None) -> None:
     if events is not None and events.enabled:
         processor = EventProcessor(naming.child("eventproc"), env, events, code=code(EVENT_PROCESSOR_PACKAGE),
                                    alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
-                                   protect_data=config.protect_data)
+                                   protect_data=config.protect_data, key=key)
         pulumi.export("eventProcessing", {"inputBusName": processor.input_bus.bus_name,
                                           "inputBusArn": processor.input_bus.arn,
                                           "resultBusName": processor.result_bus.bus_name,
@@ -80,7 +92,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         ingestion = FileIngestion(naming.child("fileingest"), env, files, code=code(FILE_INGESTION_PACKAGE),
                                   migration_code=code(FILE_INGESTION_MIGRATIONS), alarm_topic_arn=topic.arn,
                                   notifications=notifications, log_retention_days=config.log_retention_days,
-                                  protect_data=config.protect_data)
+                                  protect_data=config.protect_data, key=key)
         pulumi.export("fileIngestion", {"bucketName": ingestion.bucket_name, "queueUrl": ingestion.queue.url,
                                         "dlqUrl": ingestion.queue.dlq_url,
                                         "functionName": ingestion.worker.function.name,

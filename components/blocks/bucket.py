@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.iam import AwsEnv, PolicyDocument, deny_insecure_transport
+from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
+from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
 from components.config import BucketSettings
 from components.config.sections import retention_days
@@ -18,6 +20,19 @@ from components.config.sections import retention_days
 # The rule every bucket gets: over the whole bucket, abort incomplete uploads, expire noncurrent versions and remove
 # delete markers nothing is left behind.
 WHOLE_BUCKET_RULE = "abort-uploads-expire-noncurrent-versions"
+# What S3 asks of a bucket's KMS key for a caller (AWS: "Using server-side encryption with AWS KMS keys"): reading an
+# object decrypts its data key, writing one generates it, a multipart upload does both. With a bucket key the
+# encryption context is the bucket's ARN.
+READ_OBJECTS: Final = ("kms:Decrypt",)
+WRITE_OBJECTS: Final = ("kms:GenerateDataKey",)
+WRITE_OBJECTS_IN_PARTS: Final = ("kms:Decrypt", "kms:GenerateDataKey")
+BUCKET_CONTEXT: Final = "aws:s3:arn"
+
+
+def key_to_use(key: StackKey | None, sid: str, actions: Sequence[str],
+               bucket_arns: Sequence[str]) -> list[Statement]:
+    """The key statement of a role that reads or writes objects of `bucket_arns` (none without a key)."""
+    return key_use(key, sid, actions, via="s3", context={BUCKET_CONTEXT: list(bucket_arns)})
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,8 @@ class Retention:
 
 
 class DataBucket(pulumi.ComponentResource):
-    """A bucket that blocks public access (all four flags), encrypts at rest, versions objects, keeps them as its
+    """A bucket that blocks public access (all four flags), encrypts at rest (with the stack's key and a bucket key
+    when `key` is given, else SSE-S3), versions objects, keeps them as its
     `retention` says (a lifecycle configuration) and denies plain HTTP. With `protect`, the bucket can't be deleted
     by `pulumi destroy` or a replacement.
 
@@ -80,7 +96,7 @@ class DataBucket(pulumi.ComponentResource):
     """
 
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, retention: Retention, protect: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:DataBucket", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # Bucket names are global: the account and region keep them unique across accounts and regions.
@@ -89,6 +105,7 @@ class DataBucket(pulumi.ComponentResource):
                                     opts=pulumi.ResourceOptions(parent=self, protect=protect))
         self.arn: pulumi.Output[str] = env.s3_bucket(self.bucket.bucket)
         self.bucket_name: pulumi.Output[str] = self.bucket.bucket
+        self.arn_value = env.arn("s3", self.name, regional=False, with_account=False)  # for the key policy
         aws.s3.BucketPublicAccessBlock(naming.logical(f"{purpose}-public-access"), bucket=self.bucket.bucket,
                                        block_public_acls=True, block_public_policy=True,
                                        ignore_public_acls=True, restrict_public_buckets=True, opts=child)
@@ -96,7 +113,9 @@ class DataBucket(pulumi.ComponentResource):
                                        rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
         aws.s3.BucketServerSideEncryptionConfiguration(
             naming.logical(f"{purpose}-encryption"), bucket=self.bucket.bucket,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+            rules=[{"apply_server_side_encryption_by_default": (
+                {"sse_algorithm": "aws:kms", "kms_master_key_id": key.alias_arn} if key is not None
+                else {"sse_algorithm": "AES256"}),
                     "bucket_key_enabled": True}], opts=child)
         versioning = aws.s3.BucketVersioning(naming.logical(f"{purpose}-versioning"), bucket=self.bucket.bucket,
                                              versioning_configuration={"status": "Enabled"}, opts=child)
@@ -113,11 +132,12 @@ class DataBucket(pulumi.ComponentResource):
 
 
 def existing_or_new_bucket(naming: Naming, env: AwsEnv, purpose: str, *, settings: BucketSettings, protect: bool,
+                           key: StackKey | None = None,
                            opts: pulumi.ResourceOptions | None = None) -> tuple[pulumi.Output[str], str]:
     """(The bucket's name as an output, its physical name known at preview): the bucket ``settings.existing_name``
-    when the config names one (its lifecycle is its owner's), else a new ``DataBucket`` kept as ``settings`` say (the
-    output then carries the dependency on it)."""
+    when the config names one (its lifecycle and encryption are its owner's), else a new ``DataBucket`` kept as
+    ``settings`` say and encrypted with ``key`` when given (the output then carries the dependency on it)."""
     if settings.existing_name:
         return pulumi.Output.from_input(settings.existing_name), settings.existing_name
-    bucket = DataBucket(naming, env, purpose, retention=Retention.of(settings), protect=protect, opts=opts)
+    bucket = DataBucket(naming, env, purpose, retention=Retention.of(settings), protect=protect, key=key, opts=opts)
     return bucket.bucket_name, bucket.name

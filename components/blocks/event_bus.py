@@ -28,7 +28,7 @@ from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
 from components.blocks.naming import Naming
-from components.blocks.queue import QueueWithDlq
+from components.blocks.queue import QueueWithDlq, admit_producer, encryption
 
 EVENTS_SERVICE = "events.amazonaws.com"
 
@@ -83,11 +83,12 @@ class RuleToQueue(pulumi.ComponentResource):
             naming.logical(f"{purpose}-undelivered"),
             name=undelivered_name,
             message_retention_seconds=defaults.DLQ_RETENTION_SECONDS,
-            sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION,
+            **encryption(queue.key),  # the destination's key: the stack's, when it has one
             tags=naming.tags,
             opts=child,
         )
         self.undelivered_arn: pulumi.Output[str] = env.sqs_queue(self.undelivered.name)
+        admit_producer(queue.key, EVENTS_SERVICE, env.arn("sqs", undelivered_name))
         self.undelivered_policy = aws.sqs.QueuePolicy(
             naming.logical(f"{purpose}-undelivered-policy"),
             queue_url=env.sqs_queue_url(self.undelivered.name),

@@ -18,6 +18,7 @@ import pulumi
 
 from components.blocks.alarms import function_alarms
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.key import StackKey
 from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
@@ -33,12 +34,13 @@ class TaskFunction(pulumi.ComponentResource):
                  memory_mb: int, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                  reserved_concurrency: int | None = None, ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:TaskFunction", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=timeout_seconds, memory_mb=memory_mb,
             reserved_concurrency=reserved_concurrency, log_retention_days=log_retention_days,
-            environment=environment, statements=statements, ephemeral_storage={"size": ephemeral_storage_mb})
+            environment=environment, statements=statements, key=key,
+            ephemeral_storage={"size": ephemeral_storage_mb})
         self.function_name, self.log_group, self.role, self.role_arn = (parts.function_name, parts.log_group,
                                                                         parts.role, parts.role_arn)
         self.policy_document, self.role_policy, self.function, self.arn = (parts.policy_document, parts.role_policy,

@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from components import defaults
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.key import StackKey
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.vpc import VpcPlacement, network_interface_statements
@@ -39,17 +40,21 @@ def build_function(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose:
                    timeout_seconds: int, memory_mb: int, log_retention_days: int,
                    statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                    reserved_concurrency: int | None = None, vpc: VpcPlacement | None = None,
-                   after: Sequence[pulumi.Resource] = (), **function_args: Any) -> LambdaParts:
+                   after: Sequence[pulumi.Resource] = (), key: StackKey | None = None,
+                   **function_args: Any) -> LambdaParts:
     """Create the function `purpose` and its log group, role and policy as children of `owner`.
 
     `statements` come first in the policy (the caller's own), then log writes and traces; `function_args` are
     further `aws.lambda_.Function` arguments (e.g. `ephemeral_storage`). The function is created or updated only
-    after `after` (e.g. the schema migrations its code relies on).
+    after `after` (e.g. the schema migrations its code relies on). With `key` the log group is encrypted with the
+    stack's key, and the key policy admits the role for the key statements among `statements`.
     """
     child = pulumi.ResourceOptions(parent=owner)
     function_name = naming.name(purpose, max_length=64)
-    log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"), name=f"/aws/lambda/{function_name}",
-                                        retention_in_days=log_retention_days, tags=naming.tags, opts=child)
+    log_group_name = f"/aws/lambda/{function_name}"
+    log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"), name=log_group_name,
+                                        retention_in_days=log_retention_days, tags=naming.tags,
+                                        kms_key_id=key.encrypt_log_group(log_group_name) if key else None, opts=child)
     role = aws.iam.Role(naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
                         assume_role_policy=service_trust_policy("lambda.amazonaws.com", env),
                         tags=naming.tags, opts=child)
@@ -63,6 +68,8 @@ def build_function(owner: pulumi.Resource, naming: Naming, env: AwsEnv, purpose:
     role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
                                      role=role.name, policy=policy_document.to_json(), opts=child)
     role_arn = env.iam_role(role.name)
+    if key is not None:
+        key.admit_roles(role_arn, statements)
     function = aws.lambda_.Function(
         naming.logical(purpose),
         name=function_name,

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.key import StackKey
 from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
@@ -34,12 +35,13 @@ class SchemaMigrations(pulumi.ComponentResource):
                  statements: Sequence[Statement], environment: Mapping[str, pulumi.Input[str]], checksum: str,
                  timeout_seconds: int, log_retention_days: int,
                  triggers: Mapping[str, pulumi.Input[str]] | None = None,
-                 depends_on: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None) -> None:
+                 depends_on: Sequence[pulumi.Resource] = (), key: StackKey | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:SchemaMigrations", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=timeout_seconds, memory_mb=MIGRATION_MEMORY_MB,
             reserved_concurrency=1,  # migrations never run concurrently (the runner also locks)
-            log_retention_days=log_retention_days, environment=environment, statements=statements, vpc=vpc)
+            log_retention_days=log_retention_days, environment=environment, statements=statements, vpc=vpc, key=key)
         self.function_name, self.log_group, self.role = parts.function_name, parts.log_group, parts.role
         self.policy_document, self.role_policy, self.function = parts.policy_document, parts.role_policy, parts.function
         self.invocation = aws.lambda_.Invocation(

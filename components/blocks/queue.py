@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -12,6 +13,7 @@ import pulumi_aws as aws
 from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
+from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
 from components.config import QueueSettings
 
@@ -23,6 +25,35 @@ class QueueProducer:
     sid: str
     service: str  # e.g. "s3.amazonaws.com"
     source_arn: pulumi.Input[str]
+
+
+# What a producer and a consumer of a queue encrypted with a customer-managed key need of the key (AWS: "Amazon SQS
+# key management"); SQS binds each data key to the queue (encryption context aws:sqs:arn).
+SEND_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+RECEIVE_ACTIONS = ("kms:Decrypt",)
+QUEUE_CONTEXT = "aws:sqs:arn"
+
+
+def encryption(key: StackKey | None) -> dict[str, Any]:
+    """A queue's encryption arguments: the stack's key when there is one, else SSE-SQS."""
+    if key is None:
+        return {"sqs_managed_sse_enabled": defaults.SQS_MANAGED_ENCRYPTION}
+    return {"kms_master_key_id": key.alias_ref}
+
+
+def admit_producer(key: StackKey | None, service: str, queue_arn: str) -> None:
+    """Let `service` put messages on the queue `queue_arn` encrypted with `key` (nothing without a key), bound to that
+    queue by the encryption context SQS sets on every data key. No aws:SourceArn/aws:SourceAccount: the queue policy
+    holds those (QueueProducer); AWS documents them for the KMS requests of neither S3's nor EventBridge's delivery
+    to an encrypted queue, and a condition on an absent key would drop every delivery."""
+    if key is not None:
+        key.admit_service(service, SEND_ACTIONS, "StringEquals", f"kms:EncryptionContext:{QUEUE_CONTEXT}",
+                          [queue_arn])
+
+
+def key_to_send(key: StackKey | None, sid: str, queue_arns: list[str]) -> list[Statement]:
+    """The key statement of a role that sends to `queue_arns` (none without a key)."""
+    return key_use(key, sid, SEND_ACTIONS, via="sqs", context={QUEUE_CONTEXT: queue_arns})
 
 
 class QueueWithDlq(pulumi.ComponentResource):
@@ -39,7 +70,7 @@ class QueueWithDlq(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, settings: QueueSettings,
                  visibility_timeout_seconds: int, alarm_topic_arn: pulumi.Input[str],
                  producers: Sequence[QueueProducer] = (), age_alarm_seconds: int = defaults.QUEUE_AGE_ALARM_SECONDS,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWithDlq", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.name = naming.name(purpose, max_length=80)
@@ -50,7 +81,7 @@ class QueueWithDlq(pulumi.ComponentResource):
             naming.logical(f"{purpose}-dlq"),
             name=dlq_name,
             message_retention_seconds=defaults.DLQ_RETENTION_SECONDS,
-            sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION,
+            **encryption(key),
             redrive_allow_policy=json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [source_arn]}),
             tags=naming.tags,
             opts=child,
@@ -63,7 +94,7 @@ class QueueWithDlq(pulumi.ComponentResource):
             message_retention_seconds=settings.retention_seconds,
             delay_seconds=settings.delay_seconds,
             receive_wait_time_seconds=defaults.LONG_POLL_SECONDS,
-            sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION,
+            **encryption(key),
             redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": self.dlq_arn,
                                                      "maxReceiveCount": settings.max_receive_count}),
             tags=naming.tags,
@@ -72,6 +103,11 @@ class QueueWithDlq(pulumi.ComponentResource):
         self.arn: pulumi.Output[str] = env.sqs_queue(self.queue.name)
         self.url: pulumi.Output[str] = env.sqs_queue_url(self.queue.name)
         self.dlq_url: pulumi.Output[str] = env.sqs_queue_url(self.dlq.name)
+        self.key = key
+        # The ARNs as plain values, for the key policy: the queues wait for the key, so it cannot wait for them.
+        self.arn_value, self.dlq_arn_value = source_arn, env.arn("sqs", dlq_name)
+        for producer in producers:
+            admit_producer(key, producer.service, self.arn_value)
 
         grants = [service_may(p.sid, p.service, ["sqs:SendMessage"], [self.arn], env, source_arn=p.source_arn)
                   for p in producers]
@@ -96,3 +132,15 @@ class QueueWithDlq(pulumi.ComponentResource):
     def statement_to_send(self, sid: str) -> Statement:
         """The statement a function needs to put messages back on this queue (e.g. a delayed follow-up)."""
         return Statement(sid, ["sqs:SendMessage"], [self.arn])
+
+    def statements_to_send(self, sid: str) -> list[Statement]:
+        """`statement_to_send` and, with a key, the key statement sending needs (``<sid>Encrypted``)."""
+        return [self.statement_to_send(sid), *key_to_send(self.key, f"{sid}Encrypted", [self.arn_value])]
+
+    def key_to_receive(self, sid: str) -> list[Statement]:
+        """The key statement of this queue's consumer (none without a key)."""
+        return key_use(self.key, sid, RECEIVE_ACTIONS, via="sqs", context={QUEUE_CONTEXT: [self.arn_value]})
+
+    def key_to_dead_letter(self, sid: str) -> list[Statement]:
+        """The key statement of a role that sends to this queue's DLQ (none without a key)."""
+        return key_to_send(self.key, sid, [self.dlq_arn_value])

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 
 from components.blocks.alarms import notifying_sum_alarm
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
 
 STATES_SERVICE = "states.amazonaws.com"
@@ -35,19 +36,32 @@ LOG_DELIVERY_ACTIONS = ("logs:CreateLogDelivery", "logs:DeleteLogDelivery", "log
                         "logs:PutResourcePolicy", "logs:UpdateLogDelivery")
 TRACING_ACTIONS = ("xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
                    "xray:PutTraceSegments")
+# A machine encrypted with a customer-managed key: its executions' data is encrypted with data keys bound to the
+# machine (AWS: "Data at rest encryption in Step Functions"), which the role and Step Functions' log delivery use.
+MACHINE_CONTEXT = "aws:states:stateMachineArn"
+MACHINE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+DATA_KEY_REUSE_SECONDS = 300
 
 
 class StateMachine(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, definition: Mapping[str, Any],
                  statements: Sequence[Statement], alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:StateMachine", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.name = naming.name(purpose, max_length=80)
         self.arn: pulumi.Output[str] = env.state_machine(self.name)
-        self.log_group = aws.cloudwatch.LogGroup(naming.logical(f"{purpose}-logs"),
-                                                 name=f"{LOG_GROUP_PREFIX}{self.name}",
-                                                 retention_in_days=log_retention_days, tags=naming.tags, opts=child)
+        log_group_name = f"{LOG_GROUP_PREFIX}{self.name}"
+        self.log_group = aws.cloudwatch.LogGroup(
+            naming.logical(f"{purpose}-logs"), name=log_group_name, retention_in_days=log_retention_days,
+            kms_key_id=key.encrypt_log_group(log_group_name) if key is not None else None, tags=naming.tags,
+            opts=child)
+        own_key = key_use(key, "UseOwnExecutionsKey", MACHINE_KEY_ACTIONS, via=None,
+                          context={MACHINE_CONTEXT: [env.arn("states", f"stateMachine:{self.name}")]})
+        if key is not None:
+            key.admit_service("delivery.logs.amazonaws.com", ["kms:Decrypt"], "StringEquals",
+                              f"kms:EncryptionContext:{MACHINE_CONTEXT}",
+                              [env.arn("states", f"stateMachine:{self.name}")])
         self.role = aws.iam.Role(naming.logical(f"{purpose}-role"), name=naming.name(purpose, max_length=64),
                                  assume_role_policy=service_trust_policy(STATES_SERVICE, env, source_arn=self.arn),
                                  tags=naming.tags, opts=child)
@@ -59,8 +73,11 @@ class StateMachine(pulumi.ComponentResource):
                       [env.map_run_executions(self.name)]),
             Statement("DeliverLogs", list(LOG_DELIVERY_ACTIONS), ["*"]),
             Statement("DeliverTraces", list(TRACING_ACTIONS), ["*"]),
+            *own_key,
             *statements,
         ])
+        if key is not None:
+            key.admit_roles(env.iam_role(self.role.name), [*own_key, *statements])
         self.role_policy = aws.iam.RolePolicy(naming.logical(f"{purpose}-policy"), name=f"{purpose}-permissions",
                                               role=self.role.name, policy=self.policy_document.to_json(),
                                               opts=child)
@@ -73,6 +90,9 @@ class StateMachine(pulumi.ComponentResource):
             logging_configuration={"log_destination": env.log_group(self.log_group.name).apply(lambda a: f"{a}:*"),
                                    "include_execution_data": False, "level": LOG_LEVEL},
             tracing_configuration={"enabled": True},
+            encryption_configuration={"type": "CUSTOMER_MANAGED_KMS_KEY", "kms_key_id": key.arn,
+                                      "kms_data_key_reuse_period_seconds": DATA_KEY_REUSE_SECONDS}
+            if key is not None else None,
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy]),
         )

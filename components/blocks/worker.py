@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components import defaults
 from components.blocks.alarms import function_alarms
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.key import StackKey
 from components.blocks.lambda_function import build_function
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
@@ -27,7 +28,8 @@ class QueueWorker(pulumi.ComponentResource):
     message is retried alone, and publishes its event counts (``defaults.ESM_METRICS``). With ``vpc`` the
     function runs in those subnets and security groups, and its role gets the network-interface permissions Lambda
     uses for that (``components.blocks.vpc``). With ``after`` the function and its mapping wait for those
-    resources, so no message is delivered before, say, the schema exists.
+    resources, so no message is delivered before, say, the schema exists. With ``key`` (the stack's key) its log
+    group is encrypted with it, and the role may decrypt its queue's messages.
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
     ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
@@ -38,15 +40,15 @@ class QueueWorker(pulumi.ComponentResource):
                  settings: WorkerSettings, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                  vpc: VpcPlacement | None = None, after: Sequence[pulumi.Resource] = (),
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWorker", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=settings.timeout_seconds,
             memory_mb=settings.memory_mb, reserved_concurrency=settings.reserved_concurrency,
-            log_retention_days=log_retention_days, environment=environment, vpc=vpc, after=after,
+            log_retention_days=log_retention_days, environment=environment, vpc=vpc, after=after, key=key,
             statements=[Statement("ConsumeOwnQueue",
                                   ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [queue.arn]),
-                        *statements])
+                        *queue.key_to_receive("DecryptOwnQueue"), *statements])
         self.function_name, self.log_group, self.role, self.role_arn = (parts.function_name, parts.log_group,
                                                                         parts.role, parts.role_arn)
         self.policy_document, self.role_policy, self.function, self.arn = (parts.policy_document, parts.role_policy,

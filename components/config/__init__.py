@@ -21,7 +21,7 @@ import difflib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -39,6 +39,7 @@ from components.config.sections import (
     QueueSettings,
     Section,
     WorkerSettings,
+    each_matching,
 )
 from components.s3_filters import S3Filter, overlap_message
 
@@ -47,6 +48,8 @@ __all__ = ["EXAMPLE_ACCOUNT", "PROJECT", "AlarmSettings", "BatchInferenceSetting
            "QueueSettings", "StackConfig", "WorkerSettings", "load_stack_config", "parse_stack_config"]
 
 PROJECT = "ai-pipelines"
+_RoleArns = Annotated[tuple[str, ...], each_matching(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+                                                     "IAM role ARNs")]
 EXAMPLE_ACCOUNT = "123456789012"  # AWS's documentation account: no real account has this id
 
 
@@ -68,6 +71,18 @@ class StackConfig(Section):
                            "offline, in AWS's documentation account 123456789012 only; `pulumi preview` and `pulumi "
                            "up` in a real account stop with the keys to replace. Remove it once the ids are real.")
     protect_data: bool = Field(False, description="Protect resources that hold data (buckets, tables) from deletion.")
+    encryption: Literal["aws-managed", "customer-managed"] = Field(
+        "aws-managed",
+        description="Keys at rest. \"customer-managed\": one KMS key per stack (yearly rotation, a key policy that "
+                    "admits exactly the roles and services using it) encrypts every queue and dead-letter queue, the "
+                    "alarm topic, created buckets (with bucket keys), tables, log groups, the database secret the "
+                    "stack creates, schedules, the state machine and Bedrock batch-job output. \"aws-managed\": "
+                    "AWS-managed or AWS-owned keys (the alarm topic keeps a key of its own, which CloudWatch needs).")
+    key_readers: _RoleArns = Field(
+        (), max_length=20,
+        description="With customer-managed keys: IAM roles outside the stack that read its encrypted data (the "
+                    "knowledge base's service role reading the document bucket, a result subscriber's consumer), "
+                    "admitted to kms:Decrypt on the stack's key through S3 and SQS only.")
     log_retention_days: int = Field(defaults.LOG_RETENTION_DAYS, description="Retention of every log group, in days.")
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm notification targets.")
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda",
@@ -87,6 +102,13 @@ class StackConfig(Section):
         if days not in defaults.LOG_RETENTION_CHOICES:
             raise ValueError(f"must be one of CloudWatch Logs' retention values {defaults.LOG_RETENTION_CHOICES}")
         return days
+
+    @model_validator(mode="after")
+    def _key_readers_need_the_key(self) -> StackConfig:
+        if self.key_readers and not self.customer_managed_keys:
+            raise ValueError("keyReaders is set but encryption is aws-managed: there is no stack key to admit them "
+                             "to; set encryption: customer-managed or remove keyReaders")
+        return self
 
     @model_validator(mode="after")
     def _shared_buckets_have_disjoint_filters(self) -> StackConfig:
@@ -110,6 +132,10 @@ class StackConfig(Section):
             raise ValueError("knowledgeBaseSync.batchResults subscribes to the batch-inference result bus, but "
                              "batchInference is not enabled in this stack")
         return self
+
+    @property
+    def customer_managed_keys(self) -> bool:
+        return self.encryption == "customer-managed"
 
     @property
     def enabled_pipelines(self) -> list[str]:

@@ -34,15 +34,24 @@ import pulumi
 import pulumi_aws as aws
 
 from components.blocks.alarms import notifying_alarm
-from components.blocks.bucket import DataBucket, Expiry, Retention
+from components.blocks.bucket import (
+    READ_OBJECTS,
+    WRITE_OBJECTS,
+    WRITE_OBJECTS_IN_PARTS,
+    DataBucket,
+    Expiry,
+    Retention,
+    key_to_use,
+)
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.function import TaskFunction
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
+from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
-from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.queue import QueueProducer, QueueWithDlq, key_to_send
 from components.blocks.schedule import invoke_on_schedule
-from components.blocks.state_machine import StateMachine
+from components.blocks.state_machine import MACHINE_CONTEXT, StateMachine
 from components.blocks.table import DataTable
 from components.blocks.worker import QueueWorker
 from components.config import BatchInferenceSettings, QueueSettings, WorkerSettings
@@ -97,26 +106,27 @@ class BatchInference(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: BatchInferenceSettings, *, code: Any,
                  alarm_topic_arn: pulumi.Input[str], log_retention_days: int, protect_data: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:BatchInference", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings
         model = settings.model
         self.job_name_prefix = naming.name("job", max_length=34)
+        self.key = key
 
         self.input_bucket = DataBucket(naming, env, "input", retention=input_retention(settings),
-                                       protect=protect_data, opts=child)
+                                       protect=protect_data, key=key, opts=child)
         self.output_bucket = DataBucket(naming, env, "output", retention=output_retention(settings),
-                                        protect=protect_data, opts=child)
+                                        protect=protect_data, key=key, opts=child)
         input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
         self.ledger = DataTable(naming, env, "ledger", purpose="ledger", hash_key=LEDGER_KEY,
-                                retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
+                                retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, key=key, opts=child)
         self.jobs = DataTable(naming, env, "jobs", purpose="ledger", hash_key=JOBS_KEY,
-                              retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
+                              retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, key=key, opts=child)
         self.failure_lane = QueueWithDlq(
             naming, env, "failures", settings=settings.failure_lane,
             visibility_timeout_seconds=FAILURE_LANE_VISIBILITY_SECONDS, alarm_topic_arn=alarm_topic_arn,
-            age_alarm_seconds=FAILURE_LANE_AGE_ALARM_SECONDS, opts=child)
+            age_alarm_seconds=FAILURE_LANE_AGE_ALARM_SECONDS, key=key, opts=child)
         self.result_bus = EventBus(naming, env, "results", description=f"{COMPLETED_DETAIL_TYPE} events", opts=child)
 
         completion_rule_arn = RuleToQueue.rule_arn(naming, env, "job-events", None)
@@ -124,7 +134,8 @@ class BatchInference(pulumi.ComponentResource):
             naming, env, "completions", settings=QueueSettings(),
             visibility_timeout_seconds=settings.completion.visibility_timeout_seconds,
             alarm_topic_arn=alarm_topic_arn,
-            producers=[QueueProducer("JobEventRuleSends", EVENTS_SERVICE, completion_rule_arn)], opts=child)
+            producers=[QueueProducer("JobEventRuleSends", EVENTS_SERVICE, completion_rule_arn)], key=key,
+            opts=child)
         self.job_events = RuleToQueue(
             naming, env, "job-events", bus=None,
             event_pattern={"source": ["aws.bedrock"], "detail-type": [JOB_STATE_CHANGE],
@@ -138,7 +149,8 @@ class BatchInference(pulumi.ComponentResource):
         self.run_endings_queue = QueueWithDlq(
             naming, env, "run-endings", settings=QueueSettings(),
             visibility_timeout_seconds=6 * RUN_ENDED_WORKER.timeout_seconds, alarm_topic_arn=alarm_topic_arn,
-            producers=[QueueProducer("RunEndingRuleSends", EVENTS_SERVICE, run_endings_rule_arn)], opts=child)
+            producers=[QueueProducer("RunEndingRuleSends", EVENTS_SERVICE, run_endings_rule_arn)], key=key,
+            opts=child)
         self.run_endings = RuleToQueue(
             naming, env, "run-endings", bus=None,
             event_pattern={"source": ["aws.states"], "detail-type": [EXECUTION_STATUS_CHANGE],
@@ -162,15 +174,25 @@ class BatchInference(pulumi.ComponentResource):
         prompt = {"MODEL_ID": model.invoked_id, "PROMPT_TEMPLATE": model.prompt,
                   "LABELS": json.dumps(list(model.labels)), "MAX_OUTPUT_TOKENS": str(model.max_output_tokens),
                   "TEMPERATURE": str(model.temperature), "REQUEST_FORMAT": settings.request_format}
-        claim = self.ledger.statement_to_write("ClaimRecordsInTheLedger", ["dynamodb:UpdateItem"])
-        to_lane = self.failure_lane.statement_to_send("SendToTheFailureLane")
+        claim = self.ledger.statements_to_write("ClaimRecordsInTheLedger", ["dynamodb:UpdateItem"])
+        to_lane = self.failure_lane.statements_to_send("SendToTheFailureLane")
+        input_arn, output_arn = self.input_bucket.arn_value, self.output_bucket.arn_value
+        machine_arn = env.arn("states", f"stateMachine:{naming.name(STATE_MACHINE_PURPOSE, max_length=80)}")
+
+        def objects_key(sid: str, actions: tuple[str, ...], *bucket_arns: str) -> list[Statement]:
+            return key_to_use(key, sid, actions, list(bucket_arns))
+
+        # Step Functions encrypts what a task sends back (SendTaskSuccess, SendTaskFailure) and decrypts what
+        # DescribeExecution returns with the machine's key (AWS: "Data at rest encryption in Step Functions").
+        resume_key = key_use(key, "EncryptTaskResults", ["kms:GenerateDataKey"], via="states",
+                             context={MACHINE_CONTEXT: [machine_arn]})
 
         def function(purpose: str, module: str, **kwargs: Any) -> TaskFunction:
             environment = {**kwargs.pop("environment"), **powertools,
                            "POWERTOOLS_SERVICE_NAME": naming.name(purpose)}
             return TaskFunction(naming, env, purpose, code=code(module), alarm_topic_arn=alarm_topic_arn,
-                                log_retention_days=log_retention_days, environment=environment, opts=child,
-                                **kwargs)
+                                log_retention_days=log_retention_days, environment=environment, key=key,
+                                opts=child, **kwargs)
 
         self.sharder = function(
             "sharder", "sharder", timeout_seconds=LONG_TASK_SECONDS, memory_mb=settings.sharder_memory_mb,
@@ -179,7 +201,8 @@ class BatchInference(pulumi.ComponentResource):
             statements=[
                 Statement("ReadCorpora", ["s3:GetObject"], [objects(input_name, settings.corpus_prefix)]),
                 Statement("WriteShards", ["s3:PutObject"], [shards]),
-                claim, to_lane,
+                *objects_key("DecryptCorporaEncryptShards", READ_OBJECTS + WRITE_OBJECTS, input_arn),
+                *claim, *to_lane,
             ],
             environment={**storage, **records, **prompt, "MODE": settings.mode, "TEXT_FIELD": settings.text_field,
                          "ID_FIELD": settings.id_field, "MIN_RECORDS_PER_JOB": str(settings.min_records_per_job),
@@ -203,9 +226,10 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("FindExistingJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
                 Statement("PassOnlyTheBatchRoleToBedrock", ["iam:PassRole"], [self.batch_role_arn],
                           conditions={"StringEquals": {"iam:PassedToService": BEDROCK_SERVICE}}),
-                self.jobs.statement_to_write("RememberTaskTokens", ["dynamodb:UpdateItem"]),
+                *self.jobs.statements_to_write("RememberTaskTokens", ["dynamodb:UpdateItem"]),
                 # Task tokens carry no resource: SendTask* accept only "*" (AWS's IAM reference).
                 Statement("ResumeSettledShards", ["states:SendTaskFailure", "states:SendTaskSuccess"], ["*"]),
+                *resume_key,
             ],
             environment={"JOBS_TABLE": self.jobs.table_name, "MODEL_ID": model.invoked_id,
                          "LEDGER_TTL_SECONDS": records["LEDGER_TTL_SECONDS"],
@@ -215,7 +239,9 @@ class BatchInference(pulumi.ComponentResource):
                          # The run id is added per job; the stack's tags say where every job comes from.
                          "JOB_TAGS": json.dumps(naming.tags, sort_keys=True),
                          "DEADLINE_JOB_HOURS": str(settings.deadline_job_hours),
-                         "JOB_OUTPUT_KMS_KEY": settings.job_output_kms_key_arn or "",
+                         # The configured job-output key, else the stack's key (by its alias ARN, known at preview).
+                         "JOB_OUTPUT_KMS_KEY": settings.job_output_kms_key_arn or (
+                             key.alias_arn if key is not None else ""),
                          "JOB_VPC": json.dumps({"subnetIds": list(settings.job_vpc.subnet_ids),
                                                 "securityGroupIds": list(settings.job_vpc.security_group_ids)})
                          if settings.job_vpc else ""})
@@ -224,8 +250,9 @@ class BatchInference(pulumi.ComponentResource):
             reserved_concurrency=settings.on_demand_concurrency,
             statements=[
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
-                claim, to_lane,
+                *claim, *to_lane,
                 Statement("WriteResults", ["s3:PutObject"], [objects(output_name, RESULTS_PREFIX)]),
+                *objects_key("EncryptResults", WRITE_OBJECTS, output_arn),
             ],
             environment={**storage, **records, "MODEL_ID": model.invoked_id,
                          "MODEL_TIMEOUT_SECONDS": str(model.request_timeout_seconds),
@@ -244,30 +271,37 @@ class BatchInference(pulumi.ComponentResource):
                 Statement("TellMissingJobOutputFromDenied", ["s3:ListBucket"], [self.output_bucket.arn],
                           conditions={"StringLike": {"s3:prefix": [f"{BEDROCK_OUTPUT_PREFIX}*"]}}),
                 Statement("WriteResults", ["s3:PutObject"], [objects(output_name, RESULTS_PREFIX)]),
-                claim, to_lane,
-                self.jobs.statement_to_write("SettleShards", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                *objects_key("DecryptShards", READ_OBJECTS, input_arn),
+                *objects_key("DecryptJobOutputEncryptResults", READ_OBJECTS + WRITE_OBJECTS, output_arn),
+                *claim, *to_lane,
+                *self.jobs.statements_to_write("SettleShards", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 *self._job_output_key(env, "ReadEncryptedJobOutput", ["kms:Decrypt"]),
                 Statement("ResumeWaitingShards", ["states:SendTaskFailure", "states:SendTaskSuccess"], ["*"]),
+                *resume_key,
             ],
             environment={**storage, **records, **powertools, "JOBS_TABLE": self.jobs.table_name,
                          "JOB_NAME_PREFIX": self.job_name_prefix,
                          "POWERTOOLS_SERVICE_NAME": naming.name("completion")},
-            opts=child)
+            key=key, opts=child)
         self.reconciler = function(
             "reconciler", "reconciler", timeout_seconds=RECONCILER_TIMEOUT_SECONDS, memory_mb=256,
             statements=[
                 Statement("ListJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
-                self.jobs.statement_to_write("ReadShards", ["dynamodb:GetItem"]),
+                *self.jobs.statements_to_write("ReadShards", ["dynamodb:GetItem"]),
                 # Missed completions go to the completion queue; a failed scheduled run to its DLQ (Lambda's
                 # asynchronous on-failure destination sends with the function's own role).
                 Statement("RequeueMissedCompletions", ["sqs:SendMessage"],
                           [self.completion_queue.arn, self.completion_queue.dlq_arn]),
+                *key_to_send(key, "RequeueMissedCompletionsEncrypted",
+                             [self.completion_queue.arn_value, self.completion_queue.dlq_arn_value]),
                 Statement("HeartbeatWaitingShards", ["states:SendTaskHeartbeat"], ["*"]),
                 # Run endings whose status-change event was missed: listed, read, and requeued for run-ended.
                 Statement("ListRuns", ["states:ListExecutions"], [self.state_machine_arn]),
                 Statement("ReadEndedRuns", ["states:DescribeExecution"],
                           [env.state_machine_executions(naming.name(STATE_MACHINE_PURPOSE, max_length=80))]),
-                Statement("RequeueMissedRunEndings", ["sqs:SendMessage"], [self.run_endings_queue.arn]),
+                *key_use(key, "DecryptEndedRuns", ["kms:Decrypt"], via="states",
+                         context={MACHINE_CONTEXT: [machine_arn]}),
+                *self.run_endings_queue.statements_to_send("RequeueMissedRunEndings"),
             ],
             environment={"JOBS_TABLE": self.jobs.table_name, "JOB_NAME_PREFIX": self.job_name_prefix,
                          "COMPLETION_QUEUE_URL": self.completion_queue.url,
@@ -285,10 +319,12 @@ class BatchInference(pulumi.ComponentResource):
                           [objects(output_name, f"{MAP_RESULTS_PREFIX}/"), shards]),
                 Statement("WriteManifestsAndKeptResults", ["s3:PutObject"],
                           [objects(output_name, RUNS_PREFIX), objects(output_name, RESULTS_PREFIX)]),
-                claim, to_lane,
+                *objects_key("DecryptShards", READ_OBJECTS, input_arn),
+                *objects_key("DecryptMapResultsEncryptManifests", READ_OBJECTS + WRITE_OBJECTS, output_arn),
+                *claim, *to_lane,
                 # The publication claim, and the shard of a child that failed for good: settled under its lease.
-                self.jobs.statement_to_write("ClaimThePublicationAndFailedShards",
-                                             ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                *self.jobs.statements_to_write("ClaimThePublicationAndFailedShards",
+                                               ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 # A failed child's job that still runs would be settled by nobody.
                 # Only this pipeline's jobs: a job's ARN holds a random id, not its name, so the tag tells them apart.
                 Statement("StopAbandonedJobs", ["bedrock:StopModelInvocationJob"], [env.model_invocation_job("*")],
@@ -302,11 +338,12 @@ class BatchInference(pulumi.ComponentResource):
             settings=RUN_ENDED_WORKER, alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
             statements=[
                 Statement("WriteManifests", ["s3:PutObject"], [objects(output_name, RUNS_PREFIX)]),
-                self.jobs.statement_to_write("ClaimThePublication", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
+                *objects_key("EncryptManifests", WRITE_OBJECTS, output_arn),
+                *self.jobs.statements_to_write("ClaimThePublication", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
                 self.result_bus.statement_to_put_events("PublishRunEnded"),
             ],
             environment={**finalizer_environment, **powertools, "POWERTOOLS_SERVICE_NAME": naming.name("run-ended")},
-            opts=child)
+            key=key, opts=child)
 
         self.state_machine = StateMachine(
             naming, env, STATE_MACHINE_PURPOSE, definition=definition(self.asl_parameters(output_name)),
@@ -320,13 +357,16 @@ class BatchInference(pulumi.ComponentResource):
                           [env.map_run_executions(naming.name(STATE_MACHINE_PURPOSE, max_length=80))]),
                 Statement("WriteMapResults", ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
                                               "s3:PutObject"], [objects(output_name, MAP_RESULTS_PREFIX + "/")]),
+                *objects_key("DecryptShardLists", READ_OBJECTS, input_arn),
+                *objects_key("EncryptMapResults", WRITE_OBJECTS_IN_PARTS, output_arn),
             ],
-            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, opts=child)
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, key=key, opts=child)
         # A tick that fails inside the reconciler is retried by Lambda, then lands in the alarmed completion DLQ.
         self.schedule = invoke_on_schedule(
             self, naming, env, "reconcile", function=self.reconciler.function, function_arn=self.reconciler.arn,
             invoked="Reconciler", expression=f"rate({self.settings.reconcile_interval_minutes} minutes)",
-            dead_letter_arn=self.completion_queue.dlq_arn, failed_run_max_age_seconds=3600)
+            dead_letter_arn=self.completion_queue.dlq_arn, failed_run_max_age_seconds=3600, key=key,
+            dead_letter_arn_value=self.completion_queue.dlq_arn_value)
         self.model_throttle_alarm = notifying_alarm(
             naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
             dimensions={"ModelId": model.invoked_id}, topic_arn=alarm_topic_arn,
@@ -377,6 +417,13 @@ class BatchInference(pulumi.ComponentResource):
             assume_role_policy=service_trust_policy(BEDROCK_SERVICE, env, source_arn=env.model_invocation_job("*")),
             tags=naming.tags, opts=child)
         input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
+        # What a job reads and writes in the stack's encrypted buckets: through S3, as the role.
+        key_statements = [
+            *key_to_use(self.key, "DecryptShards", READ_OBJECTS, [self.input_bucket.arn_value]),
+            *key_to_use(self.key, "EncryptJobOutputInTheBucket", WRITE_OBJECTS_IN_PARTS,
+                        [self.output_bucket.arn_value])]
+        if self.key is not None:
+            self.key.admit_roles(env.iam_role(role.name), key_statements)
         aws.iam.RolePolicy(
             naming.logical("batch-role-policy"), name="batch-job-permissions", role=role.name,
             policy=PolicyDocument([
@@ -388,6 +435,7 @@ class BatchInference(pulumi.ComponentResource):
                           conditions={"StringLike": {"s3:prefix": [f"{BEDROCK_OUTPUT_PREFIX}*"]}}),
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
                 *self._job_output_key(env, "EncryptJobOutput", ["kms:Decrypt", "kms:GenerateDataKey"]),
+                *key_statements,
                 *self._job_network(env),
             ]).to_json(), opts=child)
         return role

@@ -37,6 +37,7 @@ from components import defaults
 from components.blocks.alarms import notifying_alarm
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry, event_pattern
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.key import StackKey
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
@@ -68,7 +69,7 @@ class EventProcessor(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: EventProcessingSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], log_retention_days: int, protect_data: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:EventProcessor", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         model = settings.model
@@ -84,7 +85,7 @@ class EventProcessor(pulumi.ComponentResource):
             producers=[QueueProducer("IntakeRuleSends", EVENTS_SERVICE, intake_rule_arn)],
             age_alarm_seconds=defaults.QUEUE_AGE_ALARM_SECONDS + settings.queue.delay_seconds
             + settings.worker.batching_window_seconds,
-            opts=child)
+            key=key, opts=child)
         self.intake = RuleToQueue(
             naming, env, "intake", bus=self.input_bus,
             event_pattern=event_pattern(settings.intake.sources, settings.intake.detail_types), queue=self.queue,
@@ -93,9 +94,10 @@ class EventProcessor(pulumi.ComponentResource):
 
         self.idempotency = DataTable(naming, env, "idempotency", purpose="idempotency",
                                      hash_key=IDEMPOTENCY_KEY_ATTRIBUTE, ttl_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
-                                     protect=protect_data, opts=child)
+                                     protect=protect_data, key=key, opts=child)
         self.results = DataTable(naming, env, "results", purpose="results", hash_key=RESULTS_KEY_ATTRIBUTE,
-                                 retention_attribute=RESULTS_EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
+                                 retention_attribute=RESULTS_EXPIRY_ATTRIBUTE, protect=protect_data, key=key,
+                                 opts=child)
 
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
@@ -103,16 +105,16 @@ class EventProcessor(pulumi.ComponentResource):
             statements=[
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], model_resources(env, settings)),
                 # Powertools' idempotency: in-progress put, completion update, and delete when the work failed.
-                self.idempotency.statement_to_write(
+                *self.idempotency.statements_to_write(
                     "RecordIdempotency", ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
                 # Conditional put of a result, then its publication claim and mark.
-                self.results.statement_to_write("WriteResults", ["dynamodb:PutItem", "dynamodb:UpdateItem"]),
+                *self.results.statements_to_write("WriteResults", ["dynamodb:PutItem", "dynamodb:UpdateItem"]),
                 self.result_bus.statement_to_put_events("PublishOnResultBus"),
             ],
             environment=worker_environment(naming, settings, idempotency_table=self.idempotency.table_name,
                                            results_table=self.results.table_name,
                                            result_bus=self.result_bus.bus_name),
-            opts=child)
+            key=key, opts=child)
 
         self.model_throttle_alarm = notifying_alarm(
             naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
@@ -134,7 +136,7 @@ class EventProcessor(pulumi.ComponentResource):
 
         self.subscriber_queue: QueueWithDlq | None = None
         if settings.result_subscriber:
-            self.subscriber_queue = self._example_subscriber(naming, env, settings, alarm_topic_arn)
+            self.subscriber_queue = self._example_subscriber(naming, env, settings, alarm_topic_arn, key)
         if settings.dashboard:
             self.dashboard = self._dashboard(naming, env, settings)
         self.register_outputs({
@@ -144,7 +146,7 @@ class EventProcessor(pulumi.ComponentResource):
         })
 
     def _example_subscriber(self, naming: Naming, env: AwsEnv, settings: EventProcessingSettings,
-                            alarm_topic_arn: pulumi.Input[str]) -> QueueWithDlq:
+                            alarm_topic_arn: pulumi.Input[str], key: StackKey | None) -> QueueWithDlq:
         """A downstream consumer's queue fed by a rule on the result bus: the shape every subscriber copies."""
         child = pulumi.ResourceOptions(parent=self)
         rule_arn = RuleToQueue.rule_arn(naming, env, "completed", self.result_bus)
@@ -152,7 +154,7 @@ class EventProcessor(pulumi.ComponentResource):
             naming, env, "subscriber", settings=QueueSettings(),
             visibility_timeout_seconds=SUBSCRIBER_VISIBILITY_TIMEOUT_SECONDS, alarm_topic_arn=alarm_topic_arn,
             producers=[QueueProducer("CompletedRuleSends", EVENTS_SERVICE, rule_arn)],
-            age_alarm_seconds=SUBSCRIBER_AGE_ALARM_SECONDS, opts=child)
+            age_alarm_seconds=SUBSCRIBER_AGE_ALARM_SECONDS, key=key, opts=child)
         self.subscriber = RuleToQueue(
             naming, env, "completed", bus=self.result_bus,
             event_pattern=event_pattern([settings.result_source], [COMPLETED_DETAIL_TYPE]), queue=queue,

@@ -41,8 +41,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.bucket import READ_OBJECTS, existing_or_new_bucket, key_to_use
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.key import StackKey, key_use
 from components.blocks.migrations import SchemaMigrations
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
@@ -89,31 +90,34 @@ class FileIngestion(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings, *, code: FunctionCode,
                  migration_code: FunctionCode, alarm_topic_arn: pulumi.Input[str],
                  notifications: BucketNotifications, log_retention_days: int, protect_data: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:FileIngestion", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         database = settings.database
         self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "files", settings=settings.bucket, protect=protect_data, opts=child)
+            naming, env, "files", settings=settings.bucket, protect=protect_data, key=key, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
+        bucket_key = None if settings.bucket.existing_name else key  # an existing bucket's encryption is its owner's
 
         self.queue = QueueWithDlq(
             naming, env, "incoming", settings=settings.queue,
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
             producers=[QueueProducer("BucketSendsNewFiles", "s3.amazonaws.com", bucket_arn)],
             # The batching window holds files back on purpose; alarm only beyond it.
-            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds, opts=child)
+            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds, key=key, opts=child)
 
         self.cluster: aws.rds.Cluster | None = None
         self.secret: aws.secretsmanager.Secret | None = None
         connection = self._database(naming, env, settings, protect_data)
-        read_admin = self._secret_statement(naming, env, settings, protect_data)
+        self.key = key
+        read_admin = self._secret_statements(naming, env, settings, protect_data)
         read_loader = self._loader_secret(naming, env, settings, protect_data)
 
         self.migrations = SchemaMigrations(
-            naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[read_admin, read_loader],
+            naming, env, "migrate", code=migration_code, vpc=self.vpc, statements=[*read_admin, *read_loader],
+            key=key,
             environment={**connection, "DATABASE_SECRET_ID": self.secret_id,
                          "LOADER_SECRET_ID": self.loader_secret.name,
                          "SECRET_VALUE_WAIT_SECONDS": str(database.secret.value_wait_seconds),
@@ -137,7 +141,9 @@ class FileIngestion(pulumi.ComponentResource):
                 # GetObjectVersion: a notification's versionId is read exactly, never the current object instead.
                 Statement("ReadDatasetPrefixes", ["s3:GetObject", "s3:GetObjectVersion"], reads),
                 Statement("ListDatasetPrefixes", ["s3:ListBucket"], [bucket_arn], conditions=listable),
-                read_loader],
+                *key_to_use(bucket_key, "DecryptDatasetObjects", READ_OBJECTS,
+                            [env.arn("s3", bucket_physical, regional=False, with_account=False)]),
+                *read_loader],
             environment={
                 **connection,
                 "DATABASE_SECRET_ID": self.loader_secret.name,
@@ -153,7 +159,7 @@ class FileIngestion(pulumi.ComponentResource):
                 "POWERTOOLS_METRICS_NAMESPACE": naming.project,
                 "LOG_LEVEL": "INFO",
             },
-            opts=child)
+            key=key, opts=child)
 
         notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                             queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
@@ -191,9 +197,10 @@ class FileIngestion(pulumi.ComponentResource):
         self.address = (database.host, database.port, database.name)
         return variables
 
-    def _secret_statement(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
-                          protect_data: bool) -> Statement:
-        """Where the credentials are (``self.secret_id`` for the functions) and the one grant to read them."""
+    def _secret_statements(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
+                           protect_data: bool) -> list[Statement]:
+        """Where the credentials are (``self.secret_id`` for the functions) and the grants to read them: the one to
+        read the secret and, for the secret the stack creates under the stack's key, the key's decryption of it."""
         secret = settings.database.secret
         sid, action = "ReadDatabaseCredentials", ["secretsmanager:GetSecretValue"]
         if self.cluster is not None:
@@ -201,27 +208,32 @@ class FileIngestion(pulumi.ComponentResource):
             self.secret_id: pulumi.Output[str] = self.cluster.master_user_secrets.apply(
                 lambda secrets: (secrets[0].secret_arn or "") if secrets else "")
             cluster_arn = env.arn("rds", f"cluster:{naming.name('db', max_length=63)}")
-            return Statement(sid, action, [env.arn("secretsmanager", _RDS_MANAGED_SECRET)],
-                             conditions={"StringEquals": {_RDS_CLUSTER_TAG: cluster_arn}})
+            return [Statement(sid, action, [env.arn("secretsmanager", _RDS_MANAGED_SECRET)],
+                              conditions={"StringEquals": {_RDS_CLUSTER_TAG: cluster_arn}})]
         if secret.existing_arn:
             self.secret_id = pulumi.Output.from_input(secret.existing_arn)
-            return Statement(sid, action, [secret.existing_arn])
+            return [Statement(sid, action, [secret.existing_arn])]
         if secret.existing_name:
             self.secret_id = pulumi.Output.from_input(secret.existing_name)
-            return Statement(sid, action, [env.secret(secret.existing_name)])
+            return [Statement(sid, action, [env.secret(secret.existing_name)])]
         name = f"{naming.project}/{naming.stack}/{naming.pipeline}/database"
         self.secret = aws.secretsmanager.Secret(
             naming.logical("database-secret"), name=name,
             description=f"Credentials of the {naming.pipeline} database (JSON: username, password, host, port, "
                         "dbname). Filled in by the database's operator; read by the worker and the migrations.",
             recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
+            kms_key_id=self.key.arn if self.key is not None else None,
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
         self.secret_id = self.secret.name
-        return Statement(sid, action, [env.secret(self.secret.name)])
+        # Secrets Manager decrypts a secret's value with its key bound to the secret (encryption context SecretARN).
+        return [Statement(sid, action, [env.secret(self.secret.name)]),
+                *key_use(self.key, "DecryptDatabaseCredentials", ["kms:Decrypt"], via="secretsmanager",
+                         context={"SecretARN": [env.arn("secretsmanager", f"secret:{name}-??????")]}, like=True)]
 
     def _loader_secret(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings,
-                       protect_data: bool) -> Statement:
-        """The loader's secret with a value the stack generates, and the one grant to read it.
+                       protect_data: bool) -> list[Statement]:
+        """The loader's secret with a value the stack generates, and the grants to read it (with the stack's key, its
+        decryption too).
 
         The password is drawn here (``secrets``, the standard library's generator: no extra provider plugin for one
         random string) and written once, as the secret's first version: ``ignore_changes`` keeps every later run from
@@ -236,6 +248,7 @@ class FileIngestion(pulumi.ComponentResource):
                         "dbname, masterarn). Generated by the stack, set in the database by the migrations, rotated "
                         "by alternating users; read only by the worker.",
             recovery_window_in_days=30 if protect_data else 7, tags=naming.tags,
+            kms_key_id=self.key.arn if self.key is not None else None,
             opts=pulumi.ResourceOptions(parent=self, protect=protect_data))
         host, port, dbname = self.address
         facts: dict[str, pulumi.Input[Any]] = {"engine": "postgres", "username": self.loader_username,
@@ -248,7 +261,9 @@ class FileIngestion(pulumi.ComponentResource):
             naming.logical("loader-secret-value"), secret_id=self.loader_secret.id,
             secret_string=pulumi.Output.secret(document),  # type: ignore[arg-type]  # Output.secret's stub
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
-        return Statement("ReadLoaderCredentials", ["secretsmanager:GetSecretValue"], [env.secret(name)])
+        return [Statement("ReadLoaderCredentials", ["secretsmanager:GetSecretValue"], [env.secret(name)]),
+                *key_use(self.key, "DecryptLoaderCredentials", ["kms:Decrypt"], via="secretsmanager",
+                         context={"SecretARN": [env.arn("secretsmanager", f"secret:{name}-??????")]}, like=True)]
 
     def _rotations(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings) -> list[SecretRotation]:
         """Rotation of the secrets this stack creates, after the migrations made their users."""

@@ -22,10 +22,11 @@ from components.blocks.alarms import notifying_alarm
 from components.blocks.bucket import existing_or_new_bucket
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
+from components.blocks.key import StackKey
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
-from components.blocks.queue import QueueProducer, QueueWithDlq
+from components.blocks.queue import QueueProducer, QueueWithDlq, encryption, key_to_send
 from components.blocks.schedule import invoke_on_schedule
 from components.blocks.worker import QueueWorker
 from components.config import KnowledgeBaseSyncSettings
@@ -94,7 +95,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], notifications: BucketNotifications, log_retention_days: int,
-                 protect_data: bool, batch_results: BatchResults | None = None,
+                 protect_data: bool, batch_results: BatchResults | None = None, key: StackKey | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -102,7 +103,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         uses_schedule = settings.trigger in ("schedule", "both")
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "docs", settings=settings.bucket, protect=protect_data, opts=child)
+            naming, env, "docs", settings=settings.bucket, protect=protect_data, key=key, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
         if settings.batch_results and batch_results is None:
             raise ValueError(f"{naming.pipeline}: batchResults is set but the stack passes no batch-inference bus")
@@ -119,10 +120,10 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             # The delay and the batching window hold every change back on purpose; alarm only beyond both.
             age_alarm_seconds=defaults.QUEUE_AGE_ALARM_SECONDS + settings.queue.delay_seconds
             + settings.worker.batching_window_seconds,
-            opts=child)
+            key=key, opts=child)
         knowledge_base_arn = env.knowledge_base(settings.knowledge_base_id)
         if uses_schedule:
-            self.failed_runs_arn = self._failed_runs_queue(naming, env, alarm_topic_arn)
+            self.failed_runs_arn = self._failed_runs_queue(naming, env, alarm_topic_arn, key)
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
@@ -133,13 +134,15 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                     "bedrock:StartIngestionJob", "bedrock:GetIngestionJob", "bedrock:ListIngestionJobs",
                     "bedrock:IngestKnowledgeBaseDocuments", "bedrock:DeleteKnowledgeBaseDocuments",
                     "bedrock:GetKnowledgeBaseDocuments"], [knowledge_base_arn]),
-                self.queue.statement_to_send("RequestFollowUpSync"),
+                *self.queue.statements_to_send("RequestFollowUpSync"),
                 # Lambda delivers a failed scheduled (asynchronous) run to its queue with the function's own role.
-                *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn])]
+                *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn]),
+                   *key_to_send(key, "DeadLetterFailedScheduledRunsEncrypted",
+                                [env.arn("sqs", naming.name("failed-runs", max_length=80))])]
                   if uses_schedule else []),
             ],
             environment=worker_environment(naming, settings, bucket=self.bucket_name, queue_url=self.queue.url),
-            opts=child)
+            key=key, opts=child)
 
         self.failure_alarms = [
             notifying_alarm(naming, purpose, namespace=naming.project, metric=metric,
@@ -168,12 +171,13 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 self, naming, env, "schedule", function=self.worker.function, function_arn=self.worker.arn,
                 invoked="Worker", expression=settings.schedule_expression, dead_letter_arn=self.queue.dlq_arn,
                 failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
-                failed_run_destination_arn=self.failed_runs_arn)
+                failed_run_destination_arn=self.failed_runs_arn, key=key,
+                dead_letter_arn_value=self.queue.dlq_arn_value)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name})
 
-    def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str]
-                           ) -> pulumi.Output[str]:
+    def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str],
+                           key: StackKey | None) -> pulumi.Output[str]:
         """Where Lambda puts a scheduled run that failed all its attempts: encrypted, TLS-only, kept 14 days,
         alarmed on its first message. Its records say which tick failed and why; the next tick syncs anyway, and
         a record's ``requestPayload`` invoked on the function re-runs that tick."""
@@ -181,7 +185,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         name = naming.name("failed-runs", max_length=80)
         queue = aws.sqs.Queue(naming.logical("failed-runs"), name=name,
                               message_retention_seconds=defaults.DLQ_RETENTION_SECONDS,
-                              sqs_managed_sse_enabled=defaults.SQS_MANAGED_ENCRYPTION, tags=naming.tags, opts=child)
+                              **encryption(key), tags=naming.tags, opts=child)
         arn = env.sqs_queue(queue.name)
         aws.sqs.QueuePolicy(naming.logical("failed-runs-policy"), queue_url=env.sqs_queue_url(queue.name),
                             policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [arn])]).to_json(), opts=child)

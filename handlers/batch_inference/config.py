@@ -13,7 +13,7 @@ Variables (each function gets the ones it reads):
 * the sharder: `TEXT_FIELD`, `ID_FIELD`, `MODE`, `MIN_RECORDS_PER_JOB`, `MAX_RECORDS_PER_JOB`, `MAX_FILE_BYTES`,
   `MAX_RECORD_BYTES`, `MAX_INPUT_CHARS`, `RUN_DEADLINE_HOURS` (0: no deadline unless the run's input names one);
 * batch jobs: `BATCH_ROLE_ARN`, `JOB_NAME_PREFIX`, `JOB_TIMEOUT_HOURS`, `DEADLINE_JOB_HOURS`, `JOB_TAGS` (the
-  stack's tags as a JSON object), `JOB_OUTPUT_KMS_KEY` (a key ARN, or empty), `JOB_VPC` (``{subnetIds,
+  stack's tags as a JSON object), `JOB_OUTPUT_KMS_KEY` (a key ARN or alias ARN, or empty), `JOB_VPC` (``{subnetIds,
   securityGroupIds}`` as JSON, or empty);
 * the synchronous worker: `MODEL_TIMEOUT_SECONDS`, `RECORD_CONCURRENCY`, `MAX_ATTEMPTS`, `BATCH_RETRIES`;
 * the reconciler: `COMPLETION_QUEUE_URL`, `RECONCILE_LOOKBACK_HOURS`;
@@ -44,7 +44,9 @@ _JOB_PREFIX = r"[a-zA-Z0-9][a-zA-Z0-9-]{0,33}"
 _BUS = r"[A-Za-z0-9._-]{1,256}"
 _SOURCE = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,255}"
 _FIELD = r"[^\s]{1,128}"
-_KMS_KEY = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,64}"
+# A key ARN, or an alias ARN (the stack's key is named by its alias, known before the key exists); Bedrock's
+# s3EncryptionKeyId accepts both.
+_KMS_KEY = r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})"
 _SUBNET = r"subnet-[0-9a-f]{8,17}"
 _SECURITY_GROUP = r"sg-[0-9a-f]{8,17}"
 
@@ -244,7 +246,8 @@ class SubmitterSettings:
                                                   meaning="a key prefix ending in /"),
                    request_format=_request_format(env), job_tags=_job_tags(env),
                    deadline_job_hours=read_int(env, "DEADLINE_JOB_HOURS", default=24, minimum=1, maximum=168),
-                   output_kms_key=(read_str(env, "JOB_OUTPUT_KMS_KEY", pattern=_KMS_KEY, meaning="a KMS key ARN")
+                   output_kms_key=(read_str(env, "JOB_OUTPUT_KMS_KEY", pattern=_KMS_KEY,
+                                            meaning="a KMS key or alias ARN")
                                    if env.get("JOB_OUTPUT_KMS_KEY", "").strip() else None),
                    vpc=_job_vpc(env))
 

@@ -1,13 +1,14 @@
-"""KMS keys: customer managed symmetric encryption keys rotate their key material."""
+"""KMS keys: customer managed symmetric encryption keys rotate their key material, and, where a stack is set to
+customer-managed keys, every store of the stack is encrypted with a rotating key of the stack."""
 
 from __future__ import annotations
 
-from pulumi_policy import Severity
+from pulumi_policy import PolicyResource, Severity
 
 from .core import types
 from .core.frameworks import cis, well_architected
-from .core.rule import ResourceContext, Rule
-from .core.values import fmt, number, truthy
+from .core.rule import ResourceContext, Rule, StackContext, describe
+from .core.values import as_list, fmt, get_path, number, truthy
 
 # Only symmetric encryption keys with AWS-generated material can rotate automatically (KMS rejects
 # EnableKeyRotation for asymmetric, HMAC and imported keys; aws:kms/externalKey:ExternalKey is a separate type).
@@ -27,6 +28,72 @@ def _key_rotation(ctx: ResourceContext) -> None:
     period = number(ctx.props.get("rotationPeriodInDays"), 365)
     if period > most:
         ctx.violation(f"{ctx.subject} rotationPeriodInDays {fmt(period)} exceeds {fmt(most)}")
+
+
+# Each store type and the input that names its key. The key is related through property dependencies (the input was
+# built from a key or an alias of this stack), never by reading the value: a key's ARN is unknown at preview.
+_STORE_KEYS: dict[str, str] = {
+    types.QUEUE: "kmsMasterKeyId",
+    types.TOPIC: "kmsMasterKeyId",
+    types.TABLE: "serverSideEncryption",
+    types.LOG_GROUP: "kmsKeyId",
+    types.SECRET: "kmsKeyId",
+    types.SCHEDULE: "kmsKeyArn",
+    types.STATE_MACHINE: "encryptionConfiguration",
+}
+
+
+def _keys_behind(ctx: StackContext, resource: PolicyResource, key: str) -> list[PolicyResource]:
+    """The stack's KMS keys the input `key` of `resource` was built from, directly or through an alias."""
+    keys = ctx.index.deps(resource, key, types.KMS_KEY)
+    for alias in ctx.index.deps(resource, key, types.KMS_ALIAS):
+        keys += ctx.index.deps(alias, "targetKeyId", types.KMS_KEY)
+    return keys
+
+
+def _problem(ctx: StackContext, resource: PolicyResource, key: str) -> str | None:
+    keys = _keys_behind(ctx, resource, key)
+    if not keys:
+        return f"its {key} names no customer-managed key of this stack"
+    if not any(truthy(k.props.get("enableKeyRotation")) for k in keys):
+        return f"its key {describe(keys[0])} does not rotate"
+    return None
+
+
+def _bucket_problem(ctx: StackContext, bucket: PolicyResource) -> str | None:
+    configs = ctx.index.referrers(bucket, *types.BUCKET_ENCRYPTIONS, key="bucket")
+    if not configs:
+        return "has no encryption configuration naming a customer-managed key of this stack"
+    for config in configs:
+        rules = as_list(config.props.get("rules"))
+        if not rules or any(get_path(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm") != "aws:kms"
+                            for rule in rules):
+            return f"{describe(config)} does not encrypt with aws:kms"
+        if not all(truthy(get_path(rule, "bucketKeyEnabled")) for rule in rules):
+            return f"{describe(config)} has no bucket key (every object would call KMS)"
+        problem = _problem(ctx, config, "rules")
+        if problem:
+            return f"{describe(config)}: {problem}"
+    return None
+
+
+def _stores_use_stack_key(ctx: StackContext) -> None:
+    if not ctx.settings["requireCustomerManagedKey"]:
+        return
+    if not ctx.index.of_type(types.KMS_KEY):
+        ctx.violation("", "the stack is set to customer-managed keys but creates no KMS key")
+        return
+    for store_type, key in _STORE_KEYS.items():
+        for store in ctx.index.of_type(store_type):
+            with ctx.about(store):
+                problem = _problem(ctx, store, key)
+                if problem:
+                    ctx.violation(store, f"{describe(store)}: {problem}")
+    for bucket in ctx.index.of_type(*types.BUCKETS):
+        with ctx.about(bucket):
+            problem = _bucket_problem(ctx, bucket)
+            if problem:
+                ctx.violation(bucket, f"{describe(bucket)}: {problem}")
 
 
 RULES = (
@@ -49,5 +116,33 @@ RULES = (
         url="https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html",
         settings={"maxRotationPeriodDays": {"type": "integer", "minimum": 90, "maximum": 2560, "default": 365,
                                             "description": "Longest rotation period accepted, in days."}},
+    ),
+    Rule(
+        name="kms-stores-use-stack-key",
+        what="With requireCustomerManagedKey (a stack set to customer-managed keys), every queue, topic, bucket "
+             "(SSE-KMS with a bucket key), table, log group, secret, schedule and state machine is encrypted with a "
+             "customer-managed KMS key of the stack that rotates.",
+        why="Regulated teams must hold the key to their data: revoke it, audit every use in CloudTrail and rotate "
+            "it. One store left on an AWS-managed or AWS-owned key escapes all three.",
+        scope="stack",
+        check=_stores_use_stack_key,
+        severity=Severity.HIGH,
+        frameworks=(
+            well_architected("SEC08-BP01", spec="Implement secure key management"),
+            well_architected("SEC08-BP02", spec="Enforce encryption at rest"),
+        ),
+        remediation="Pass the stack's key to the store (kmsMasterKeyId, kmsKeyId, kmsKeyArn, serverSideEncryption, "
+                    "encryptionConfiguration, or a BucketServerSideEncryptionConfiguration with aws:kms and a "
+                    "bucket key), built from the aws.kms.Key or its aws.kms.Alias so the dependency is recorded.",
+        url="https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#customer-cmk",
+        settings={"requireCustomerManagedKey": {
+            "type": "boolean", "default": False,
+            "description": "The stack is set to customer-managed keys (ai-pipelines:encryption customer-managed): "
+                           "require every store to use a rotating key of the stack."}},
+        relations=("Queue.kmsMasterKeyId -> Key | Alias", "Topic.kmsMasterKeyId -> Key | Alias",
+                   "Table.serverSideEncryption -> Key", "LogGroup.kmsKeyId -> Key", "Secret.kmsKeyId -> Key",
+                   "Schedule.kmsKeyArn -> Key", "StateMachine.encryptionConfiguration -> Key",
+                   "BucketServerSideEncryptionConfiguration.bucket -> Bucket, .rules -> Key | Alias",
+                   "Alias.targetKeyId -> Key"),
     ),
 )

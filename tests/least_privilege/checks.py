@@ -37,7 +37,11 @@ RUN_TIME_NAMED: Mapping[str, str] = {
         "Secrets Manager appends six random characters to a secret's name in its ARN",
     _ACCOUNT.format(service="ec2") + r"network-interface/\*":
         "a VPC function's network interfaces get ids chosen by EC2",
+    _ACCOUNT.format(service="kms") + r"key/\*":
+        "a key's id is chosen by KMS when it is created (unknown at preview); the statement names the key by its alias "
+        "with kms:ResourceAliases, which `_kms_key_width` requires",
 }
+_KMS_KEYS = re.compile(_ACCOUNT.format(service="kms") + r"key/\*")
 _S3_OBJECTS = re.compile(r"arn:[^:]+:s3:::([^/*?]+)/(.*)")
 _S3_BUCKET = re.compile(r"arn:[^:]+:s3:::([^/*?]+)")
 _S3_PREFIX_KEY = "s3:prefix"
@@ -106,6 +110,23 @@ def _resource_width(statement: Mapping[str, Any], actions: Sequence[str], resour
         return _s3_listing_width(statement, actions, resource, prefixes)
     if ("*" in resource or "?" in resource) and not any(re.fullmatch(p, resource) for p in RUN_TIME_NAMED):
         return [f"{resource} has a wildcard where the resource's name is known"]
+    if _KMS_KEYS.fullmatch(resource):
+        return _kms_key_width(statement, resource)
+    return []
+
+
+def _kms_key_width(statement: Mapping[str, Any], resource: str) -> list[str]:
+    """Every key of the account and region unless the statement names the key by an alias it alone carries; every
+    store the key encrypts unless an encryption-context condition names the stores (queue, bucket, table, ...)."""
+    aliases = [str(v) for operator, tests in (statement.get("Condition") or {}).items()
+               if operator in ("ForAnyValue:StringEquals", "StringEquals")
+               for key, values in tests.items() if key.lower() == "kms:resourcealiases" for v in as_list(values)]
+    if not aliases or any("*" in a or "?" in a for a in aliases):
+        return [f"{resource} without a kms:ResourceAliases condition naming one alias grants every key there"]
+    stores = [key for tests in (statement.get("Condition") or {}).values() for key in tests
+              if key.lower().startswith("kms:encryptioncontext:")]
+    if not stores:
+        return [f"{resource}: no kms:EncryptionContext condition, so the key may be used for any store it encrypts"]
     return []
 
 

@@ -8,6 +8,9 @@
 * The Bedrock batch service role: what each job the submitter created reads (its shard), writes (its output
   prefix) and invokes (its model, or inference profile and the models it routes to).
 * A schedule's or an event target's role: invoking its target, and sending to its dead-letter queue.
+* With the stack's customer-managed key, what each of those requests asks of the key (`stack_key.py`): a request on
+  a store encrypted with it makes the service call KMS as the role, and a schedule or a state machine encrypted with
+  it uses the key as its role.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from urllib.parse import urlparse
 
 from offline.synth import Synthesis, load_stack_files
 from tests.least_privilege.roles import FUNCTION, Role
+from tests.least_privilege.stack_key import StackKeyUses
 from tests.support.aws_calls import CallRegistry, Request
 from tests.support.call_resources import Placement, profile_regions
 from tests.support.iam_eval import Authorization, context_of
@@ -78,8 +82,13 @@ class StackUses:
                   "schedule": self._schedule, "event target": self._event_target}.get(role.kind)
         key = (role.name, role.kind)
         if key not in self._derived:
-            self._derived[key] = sorted(set(derive(role))) if derive else []
+            found = derive(role) if derive else []
+            self._derived[key] = sorted(set(found) | set(self.stack_key.behind(role, found)))
         return self._derived[key]
+
+    @property
+    def stack_key(self) -> StackKeyUses:
+        return StackKeyUses.build(self.synthesis, self.placement)
 
     # --- functions ------------------------------------------------------------------------------------------------
 

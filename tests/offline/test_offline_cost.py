@@ -217,6 +217,15 @@ def test_kms_key_and_requests(dev_medium: Estimate) -> None:
     assert requests.cost == pytest.approx(600 * 0.03 / 10_000)
 
 
+def test_prod_has_one_key_the_stack_key(prod: Inventory, prices: PriceTable) -> None:
+    # encryption customer-managed: the stack's key encrypts every store and the alarm topic, which then has no key
+    # of its own; one key, $1, under the shared resources (as in dev, where it is the alarm topic's).
+    result = estimate(prod, profile("medium"), prices)
+    keys = item(result, "shared", "KMS", "keys")
+    assert (keys.quantity, keys.cost) == (1, pytest.approx(1.00))
+    assert [b.pipeline for b in result.bills if ("KMS", "keys") in b.items] == ["shared"]
+
+
 def test_secrets_manager_secret_and_calls(dev_medium: Estimate) -> None:
     # two secrets at $0.40 a month: the admin secret the stack creates and the loader's
     assert item(dev_medium, "fileIngestion", "Secrets Manager", "secrets").cost == pytest.approx(0.80)

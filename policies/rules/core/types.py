@@ -16,6 +16,7 @@ LAMBDA_PERMISSION: Final = "aws:lambda/permission:Permission"
 FUNCTION_EVENT_INVOKE_CONFIG: Final = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 TOPIC_SUBSCRIPTION: Final = "aws:sns/topicSubscription:TopicSubscription"
 KMS_KEY: Final = "aws:kms/key:Key"
+KMS_ALIAS: Final = "aws:kms/alias:Alias"
 SECRET: Final = "aws:secretsmanager/secret:Secret"
 SECRET_ROTATION: Final = "aws:secretsmanager/secretRotation:SecretRotation"
 
@@ -68,7 +69,8 @@ _NOUNS: Final = {
     POLICY_ATTACHMENT: "policy attachment", BUCKET_PUBLIC_ACCESS_BLOCK: "public access block",
     BUCKET_POLICY: "bucket policy", BUCKET_NOTIFICATION: "bucket notification", STATE_MACHINE: "state machine",
     TABLE: "table", FUNCTION_EVENT_INVOKE_CONFIG: "async invoke config", TOPIC_SUBSCRIPTION: "subscription",
-    KMS_KEY: "KMS key", SECRET: "secret", SECRET_ROTATION: "secret rotation", RDS_CLUSTER: "database cluster",
+    KMS_KEY: "KMS key", KMS_ALIAS: "KMS alias", SECRET: "secret", SECRET_ROTATION: "secret rotation",
+    RDS_CLUSTER: "database cluster",
     RDS_CLUSTER_INSTANCE: "database instance",
     RDS_INSTANCE: "database instance", **{t: "bucket versioning" for t in BUCKET_VERSIONINGS},
     **{t: "bucket lifecycle" for t in BUCKET_LIFECYCLES}, **{t: "bucket" for t in BUCKETS},
