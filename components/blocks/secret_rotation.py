@@ -56,7 +56,8 @@ class SecretRotation(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, secret: aws.secretsmanager.Secret,
                  strategy: Strategy, vpc: VpcPlacement, days: int, master_secret_arn: pulumi.Input[str] | None = None,
-                 depends_on: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None) -> None:
+                 depends_on: Sequence[pulumi.Resource] = (), key_arn: pulumi.Input[str] | None = None,
+                 master_key_arn: pulumi.Input[str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:SecretRotation", naming.logical(purpose), None, opts)
         if (strategy == "alternating-users") != (master_secret_arn is not None):
             raise ValueError("alternating-users rotation needs the admin secret (master_secret_arn); single-user none")
@@ -71,6 +72,12 @@ class SecretRotation(pulumi.ComponentResource):
         }
         if master_secret_arn is not None:
             parameters["masterSecretArn"] = master_secret_arn
+        if key_arn is not None:
+            # The secret is encrypted with the stack's key: the template grants its function that key (through
+            # Secrets Manager, which the key policy allows the account's roles) instead of aws/secretsmanager.
+            parameters["kmsKeyArn"] = key_arn
+        if master_key_arn is not None:
+            parameters["masterSecretKmsKeyArn"] = master_key_arn  # likewise for the admin secret it reads
         self.function_stack = aws.serverlessrepository.CloudFormationStack(
             naming.logical(f"{purpose}-function"), name=naming.name(purpose, max_length=128),
             application_id=application_id(env, strategy), semantic_version=APPLICATION_VERSION,

@@ -265,6 +265,10 @@ class FileIngestion(pulumi.ComponentResource):
                 *key_use(self.key, "DecryptLoaderCredentials", ["kms:Decrypt"], via="secretsmanager",
                          context={"SecretARN": [env.arn("secretsmanager", f"secret:{name}-??????")]}, like=True)]
 
+    def _secret_key(self) -> pulumi.Output[str] | None:
+        """The key of the secrets the stack creates: the stack's, when it has one."""
+        return self.key.arn if self.key is not None else None
+
     def _rotations(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings) -> list[SecretRotation]:
         """Rotation of the secrets this stack creates, after the migrations made their users."""
         rotation = settings.database.rotation
@@ -273,12 +277,14 @@ class FileIngestion(pulumi.ComponentResource):
         after = [self.migrations.invocation]
         rotations = [SecretRotation(
             naming, env, "loader-rotation", secret=self.loader_secret, strategy="alternating-users", vpc=self.vpc,
-            master_secret_arn=self.secret_id, days=rotation.days, depends_on=after,
+            master_secret_arn=self.secret_id, days=rotation.days, depends_on=after, key_arn=self._secret_key(),
+            master_key_arn=self._secret_key() if self.secret is not None else None,
             opts=pulumi.ResourceOptions(parent=self))]
         if self.secret is not None:
             rotations.append(SecretRotation(
                 naming, env, "admin-rotation", secret=self.secret, strategy="single-user", vpc=self.vpc,
-                days=rotation.days, depends_on=after, opts=pulumi.ResourceOptions(parent=self)))
+                days=rotation.days, depends_on=after, key_arn=self._secret_key(),
+                opts=pulumi.ResourceOptions(parent=self)))
         return rotations
 
     def _aurora(self, naming: Naming, settings: FileIngestionSettings, protect_data: bool) -> aws.rds.Cluster:
