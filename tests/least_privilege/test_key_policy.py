@@ -9,6 +9,7 @@ Functions, Bedrock and Scheduler do with the role), the same requests `test_leas
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -41,23 +42,38 @@ def test_prod_is_set_to_customer_managed_keys() -> None:
 
 @pytest.mark.parametrize("name", WITH_KEY)
 def test_the_key_policy_admits_exactly_the_roles_that_use_the_key(name: str) -> None:
+    """Per role, the (action, store) pairs the key policy admits (a store named by its encryption context) are
+    exactly those the role's requests use."""
     key_arn, statements = stack_key(name)
     configured = load_stack_files(name).config.get("ai-pipelines:keyReaders") or "[]"
     readers = set(json.loads(configured) if isinstance(configured, str) else configured)
-    admitted: dict[str, set[str]] = {}
+    admitted: dict[str, set[tuple[str, str]]] = {}
     for statement in statements:
         for principal in as_list((statement.get("Principal") or {}).get("AWS")):
             if principal in readers:  # configured readers outside the stack: Decrypt through S3 and SQS only
                 assert (statement["Action"], set(statement["Condition"]["StringEquals"])) == (
                     ["kms:Decrypt"], {"kms:ViaService"}), statement
             elif not principal.endswith(":root"):
-                admitted.setdefault(principal, set()).update(a.lower() for a in as_list(statement["Action"]))
-    used = {}
+                admitted.setdefault(principal, set()).update(
+                    (action.lower(), store) for action in as_list(statement["Action"])
+                    for store in _stores(statement.get("Condition", {})))
+    used: dict[str, set[tuple[str, str]]] = {}
     for role in stack_roles(stack(name)):
-        actions = {a.action.lower() for a in uses(name).authorizations(role) if a.resource == key_arn}
-        if actions:
-            used[role.arn] = actions
-    assert admitted == used
+        for request in uses(name).authorizations(role):
+            if request.resource == key_arn:
+                used.setdefault(role.arn, set()).update(
+                    (request.action.lower(), value) for context, values in request.context
+                    if context.startswith("kms:EncryptionContext:") for value in values)
+    assert sorted(admitted) == sorted(used)
+    for arn, pairs in used.items():
+        unmatched = [p for p in pairs if not any(a == p[0] and fnmatchcase(p[1], s) for a, s in admitted[arn])]
+        unused = [p for p in admitted[arn] if not any(a == p[0] and fnmatchcase(u, p[1]) for a, u in pairs)]
+        assert (arn, unmatched, unused) == (arn, [], [])
+
+
+def _stores(conditions: dict[str, dict[str, Any]]) -> list[str]:
+    return [str(v) for tests in conditions.values() for key, values in tests.items()
+            if key.startswith("kms:EncryptionContext:") for v in as_list(values)]
 
 
 @pytest.mark.parametrize("name", WITH_KEY)
