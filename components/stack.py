@@ -48,7 +48,8 @@ def build_stack(config: StackConfig | None = None) -> None:
                                          "outputBucket": inference.output_bucket.bucket_name,
                                          "resultBusName": inference.result_bus.bus_name,
                                          "resultBusArn": inference.result_bus.arn,
-                                         "failureLaneUrl": inference.failure_lane.url})
+                                         "failureLaneUrl": inference.failure_lane.url,
+                                         "dashboardName": inference.dashboard.dashboard_name})
     batch_results = (BatchResults(inference.result_bus, batch.result_source)
                      if inference is not None and batch is not None else None)
     kb = config.knowledge_base_sync
@@ -59,7 +60,8 @@ def build_stack(config: StackConfig | None = None) -> None:
                                      batch_results=batch_results)
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
-                                            "bucketName": pipeline.bucket_name})
+                                            "bucketName": pipeline.bucket_name,
+                                            "dashboardName": pipeline.dashboard.dashboard_name})
     events = config.event_processing
     if events is not None and events.enabled:
         processor = EventProcessor(naming.child("eventproc"), env, events, code=code(EVENT_PROCESSOR_PACKAGE),
@@ -74,7 +76,8 @@ def build_stack(config: StackConfig | None = None) -> None:
                                           "idempotencyTable": processor.idempotency.table_name,
                                           "resultsTable": processor.results.table_name,
                                           "subscriberQueueUrl": (processor.subscriber_queue.url
-                                                                 if processor.subscriber_queue else None)})
+                                                                 if processor.subscriber_queue else None),
+                                          "dashboardName": processor.dashboard.dashboard_name})
     files = config.file_ingestion
     if files is not None and files.enabled:
         ingestion = FileIngestion(naming.child("fileingest"), env, files, code=code(FILE_INGESTION_PACKAGE),
@@ -85,5 +88,6 @@ def build_stack(config: StackConfig | None = None) -> None:
                                         "dlqUrl": ingestion.queue.dlq_url,
                                         "functionName": ingestion.worker.function.name,
                                         "migrationFunctionName": ingestion.migrations.function.name,
-                                        "databaseSecretId": ingestion.secret_id})
+                                        "databaseSecretId": ingestion.secret_id,
+                                        "dashboardName": ingestion.dashboard.dashboard_name})
     notifications.build()

@@ -41,8 +41,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.blocks.alarms import custom_metric
 from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.dashboard import PipelineDashboard, Widget, batch_size_widget, metrics_widget
 from components.blocks.iam import AwsEnv, Statement
+from components.blocks.metrics import Metric
 from components.blocks.migrations import SchemaMigrations
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
@@ -62,6 +65,11 @@ _RDS_CLUSTER_TAG = "secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn"
 AURORA_PORT = 5432
 # Where the loader's privileges live (migration 0005_loader_role.sql); its login users are members.
 LOADER_GROUP = "file_ingestion_loader"
+# Files wait for the database: fifty thousand waiting (half a day of the medium profile's 100,000 a day, 500 full
+# batches) means the loader or the database has fallen behind, whatever the oldest file's age says.
+BACKLOG_ALARM_MESSAGES = 50_000
+# The loader's errors page on their rate: with batches every few seconds a transient connection failure is retried
+# by SQS (and a file that keeps failing reaches the alarmed DLQ), so one failed batch is noise, 5 % an outage.
 
 
 def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
@@ -104,7 +112,8 @@ class FileIngestion(pulumi.ComponentResource):
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
             producers=[QueueProducer("BucketSendsNewFiles", "s3.amazonaws.com", bucket_arn)],
             # The batching window holds files back on purpose; alarm only beyond it.
-            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds, opts=child)
+            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds,
+            backlog_alarm_messages=BACKLOG_ALARM_MESSAGES, opts=child)
 
         self.cluster: aws.rds.Cluster | None = None
         self.secret: aws.secretsmanager.Secret | None = None
@@ -130,7 +139,7 @@ class FileIngestion(pulumi.ComponentResource):
         listable = {"StringLike": {"s3:prefix": [f"{route.prefix}*" for route in settings.datasets]}}
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
-            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc,
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc, errors_by_rate=True,
             # Code and deliveries follow the schema: the handler never sees a table its migration has not created.
             after=[self.migrations.invocation],
             statements=[
@@ -157,9 +166,24 @@ class FileIngestion(pulumi.ComponentResource):
 
         notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                             queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming), opts=child)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name, "secretId": self.secret_id,
-                               "loaderSecretId": self.loader_secret.name})
+                               "loaderSecretId": self.loader_secret.name,
+                               "dashboardName": self.dashboard.dashboard_name})
+
+    def _dashboard(self, naming: Naming) -> list[tuple[str, list[Widget]]]:
+        def worker(metric: str, stat: str = "Sum") -> Metric:
+            return custom_metric(naming, "worker", metric, stat=stat)
+
+        loads = [metrics_widget("files loaded and skipped", [worker("FilesLoaded"), worker("FilesSkipped"),
+                                                             worker("FilesRejected"), worker("MessagesRejected")]),
+                 metrics_widget("rows", [worker("RowsInserted"), worker("RowsAlreadyLoaded"),
+                                         worker("DatabaseWriteFailures")]),
+                 batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
+                                   self.worker.settings.batch_size)]
+        return [("Incoming files queue", self.queue.widgets()), ("Loader", self.worker.widgets()),
+                ("Loads", loads)]
 
     # --- the database and its credentials -------------------------------------------------------------------
 

@@ -18,10 +18,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import Alarm, custom_metric, notifying_alarm, queue_metric
 from components.blocks.bucket import existing_or_new_bucket
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
+from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, batch_size_widget, metrics_widget
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
+from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
@@ -121,8 +123,11 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             + settings.worker.batching_window_seconds,
             opts=child)
         knowledge_base_arn = env.knowledge_base(settings.knowledge_base_id)
+        self.failed_runs_alarm: Alarm | None = None
         if uses_schedule:
             self.failed_runs_arn = self._failed_runs_queue(naming, env, alarm_topic_arn)
+        # Its errors page on any error: a burst of changes is one invocation, so each failure is a sync that did
+        # not start, and there are too few invocations for a rate to mean anything.
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
@@ -169,8 +174,26 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 invoked="Worker", expression=settings.schedule_expression, dead_letter_arn=self.queue.dlq_arn,
                 failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
                 failed_run_destination_arn=self.failed_runs_arn)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming), opts=child)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
-                               "bucketName": self.bucket_name})
+                               "bucketName": self.bucket_name, "dashboardName": self.dashboard.dashboard_name})
+
+    def _dashboard(self, naming: Naming) -> list[tuple[str, list[Widget]]]:
+        def worker(metric: str, stat: str = "Sum") -> Metric:
+            return custom_metric(naming, "worker", metric, stat=stat)
+
+        syncs = [metrics_widget("ingestion jobs started and follow-ups",
+                                [worker("IngestionJobsStarted"), worker("IngestionJobConflicts"),
+                                 worker("FollowUpsSent"), worker("FollowUpsExhausted"), worker("ScheduledRuns"),
+                                 worker("SyncFailures")]),
+                 metrics_widget("document changes", [worker("ObjectsCreated"), worker("ObjectsRemoved"),
+                                                     worker("MessagesRejected")]),
+                 batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
+                                   self.worker.settings.batch_size)]
+        if self.failed_runs_alarm is not None:
+            syncs.append(alarm_widget(self.failed_runs_alarm))
+        return [("Document changes queue", self.queue.widgets()), ("Worker", self.worker.widgets()),
+                ("Syncs", syncs)]
 
     def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str]
                            ) -> pulumi.Output[str]:
@@ -185,9 +208,9 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         arn = env.sqs_queue(queue.name)
         aws.sqs.QueuePolicy(naming.logical("failed-runs-policy"), queue_url=env.sqs_queue_url(queue.name),
                             policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [arn])]).to_json(), opts=child)
-        notifying_alarm(naming, "failed-runs-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
-                        dimensions={"QueueName": queue.name}, topic_arn=alarm_topic_arn,
-                        threshold=defaults.DLQ_ALARM_THRESHOLD,
-                        description=f"A scheduled sync failed inside the worker after Lambda's retries; its record "
-                                    f"waits in {name}", parent=self)
+        self.failed_runs_alarm = notifying_alarm(
+            naming, "failed-runs-depth", watch=queue_metric(queue.name, "ApproximateNumberOfMessagesVisible"),
+            topic_arn=alarm_topic_arn, threshold=defaults.DLQ_ALARM_THRESHOLD, title="scheduled runs that failed",
+            description=f"A scheduled sync failed inside the worker after Lambda's retries; its record waits in "
+                        f"{name}", parent=self)
         return arn
