@@ -1,8 +1,8 @@
 """``status``: what the stack's pipelines are doing now. Reads only.
 
-Alarms in ALARM (with the command that answers each), then per pipeline: its dashboard, every queue's depth and the age of its
-oldest message (CloudWatch's ``ApproximateAgeOfOldestMessage``, the metric the age alarms watch; SQS itself does
-not report it), the batch-inference runs in progress, and the knowledge base's latest ingestion jobs.
+Alarms in ALARM (with the command that answers each), then per pipeline: its dashboard, every queue's depth and
+the age of its oldest message (CloudWatch's ``ApproximateAgeOfOldestMessage``, the metric the age alarms watch; SQS
+itself does not report it), the batch-inference runs in progress, and the knowledge base's latest ingestion jobs.
 """
 
 from __future__ import annotations
