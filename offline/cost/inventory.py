@@ -70,6 +70,7 @@ class Pipeline:
     buckets: list[str] = field(default_factory=list)
     buses: list[str] = field(default_factory=list)
     alarms: int = 0
+    alarm_metrics: int = 0  # what CloudWatch bills: a metric-math alarm is billed for each metric it reads
     dashboards: int = 0
     kms_keys: int = 0
     secrets: int = 0
@@ -146,6 +147,7 @@ def _add(pipeline: Pipeline, name: str, record: ResourceRecord) -> None:
         pipeline.buses.append(name)
     elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
         pipeline.alarms += 1
+        pipeline.alarm_metrics += alarm_metrics(inputs)
     elif kind == "aws:cloudwatch/dashboard:Dashboard":
         pipeline.dashboards += 1
     elif kind == "aws:kms/key:Key":
@@ -160,6 +162,13 @@ def _add(pipeline: Pipeline, name: str, record: ResourceRecord) -> None:
             pipeline.state_machines.append(json.loads(definition))
         elif isinstance(definition, dict):
             pipeline.state_machines.append(definition)
+
+
+def alarm_metrics(inputs: dict[str, Any]) -> int:
+    """The metrics an alarm is billed for (AWS's CloudWatch pricing: "$0.10 per alarm metric"): one for an alarm on
+    a metric, each metric a metric-math alarm reads (its expressions are free)."""
+    queries = inputs.get("metricQueries") or []
+    return sum(1 for query in queries if isinstance(query, dict) and query.get("metric")) if queries else 1
 
 
 def _attach(pipelines: dict[str, Pipeline], records: Iterable[ResourceRecord]) -> None:

@@ -84,7 +84,8 @@ class Bill:
         """What the pipeline's resources cost every month: alarms, dashboards, custom metrics, idle queue polling,
         secrets and keys."""
         if pipeline.alarms:
-            self.add("CloudWatch", "alarms", "cloudwatch.alarms", pipeline.alarms, f"{pipeline.alarms} alarms")
+            self.add("CloudWatch", "alarms", "cloudwatch.alarms", pipeline.alarm_metrics,
+                     f"{pipeline.alarms} alarms reading {pipeline.alarm_metrics} metrics (metric math: one each)")
         if pipeline.dashboards:
             self.add("CloudWatch", "dashboards", "cloudwatch.dashboards", pipeline.dashboards)
         metrics = sum(len(function.custom_metrics) for function in self.invoked.values())
