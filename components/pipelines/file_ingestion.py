@@ -52,7 +52,7 @@ from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import REPO_ROOT, FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
 from components.blocks.secret_rotation import SecretRotation
-from components.blocks.vpc import VpcPlacement
+from components.blocks.vpc import ServiceEndpoints, VpcPlacement
 from components.blocks.worker import QueueWorker
 from components.config import FileIngestionSettings
 
@@ -102,6 +102,7 @@ class FileIngestion(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         database = settings.database
         self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
+        self.endpoints = self._endpoints(naming, env, settings)
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
             naming, env, "files", settings=settings.bucket, protect=protect_data, opts=child)
@@ -132,7 +133,9 @@ class FileIngestion(pulumi.ComponentResource):
             log_retention_days=log_retention_days,
             # A new stack-made loader password (the first deploy, a replaced secret) is set in the database at once.
             triggers={"loaderSecretVersion": self.loader_secret_version.version_id},
-            depends_on=[*self._database_resources, self.loader_secret_version], opts=child)
+            # The migrations read the secrets during `pulumi up`: only once the route to Secrets Manager exists.
+            depends_on=[*self._database_resources, self.loader_secret_version,
+                        *(self.endpoints.resources if self.endpoints else [])], opts=child)
         self.rotations = self._rotations(naming, env, settings)
 
         reads = [env.s3_objects(self.bucket_name, route.prefix) for route in settings.datasets]
@@ -184,6 +187,20 @@ class FileIngestion(pulumi.ComponentResource):
                                    self.worker.settings.batch_size)]
         return [("Incoming files queue", self.queue.widgets()), ("Loader", self.worker.widgets()),
                 ("Loads", loads)]
+
+    # --- the network path to S3 and Secrets Manager ------------------------------------------------------------
+
+    def _endpoints(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings) -> ServiceEndpoints | None:
+        """The endpoints the config asks the stack to create (by default both, once vpcId is set; the config refuses
+        a VPC with no route to either service)."""
+        vpc = settings.database.vpc
+        s3, secrets = vpc.route("s3") == "create", vpc.route("secrets_manager") == "create"
+        if vpc.vpc_id is None or not (s3 or secrets):
+            return None
+        return ServiceEndpoints(
+            naming, env, vpc_id=vpc.vpc_id, s3_route_tables=vpc.route_table_ids if s3 else (),
+            interface_subnets=(vpc.endpoints.subnet_ids or vpc.subnet_ids) if secrets else (),
+            client_security_groups=vpc.security_group_ids, opts=pulumi.ResourceOptions(parent=self))
 
     # --- the database and its credentials -------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ class Pipeline:
     alarm_metrics: int = 0  # what CloudWatch bills: a metric-math alarm is billed for each metric it reads
     dashboards: int = 0
     kms_keys: int = 0
+    interface_endpoint_zones: int = 0  # an interface endpoint is billed per hour in each of its subnets' zones
     secrets: int = 0
     schedules: dict[str, float] = field(default_factory=dict)  # logical name -> invocations per month
     state_machines: list[dict[str, Any]] = field(default_factory=list)  # ASL definitions
@@ -152,6 +153,9 @@ def _add(pipeline: Pipeline, name: str, record: ResourceRecord) -> None:
         pipeline.dashboards += 1
     elif kind == "aws:kms/key:Key":
         pipeline.kms_keys += 1
+    elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        if inputs.get("vpcEndpointType") == "Interface":  # gateway endpoints (S3, DynamoDB) cost nothing
+            pipeline.interface_endpoint_zones += len(inputs.get("subnetIds") or [])
     elif kind == "aws:secretsmanager/secret:Secret":
         pipeline.secrets += 1
     elif kind == "aws:scheduler/schedule:Schedule":

@@ -224,6 +224,16 @@ def test_log_storage_follows_the_stack_retention(prod: Inventory, prices: PriceT
     assert item(result, "eventProcessing", "CloudWatch", "logs storage").quantity == pytest.approx(ingested)
 
 
+# --- VPC ---------------------------------------------------------------------------------------------------------
+
+def test_the_secrets_manager_interface_endpoint_is_billed_per_zone_hour(dev_medium: Estimate) -> None:
+    # dev fileingest creates a Secrets Manager interface endpoint in its 2 subnets (2 zones) and an S3 gateway
+    # endpoint (free): 2 x 730 h x $0.011
+    line = item(dev_medium, "fileIngestion", "VPC", "interface endpoint hours")
+    assert line.quantity == 2 * 730
+    assert line.cost == pytest.approx(2 * 730 * 0.011)  # $16.06
+
+
 # --- KMS, Secrets Manager ---------------------------------------------------------------------------------------
 
 def test_kms_key_and_requests(dev_medium: Estimate) -> None:
