@@ -8,6 +8,7 @@ Prices are eu-west-1's from offline/cost/prices.yaml (both stacks are in eu-west
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,13 @@ def test_cost_command_bad_volume_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["cost", "--stack", "dev", "--volume", str(path)]) == 2
     err = capsys.readouterr().err
     assert "batchInference.recordsPerRun" in err and "many" in err
+
+
+def test_every_service_the_estimate_bills_has_a_hand_computed_line_above(dev_medium: Estimate, prod: Inventory,
+                                                                          prices: PriceTable) -> None:
+    # The services named in this module's `item(..., "<service>", ...)` checks, each against a hand computation.
+    checked = set(re.findall(r'item\(\w+, "\w+", "([^"]+)", "', Path(__file__).read_text(encoding="utf-8")))
+    billed = {line.service for result in (dev_medium, estimate(prod, profile("large"), prices))
+              for bill in result.bills for line in bill.lines}
+    assert billed - checked == set()
+    assert len(checked) >= 11
