@@ -362,9 +362,10 @@ class BatchInference(pulumi.ComponentResource):
             return custom_metric(naming, purpose, metric)
 
         machine = self.state_machine
-        # Map Runs are named per run (mapRun:<machine>/<label>:<id>); a search finds every one of this machine's.
+        # A Map Run's metrics carry its own ARN (mapRun:<machine>/<label>:<id>), new with every run: a search (a
+        # partial match on the machine's name; no alarm reads it) draws every Map Run of this machine.
         map_runs = Widget("Map Run progress (child executions)", [[{
-            "expression": f"SEARCH('{{AWS/States,MapRunArn}} \"{machine.name}/\"', 'Sum', 60)",
+            "expression": f"SEARCH('{{AWS/States,MapRunArn}} MapRunArn={machine.name}', 'Sum', 60)",
             "label": "", "id": "mapruns"}]])
         runs = [*machine.widgets(), map_runs,
                 metrics_widget("records per run", [service("sharder", "CorpusLines"),

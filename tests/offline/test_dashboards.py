@@ -138,3 +138,31 @@ def test_error_rate_alarms_guard_on_invocations(exported: tuple[Synthesis, list[
         assert {m[1] for m in metrics} == {"Errors", "Invocations"} and {m[4] for m in metrics} == {300}
         assert expression == "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, 0)"
         assert alarm.inputs["threshold"] == 5
+
+
+OWN_SIGNALS = {
+    "kbsync": ("IngestionJobsStarted", "FollowUpsSent", "FollowUpsExhausted", "ObjectsCreated", "MessagesReceived"),
+    "eventproc": ("InvocationLatency", "InvocationThrottles", "ResultsStored", "MessagesReceived"),
+    "fileingest": ("FilesLoaded", "FilesSkipped", "RowsInserted", "MessagesReceived"),
+    "batchinf": ("ExecutionsStarted", "RecordsSharded", "RecordsSucceeded", "JobsSubmitted", "InvocationLatency",
+                 "SEARCH('{AWS/States,MapRunArn} MapRunArn=ai-pipelines-"),
+}
+
+
+def test_dashboards_show_each_pipelines_own_signals_and_each_functions_limits(
+        exported: tuple[Synthesis, list[ResourceRecord]]) -> None:
+    synthesis, records = exported
+    functions = {r.inputs["name"]: r.inputs for r in records if r.type == "aws:lambda/function:Function"}
+    for pipeline, (dashboard,) in by_pipeline(records, DASHBOARD).items():
+        body = dashboard.inputs["dashboardBody"]
+        assert [s for s in OWN_SIGNALS[pipeline] if s not in body] == []
+        drawn = list(widgets(dashboard))
+        for name, function in functions.items():
+            if not name.startswith(f"{synthesis.project}-{synthesis.stack}-{pipeline}-") or name.endswith("-migrate"):
+                continue
+            duration = key("AWS/Lambda", "Duration", {"FunctionName": name}, "Maximum", 60)
+            assert any(duration in w.metrics and function["timeout"] * 1000 in w.lines for w in drawn), name
+            if function.get("reservedConcurrentExecutions", -1) >= 0:  # the provider's -1: unreserved
+                concurrency = key("AWS/Lambda", "ConcurrentExecutions", {"FunctionName": name}, "Maximum", 60)
+                assert any(concurrency in w.metrics and function["reservedConcurrentExecutions"] in w.lines
+                           for w in drawn), name
