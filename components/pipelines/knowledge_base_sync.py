@@ -20,8 +20,8 @@ import pulumi_aws as aws
 from components import defaults
 from components.blocks.alarms import Alarm, custom_metric, notifying_alarm, queue_metric
 from components.blocks.bucket import existing_or_new_bucket
-from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, batch_size_widget, metrics_widget
+from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
 from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
@@ -147,12 +147,12 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             opts=child)
 
         self.failure_alarms = [
-            notifying_alarm(naming, purpose, namespace=naming.project, metric=metric,
-                            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
-                            statistic="Sum", description=f"Knowledge base {settings.knowledge_base_id}: {meaning}",
-                            parent=self)
+            notifying_alarm(naming, purpose, watch=custom_metric(naming, "worker", metric), topic_arn=alarm_topic_arn,
+                            threshold=0, title=purpose.replace("-", " "),
+                            description=f"Knowledge base {settings.knowledge_base_id}: {meaning}", parent=self)
             for purpose, (metric, meaning) in FAILURE_METRICS.items()]
 
+        self.batch_results: RuleToQueue | None = None
         if subscribed is not None:
             # Through the pipeline's own queue, so a run's sync meets bursts, conflicts and quotas like an upload.
             self.batch_results = RuleToQueue(
@@ -183,17 +183,25 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             return custom_metric(naming, "worker", metric, stat=stat)
 
         syncs = [metrics_widget("ingestion jobs started and follow-ups",
-                                [worker("IngestionJobsStarted"), worker("IngestionJobConflicts"),
+                                [worker("IngestionJobsStarted"), worker("IngestionJobsCompleted"),
+                                 worker("IngestionJobConflicts"), worker("IngestionQuotaWaits"),
                                  worker("FollowUpsSent"), worker("FollowUpsExhausted"), worker("ScheduledRuns"),
                                  worker("SyncFailures")]),
                  metrics_widget("document changes", [worker("ObjectsCreated"), worker("ObjectsRemoved"),
-                                                     worker("MessagesRejected")]),
+                                                     worker("BurstsDeferred"), worker("MessagesRejected")]),
+                 metrics_widget("documents ingested directly", [worker("DocumentsSubmittedCreated"),
+                                                                worker("DocumentsSubmittedRemoved"),
+                                                                worker("DirectDocumentsDone"),
+                                                                worker("DirectDocumentsRetried")]),
                  batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
-                                   self.worker.settings.batch_size)]
+                                   self.worker.settings.batch_size),
+                 *(alarm_widget(alarm) for alarm in self.failure_alarms)]
         if self.failed_runs_alarm is not None:
             syncs.append(alarm_widget(self.failed_runs_alarm))
-        return [("Document changes queue", self.queue.widgets()), ("Worker", self.worker.widgets()),
-                ("Syncs", syncs)]
+        queue = self.queue.widgets()
+        if self.batch_results is not None:
+            queue.append(alarm_widget(self.batch_results.undelivered_alarm))
+        return [("Document changes queue", queue), ("Worker", self.worker.widgets()), ("Syncs", syncs)]
 
     def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str]
                            ) -> pulumi.Output[str]:
