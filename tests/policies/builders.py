@@ -140,13 +140,20 @@ def alarm_topic(stack: Stack, name: str = "alarms", **overrides: Any) -> Resourc
 
 
 def metric_alarm(stack: Stack, name: str, watched: ResourceRecord, metric: str, topic: ResourceRecord | None, *,
-                 namespace: str = "AWS/SQS", dimension: str = "QueueName", threshold: float = 0,
-                 parent: ResourceRecord | None = None, **overrides: Any) -> ResourceRecord:
-    inputs = {"name": stack.physical(name), "namespace": namespace, "metricName": metric,
-              "dimensions": {dimension: watched.inputs["name"]}, "statistic": "Maximum", "period": 60,
-              "evaluationPeriods": 1, "threshold": threshold, "comparisonOperator": "GreaterThanThreshold",
+                 namespace: str = "AWS/SQS", dimension: str = "QueueName", threshold: float | object = 0,
+                 parent: ResourceRecord | None = None, as_query: bool = False, **overrides: Any) -> ResourceRecord:
+    """`as_query=True` names the metric in a `metricQueries` entry (as a metric-math alarm does) instead of the
+    alarm's own metricName, namespace and dimensions."""
+    watched_metric = {"namespace": namespace, "metricName": metric, "dimensions": {dimension: watched.inputs["name"]}}
+    where: dict[str, Any] = (
+        {"metricQueries": [{"id": "m1", "returnData": True,
+                            "metric": {**watched_metric, "period": 60, "stat": "Maximum"}}]} if as_query
+        else {**watched_metric, "statistic": "Maximum", "period": 60})
+    inputs = {"name": stack.physical(name), **where, "evaluationPeriods": 1, "threshold": threshold,
+              "comparisonOperator": "GreaterThanThreshold",
               "alarmActions": [arn("sns", topic.inputs["name"])] if topic else [], "tags": stack.tags()}
-    deps = {"dimensions": [watched], "alarmActions": [topic] if topic else []}
+    deps = {"metricQueries" if as_query else "dimensions": [watched], "alarmActions": [topic] if topic else []}
+    overrides = {"threshold": threshold, **overrides}  # DROP as the threshold leaves it out
     return stack.add("aws:cloudwatch/metricAlarm:MetricAlarm", name, merged(inputs, overrides), parent=parent,
                      deps=deps)
 
