@@ -32,12 +32,14 @@ def writes(bucket: str, prefix: str, *extra: str, actions: tuple[str, ...] = ("s
     return allow("WriteResults", list(actions), [f"arn:aws:s3:::{bucket}/{prefix}*", *extra])
 
 
-def queue_notification(stack: Stack, bucket: Any, entries: list[tuple[Queue, str, str]]) -> Any:
-    """A notification with one queue entry per (queue, the queueArn it names, filterPrefix)."""
+def queue_notification(stack: Stack, bucket: Any, entries: list[tuple[Queue, str, str]],
+                       events: tuple[str, ...] = ("s3:ObjectCreated:*",)) -> Any:
+    """A notification with one queue entry per (queue, the queueArn it names, filterPrefix); the first entry's
+    events are `events`, the others' ObjectCreated."""
     return stack.add("aws:s3/bucketNotification:BucketNotification", "uploads", {
         "bucket": bucket.inputs["bucket"],
-        "queues": [{"queueArn": queue_arn, "events": ["s3:ObjectCreated:*"], "filterPrefix": prefix}
-                   for _, queue_arn, prefix in entries]},
+        "queues": [{"queueArn": queue_arn, "events": list(events if i == 0 else ("s3:ObjectCreated:*",)),
+                    "filterPrefix": prefix} for i, (_, queue_arn, prefix) in enumerate(entries)]},
         deps={"bucket": [bucket], "queues": [q.queue for q, _, _ in entries]})
 
 
@@ -84,7 +86,9 @@ def test_writes_under_the_same_prefix_of_another_bucket_do_not_loop(pack: Policy
     assert not findings(pack.analyze(stack.records), S3)
 
 
-def test_of_two_queues_the_entry_follows_the_one_its_arn_names(pack: PolicyPackProcess) -> None:
+def two_queue_stack(events: tuple[str, ...] = ("s3:ObjectCreated:*",)) -> Stack:
+    """Queue 'quiet' (notified on archive/) and queue 'looping' (notified on incoming/, its worker writing under
+    incoming/processed/), in that order, behind one notification."""
     stack = Stack()
     topic = alarm_topic(stack)
     bucket = data_bucket(stack, "data")
@@ -92,10 +96,52 @@ def test_of_two_queues_the_entry_follows_the_one_its_arn_names(pack: PolicyPackP
     worker(stack, "quiet-worker", quiet, topic)
     worker(stack, "looping-worker", looping, topic,
            statements=[writes(bucket.inputs["bucket"], "incoming/processed/")])
-    queue_notification(stack, bucket, [(quiet, quiet.arn, "archive/"), (looping, looping.arn, "incoming/")])
-    violation = only(pack.analyze(stack.records), S3)
+    queue_notification(stack, bucket, [(quiet, quiet.arn, "archive/"), (looping, looping.arn, "incoming/")], events)
+    return stack
+
+
+def test_of_two_queues_the_entry_follows_the_one_its_arn_names(pack: PolicyPackProcess) -> None:
+    violation = only(pack.analyze(two_queue_stack().records), S3)
     assert "sends s3:ObjectCreated:* for 'ai-pipelines-test-data/incoming/*' to queue 'looping', consumed by " \
            "function 'looping-worker'" in violation.message
+
+
+def test_an_entry_on_other_events_does_not_stop_the_check_of_the_next(pack: PolicyPackProcess) -> None:
+    stack = two_queue_stack(events=("s3:ObjectRemoved:*",))
+    assert "to queue 'looping'" in only(pack.analyze(stack.records), S3).message
+
+
+def test_a_suffix_the_writes_cannot_end_in_breaks_the_loop(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    topic = alarm_topic(stack)
+    bucket = data_bucket(stack, "data")
+    jobs = queue_with_dlq(stack, "jobs", topic)
+    worker(stack, "worker", jobs, topic, statements=[
+        allow("WriteResults", ["s3:PutObject"], [f"arn:aws:s3:::{bucket.inputs['bucket']}/incoming/out-*.json"])])
+    notification = queue_notification(stack, bucket, [(jobs, jobs.arn, "incoming/")])
+    notification.inputs["queues"][0]["filterSuffix"] = notification.outputs["queues"][0]["filterSuffix"] = ".pdf"
+    assert not findings(pack.analyze(stack.records), S3)
+
+
+def test_a_key_pattern_holding_colons_is_read_whole(pack: PolicyPackProcess) -> None:
+    """Only the first ':::' of an S3 ARN ends its prefix; a key may hold another."""
+    stack = Stack()
+    topic = alarm_topic(stack)
+    bucket = data_bucket(stack, "data")
+    jobs = queue_with_dlq(stack, "jobs", topic)
+    worker(stack, "worker", jobs, topic, statements=[writes(bucket.inputs["bucket"], "incoming/a:::b")])
+    notification = queue_notification(stack, bucket, [(jobs, jobs.arn, "incoming/")])
+    assert only(pack.analyze(stack.records), S3).urn == notification.urn
+
+
+def test_a_notification_to_a_queue_outside_the_stack_has_nothing_to_follow(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    bucket = data_bucket(stack, "data")
+    stack.add("aws:s3/bucketNotification:BucketNotification", "uploads", {
+        "bucket": bucket.inputs["bucket"], "queues": [{"queueArn": arn("sqs", "another-stacks-queue"),
+                                                       "events": ["s3:ObjectCreated:*"], "filterPrefix": "in/"}]},
+        deps={"bucket": [bucket]})
+    assert not findings(pack.analyze(stack.records), S3)
 
 
 # --- Step Functions -------------------------------------------------------------------------------------------
