@@ -11,6 +11,7 @@ import pytest
 from offline.analyzer import PolicyPackProcess
 from offline.policy_config import PolicyConfigError
 from tests.policies.builders import (
+    DROP,
     Queue,
     Stack,
     alarm_topic,
@@ -144,6 +145,34 @@ def test_a_notification_to_a_queue_outside_the_stack_has_nothing_to_follow(pack:
     assert not findings(pack.analyze(stack.records), S3)
 
 
+def test_a_notification_on_a_bucket_outside_the_stack_names_it_itself(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    stack.add("aws:s3/bucketNotification:BucketNotification", "uploads", {
+        "bucket": "another-stacks-bucket", "queues": [{"queueArn": arn("sqs", "another-stacks-queue"),
+                                                       "events": ["s3:ObjectCreated:*"], "filterPrefix": "in/"}]})
+    assert not findings(pack.analyze(stack.records), S3)
+
+
+def test_a_deny_before_the_write_grant_does_not_hide_it(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    topic = alarm_topic(stack)
+    bucket = data_bucket(stack, "data")
+    jobs = queue_with_dlq(stack, "jobs", topic)
+    deny = {"Sid": "NoDeletes", "Effect": "Deny", "Action": ["s3:DeleteObject"],
+            "Resource": [f"arn:aws:s3:::{bucket.inputs['bucket']}/*"]}
+    worker(stack, "worker", jobs, topic, statements=[deny, writes(bucket.inputs["bucket"], "incoming/processed/")])
+    notification = queue_notification(stack, bucket, [(jobs, jobs.arn, "incoming/")])
+    assert only(pack.analyze(stack.records), S3).urn == notification.urn
+
+
+def test_without_require_explicit_encryption_s3s_default_encryption_is_enough(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    data_bucket(stack, "data", encryption=False)
+    assert findings(pack.analyze(stack.records), S3)
+    config = {S3: {"requireExplicitEncryption": False}}
+    assert not findings(pack.analyze(stack.records, policy_config=config), S3)
+
+
 # --- Step Functions -------------------------------------------------------------------------------------------
 
 def test_a_throttling_retry_of_zero_attempts_is_no_retry(pack: PolicyPackProcess) -> None:
@@ -179,3 +208,25 @@ def test_max_map_concurrency_accepts_one_and_refuses_zero(pack: PolicyPackProces
     assert not findings(pack.analyze(stack.records, policy_config={SFN: {"maxMapConcurrency": 1}}), SFN)
     with pytest.raises(PolicyConfigError, match="maxMapConcurrency must be >= 1"):
         pack.analyze(stack.records, policy_config={SFN: {"maxMapConcurrency": 0}})
+
+
+def test_max_concurrency_zero_is_unbounded(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    state_machine(stack, "batch", {"Shards": distributed_map(MaxConcurrency=0)})
+    assert "MaxConcurrency 0; it must be 1..1000" in only(pack.analyze(stack.records), SFN).message
+
+
+def test_an_inline_map_is_not_judged_as_a_distributed_one(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    state_machine(stack, "batch", {"Each": distributed_map(
+        MaxConcurrency=DROP, ToleratedFailurePercentage=DROP,
+        ItemProcessor={"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Invoke",
+                       "States": {"Invoke": task("arn:aws:states:::lambda:invoke")}})})
+    assert not findings(pack.analyze(stack.records), SFN)
+
+
+def test_a_malformed_state_does_not_stop_the_walk(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    state_machine(stack, "batch", {"Odd": "not a state",
+                                   "Call": task("arn:aws:states:::lambda:invoke", TimeoutSeconds=DROP)})
+    assert "Task 'Call' has no TimeoutSeconds" in only(pack.analyze(stack.records), SFN).message
