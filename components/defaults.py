@@ -30,6 +30,8 @@ S3_ABORT_INCOMPLETE_UPLOAD_DAYS: Final = 1
 S3_NONCURRENT_VERSION_DAYS: Final = 30
 # The longest config may keep noncurrent versions (the policy pack's `maxNoncurrentVersionDays`).
 S3_MAX_NONCURRENT_VERSION_DAYS: Final = 365
+# How long server access logs are kept: a year, long enough to answer "who read this?" for a yearly audit.
+S3_ACCESS_LOG_RETENTION_DAYS: Final = 365
 # Retention in days, or this word for objects kept until someone deletes them.
 FOREVER: Final = "forever"
 # The longest retention config may give in days (longer is "forever").

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.blocks.access_logs import AccessLogs
 from components.blocks.alarm_topic import AlarmTopic
 from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
@@ -28,6 +29,7 @@ def build_stack(config: StackConfig | None = None) -> None:
     naming = Naming(pulumi.get_project(), pulumi.get_stack(), "shared", owner=config.owner)
     topic = AlarmTopic(naming, env, emails=config.alarms.emails)
     notifications = BucketNotifications()
+    access_logs = AccessLogs(naming, env, settings=config.access_logs, protect=config.protect_data)
     pulumi.export("alarmTopicArn", topic.arn)
 
     def code(package: str):  # type: ignore[no-untyped-def]
@@ -41,7 +43,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         inference = BatchInference(naming.child("batchinf"), env, batch,
                                    code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
                                    alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
-                                   protect_data=config.protect_data)
+                                   protect_data=config.protect_data, access_logs=access_logs)
         pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
                                          "inputBucket": inference.input_bucket.bucket_name,
                                          "corpusPrefix": batch.corpus_prefix,
@@ -57,7 +59,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         pipeline = KnowledgeBaseSync(naming.child("kbsync"), env, kb, code=code(KB_SYNC_PACKAGE),
                                      alarm_topic_arn=topic.arn, notifications=notifications,
                                      log_retention_days=config.log_retention_days, protect_data=config.protect_data,
-                                     batch_results=batch_results)
+                                     batch_results=batch_results, access_logs=access_logs)
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
                                             "bucketName": pipeline.bucket_name,
@@ -83,7 +85,7 @@ def build_stack(config: StackConfig | None = None) -> None:
         ingestion = FileIngestion(naming.child("fileingest"), env, files, code=code(FILE_INGESTION_PACKAGE),
                                   migration_code=code(FILE_INGESTION_MIGRATIONS), alarm_topic_arn=topic.arn,
                                   notifications=notifications, log_retention_days=config.log_retention_days,
-                                  protect_data=config.protect_data)
+                                  protect_data=config.protect_data, access_logs=access_logs)
         pulumi.export("fileIngestion", {"bucketName": ingestion.bucket_name, "queueUrl": ingestion.queue.url,
                                         "dlqUrl": ingestion.queue.dlq_url,
                                         "functionName": ingestion.worker.function.name,
@@ -91,3 +93,6 @@ def build_stack(config: StackConfig | None = None) -> None:
                                         "databaseSecretId": ingestion.secret_id,
                                         "dashboardName": ingestion.dashboard.dashboard_name})
     notifications.build()
+    access_logs.build()
+    if access_logs.bucket is not None:
+        pulumi.export("accessLogBucket", access_logs.bucket.bucket_name)

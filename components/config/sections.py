@@ -151,6 +151,20 @@ class BucketSettings(Section):
         return self
 
 
+class AccessLogSettings(Section):
+    """Server access logging of the buckets the stack creates, into one locked-down log bucket per stack."""
+
+    enabled: bool = Field(True, description="Log every request to every bucket the stack creates (S3 server access "
+                                            "logs) into the stack's access-log bucket.")
+    retention_days: int = Field(
+        defaults.S3_ACCESS_LOG_RETENTION_DAYS, ge=1, le=defaults.MAX_RETENTION_DAYS,
+        description="Days an access log is kept in the log bucket (1..36500; then a noncurrent version for "
+                    "noncurrentVersionDays).")
+    noncurrent_version_days: int = Field(
+        defaults.S3_NONCURRENT_VERSION_DAYS, ge=1, le=defaults.S3_MAX_NONCURRENT_VERSION_DAYS,
+        description="Days an expired or deleted access log stays recoverable as a noncurrent version.")
+
+
 def each_matching(pattern: str, what: str) -> AfterValidator:
     """The validator of a tuple of strings (`Annotated[tuple[str, ...], each_matching(...)]`): each matches
     `pattern`, none repeats; the error names them as `what`."""

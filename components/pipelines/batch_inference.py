@@ -34,6 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.blocks.access_logs import AccessLogs
 from components.blocks.alarms import ErrorRate, custom_metric, notifying_alarm
 from components.blocks.bucket import DataBucket, Expiry, Retention
 from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, metrics_widget
@@ -88,6 +89,9 @@ UNSUCCESSFUL_RUN_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 # Reporting a run's ending is a manifest, a claim and one event: a small, short function.
 RUN_ENDED_WORKER = WorkerSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2, batch_size=10)
 SYNC_WORKER_ERROR_RATE = ErrorRate(defaults.ERROR_RATE_PERCENT, defaults.ERROR_RATE_MIN_INVOCATIONS)
+# One reconciler at a time: the schedule's ticks never overlap (its timeout is at most the shortest interval), and a
+# second reconciler would only repeat the first's work. A tick throttled by it waits in Lambda's asynchronous queue.
+RECONCILER_CONCURRENCY = 1
 # A waiting shard's heartbeat window: three reconciler intervals, so one late tick is not a lost job.
 HEARTBEAT_INTERVALS = 3
 
@@ -102,7 +106,7 @@ class BatchInference(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: BatchInferenceSettings, *, code: Any,
                  alarm_topic_arn: pulumi.Input[str], log_retention_days: int, protect_data: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 access_logs: AccessLogs | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:BatchInference", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings
@@ -110,9 +114,9 @@ class BatchInference(pulumi.ComponentResource):
         self.job_name_prefix = naming.name("job", max_length=34)
 
         self.input_bucket = DataBucket(naming, env, "input", retention=input_retention(settings),
-                                       protect=protect_data, opts=child)
+                                       protect=protect_data, access_logs=access_logs, opts=child)
         self.output_bucket = DataBucket(naming, env, "output", retention=output_retention(settings),
-                                        protect=protect_data, opts=child)
+                                        protect=protect_data, access_logs=access_logs, opts=child)
         input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
         self.ledger = DataTable(naming, env, "ledger", purpose="ledger", hash_key=LEDGER_KEY,
                                 retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, opts=child)
@@ -179,6 +183,7 @@ class BatchInference(pulumi.ComponentResource):
 
         self.sharder = function(
             "sharder", "sharder", timeout_seconds=LONG_TASK_SECONDS, memory_mb=settings.sharder_memory_mb,
+            reserved_concurrency=settings.concurrent_runs,  # one per run: a run shards its corpus once
             # Two shards are spooled to /tmp at once (the last full one waits in case the tail joins it).
             ephemeral_storage_mb=min(10240, 2 * (settings.max_file_bytes >> 20) + 512),
             statements=[
@@ -195,6 +200,8 @@ class BatchInference(pulumi.ComponentResource):
                          "RUN_DEADLINE_HOURS": str(settings.run_deadline_hours or 0)})
         self.submitter = function(
             "submitter", "submitter", timeout_seconds=SUBMITTER_TIMEOUT_SECONDS, memory_mb=256,
+            # No more submissions at once than jobs the quota lets run; a throttled one is retried by its Task.
+            reserved_concurrency=settings.concurrent_jobs,
             statements=[
                 # The job's modelId is the inference profile when one is configured, so the profile is named too.
                 # AWS's service authorization reference (the IAM database the policy pack checks against) authorizes
@@ -263,6 +270,7 @@ class BatchInference(pulumi.ComponentResource):
             opts=child)
         self.reconciler = function(
             "reconciler", "reconciler", timeout_seconds=RECONCILER_TIMEOUT_SECONDS, memory_mb=256,
+            reserved_concurrency=RECONCILER_CONCURRENCY,
             statements=[
                 Statement("ListJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
                 self.jobs.statement_to_write("ReadShards", ["dynamodb:GetItem"]),
@@ -288,6 +296,7 @@ class BatchInference(pulumi.ComponentResource):
             "RESULT_SOURCE": settings.result_source, "TOKEN_PRICES": token_prices_variable(settings, env.region)}
         self.finalizer = function(
             "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
+            reserved_concurrency=settings.concurrent_runs,  # one per run: a run ends once
             statements=[
                 Statement("ReadMapResultsAndShards", ["s3:GetObject"],
                           [objects(output_name, f"{MAP_RESULTS_PREFIX}/"), shards]),

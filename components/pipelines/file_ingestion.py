@@ -41,6 +41,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.blocks.access_logs import AccessLogs
 from components.blocks.alarms import custom_metric
 from components.blocks.bucket import existing_or_new_bucket
 from components.blocks.dashboard import PipelineDashboard, Widget, batch_size_widget, metrics_widget
@@ -97,7 +98,7 @@ class FileIngestion(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings, *, code: FunctionCode,
                  migration_code: FunctionCode, alarm_topic_arn: pulumi.Input[str],
                  notifications: BucketNotifications, log_retention_days: int, protect_data: bool,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 access_logs: AccessLogs | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:FileIngestion", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         database = settings.database
@@ -105,7 +106,7 @@ class FileIngestion(pulumi.ComponentResource):
         self.endpoints = self._endpoints(naming, env, settings)
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "files", settings=settings.bucket, protect=protect_data, opts=child)
+            naming, env, "files", settings=settings.bucket, protect=protect_data, access_logs=access_logs, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
 
         self.queue = QueueWithDlq(

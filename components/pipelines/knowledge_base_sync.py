@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
+from components.blocks.access_logs import AccessLogs
 from components.blocks.alarms import Alarm, custom_metric, notifying_alarm, queue_metric
 from components.blocks.bucket import existing_or_new_bucket
 from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, batch_size_widget, metrics_widget
@@ -97,6 +98,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], notifications: BucketNotifications, log_retention_days: int,
                  protect_data: bool, batch_results: BatchResults | None = None,
+                 access_logs: AccessLogs | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -104,7 +106,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         uses_schedule = settings.trigger in ("schedule", "both")
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "docs", settings=settings.bucket, protect=protect_data, opts=child)
+            naming, env, "docs", settings=settings.bucket, protect=protect_data, access_logs=access_logs, opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
         if settings.batch_results and batch_results is None:
             raise ValueError(f"{naming.pipeline}: batchResults is set but the stack passes no batch-inference bus")
