@@ -1,8 +1,9 @@
 """The stack's S3 server access logs: one locked-down log bucket, and the logging of every bucket the stack creates.
 
 S3 delivers server access logs with the logging service principal, and a log bucket whose object ownership is
-enforced (ACLs off) admits it only through its bucket policy (AWS: "Permissions for log delivery"): s3:PutObject
-under the source's prefix, for that source bucket (`aws:SourceArn`) of this account (`aws:SourceAccount`). The policy
+enforced (ACLs off) admits it only through its bucket policy (S3 User Guide, "Enabling Amazon S3 server access
+logging"): s3:PutObject under the source's prefix, for that source bucket (`aws:SourceArn`) of this account
+(`aws:SourceAccount`). The policy
 must name every source, and sources are created by the pipelines after the stack has begun, so pipelines register
 their buckets here and the stack builds the log bucket, its policy and each source's logging at the end, the way it
 builds bucket notifications. The log bucket itself is not logged: its own log records would be written into it and

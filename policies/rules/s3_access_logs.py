@@ -5,7 +5,8 @@ deprecated inline `logging`. A bucket that receives logs is not asked to log its
 delivered into it and logged again), and must not log into itself. A log bucket with object ownership enforced (ACLs
 off, as every bucket should be) admits S3's log delivery only through its bucket policy: an Allow of s3:PutObject to
 `logging.s3.amazonaws.com`, which, like every grant to a service principal, names its source (`aws:SourceArn` or
-`aws:SourceAccount`) so no other account's bucket can log into it (AWS: "Permissions for log delivery").
+`aws:SourceAccount`) so no other account's bucket can log into it (S3 User Guide, "Enabling Amazon S3 server
+access logging").
 
 Whether buckets must log is the stack's choice (`required`; the stack config's `accessLogs.enabled`); the log
 buckets' checks hold either way.
