@@ -29,6 +29,7 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.event_processing
 	$(BIN)/python -m benchmarks.packaging
 	$(BIN)/python -m benchmarks.batch_inference
+	$(BIN)/python -m benchmarks.sharder_linearity
 	$(BIN)/python -m benchmarks.kb_sync
 
 mutation: $(STAMP) $(PACK_STAMP) postgres  ## mutation testing (slow, outside CI): cosmic-ray over pyproject's [tool.mutation] groups; GROUPS="a b" for some
