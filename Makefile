@@ -9,7 +9,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt policies/requirements.txt 
 PACK_VENV := policies/venv
 PACK_STAMP := $(PACK_VENV)/.installed
 
-.PHONY: preview test lint bench docs clean postgres migrate pack-venv mutation
+.PHONY: preview test lint bench docs clean postgres migrate pack-venv mutation checkov
 
 preview: $(STAMP) $(PACK_STAMP)  ## synthesize STACK offline and run the policy pack over it (in its own virtualenv)
 	$(BIN)/python -m offline preview --stack $(STACK) $(PREVIEW_ARGS)
@@ -29,10 +29,16 @@ bench: $(STAMP)  ## benchmarks, each printing ratios measured side by side in on
 	$(BIN)/python -m benchmarks.event_processing
 	$(BIN)/python -m benchmarks.packaging
 	$(BIN)/python -m benchmarks.batch_inference
+	$(BIN)/python -m benchmarks.sharder_linearity
 	$(BIN)/python -m benchmarks.kb_sync
 
 mutation: $(STAMP) $(PACK_STAMP) postgres  ## mutation testing (slow, outside CI): cosmic-ray over pyproject's [tool.mutation] groups; GROUPS="a b" for some
 	$(BIN)/python -m tools.mutation $(foreach g,$(GROUPS),--group $(g))
+
+CHECKOV_VENV := .build/checkov-venv
+checkov: $(STAMP)  ## checkov's Terraform-plan checks over both shipped stacks; fails on a failure not skipped with a reason (tools/checkov_skips.json)
+	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30; }
+	$(BIN)/python -m tools.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov
 
 pack-venv: $(STAMP) $(PACK_STAMP)  ## the policy pack's own virtualenv (policies/venv), where the Pulumi CLI runs the pack
 

@@ -30,6 +30,8 @@ S3_ABORT_INCOMPLETE_UPLOAD_DAYS: Final = 1
 S3_NONCURRENT_VERSION_DAYS: Final = 30
 # The longest config may keep noncurrent versions (the policy pack's `maxNoncurrentVersionDays`).
 S3_MAX_NONCURRENT_VERSION_DAYS: Final = 365
+# How long server access logs are kept: a year, long enough to answer "who read this?" for a yearly audit.
+S3_ACCESS_LOG_RETENTION_DAYS: Final = 365
 # Retention in days, or this word for objects kept until someone deletes them.
 FOREVER: Final = "forever"
 # The longest retention config may give in days (longer is "forever").
@@ -57,6 +59,14 @@ ALARM_PERIOD_SECONDS: Final = 60
 ALARM_EVALUATION_PERIODS: Final = 1
 # A dead-lettered message is always somebody's problem: alarm on the first one.
 DLQ_ALARM_THRESHOLD: Final = 0
+# Error-rate alarms judge five minutes of invocations at a time, only from this many invocations up: below it one
+# failure is a large share of very little (components.config.sections.ErrorAlarmSettings).
+ERROR_RATE_PERIOD_SECONDS: Final = 300
+ERROR_RATE_MIN_INVOCATIONS: Final = 20
+ERROR_RATE_PERCENT: Final = 5.0
+# A backlog alarm fires when the queue stays above its threshold for this many alarm periods (five minutes): a burst
+# the worker drains within them is what the queue is for.
+BACKLOG_ALARM_EVALUATION_PERIODS: Final = 5
 
 # --- EventBridge / Scheduler -------------------------------------------------------------------------
 TARGET_MAX_RETRY_ATTEMPTS: Final = 185

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.blocks.access_logs import AccessLogs
 from components.blocks.alarm_topic import AlarmTopic
 from components.blocks.iam import AwsEnv
 from components.blocks.key import StackKey
@@ -40,6 +41,7 @@ def build_stack(config: StackConfig | None = None) -> None:
 def _build(config: StackConfig, env: AwsEnv, naming: Naming, key: StackKey | None) -> None:
     topic = AlarmTopic(naming, env, emails=config.alarms.emails, key=key)
     notifications = BucketNotifications()
+    access_logs = AccessLogs(naming, env, settings=config.access_logs, protect=config.protect_data)
     pulumi.export("alarmTopicArn", topic.arn)
 
     def code(package: str):  # type: ignore[no-untyped-def]
@@ -53,14 +55,15 @@ def _build(config: StackConfig, env: AwsEnv, naming: Naming, key: StackKey | Non
         inference = BatchInference(naming.child("batchinf"), env, batch,
                                    code=handler_code(config.lambda_.architecture, config.lambda_.python_version),
                                    alarm_topic_arn=topic.arn, log_retention_days=config.log_retention_days,
-                                   protect_data=config.protect_data, key=key)
+                                   protect_data=config.protect_data, key=key, access_logs=access_logs)
         pulumi.export("batchInference", {"stateMachineArn": inference.state_machine.arn,
                                          "inputBucket": inference.input_bucket.bucket_name,
                                          "corpusPrefix": batch.corpus_prefix,
                                          "outputBucket": inference.output_bucket.bucket_name,
                                          "resultBusName": inference.result_bus.bus_name,
                                          "resultBusArn": inference.result_bus.arn,
-                                         "failureLaneUrl": inference.failure_lane.url})
+                                         "failureLaneUrl": inference.failure_lane.url,
+                                         "dashboardName": inference.dashboard.dashboard_name})
     batch_results = (BatchResults(inference.result_bus, batch.result_source)
                      if inference is not None and batch is not None else None)
     kb = config.knowledge_base_sync
@@ -68,10 +71,11 @@ def _build(config: StackConfig, env: AwsEnv, naming: Naming, key: StackKey | Non
         pipeline = KnowledgeBaseSync(naming.child("kbsync"), env, kb, code=code(KB_SYNC_PACKAGE),
                                      alarm_topic_arn=topic.arn, notifications=notifications,
                                      log_retention_days=config.log_retention_days, protect_data=config.protect_data,
-                                     batch_results=batch_results, key=key)
+                                     batch_results=batch_results, key=key, access_logs=access_logs)
         pulumi.export("knowledgeBaseSync", {"queueUrl": pipeline.queue.url,
                                             "functionName": pipeline.worker.function.name,
-                                            "bucketName": pipeline.bucket_name})
+                                            "bucketName": pipeline.bucket_name,
+                                            "dashboardName": pipeline.dashboard.dashboard_name})
     events = config.event_processing
     if events is not None and events.enabled:
         processor = EventProcessor(naming.child("eventproc"), env, events, code=code(EVENT_PROCESSOR_PACKAGE),
@@ -86,16 +90,21 @@ def _build(config: StackConfig, env: AwsEnv, naming: Naming, key: StackKey | Non
                                           "idempotencyTable": processor.idempotency.table_name,
                                           "resultsTable": processor.results.table_name,
                                           "subscriberQueueUrl": (processor.subscriber_queue.url
-                                                                 if processor.subscriber_queue else None)})
+                                                                 if processor.subscriber_queue else None),
+                                          "dashboardName": processor.dashboard.dashboard_name})
     files = config.file_ingestion
     if files is not None and files.enabled:
         ingestion = FileIngestion(naming.child("fileingest"), env, files, code=code(FILE_INGESTION_PACKAGE),
                                   migration_code=code(FILE_INGESTION_MIGRATIONS), alarm_topic_arn=topic.arn,
                                   notifications=notifications, log_retention_days=config.log_retention_days,
-                                  protect_data=config.protect_data, key=key)
+                                  protect_data=config.protect_data, key=key, access_logs=access_logs)
         pulumi.export("fileIngestion", {"bucketName": ingestion.bucket_name, "queueUrl": ingestion.queue.url,
                                         "dlqUrl": ingestion.queue.dlq_url,
                                         "functionName": ingestion.worker.function.name,
                                         "migrationFunctionName": ingestion.migrations.function.name,
-                                        "databaseSecretId": ingestion.secret_id})
+                                        "databaseSecretId": ingestion.secret_id,
+                                        "dashboardName": ingestion.dashboard.dashboard_name})
     notifications.build()
+    access_logs.build()
+    if access_logs.bucket is not None:
+        pulumi.export("accessLogBucket", access_logs.bucket.bucket_name)

@@ -30,11 +30,18 @@ def _age(queue: str, pipeline: str) -> Entry:
                  "throttled or disabled", f"status --pipeline {pipeline}")
 
 
-def _function(function: str, pipeline: str) -> dict[tuple[str, str], Entry]:
-    return {(pipeline, f"{function}-errors"): Entry(f"the {function} function failed (errors in its log)",
-                                                    f"status --pipeline {pipeline}"),
+def _function(function: str, pipeline: str, *, rate: bool = False) -> dict[tuple[str, str], Entry]:
+    errors = (Entry(f"more than the configured share of the {function} function's invocations failed in the period "
+                    "(errors in its log)", f"status --pipeline {pipeline}") if rate
+              else Entry(f"the {function} function failed (errors in its log)", f"status --pipeline {pipeline}"))
+    return {(pipeline, f"{function}-{'error-rate' if rate else 'errors'}"): errors,
             (pipeline, f"{function}-throttles"): Entry(f"Lambda throttled the {function} function (reserved "
                                                        "concurrency reached)", f"status --pipeline {pipeline}")}
+
+
+def _backlog(queue: str, pipeline: str) -> Entry:
+    return Entry(f"more messages than the backlog threshold have waited in {queue} for five minutes: the consumer "
+                 "cannot keep up, is failing or is disabled", f"status --pipeline {pipeline}")
 
 
 ENTRIES: dict[tuple[str, str], Entry] = {
@@ -54,6 +61,7 @@ ENTRIES: dict[tuple[str, str], Entry] = {
                                                  "digest)", "status --pipeline kbsync"),
     ("eventproc", "work-dlq-depth"): _dlq("work", "eventproc"),
     ("eventproc", "work-age"): _age("work", "eventproc"),
+    ("eventproc", "work-backlog"): _backlog("work", "eventproc"),
     ("eventproc", "intake-undelivered-depth"): _undelivered("intake", "eventproc"),
     ("eventproc", "subscriber-dlq-depth"): _dlq("subscriber", "eventproc"),
     ("eventproc", "subscriber-age"): _age("subscriber", "eventproc"),
@@ -63,10 +71,12 @@ ENTRIES: dict[tuple[str, str], Entry] = {
     ("eventproc", "invalid-answers"): Entry("the model gave answers that failed the task's schema or labels; those "
                                             "items are retried, then dead-lettered, never stored",
                                             "status --pipeline eventproc"),
-    **_function("worker", "eventproc"),
+    # The per-function choice of a count or a rate is explained where each pipeline builds its functions.
+    **_function("worker", "eventproc", rate=True),
     ("fileingest", "incoming-dlq-depth"): _dlq("incoming", "fileingest"),
     ("fileingest", "incoming-age"): _age("incoming", "fileingest"),
-    **_function("worker", "fileingest"),
+    ("fileingest", "incoming-backlog"): _backlog("incoming", "fileingest"),
+    **_function("worker", "fileingest", rate=True),
     ("batchinf", "failures-dlq-depth"): _dlq("failures", "batchinf"),
     ("batchinf", "failures-age"): Entry("a record has waited in the failure lane for a day: nobody replayed it",
                                         "replay-failures --run RUN_ID"),
@@ -81,8 +91,9 @@ ENTRIES: dict[tuple[str, str], Entry] = {
                                            "on-demand quota", "status --pipeline batchinf"),
     ("batchinf", "output-mismatches"): Entry("a batch job's output disagreed with its shard or manifest",
                                              "status --pipeline batchinf"),
-    **{key: entry for function in ("sharder", "submitter", "sync-worker", "completion", "reconciler", "finalizer",
-                                   "run-ended") for key, entry in _function(function, "batchinf").items()},
+    **{key: entry for function in ("sharder", "submitter", "completion", "reconciler", "finalizer", "run-ended")
+       for key, entry in _function(function, "batchinf").items()},
+    **_function("sync-worker", "batchinf", rate=True),
 }
 
 

@@ -1,8 +1,8 @@
 """``status``: what the stack's pipelines are doing now. Reads only.
 
-Alarms in ALARM (with the command that answers each), then per pipeline: every queue's depth and the age of its
-oldest message (CloudWatch's ``ApproximateAgeOfOldestMessage``, the metric the age alarms watch; SQS itself does
-not report it), the batch-inference runs in progress, and the knowledge base's latest ingestion jobs.
+Alarms in ALARM (with the command that answers each), then per pipeline: its dashboard, every queue's depth and
+the age of its oldest message (CloudWatch's ``ApproximateAgeOfOldestMessage``, the metric the age alarms watch; SQS
+itself does not report it), the batch-inference runs in progress, and the knowledge base's latest ingestion jobs.
 """
 
 from __future__ import annotations
@@ -33,12 +33,22 @@ def run(outputs: StackOutputs, clients: Clients, *, pipeline: str | None) -> int
               f"{alarm.get('StateReason', '')[:200]}{answer}")
     for name in chosen:
         print(f"\n{name}:")
+        print(f"  dashboard: {dashboard_link(outputs, name)}")
         queues(outputs, clients, name)
         if name == "batchinf":
             executions(outputs, clients)
         if name == "kbsync":
             ingestion(outputs, clients)
     return 0
+
+
+def dashboard_link(outputs: StackOutputs, pipeline: str) -> str:
+    """The pipeline's dashboard (its ``dashboardName`` output, else the name the program gives it) and its console
+    address."""
+    name = outputs.section(pipeline).get("dashboardName") or outputs.name(pipeline, "dashboard", max_length=255)
+    domain = "console.amazonaws.cn" if outputs.partition == "aws-cn" else "console.aws.amazon.com"
+    return (f"{name} https://{outputs.region}.{domain}/cloudwatch/home?region={outputs.region}"
+            f"#dashboards/dashboard/{name}")
 
 
 def alarms_in_alarm(cloudwatch: Any, outputs: StackOutputs, pipelines: list[str]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pulumi
 import pulumi_aws as aws
@@ -16,6 +16,9 @@ from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
 from components.config import BucketSettings
 from components.config.sections import retention_days
+
+if TYPE_CHECKING:
+    from components.blocks.access_logs import AccessLogs
 
 # The rule every bucket gets: over the whole bucket, abort incomplete uploads, expire noncurrent versions and remove
 # delete markers nothing is left behind.
@@ -89,18 +92,20 @@ class DataBucket(pulumi.ComponentResource):
     """A bucket that blocks public access (all four flags), encrypts at rest (with the stack's key and a bucket key
     when `key` is given, else SSE-S3), versions objects, keeps them as its
     `retention` says (a lifecycle configuration) and denies plain HTTP. With `protect`, the bucket can't be deleted
-    by `pulumi destroy` or a replacement.
+    by `pulumi destroy` or a replacement. With `access_logs`, its server access logs go to the stack's log bucket;
+    `policy_statements` are further grants of its bucket policy.
 
     >>> docs = DataBucket(naming, env, "docs", retention=Retention(30), protect=True)  # doctest: +SKIP
     >>> docs.name  # the physical name, known at preview  # doctest: +SKIP
     """
 
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, retention: Retention, protect: bool,
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, access_logs: AccessLogs | None = None,
+                 policy_statements: Sequence[Statement] = (), opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:DataBucket", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # Bucket names are global: the account and region keep them unique across accounts and regions.
-        self.name = naming.name(f"{purpose}-{env.account_id}-{env.region}", max_length=63)
+        self.logical_name = naming.logical(purpose)
+        self.name = self.physical_name(naming, env, purpose)
         self.bucket = aws.s3.Bucket(naming.logical(purpose), bucket=self.name, tags=naming.tags,
                                     opts=pulumi.ResourceOptions(parent=self, protect=protect))
         self.arn: pulumi.Output[str] = env.s3_bucket(self.bucket.bucket)
@@ -125,19 +130,29 @@ class DataBucket(pulumi.ComponentResource):
             naming.logical(f"{purpose}-lifecycle"), bucket=self.bucket.bucket, rules=retention.rules(),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         objects = env.s3_objects(self.bucket.bucket)
-        aws.s3.BucketPolicy(naming.logical(f"{purpose}-policy"), bucket=self.bucket.bucket,
-                            policy=PolicyDocument([deny_insecure_transport(["s3:*"], [self.arn, objects])]).to_json(),
-                            opts=child)
+        self.policy = aws.s3.BucketPolicy(
+            naming.logical(f"{purpose}-policy"), bucket=self.bucket.bucket,
+            policy=PolicyDocument([deny_insecure_transport(["s3:*"], [self.arn, objects]),
+                                   *policy_statements]).to_json(), opts=child)
+        if access_logs is not None:
+            access_logs.log(self)
         self.register_outputs({"name": self.bucket_name})
+
+    @staticmethod
+    def physical_name(naming: Naming, env: AwsEnv, purpose: str) -> str:
+        """The bucket's name, known before it is created. Bucket names are global: the account and region keep
+        them unique across accounts and regions."""
+        return naming.name(f"{purpose}-{env.account_id}-{env.region}", max_length=63)
 
 
 def existing_or_new_bucket(naming: Naming, env: AwsEnv, purpose: str, *, settings: BucketSettings, protect: bool,
-                           key: StackKey | None = None,
+                           key: StackKey | None = None, access_logs: AccessLogs | None = None,
                            opts: pulumi.ResourceOptions | None = None) -> tuple[pulumi.Output[str], str]:
     """(The bucket's name as an output, its physical name known at preview): the bucket ``settings.existing_name``
     when the config names one (its lifecycle and encryption are its owner's), else a new ``DataBucket`` kept as
     ``settings`` say and encrypted with ``key`` when given (the output then carries the dependency on it)."""
     if settings.existing_name:
         return pulumi.Output.from_input(settings.existing_name), settings.existing_name
-    bucket = DataBucket(naming, env, purpose, retention=Retention.of(settings), protect=protect, key=key, opts=opts)
+    bucket = DataBucket(naming, env, purpose, retention=Retention.of(settings), protect=protect, key=key,
+                        access_logs=access_logs, opts=opts)
     return bucket.bucket_name, bucket.name

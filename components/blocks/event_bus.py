@@ -25,7 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import notifying_alarm, queue_metric
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
 from components.blocks.naming import Naming
 from components.blocks.queue import QueueWithDlq, admit_producer, encryption
@@ -100,9 +100,9 @@ class RuleToQueue(pulumi.ComponentResource):
             opts=child,
         )
         self.undelivered_alarm = notifying_alarm(
-            naming, f"{purpose}-undelivered-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": self.undelivered.name}, topic_arn=alarm_topic_arn,
-            threshold=defaults.DLQ_ALARM_THRESHOLD,
+            naming, f"{purpose}-undelivered-depth",
+            watch=queue_metric(self.undelivered.name, "ApproximateNumberOfMessagesVisible"), topic_arn=alarm_topic_arn,
+            threshold=defaults.DLQ_ALARM_THRESHOLD, title=f"{purpose} events EventBridge could not deliver",
             description=f"EventBridge could not deliver events of rule {self.rule_name} to {queue.name}; they wait "
                         f"in {undelivered_name}",
             parent=self)

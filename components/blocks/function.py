@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components.blocks.alarms import function_alarms
+from components.blocks.alarms import ErrorRate, function_alarms
+from components.blocks.dashboard import Widget, function_widgets
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.key import StackKey
 from components.blocks.lambda_function import build_function
@@ -34,7 +35,8 @@ class TaskFunction(pulumi.ComponentResource):
                  memory_mb: int, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                  reserved_concurrency: int | None = None, ephemeral_storage_mb: int = DEFAULT_EPHEMERAL_MB,
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 error_rate: ErrorRate | None = None, key: StackKey | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:TaskFunction", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=timeout_seconds, memory_mb=memory_mb,
@@ -45,6 +47,13 @@ class TaskFunction(pulumi.ComponentResource):
                                                                         parts.role, parts.role_arn)
         self.policy_document, self.role_policy, self.function, self.arn = (parts.policy_document, parts.role_policy,
                                                                            parts.function, parts.arn)
-        function_alarms(naming, purpose, function_name=self.function.name, display_name=self.function_name,
-                        topic_arn=alarm_topic_arn, parent=self)
+        self.alarms = function_alarms(naming, purpose, function_name=self.function.name,
+                                      display_name=self.function_name, topic_arn=alarm_topic_arn, parent=self,
+                                      error_rate=error_rate)
+        self.purpose, self.timeout_seconds, self.reserved_concurrency = purpose, timeout_seconds, reserved_concurrency
         self.register_outputs({"functionName": self.function.name, "arn": self.arn})
+
+    def widgets(self) -> list[Widget]:
+        """Its alarms, duration against its timeout, concurrency against its reservation."""
+        return function_widgets(self.purpose, self.function.name, self.alarms, timeout_seconds=self.timeout_seconds,
+                                reserved_concurrency=self.reserved_concurrency)

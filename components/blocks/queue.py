@@ -11,7 +11,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import Alarm, notifying_alarm, queue_metric
+from components.blocks.dashboard import Widget, alarm_widget, metrics_widget
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport, service_may
 from components.blocks.key import StackKey, key_use
 from components.blocks.naming import Naming
@@ -60,7 +61,9 @@ class QueueWithDlq(pulumi.ComponentResource):
     """A source queue and its DLQ, both encrypted (SSE-SQS) and TLS-only.
 
     The DLQ keeps messages for 14 days, longer than its source, and accepts redrives only from its source. It
-    alarms on its first message; the source alarms when its oldest message gets old. The visibility timeout is
+    alarms on its first message; the source alarms when its oldest message gets old and, with a backlog threshold
+    (the config's ``backlogAlarmMessages``, else the pipeline's ``backlog_alarm_messages``), when too many messages
+    wait for five minutes. The visibility timeout is
     passed in, derived by the caller from the consumer's timeout (never configured by hand).
 
     >>> jobs = QueueWithDlq(naming, env, "jobs", settings=QueueSettings(), visibility_timeout_seconds=360,
@@ -70,10 +73,12 @@ class QueueWithDlq(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, settings: QueueSettings,
                  visibility_timeout_seconds: int, alarm_topic_arn: pulumi.Input[str],
                  producers: Sequence[QueueProducer] = (), age_alarm_seconds: int = defaults.QUEUE_AGE_ALARM_SECONDS,
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 backlog_alarm_messages: int | None = None, key: StackKey | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWithDlq", naming.logical(purpose), None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.name = naming.name(purpose, max_length=80)
+        self.purpose = purpose
         dlq_name = naming.name(f"{purpose}-dlq", max_length=80)
         source_arn = env.arn("sqs", self.name)
 
@@ -118,16 +123,38 @@ class QueueWithDlq(pulumi.ComponentResource):
             naming.logical(f"{purpose}-dlq-policy"), queue_url=self.dlq_url,
             policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [self.dlq_arn])]).to_json(), opts=child)
 
+        visible = queue_metric(self.queue.name, "ApproximateNumberOfMessagesVisible")
+        self.in_flight = queue_metric(self.queue.name, "ApproximateNumberOfMessagesNotVisible")
         self.dlq_alarm = notifying_alarm(
-            naming, f"{purpose}-dlq-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": self.dlq.name}, topic_arn=alarm_topic_arn,
-            threshold=defaults.DLQ_ALARM_THRESHOLD,
+            naming, f"{purpose}-dlq-depth", watch=queue_metric(self.dlq.name, "ApproximateNumberOfMessagesVisible"),
+            topic_arn=alarm_topic_arn, threshold=defaults.DLQ_ALARM_THRESHOLD, title=f"{purpose} dead letters",
             description=f"Messages from {self.name} reached its dead-letter queue {dlq_name}", parent=self)
         self.age_alarm = notifying_alarm(
-            naming, f"{purpose}-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",
-            dimensions={"QueueName": self.queue.name}, topic_arn=alarm_topic_arn, threshold=age_alarm_seconds,
+            naming, f"{purpose}-age", watch=queue_metric(self.queue.name, "ApproximateAgeOfOldestMessage"),
+            topic_arn=alarm_topic_arn, threshold=age_alarm_seconds, title=f"{purpose} oldest message (s)",
             description=f"The oldest message in {self.name} is older than {age_alarm_seconds} s", parent=self)
+        self.alarms: list[Alarm] = [self.dlq_alarm, self.age_alarm]
+        self.backlog_alarm: Alarm | None = None
+        self.visible = visible
+        backlog = settings.backlog_alarm_messages or backlog_alarm_messages
+        if backlog is not None:
+            # Where backlog matters (work someone waits for), a deep queue pages before its oldest message is old:
+            # a burst far beyond what the worker drains shows at once, not fifteen minutes later.
+            self.backlog_alarm = notifying_alarm(
+                naming, f"{purpose}-backlog", watch=visible, topic_arn=alarm_topic_arn,
+                threshold=backlog, title=f"{purpose} messages waiting",
+                evaluation_periods=defaults.BACKLOG_ALARM_EVALUATION_PERIODS,
+                description=f"More than {backlog} messages have waited in {self.name} for "
+                            f"{defaults.BACKLOG_ALARM_EVALUATION_PERIODS} minutes", parent=self)
+            self.alarms.append(self.backlog_alarm)
         self.register_outputs({"url": self.url, "arn": self.arn, "dlqUrl": self.dlq_url})
+
+    def widgets(self) -> list[Widget]:
+        """Depth (waiting and in flight; the backlog alarm's threshold when it has one), the oldest message's age
+        and the dead letters, each alarm drawn from its own signal."""
+        depth = (alarm_widget(self.backlog_alarm, extra=[self.in_flight]) if self.backlog_alarm is not None
+                 else metrics_widget(f"{self.purpose} messages waiting", [self.visible, self.in_flight]))
+        return [depth, alarm_widget(self.age_alarm), alarm_widget(self.dlq_alarm)]
 
     def statement_to_send(self, sid: str) -> Statement:
         """The statement a function needs to put messages back on this queue (e.g. a delayed follow-up)."""

@@ -18,9 +18,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.alarms import notifying_sum_alarm
+from components.blocks.alarms import notifying_alarm, sum_signal
+from components.blocks.dashboard import Widget, alarm_widget, metrics_widget
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
 from components.blocks.key import StackKey, key_use
+from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
 
 STATES_SERVICE = "states.amazonaws.com"
@@ -98,8 +100,22 @@ class StateMachine(pulumi.ComponentResource):
         )
         # One alarm (the runbook's `<purpose>-failed`) on every way a run ends badly: its notification names the
         # machine, and the run's status (which way it ended) is in the execution and in what the pipeline publishes.
-        self.failed_alarm = notifying_sum_alarm(
-            naming, f"{purpose}-failed", namespace="AWS/States", metrics=BAD_ENDINGS,
-            dimensions={"StateMachineArn": env.state_machine(self.state_machine.name)}, topic_arn=alarm_topic_arn,
-            threshold=0, description=f"An execution of {self.name} failed, timed out or was aborted", parent=self)
+        self.machine_arn = env.state_machine(self.state_machine.name)
+        self.failed_alarm = notifying_alarm(
+            naming, f"{purpose}-failed", watch=sum_signal([self.metric(m) for m in BAD_ENDINGS],
+                                                          label=" + ".join(BAD_ENDINGS)),
+            topic_arn=alarm_topic_arn, threshold=0, title=f"{purpose} failed, timed out or aborted",
+            description=f"An execution of {self.name} failed, timed out or was aborted", parent=self)
+        self.alarms = [self.failed_alarm]
         self.register_outputs({"arn": self.arn, "name": self.state_machine.name})
+
+    def metric(self, name: str, stat: str = "Sum") -> Metric:
+        """One of the machine's AWS/States metrics (dimension StateMachineArn)."""
+        return Metric("AWS/States", name, {"StateMachineArn": self.machine_arn}, stat=stat)
+
+    def widgets(self) -> list[Widget]:
+        """Runs started and succeeded beside the alarm on the bad endings, and how long runs take."""
+        return [alarm_widget(self.failed_alarm, extra=[self.metric("ExecutionsStarted"),
+                                                        self.metric("ExecutionsSucceeded")]),
+                metrics_widget("run time (ms)", [self.metric("ExecutionTime", "Maximum"),
+                                                 self.metric("ExecutionTime", "Average")])]

@@ -8,7 +8,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import function_alarms
+from components.blocks.alarms import ErrorRate, function_alarms
+from components.blocks.dashboard import Widget, function_widgets
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.key import StackKey
 from components.blocks.lambda_function import build_function
@@ -17,6 +18,14 @@ from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueWithDlq
 from components.blocks.vpc import VpcPlacement
 from components.config import WorkerSettings
+from components.config.sections import ErrorAlarmSettings
+
+
+def error_rate(settings: ErrorAlarmSettings, by_rate: bool) -> ErrorRate | None:
+    """The rate the errors page on (None: any error), from the config, else from the pipeline's choice."""
+    if (settings.page_on or ("rate" if by_rate else "count")) == "count":
+        return None
+    return ErrorRate(settings.rate_percent, settings.min_invocations, settings.period_seconds)
 
 
 class QueueWorker(pulumi.ComponentResource):
@@ -28,8 +37,9 @@ class QueueWorker(pulumi.ComponentResource):
     message is retried alone, and publishes its event counts (``defaults.ESM_METRICS``). With ``vpc`` the
     function runs in those subnets and security groups, and its role gets the network-interface permissions Lambda
     uses for that (``components.blocks.vpc``). With ``after`` the function and its mapping wait for those
-    resources, so no message is delivered before, say, the schema exists. With ``key`` (the stack's key) its log
-    group is encrypted with it, and the role may decrypt its queue's messages.
+    resources, so no message is delivered before, say, the schema exists. Its errors page on their rate when
+    ``errors_by_rate`` (the pipeline's choice) or the worker's ``errors.pageOn`` says so, else on any error. With
+    ``key`` (the stack's key) its log group is encrypted with it, and the role may decrypt its queue's messages.
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
     ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
@@ -40,7 +50,8 @@ class QueueWorker(pulumi.ComponentResource):
                  settings: WorkerSettings, alarm_topic_arn: pulumi.Input[str], log_retention_days: int,
                  statements: Sequence[Statement] = (), environment: Mapping[str, pulumi.Input[str]] | None = None,
                  vpc: VpcPlacement | None = None, after: Sequence[pulumi.Resource] = (),
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 errors_by_rate: bool = False, key: StackKey | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:blocks:QueueWorker", naming.logical(purpose), None, opts)
         parts = build_function(
             self, naming, env, purpose, code=code, timeout_seconds=settings.timeout_seconds,
@@ -69,7 +80,15 @@ class QueueWorker(pulumi.ComponentResource):
             tags=naming.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_policy, *after]),
         )
-        function_alarms(naming, purpose, function_name=self.function.name, display_name=self.function_name,
-                        topic_arn=alarm_topic_arn, parent=self)
+        self.alarms = function_alarms(
+            naming, purpose, function_name=self.function.name, display_name=self.function_name,
+            topic_arn=alarm_topic_arn, parent=self, error_rate=error_rate(settings.errors, errors_by_rate))
+        self.purpose, self.settings = purpose, settings
         self.register_outputs({"functionName": self.function.name, "arn": self.arn})
+
+    def widgets(self) -> list[Widget]:
+        """Its alarms, duration against its timeout, concurrency against its reservation."""
+        return function_widgets(self.purpose, self.function.name, self.alarms,
+                                timeout_seconds=self.settings.timeout_seconds,
+                                reserved_concurrency=self.settings.reserved_concurrency)
 

@@ -32,6 +32,7 @@ from components.config.event_processing import EventProcessingSettings
 from components.config.file_ingestion import FileIngestionSettings
 from components.config.knowledge_base_sync import KnowledgeBaseSyncSettings
 from components.config.sections import (
+    AccessLogSettings,
     AlarmSettings,
     BucketSettings,
     ConfigError,
@@ -43,7 +44,8 @@ from components.config.sections import (
 )
 from components.s3_filters import S3Filter, overlap_message
 
-__all__ = ["EXAMPLE_ACCOUNT", "PROJECT", "AlarmSettings", "BatchInferenceSettings", "BucketSettings", "ConfigError",
+__all__ = ["EXAMPLE_ACCOUNT", "PROJECT", "AccessLogSettings", "AlarmSettings", "BatchInferenceSettings",
+           "BucketSettings", "ConfigError",
            "EventProcessingSettings", "FileIngestionSettings", "KnowledgeBaseSyncSettings", "LambdaSettings",
            "QueueSettings", "StackConfig", "WorkerSettings", "load_stack_config", "parse_stack_config"]
 
@@ -85,6 +87,10 @@ class StackConfig(Section):
                     "admitted to kms:Decrypt on the stack's key through S3 and SQS only.")
     log_retention_days: int = Field(defaults.LOG_RETENTION_DAYS, description="Retention of every log group, in days.")
     alarms: AlarmSettings = Field(default_factory=AlarmSettings, description="Alarm notification targets.")
+    access_logs: AccessLogSettings = Field(
+        default_factory=AccessLogSettings,
+        description="S3 server access logs of the stack's buckets (an existing bucket named in config is its "
+                    "owner's to log).")
     lambda_: LambdaSettings = Field(default_factory=LambdaSettings, alias="lambda",
                                     description="Lambda platform settings.")
     knowledge_base_sync: KnowledgeBaseSyncSettings | None = Field(

@@ -81,7 +81,14 @@ class BatchInferenceSettings(Section):
                                               "go to the failure lane. With mode sync or auto, one such line must "
                                               "fit in a Step Functions payload (at most 261120).")
     concurrent_jobs: int = Field(10, ge=1, le=100,
-                                 description="Concurrent batch jobs quota: the batch Map's MaxConcurrency.")
+                                 description="Concurrent batch jobs quota: the batch Map's MaxConcurrency and the "
+                                             "submitter's reserved concurrency.")
+    concurrent_runs: int = Field(
+        2, ge=1, le=100,
+        description="Runs the stack serves at the same time: the sharder and the finalizer each reserve this many "
+                    "concurrent executions, one per run. A run that starts while this many are sharding waits "
+                    "through Step Functions' retries of the throttled sharder (about two minutes), then fails and "
+                    "can be redriven; the sharder's throttle alarm says so.")
     job_timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours of each batch job.")
     run_deadline_hours: int | None = Field(
         None, ge=1, le=720,

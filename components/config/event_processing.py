@@ -65,7 +65,6 @@ class EventProcessingSettings(Section):
                                description="Source of the ProcessingCompleted events on the result bus.")
     result_subscriber: bool = Field(True, description="Add the example subscriber: a rule on the result bus "
                                                       "delivering ProcessingCompleted events to a queue.")
-    dashboard: bool = Field(False, description="Add a CloudWatch dashboard of the pipeline's signals.")
     results_retention_days: int = Field(
         90, ge=defaults.DLQ_RETENTION_SECONDS // 86400, le=3650,
         description="Days a stored result stays in the results table: the worker writes each item's expiry "

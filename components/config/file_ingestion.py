@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
 
 from components import defaults
 from components.config.sections import BucketSettings, QueueSettings, Section, WorkerSettings, each_matching
@@ -40,15 +41,76 @@ class DatasetRouteSettings(Section):
                          description="Dataset name in handlers/file_ingestion/datasets.py (e.g. orders).")
 
 
+_VPC_PATTERN = r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$"
+_ROUTE_TABLE_PATTERN = r"^rtb-([0-9a-f]{8}|[0-9a-f]{17})$"
+_RouteTableIds = Annotated[tuple[str, ...], each_matching(_ROUTE_TABLE_PATTERN, "route table ids")]
+# How the functions reach an AWS service from private subnets: an endpoint the stack creates, an endpoint the VPC
+# already has, or a NAT gateway on the subnets' default route.
+Route = Literal["create", "existing", "nat"]
+# The services the functions call from the VPC: the worker reads S3, the worker and the migrations Secrets Manager.
+ROUTED_SERVICES = {"s3": "S3", "secrets_manager": "Secrets Manager"}
+
+
+class VpcEndpointSettings(Section):
+    """How the functions reach S3 and Secrets Manager from the VPC's private subnets."""
+
+    s3: Route | None = Field(None, description='"create": a gateway endpoint on routeTableIds; "existing": the VPC '
+                                               'has one; "nat": the subnets route to a NAT gateway. Unset: "create" '
+                                               "when vpcId is set.")
+    secrets_manager: Route | None = Field(
+        None, description='"create": an interface endpoint (private DNS) in the subnets, reachable on 443 from '
+                          'the functions\' security groups; "existing" or "nat" as for s3. Unset: "create" when '
+                          "vpcId is set.")
+    subnet_ids: _SubnetIds = Field((), max_length=16,
+                                   description="Subnets of the created interface endpoint, one per Availability Zone; "
+                                               "default: subnetIds (then each in its own zone).")
+
+
 class VpcSettings(Section):
-    """Where the functions run so they reach a private database."""
+    """Where the functions run so they reach a private database, and how they reach S3 and Secrets Manager."""
 
     subnet_ids: _SubnetIds = Field(min_length=1, max_length=16,
-                                        description="Private subnets of the functions (and Aurora), 1..16.")
+                                   description="Private subnets of the functions (and Aurora), 1..16.")
     security_group_ids: _SecurityGroupIds = Field(min_length=1, max_length=5,
-                                                description="Security groups of the functions (and Aurora), 1..5.")
+                                                  description="Security groups of the functions (and Aurora), 1..5.")
+    vpc_id: str | None = Field(None, pattern=_VPC_PATTERN,
+                               description="The subnets' VPC; with it the stack creates the endpoints by default.")
+    route_table_ids: _RouteTableIds = Field(
+        (), max_length=50, description="Route tables of the subnets, for the S3 gateway endpoint the stack creates.")
+    endpoints: VpcEndpointSettings = Field(default_factory=VpcEndpointSettings,
+                                           description="The route to each service the functions call.")
 
+    def route(self, service: str) -> Route:
+        """How the functions reach ``service`` (``s3``, ``secrets_manager``): declared, else "create" with a VPC."""
+        declared: Route | None = getattr(self.endpoints, service)
+        return declared or "create"
 
+    @model_validator(mode="after")
+    def _a_route_to_each_service(self) -> VpcSettings:
+        # A function in private subnets reaches no AWS API unless the VPC routes it there; without a route the
+        # first S3 read or secret lookup times out, and `pulumi up` itself fails at the migrations.
+        undeclared = [name for key, name in ROUTED_SERVICES.items() if getattr(self.endpoints, key) is None]
+        if self.vpc_id is None and undeclared:
+            raise ValueError(
+                f"the functions run in subnets {list(self.subnet_ids)} and need a route to "
+                f"{' and '.join(undeclared)}: set vpcId (and routeTableIds) so the stack creates a gateway endpoint "
+                "for S3 and an interface endpoint for Secrets Manager, or declare the route the VPC has with "
+                "endpoints.s3 and endpoints.secretsManager: existing (an endpoint of that service in the VPC) or nat "
+                "(the subnets' default route goes through a NAT gateway)")
+        created = [key for key in ROUTED_SERVICES if self.route(key) == "create"]
+        if created and self.vpc_id is None:
+            raise ValueError(f"endpoints {', '.join(to_camel(k) for k in created)}: create needs vpcId (the VPC of "
+                             f"subnets {list(self.subnet_ids)})")
+        if self.route("s3") == "create" and not self.route_table_ids:
+            raise ValueError("endpoints.s3 is create (the default with vpcId): set routeTableIds, the route tables "
+                             "of the subnets, to attach the S3 gateway endpoint to; or declare endpoints.s3 existing "
+                             "or nat")
+        if self.route_table_ids and self.route("s3") != "create":
+            raise ValueError(f"routeTableIds is set but endpoints.s3 is {self.route('s3')}: the route tables are "
+                             "only for the S3 gateway endpoint the stack creates; remove them")
+        if self.endpoints.subnet_ids and self.route("secrets_manager") != "create":
+            raise ValueError("endpoints.subnetIds is set but the stack creates no Secrets Manager endpoint; remove it")
+        return self
 
 
 class DatabaseSecretSettings(Section):

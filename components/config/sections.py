@@ -57,6 +57,30 @@ class QueueSettings(Section):
     retention_seconds: int = Field(
         defaults.SQS_DEFAULT_RETENTION_SECONDS, ge=60, lt=defaults.DLQ_RETENTION_SECONDS,
         description="Source queue retention; below the DLQ's 14 days so the DLQ outlives it.")
+    backlog_alarm_messages: int | None = Field(
+        None, ge=1, le=100_000_000,
+        description="Page when more messages than this wait (ApproximateNumberOfMessagesVisible) for five "
+                    "minutes; unset: the pipeline's default (eventProcessing 10,000, fileIngestion 50,000, none "
+                    "elsewhere: the oldest message's age pages).")
+
+
+class ErrorAlarmSettings(Section):
+    """How a function's errors page: on any error ("count"), or on their share of its invocations ("rate").
+
+    Unset, each function keeps its pipeline's choice (README, "Runbook"): a rate where many invocations a minute
+    make one failed invocation noise that SQS or Step Functions retries anyway, a count where every invocation
+    counts.
+    """
+
+    page_on: Literal["count", "rate"] | None = Field(
+        None, description='"count": page on any error; "rate": on ratePercent of the invocations of '
+                          "periodSeconds; unset: the pipeline's choice for this function.")
+    rate_percent: float = Field(defaults.ERROR_RATE_PERCENT, gt=0, le=100,
+                                description="With the rate: the percentage of failed invocations that pages.")
+    min_invocations: int = Field(defaults.ERROR_RATE_MIN_INVOCATIONS, ge=1, le=1_000_000,
+                                 description="With the rate: invocations in the period below which it is 0.")
+    period_seconds: Literal[60, 300, 900, 3600] = Field(defaults.ERROR_RATE_PERIOD_SECONDS,
+                                                         description="With the rate: the period it is computed over.")
 
 
 class WorkerSettings(Section):
@@ -74,6 +98,8 @@ class WorkerSettings(Section):
                                         le=defaults.ESM_MAX_CONCURRENCY_RANGE[1],
                                         description="Event source maximum concurrency (2..1000); "
                                                     "at most the reserved concurrency.")
+    errors: ErrorAlarmSettings = Field(default_factory=ErrorAlarmSettings,
+                                       description="When the function's errors page (any error, or a rate).")
 
     @model_validator(mode="after")
     def _event_source_rules(self) -> WorkerSettings:
@@ -123,6 +149,20 @@ class BucketSettings(Section):
                              "bucket is its owner's (the stack would replace all of its rules); remove them or let "
                              "the pipeline create the bucket")
         return self
+
+
+class AccessLogSettings(Section):
+    """Server access logging of the buckets the stack creates, into one locked-down log bucket per stack."""
+
+    enabled: bool = Field(True, description="Log every request to every bucket the stack creates (S3 server access "
+                                            "logs) into the stack's access-log bucket.")
+    retention_days: int = Field(
+        defaults.S3_ACCESS_LOG_RETENTION_DAYS, ge=1, le=defaults.MAX_RETENTION_DAYS,
+        description="Days an access log is kept in the log bucket (1..36500; then a noncurrent version for "
+                    "noncurrentVersionDays).")
+    noncurrent_version_days: int = Field(
+        defaults.S3_NONCURRENT_VERSION_DAYS, ge=1, le=defaults.S3_MAX_NONCURRENT_VERSION_DAYS,
+        description="Days an expired or deleted access log stays recoverable as a noncurrent version.")
 
 
 def each_matching(pattern: str, what: str) -> AfterValidator:

@@ -33,7 +33,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.blocks.alarms import notifying_alarm
+from components import defaults
+from components.blocks.access_logs import AccessLogs
+from components.blocks.alarms import ErrorRate, custom_metric, notifying_alarm
 from components.blocks.bucket import (
     READ_OBJECTS,
     WRITE_OBJECTS,
@@ -43,10 +45,12 @@ from components.blocks.bucket import (
     Retention,
     key_to_use,
 )
+from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, metrics_widget
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.function import TaskFunction
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, service_trust_policy
 from components.blocks.key import StackKey, key_use
+from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq, key_to_send
@@ -59,6 +63,7 @@ from components.config.batch_inference import JOB_QUEUE_ALLOWANCE_HOURS, SYNC_BA
 from components.config.batch_inference import SHARD_PREFIX as CONFIG_SHARD_PREFIX
 from components.config.sections import retention_days
 from components.pipelines.batch_inference_asl import AslParameters, definition
+from components.pipelines.event_processing import bedrock_metric
 
 HANDLER_PACKAGE = "batch_inference"
 BEDROCK_SERVICE = "bedrock.amazonaws.com"
@@ -92,6 +97,10 @@ EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 UNSUCCESSFUL_RUN_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 # Reporting a run's ending is a manifest, a claim and one event: a small, short function.
 RUN_ENDED_WORKER = WorkerSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2, batch_size=10)
+SYNC_WORKER_ERROR_RATE = ErrorRate(defaults.ERROR_RATE_PERCENT, defaults.ERROR_RATE_MIN_INVOCATIONS)
+# One reconciler at a time: the schedule's ticks never overlap (its timeout is at most the shortest interval), and a
+# second reconciler would only repeat the first's work. A tick throttled by it waits in Lambda's asynchronous queue.
+RECONCILER_CONCURRENCY = 1
 # A waiting shard's heartbeat window: three reconciler intervals, so one late tick is not a lost job.
 HEARTBEAT_INTERVALS = 3
 
@@ -106,7 +115,8 @@ class BatchInference(pulumi.ComponentResource):
 
     def __init__(self, naming: Naming, env: AwsEnv, settings: BatchInferenceSettings, *, code: Any,
                  alarm_topic_arn: pulumi.Input[str], log_retention_days: int, protect_data: bool,
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, access_logs: AccessLogs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:BatchInference", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings
@@ -115,9 +125,9 @@ class BatchInference(pulumi.ComponentResource):
         self.key = key
 
         self.input_bucket = DataBucket(naming, env, "input", retention=input_retention(settings),
-                                       protect=protect_data, key=key, opts=child)
+                                       protect=protect_data, key=key, access_logs=access_logs, opts=child)
         self.output_bucket = DataBucket(naming, env, "output", retention=output_retention(settings),
-                                        protect=protect_data, key=key, opts=child)
+                                        protect=protect_data, key=key, access_logs=access_logs, opts=child)
         input_name, output_name = self.input_bucket.bucket_name, self.output_bucket.bucket_name
         self.ledger = DataTable(naming, env, "ledger", purpose="ledger", hash_key=LEDGER_KEY,
                                 retention_attribute=EXPIRY_ATTRIBUTE, protect=protect_data, key=key, opts=child)
@@ -196,6 +206,7 @@ class BatchInference(pulumi.ComponentResource):
 
         self.sharder = function(
             "sharder", "sharder", timeout_seconds=LONG_TASK_SECONDS, memory_mb=settings.sharder_memory_mb,
+            reserved_concurrency=settings.concurrent_runs,  # one per run: a run shards its corpus once
             # Two shards are spooled to /tmp at once (the last full one waits in case the tail joins it).
             ephemeral_storage_mb=min(10240, 2 * (settings.max_file_bytes >> 20) + 512),
             statements=[
@@ -213,6 +224,8 @@ class BatchInference(pulumi.ComponentResource):
                          "RUN_DEADLINE_HOURS": str(settings.run_deadline_hours or 0)})
         self.submitter = function(
             "submitter", "submitter", timeout_seconds=SUBMITTER_TIMEOUT_SECONDS, memory_mb=256,
+            # No more submissions at once than jobs the quota lets run; a throttled one is retried by its Task.
+            reserved_concurrency=settings.concurrent_jobs,
             statements=[
                 # The job's modelId is the inference profile when one is configured, so the profile is named too.
                 # AWS's service authorization reference (the IAM database the policy pack checks against) authorizes
@@ -245,9 +258,12 @@ class BatchInference(pulumi.ComponentResource):
                          "JOB_VPC": json.dumps({"subnetIds": list(settings.job_vpc.subnet_ids),
                                                 "securityGroupIds": list(settings.job_vpc.security_group_ids)})
                          if settings.job_vpc else ""})
+        # The sync worker's errors page on their rate: a run fans out into thousands of its invocations, each
+        # failed one retried by Step Functions (and a record that keeps failing goes to the failure lane), so one is
+        # noise. Every other function here runs a few times a run or a tick, and any error of theirs pages.
         self.sync_worker = function(
             "sync-worker", "sync_worker", timeout_seconds=LONG_TASK_SECONDS, memory_mb=512,
-            reserved_concurrency=settings.on_demand_concurrency,
+            reserved_concurrency=settings.on_demand_concurrency, error_rate=SYNC_WORKER_ERROR_RATE,
             statements=[
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], self._model_resources(env)),
                 *claim, *to_lane,
@@ -285,6 +301,7 @@ class BatchInference(pulumi.ComponentResource):
             key=key, opts=child)
         self.reconciler = function(
             "reconciler", "reconciler", timeout_seconds=RECONCILER_TIMEOUT_SECONDS, memory_mb=256,
+            reserved_concurrency=RECONCILER_CONCURRENCY,
             statements=[
                 Statement("ListJobs", ["bedrock:ListModelInvocationJobs"], ["*"]),
                 *self.jobs.statements_to_write("ReadShards", ["dynamodb:GetItem"]),
@@ -314,6 +331,7 @@ class BatchInference(pulumi.ComponentResource):
             "RESULT_SOURCE": settings.result_source, "TOKEN_PRICES": token_prices_variable(settings, env.region)}
         self.finalizer = function(
             "finalizer", "finalizer", timeout_seconds=LONG_TASK_SECONDS, memory_mb=1024,
+            reserved_concurrency=settings.concurrent_runs,  # one per run: a run ends once
             statements=[
                 Statement("ReadMapResultsAndShards", ["s3:GetObject"],
                           [objects(output_name, f"{MAP_RESULTS_PREFIX}/"), shards]),
@@ -368,21 +386,62 @@ class BatchInference(pulumi.ComponentResource):
             dead_letter_arn=self.completion_queue.dlq_arn, failed_run_max_age_seconds=3600, key=key,
             dead_letter_arn_value=self.completion_queue.dlq_arn_value)
         self.model_throttle_alarm = notifying_alarm(
-            naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
-            dimensions={"ModelId": model.invoked_id}, topic_arn=alarm_topic_arn,
-            threshold=model.throttle_alarm_threshold, statistic="Sum",
+            naming, "model-throttles", watch=bedrock_metric(model.invoked_id, "InvocationThrottles"),
+            topic_arn=alarm_topic_arn, threshold=model.throttle_alarm_threshold, title="model throttles",
             description=f"Bedrock throttled {model.invoked_id} more than {model.throttle_alarm_threshold} times in "
                         "a minute: onDemandConcurrency exceeds the model's on-demand quota", parent=self)
         # Bedrock's output disagreeing with its shard or its manifest (counts, unknown or unreadable lines): every
         # record is still settled on recordId, but someone should look at the job.
         self.output_mismatch_alarm = notifying_alarm(
-            naming, "output-mismatches", namespace=naming.project, metric="OutputMismatches",
-            dimensions={"service": naming.name("completion")}, topic_arn=alarm_topic_arn, threshold=0,
-            statistic="Sum", description="A batch job's output disagreed with its shard or its manifest.json.out; "
-                                         "see the completion handler's log", parent=self)
+            naming, "output-mismatches", watch=custom_metric(naming, "completion", "OutputMismatches"),
+            topic_arn=alarm_topic_arn, threshold=0, title="job outputs that disagreed with their shard",
+            description="A batch job's output disagreed with its shard or its manifest.json.out; "
+                        "see the completion handler's log", parent=self)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming), opts=child)
         self.register_outputs({"stateMachineArn": self.state_machine.arn, "inputBucket": input_name,
                                "outputBucket": output_name, "resultBusName": self.result_bus.bus_name,
-                               "failureLaneUrl": self.failure_lane.url})
+                               "failureLaneUrl": self.failure_lane.url,
+                               "dashboardName": self.dashboard.dashboard_name})
+
+    def _dashboard(self, naming: Naming) -> list[tuple[str, list[Widget]]]:
+        """Runs and their Map Runs, records per run and where they ended, jobs, the model, the failure lane, and
+        every function and queue."""
+        model_id = self.settings.model.invoked_id
+
+        def service(purpose: str, metric: str) -> Metric:
+            return custom_metric(naming, purpose, metric)
+
+        machine = self.state_machine
+        # A Map Run's metrics carry its own ARN (mapRun:<machine>/<label>:<id>), new with every run: a search (a
+        # partial match on the machine's name; no alarm reads it) draws every Map Run of this machine.
+        map_runs = Widget("Map Run progress (child executions)", [[{
+            "expression": f"SEARCH('{{AWS/States,MapRunArn}} MapRunArn={machine.name}', 'Sum', 60)",
+            "label": "", "id": "mapruns"}]])
+        runs = [*machine.widgets(), map_runs,
+                metrics_widget("records per run", [service("sharder", "CorpusLines"),
+                                                   service("sharder", "RecordsSharded"),
+                                                   service("sharder", "LinesRejected"),
+                                                   service("sharder", "ShardsWritten")]),
+                metrics_widget("records settled", [service(fn, f"Records{outcome}")
+                                                   for fn in ("completion", "sync-worker")
+                                                   for outcome in ("Succeeded", "Failed", "Duplicates")]),
+                metrics_widget("batch jobs", [service("submitter", "JobsSubmitted"),
+                                              service("submitter", "JobQuotaFull"),
+                                              service("submitter", "JobsRejected"),
+                                              service("submitter", "ShardsSwitchedToSync"),
+                                              service("reconciler", "MissedCompletions"),
+                                              service("reconciler", "MissedRunEndings")]),
+                alarm_widget(self.output_mismatch_alarm)]
+        model = [alarm_widget(self.model_throttle_alarm, extra=[bedrock_metric(model_id, "Invocations")]),
+                 metrics_widget("model latency (ms)", [bedrock_metric(model_id, "InvocationLatency", "Average"),
+                                                       bedrock_metric(model_id, "InvocationLatency", "p99")])]
+        functions = [widget for block in (self.sharder, self.submitter, self.sync_worker, self.completion,
+                                          self.reconciler, self.finalizer, self.run_ended)
+                     for widget in block.widgets()]
+        queues = [*self.completion_queue.widgets(), alarm_widget(self.job_events.undelivered_alarm),
+                  *self.run_endings_queue.widgets(), alarm_widget(self.run_endings.undelivered_alarm)]
+        return [("Runs", runs), ("Model", model), ("Failure lane", self.failure_lane.widgets()),
+                ("Functions", functions), ("Completion and run-ending queues", queues)]
 
     def asl_parameters(self, output_bucket: pulumi.Input[str]) -> AslParameters:
         settings = self.settings

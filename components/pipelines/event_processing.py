@@ -31,13 +31,14 @@ import dataclasses
 import json
 
 import pulumi
-import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import notifying_alarm
+from components.blocks.alarms import custom_metric, notifying_alarm
+from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, batch_size_widget, metrics_widget
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry, event_pattern
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.key import StackKey
+from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
 from components.blocks.packaging import FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
@@ -58,6 +59,11 @@ INVALID_ANSWERS_METRIC = "InvalidModelAnswers"
 # The example subscriber's queue has no consumer of ours; a day of silence means its consumer is gone.
 SUBSCRIBER_VISIBILITY_TIMEOUT_SECONDS = 300
 SUBSCRIBER_AGE_ALARM_SECONDS = 24 * 3600
+# Results are awaited: ten thousand waiting items is far beyond a burst the worker drains in minutes (the medium
+# profile is a million events a month, about 23 a minute), so it pages before the oldest item reaches 15 minutes.
+BACKLOG_ALARM_MESSAGES = 10_000
+# The worker's errors page on their rate: it runs thousands of invocations a day, each failed one is retried by SQS
+# and ends in the alarmed DLQ if it keeps failing, so a single timeout is noise while 5 % failing is an outage.
 
 
 class EventProcessor(pulumi.ComponentResource):
@@ -84,7 +90,7 @@ class EventProcessor(pulumi.ComponentResource):
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
             producers=[QueueProducer("IntakeRuleSends", EVENTS_SERVICE, intake_rule_arn)],
             age_alarm_seconds=defaults.QUEUE_AGE_ALARM_SECONDS + settings.queue.delay_seconds
-            + settings.worker.batching_window_seconds,
+            + settings.worker.batching_window_seconds, backlog_alarm_messages=BACKLOG_ALARM_MESSAGES,
             key=key, opts=child)
         self.intake = RuleToQueue(
             naming, env, "intake", bus=self.input_bus,
@@ -101,7 +107,7 @@ class EventProcessor(pulumi.ComponentResource):
 
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
-            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, errors_by_rate=True,
             statements=[
                 Statement("InvokeTheConfiguredModel", ["bedrock:InvokeModel"], model_resources(env, settings)),
                 # Powertools' idempotency: in-progress put, completion update, and delete when the work failed.
@@ -117,9 +123,8 @@ class EventProcessor(pulumi.ComponentResource):
             key=key, opts=child)
 
         self.model_throttle_alarm = notifying_alarm(
-            naming, "model-throttles", namespace="AWS/Bedrock", metric="InvocationThrottles",
-            dimensions={"ModelId": model.invoked_id}, topic_arn=alarm_topic_arn,
-            threshold=model.throttle_alarm_threshold, statistic="Sum",
+            naming, "model-throttles", watch=bedrock_metric(model.invoked_id, "InvocationThrottles"),
+            topic_arn=alarm_topic_arn, threshold=model.throttle_alarm_threshold, title="model throttles",
             description=f"Bedrock throttled {model.invoked_id} more than {model.throttle_alarm_threshold} times "
                         "in a minute: the worker's reserved concurrency exceeds the model's quota",
             parent=self)
@@ -127,9 +132,8 @@ class EventProcessor(pulumi.ComponentResource):
         # The worker counts every model answer that fails the task's schema or labels (its own metric, through
         # Powertools: namespace the project, dimension service); such an answer is never a result, so one pages.
         self.invalid_answer_alarm = notifying_alarm(
-            naming, "invalid-answers", namespace=naming.project, metric=INVALID_ANSWERS_METRIC,
-            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
-            statistic="Sum",
+            naming, "invalid-answers", watch=custom_metric(naming, "worker", INVALID_ANSWERS_METRIC),
+            topic_arn=alarm_topic_arn, threshold=0, title="invalid model answers",
             description=f"{model.invoked_id} gave answers that failed the {model.task} schema or labels; those "
                         "items are retried, then dead-lettered, never stored or published",
             parent=self)
@@ -137,12 +141,11 @@ class EventProcessor(pulumi.ComponentResource):
         self.subscriber_queue: QueueWithDlq | None = None
         if settings.result_subscriber:
             self.subscriber_queue = self._example_subscriber(naming, env, settings, alarm_topic_arn, key)
-        if settings.dashboard:
-            self.dashboard = self._dashboard(naming, env, settings)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming, settings), opts=child)
         self.register_outputs({
             "inputBusName": self.input_bus.bus_name, "resultBusName": self.result_bus.bus_name,
             "queueUrl": self.queue.url, "functionName": self.worker.function.name,
-            "resultsTable": self.results.table_name,
+            "resultsTable": self.results.table_name, "dashboardName": self.dashboard.dashboard_name,
         })
 
     def _example_subscriber(self, naming: Naming, env: AwsEnv, settings: EventProcessingSettings,
@@ -162,33 +165,36 @@ class EventProcessor(pulumi.ComponentResource):
             description=f"Example subscriber: {COMPLETED_DETAIL_TYPE} events to a queue", opts=child)
         return queue
 
-    def _dashboard(self, naming: Naming, env: AwsEnv, settings: EventProcessingSettings) -> aws.cloudwatch.Dashboard:
-        """One screen with the alarms' signals: backlog, dead letters, worker health, model throttling."""
-        region = env.region
-        function = self.worker.function.name
+    def _dashboard(self, naming: Naming, settings: EventProcessingSettings) -> list[tuple[str, list[Widget]]]:
+        """Backlog and dead letters, the worker's health, the model's latency and throttling, the results."""
+        model_id = settings.model.invoked_id
 
-        def widget(title: str, metrics: list[list[object]], stat: str) -> dict[str, object]:
-            return {"type": "metric", "width": 12, "height": 6,
-                    "properties": {"title": title, "region": region, "stat": stat, "period": 60,
-                                   "metrics": metrics}}
+        def worker(metric: str, stat: str = "Sum") -> Metric:
+            return custom_metric(naming, "worker", metric, stat=stat)
 
-        body = pulumi.Output.all(self.queue.queue.name, self.queue.dlq.name, self.intake.undelivered.name,
-                                 function).apply(lambda names: {"widgets": [
-            widget("Work queue backlog", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", names[0]],
-                                          ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", names[0]]],
-                   "Maximum"),
-            widget("Dead letters", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", names[1]],
-                                    ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", names[2]]],
-                   "Maximum"),
-            widget("Worker", [["AWS/Lambda", metric, "FunctionName", names[3]]
-                              for metric in ("Invocations", "Errors", "Throttles", "ConcurrentExecutions")], "Sum"),
-            widget("Model", [["AWS/Bedrock", metric, "ModelId", settings.model.invoked_id]
-                             for metric in ("Invocations", "InvocationThrottles", "InvocationClientErrors",
-                                            "InvocationServerErrors")], "Sum"),
-        ]})
-        return aws.cloudwatch.Dashboard(naming.logical("dashboard"), dashboard_name=naming.name("dashboard", 255),
-                                        dashboard_body=pulumi.Output.json_dumps(body),
-                                        opts=pulumi.ResourceOptions(parent=self))
+        intake = [*self.queue.widgets(), alarm_widget(self.intake.undelivered_alarm)]
+        model = [alarm_widget(self.model_throttle_alarm,
+                              extra=[bedrock_metric(model_id, "Invocations"),
+                                     bedrock_metric(model_id, "InvocationClientErrors"),
+                                     bedrock_metric(model_id, "InvocationServerErrors")]),
+                 metrics_widget("model latency (ms)", [bedrock_metric(model_id, "InvocationLatency", "Average"),
+                                                       bedrock_metric(model_id, "InvocationLatency", "p99")]),
+                 alarm_widget(self.invalid_answer_alarm)]
+        results = [metrics_widget("results", [worker("ResultsStored"), worker("MessagesReceived")]),
+                   batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
+                                     settings.worker.batch_size)]
+        sections = [("Work queue", intake), ("Worker", self.worker.widgets()), ("Model", model),
+                    ("Results", results)]
+        if self.subscriber_queue is not None:
+            sections.append(("Example subscriber", [*self.subscriber_queue.widgets(),
+                                                    alarm_widget(self.subscriber.undelivered_alarm)]))
+        return sections
+
+
+def bedrock_metric(model_id: str, metric: str, stat: str = "Sum") -> Metric:
+    """A Bedrock runtime metric of the invoked model (AWS/Bedrock, dimension ModelId: the profile when one is
+    configured, which is what the worker names)."""
+    return Metric("AWS/Bedrock", metric, {"ModelId": model_id}, stat=stat)
 
 
 def model_resources(env: AwsEnv, settings: EventProcessingSettings) -> list[pulumi.Output[str]]:

@@ -41,16 +41,20 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.blocks.access_logs import AccessLogs
+from components.blocks.alarms import custom_metric
 from components.blocks.bucket import READ_OBJECTS, existing_or_new_bucket, key_to_use
+from components.blocks.dashboard import PipelineDashboard, Widget, batch_size_widget, metrics_widget
 from components.blocks.iam import AwsEnv, Statement
 from components.blocks.key import StackKey, key_use
+from components.blocks.metrics import Metric
 from components.blocks.migrations import SchemaMigrations
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import REPO_ROOT, FunctionCode
 from components.blocks.queue import QueueProducer, QueueWithDlq
 from components.blocks.secret_rotation import SecretRotation
-from components.blocks.vpc import VpcPlacement
+from components.blocks.vpc import ServiceEndpoints, VpcPlacement
 from components.blocks.worker import QueueWorker
 from components.config import FileIngestionSettings
 
@@ -63,6 +67,11 @@ _RDS_CLUSTER_TAG = "secretsmanager:ResourceTag/aws:rds:primaryDBClusterArn"
 AURORA_PORT = 5432
 # Where the loader's privileges live (migration 0005_loader_role.sql); its login users are members.
 LOADER_GROUP = "file_ingestion_loader"
+# Files wait for the database: fifty thousand waiting (half a day of the medium profile's 100,000 a day, 500 full
+# batches) means the loader or the database has fallen behind, whatever the oldest file's age says.
+BACKLOG_ALARM_MESSAGES = 50_000
+# The loader's errors page on their rate: with batches every few seconds a transient connection failure is retried
+# by SQS (and a file that keeps failing reaches the alarmed DLQ), so one failed batch is noise, 5 % an outage.
 
 
 def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
@@ -90,14 +99,17 @@ class FileIngestion(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings, *, code: FunctionCode,
                  migration_code: FunctionCode, alarm_topic_arn: pulumi.Input[str],
                  notifications: BucketNotifications, log_retention_days: int, protect_data: bool,
-                 key: StackKey | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 key: StackKey | None = None, access_logs: AccessLogs | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:FileIngestion", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         database = settings.database
         self.vpc = VpcPlacement(database.vpc.subnet_ids, database.vpc.security_group_ids)
+        self.endpoints = self._endpoints(naming, env, settings)
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "files", settings=settings.bucket, protect=protect_data, key=key, opts=child)
+            naming, env, "files", settings=settings.bucket, protect=protect_data, key=key, access_logs=access_logs,
+            opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
         bucket_key = None if settings.bucket.existing_name else key  # an existing bucket's encryption is its owner's
 
@@ -106,7 +118,8 @@ class FileIngestion(pulumi.ComponentResource):
             visibility_timeout_seconds=settings.worker.visibility_timeout_seconds, alarm_topic_arn=alarm_topic_arn,
             producers=[QueueProducer("BucketSendsNewFiles", "s3.amazonaws.com", bucket_arn)],
             # The batching window holds files back on purpose; alarm only beyond it.
-            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds, key=key, opts=child)
+            age_alarm_seconds=15 * 60 + settings.worker.batching_window_seconds,
+            backlog_alarm_messages=BACKLOG_ALARM_MESSAGES, key=key, opts=child)
 
         self.cluster: aws.rds.Cluster | None = None
         self.secret: aws.secretsmanager.Secret | None = None
@@ -127,14 +140,16 @@ class FileIngestion(pulumi.ComponentResource):
             log_retention_days=log_retention_days,
             # A new stack-made loader password (the first deploy, a replaced secret) is set in the database at once.
             triggers={"loaderSecretVersion": self.loader_secret_version.version_id},
-            depends_on=[*self._database_resources, self.loader_secret_version], opts=child)
+            # The migrations read the secrets during `pulumi up`: only once the route to Secrets Manager exists.
+            depends_on=[*self._database_resources, self.loader_secret_version,
+                        *(self.endpoints.resources if self.endpoints else [])], opts=child)
         self.rotations = self._rotations(naming, env, settings)
 
         reads = [env.s3_objects(self.bucket_name, route.prefix) for route in settings.datasets]
         listable = {"StringLike": {"s3:prefix": [f"{route.prefix}*" for route in settings.datasets]}}
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
-            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc,
+            alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days, vpc=self.vpc, errors_by_rate=True,
             # Code and deliveries follow the schema: the handler never sees a table its migration has not created.
             after=[self.migrations.invocation],
             statements=[
@@ -163,9 +178,38 @@ class FileIngestion(pulumi.ComponentResource):
 
         notifications.watch(bucket_physical, owner=naming.pipeline, filters=settings.s3_filters,
                             queue_arn=self.queue.arn, queue_policy=self.queue.policy, bucket_ref=self.bucket_name)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming), opts=child)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
                                "bucketName": self.bucket_name, "secretId": self.secret_id,
-                               "loaderSecretId": self.loader_secret.name})
+                               "loaderSecretId": self.loader_secret.name,
+                               "dashboardName": self.dashboard.dashboard_name})
+
+    def _dashboard(self, naming: Naming) -> list[tuple[str, list[Widget]]]:
+        def worker(metric: str, stat: str = "Sum") -> Metric:
+            return custom_metric(naming, "worker", metric, stat=stat)
+
+        loads = [metrics_widget("files loaded and skipped", [worker("FilesLoaded"), worker("FilesSkipped"),
+                                                             worker("FilesRejected"), worker("MessagesRejected")]),
+                 metrics_widget("rows", [worker("RowsInserted"), worker("RowsAlreadyLoaded"),
+                                         worker("DatabaseWriteFailures")]),
+                 batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
+                                   self.worker.settings.batch_size)]
+        return [("Incoming files queue", self.queue.widgets()), ("Loader", self.worker.widgets()),
+                ("Loads", loads)]
+
+    # --- the network path to S3 and Secrets Manager ------------------------------------------------------------
+
+    def _endpoints(self, naming: Naming, env: AwsEnv, settings: FileIngestionSettings) -> ServiceEndpoints | None:
+        """The endpoints the config asks the stack to create (by default both, once vpcId is set; the config refuses
+        a VPC with no route to either service)."""
+        vpc = settings.database.vpc
+        s3, secrets = vpc.route("s3") == "create", vpc.route("secrets_manager") == "create"
+        if vpc.vpc_id is None or not (s3 or secrets):
+            return None
+        return ServiceEndpoints(
+            naming, env, vpc_id=vpc.vpc_id, s3_route_tables=vpc.route_table_ids if s3 else (),
+            interface_subnets=(vpc.endpoints.subnet_ids or vpc.subnet_ids) if secrets else (),
+            client_security_groups=vpc.security_group_ids, opts=pulumi.ResourceOptions(parent=self))
 
     # --- the database and its credentials -------------------------------------------------------------------
 

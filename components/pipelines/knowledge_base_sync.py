@@ -18,11 +18,14 @@ import pulumi
 import pulumi_aws as aws
 
 from components import defaults
-from components.blocks.alarms import notifying_alarm
+from components.blocks.access_logs import AccessLogs
+from components.blocks.alarms import Alarm, custom_metric, notifying_alarm, queue_metric
 from components.blocks.bucket import existing_or_new_bucket
+from components.blocks.dashboard import PipelineDashboard, Widget, alarm_widget, batch_size_widget, metrics_widget
 from components.blocks.event_bus import EVENTS_SERVICE, EventBus, RuleToQueue, TargetRetry
 from components.blocks.iam import AwsEnv, PolicyDocument, Statement, deny_insecure_transport
 from components.blocks.key import StackKey
+from components.blocks.metrics import Metric
 from components.blocks.naming import Naming
 from components.blocks.notifications import BucketNotifications
 from components.blocks.packaging import FunctionCode
@@ -96,6 +99,7 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
     def __init__(self, naming: Naming, env: AwsEnv, settings: KnowledgeBaseSyncSettings, *, code: FunctionCode,
                  alarm_topic_arn: pulumi.Input[str], notifications: BucketNotifications, log_retention_days: int,
                  protect_data: bool, batch_results: BatchResults | None = None, key: StackKey | None = None,
+                 access_logs: AccessLogs | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-pipelines:pipelines:KnowledgeBaseSync", naming.pipeline, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -103,7 +107,8 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         uses_schedule = settings.trigger in ("schedule", "both")
 
         self.bucket_name, bucket_physical = existing_or_new_bucket(
-            naming, env, "docs", settings=settings.bucket, protect=protect_data, key=key, opts=child)
+            naming, env, "docs", settings=settings.bucket, protect=protect_data, key=key, access_logs=access_logs,
+            opts=child)
         bucket_arn = env.s3_bucket(self.bucket_name)
         if settings.batch_results and batch_results is None:
             raise ValueError(f"{naming.pipeline}: batchResults is set but the stack passes no batch-inference bus")
@@ -122,8 +127,11 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             + settings.worker.batching_window_seconds,
             key=key, opts=child)
         knowledge_base_arn = env.knowledge_base(settings.knowledge_base_id)
+        self.failed_runs_alarm: Alarm | None = None
         if uses_schedule:
             self.failed_runs_arn = self._failed_runs_queue(naming, env, alarm_topic_arn, key)
+        # Its errors page on any error: a burst of changes is one invocation, so each failure is a sync that did
+        # not start, and there are too few invocations for a rate to mean anything.
         self.worker = QueueWorker(
             naming, env, "worker", queue=self.queue, code=code, settings=settings.worker,
             alarm_topic_arn=alarm_topic_arn, log_retention_days=log_retention_days,
@@ -145,12 +153,12 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
             key=key, opts=child)
 
         self.failure_alarms = [
-            notifying_alarm(naming, purpose, namespace=naming.project, metric=metric,
-                            dimensions={"service": naming.name("worker")}, topic_arn=alarm_topic_arn, threshold=0,
-                            statistic="Sum", description=f"Knowledge base {settings.knowledge_base_id}: {meaning}",
-                            parent=self)
+            notifying_alarm(naming, purpose, watch=custom_metric(naming, "worker", metric), topic_arn=alarm_topic_arn,
+                            threshold=0, title=purpose.replace("-", " "),
+                            description=f"Knowledge base {settings.knowledge_base_id}: {meaning}", parent=self)
             for purpose, (metric, meaning) in FAILURE_METRICS.items()]
 
+        self.batch_results: RuleToQueue | None = None
         if subscribed is not None:
             # Through the pipeline's own queue, so a run's sync meets bursts, conflicts and quotas like an upload.
             self.batch_results = RuleToQueue(
@@ -173,8 +181,34 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                 failed_run_max_age_seconds=defaults.TARGET_MAX_EVENT_AGE_SECONDS // 4,
                 failed_run_destination_arn=self.failed_runs_arn, key=key,
                 dead_letter_arn_value=self.queue.dlq_arn_value)
+        self.dashboard = PipelineDashboard(naming, env, sections=self._dashboard(naming), opts=child)
         self.register_outputs({"queueUrl": self.queue.url, "functionName": self.worker.function.name,
-                               "bucketName": self.bucket_name})
+                               "bucketName": self.bucket_name, "dashboardName": self.dashboard.dashboard_name})
+
+    def _dashboard(self, naming: Naming) -> list[tuple[str, list[Widget]]]:
+        def worker(metric: str, stat: str = "Sum") -> Metric:
+            return custom_metric(naming, "worker", metric, stat=stat)
+
+        syncs = [metrics_widget("ingestion jobs started and follow-ups",
+                                [worker("IngestionJobsStarted"), worker("IngestionJobsCompleted"),
+                                 worker("IngestionJobConflicts"), worker("IngestionQuotaWaits"),
+                                 worker("FollowUpsSent"), worker("FollowUpsExhausted"), worker("ScheduledRuns"),
+                                 worker("SyncFailures")]),
+                 metrics_widget("document changes", [worker("ObjectsCreated"), worker("ObjectsRemoved"),
+                                                     worker("BurstsDeferred"), worker("MessagesRejected")]),
+                 metrics_widget("documents ingested directly", [worker("DocumentsSubmittedCreated"),
+                                                                worker("DocumentsSubmittedRemoved"),
+                                                                worker("DirectDocumentsDone"),
+                                                                worker("DirectDocumentsRetried")]),
+                 batch_size_widget(worker("MessagesReceived", "Average"), worker("MessagesReceived", "Maximum"),
+                                   self.worker.settings.batch_size),
+                 *(alarm_widget(alarm) for alarm in self.failure_alarms)]
+        if self.failed_runs_alarm is not None:
+            syncs.append(alarm_widget(self.failed_runs_alarm))
+        queue = self.queue.widgets()
+        if self.batch_results is not None:
+            queue.append(alarm_widget(self.batch_results.undelivered_alarm))
+        return [("Document changes queue", queue), ("Worker", self.worker.widgets()), ("Syncs", syncs)]
 
     def _failed_runs_queue(self, naming: Naming, env: AwsEnv, alarm_topic_arn: pulumi.Input[str],
                            key: StackKey | None) -> pulumi.Output[str]:
@@ -189,9 +223,9 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
         arn = env.sqs_queue(queue.name)
         aws.sqs.QueuePolicy(naming.logical("failed-runs-policy"), queue_url=env.sqs_queue_url(queue.name),
                             policy=PolicyDocument([deny_insecure_transport(["sqs:*"], [arn])]).to_json(), opts=child)
-        notifying_alarm(naming, "failed-runs-depth", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
-                        dimensions={"QueueName": queue.name}, topic_arn=alarm_topic_arn,
-                        threshold=defaults.DLQ_ALARM_THRESHOLD,
-                        description=f"A scheduled sync failed inside the worker after Lambda's retries; its record "
-                                    f"waits in {name}", parent=self)
+        self.failed_runs_alarm = notifying_alarm(
+            naming, "failed-runs-depth", watch=queue_metric(queue.name, "ApproximateNumberOfMessagesVisible"),
+            topic_arn=alarm_topic_arn, threshold=defaults.DLQ_ALARM_THRESHOLD, title="scheduled runs that failed",
+            description=f"A scheduled sync failed inside the worker after Lambda's retries; its record waits in "
+                        f"{name}", parent=self)
         return arn

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import botocore
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -102,8 +103,12 @@ def job_request(name: str, run_id: str, shard_id: str, input_uri: str) -> dict[s
 
 def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
     """CreateModelInvocationJob, idempotent by clientRequestToken; the job's ARN."""
+    client = clients.bedrock()
+    request = job_request(name, run_id, shard_id, input_uri)
+    if not knows_invocation_type(client):
+        request = request_for_an_older_sdk(request, name)
     try:
-        response = clients.bedrock().create_model_invocation_job(**job_request(name, run_id, shard_id, input_uri))
+        response = client.create_model_invocation_job(**request)
     except ClientError as error:
         code = error.response["Error"]["Code"]
         if code == QUOTA_FULL:  # slots free up as other jobs finish: hours, not seconds
@@ -119,6 +124,31 @@ def submit(name: str, run_id: str, shard_id: str, input_uri: str) -> str:
         metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
         raise SubmissionRejectedError(f"Bedrock refused job {name}: {code}: {error}") from None
     return str(response["jobArn"])
+
+
+# The first botocore whose bedrock model has CreateModelInvocationJob's modelInvocationType.
+INVOCATION_TYPE_SINCE_BOTOCORE = "1.42.59"
+
+
+def knows_invocation_type(client: Any) -> bool:
+    """Whether the SDK in use knows modelInvocationType: the archives leave boto3 to the Lambda runtime, whose bundled
+    botocore AWS updates on its own schedule, so an older one is met with a clear answer rather than botocore's
+    "Unknown parameter" for every shard."""
+    operation = client.meta.service_model.operation_model("CreateModelInvocationJob")
+    return "modelInvocationType" in operation.input_shape.members
+
+
+def request_for_an_older_sdk(request: dict[str, Any], name: str) -> dict[str, Any]:
+    """A job request an SDK without modelInvocationType can send: native bodies are InvokeModel jobs, which is what
+    a job without the field is; Converse records cannot run, so the shard is refused naming the version needed (its
+    records reach the failure lane, nothing is lost)."""
+    if request["modelInvocationType"] != INVOCATION_TYPES["native"]:
+        metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+        raise SubmissionRejectedError(
+            f"job {name} needs modelInvocationType Converse, which the Lambda runtime's botocore "
+            f"{botocore.__version__} does not know (botocore {INVOCATION_TYPE_SINCE_BOTOCORE} or later does): "
+            "set batchInference requestFormat native, or wait for the runtime's SDK update")
+    return {key: value for key, value in request.items() if key != "modelInvocationType"}
 
 
 def find_job(name: str) -> str | None:

@@ -136,7 +136,9 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         in_context = contextvars.copy_context().run
         return await asyncio.get_running_loop().run_in_executor(executor, in_context, _work_on, record, run)
 
-    # One processor per invocation: nothing of one batch's bookkeeping can leak into another's.
+    # One processor per invocation: nothing of one batch's bookkeeping can leak into another's. It fans the records
+    # out; the response is _settle's, not processor.response(): the events are published together after every
+    # record has run, and a record whose event is not published fails then, after the processor's own verdict.
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     with processor(records=records, handler=record_handler, lambda_context=context):
         processed = processor.async_process()

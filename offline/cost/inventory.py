@@ -70,8 +70,10 @@ class Pipeline:
     buckets: list[str] = field(default_factory=list)
     buses: list[str] = field(default_factory=list)
     alarms: int = 0
+    alarm_metrics: int = 0  # what CloudWatch bills: a metric-math alarm is billed for each metric it reads
     dashboards: int = 0
     kms_keys: int = 0
+    interface_endpoint_zones: int = 0  # an interface endpoint is billed per hour in each of its subnets' zones
     secrets: int = 0
     schedules: dict[str, float] = field(default_factory=dict)  # logical name -> invocations per month
     state_machines: list[dict[str, Any]] = field(default_factory=list)  # ASL definitions
@@ -146,10 +148,14 @@ def _add(pipeline: Pipeline, name: str, record: ResourceRecord) -> None:
         pipeline.buses.append(name)
     elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
         pipeline.alarms += 1
+        pipeline.alarm_metrics += alarm_metrics(inputs)
     elif kind == "aws:cloudwatch/dashboard:Dashboard":
         pipeline.dashboards += 1
     elif kind == "aws:kms/key:Key":
         pipeline.kms_keys += 1
+    elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
+        if inputs.get("vpcEndpointType") == "Interface":  # gateway endpoints (S3, DynamoDB) cost nothing
+            pipeline.interface_endpoint_zones += len(inputs.get("subnetIds") or [])
     elif kind == "aws:secretsmanager/secret:Secret":
         pipeline.secrets += 1
     elif kind == "aws:scheduler/schedule:Schedule":
@@ -160,6 +166,13 @@ def _add(pipeline: Pipeline, name: str, record: ResourceRecord) -> None:
             pipeline.state_machines.append(json.loads(definition))
         elif isinstance(definition, dict):
             pipeline.state_machines.append(definition)
+
+
+def alarm_metrics(inputs: dict[str, Any]) -> int:
+    """The metrics an alarm is billed for (AWS's CloudWatch pricing: "$0.10 per alarm metric"): one for an alarm on
+    a metric, each metric a metric-math alarm reads (its expressions are free)."""
+    queries = inputs.get("metricQueries") or []
+    return sum(1 for query in queries if isinstance(query, dict) and query.get("metric")) if queries else 1
 
 
 def _attach(pipelines: dict[str, Pipeline], records: Iterable[ResourceRecord]) -> None:

@@ -82,9 +82,10 @@ class Bill:
 
     def fixed(self, pipeline: Pipeline) -> None:
         """What the pipeline's resources cost every month: alarms, dashboards, custom metrics, idle queue polling,
-        secrets and keys."""
+        interface endpoints, secrets and keys."""
         if pipeline.alarms:
-            self.add("CloudWatch", "alarms", "cloudwatch.alarms", pipeline.alarms, f"{pipeline.alarms} alarms")
+            self.add("CloudWatch", "alarms", "cloudwatch.alarms", pipeline.alarm_metrics,
+                     f"{pipeline.alarms} alarms reading {pipeline.alarm_metrics} metrics (metric math: one each)")
         if pipeline.dashboards:
             self.add("CloudWatch", "dashboards", "cloudwatch.dashboards", pipeline.dashboards)
         metrics = sum(len(function.custom_metrics) for function in self.invoked.values())
@@ -98,5 +99,9 @@ class Bill:
                      f"one {LONG_POLL_SECONDS} s receive")
         if pipeline.secrets:
             self.add("Secrets Manager", "secrets", "secretsmanager.secrets", pipeline.secrets)
+        if pipeline.interface_endpoint_zones:
+            self.add("VPC", "interface endpoint hours", "vpc.interface_endpoint_hours",
+                     pipeline.interface_endpoint_zones * HOURS_PER_MONTH,
+                     f"{pipeline.interface_endpoint_zones} endpoint zone(s) x {HOURS_PER_MONTH:g} h")
         if pipeline.kms_keys:
             self.add("KMS", "keys", "kms.keys", pipeline.kms_keys)

@@ -49,7 +49,8 @@ def _unit_price(item: LineItem) -> str:
 
 _UNITS = {"requests (64 KB chunks)": "requests", "events published (64 KB chunks)": "events",
           "PUT, COPY, POST, LIST requests": "requests", "GET and other requests": "requests",
-          "custom metric-months (first 10,000)": "metric-month", "standard-resolution alarm-months": "alarm-month",
+          "custom metric-months (first 10,000)": "metric-month",
+          "standard-resolution alarm metric-months": "alarm metric-month",
           "dashboard-months": "dashboard-month", "GB ingested (standard class)": "GB",
           "GB-month archived": "GB-month", "customer managed key-months": "key-month",
           "secret-months": "secret-month", "write request units": "WRU", "read request units": "RRU"}

@@ -60,10 +60,28 @@ def _problem(ctx: StackContext, resource: PolicyResource, key: str) -> str | Non
     return None
 
 
+def _is_access_log_destination(ctx: StackContext, bucket: PolicyResource) -> bool:
+    """Whether a BucketLogging of the stack delivers server access logs into `bucket` (its `targetBucket`)."""
+    return any(bucket.urn in {target.urn for target in ctx.index.deps(logging, "targetBucket", *types.BUCKETS)}
+               for logging in ctx.index.of_type(*types.BUCKET_LOGGINGS))
+
+
+def _sse_s3_only(configs: list[PolicyResource]) -> bool:
+    """Whether every rule of every encryption configuration is SSE-S3 (and there is at least one rule)."""
+    rules = [rule for config in configs for rule in as_list(config.props.get("rules"))]
+    return bool(rules) and all(get_path(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm") == "AES256"
+                               for rule in rules)
+
+
 def _bucket_problem(ctx: StackContext, bucket: PolicyResource) -> str | None:
     configs = ctx.index.referrers(bucket, *types.BUCKET_ENCRYPTIONS, key="bucket")
     if not configs:
         return "has no encryption configuration naming a customer-managed key of this stack"
+    # The one store kept off the key: a server access log destination, on SSE-S3 (AES256). The S3 User Guide
+    # ("Enabling Amazon S3 server access logging") admits default encryption on the destination bucket only with
+    # SSE-S3, so logs into an SSE-KMS bucket may not be delivered. Any other encryption of it is still checked.
+    if _is_access_log_destination(ctx, bucket) and _sse_s3_only(configs):
+        return None
     for config in configs:
         rules = as_list(config.props.get("rules"))
         if not rules or any(get_path(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm") != "aws:kms"
@@ -121,9 +139,11 @@ RULES = (
         name="kms-stores-use-stack-key",
         what="With requireCustomerManagedKey (a stack set to customer-managed keys), every queue, topic, bucket "
              "(SSE-KMS with a bucket key), table, log group, secret, schedule and state machine is encrypted with a "
-             "customer-managed KMS key of the stack that rotates.",
+             "customer-managed KMS key of the stack that rotates. The one exception is a bucket that receives S3 "
+             "server access logs (the targetBucket of a BucketLogging): it is accepted on SSE-S3 (AES256).",
         why="Regulated teams must hold the key to their data: revoke it, audit every use in CloudTrail and rotate "
-            "it. One store left on an AWS-managed or AWS-owned key escapes all three.",
+            "it. One store left on an AWS-managed or AWS-owned key escapes all three. The S3 User Guide admits "
+            "default encryption on a server access log destination only with SSE-S3, so that bucket stays on it.",
         scope="stack",
         check=_stores_use_stack_key,
         severity=Severity.HIGH,
@@ -143,6 +163,6 @@ RULES = (
                    "Table.serverSideEncryption -> Key", "LogGroup.kmsKeyId -> Key", "Secret.kmsKeyId -> Key",
                    "Schedule.kmsKeyArn -> Key", "StateMachine.encryptionConfiguration -> Key",
                    "BucketServerSideEncryptionConfiguration.bucket -> Bucket, .rules -> Key | Alias",
-                   "Alias.targetKeyId -> Key"),
+                   "BucketLogging.targetBucket -> Bucket", "Alias.targetKeyId -> Key"),
     ),
 )

@@ -43,7 +43,7 @@ def _redrive_to_dlq(ctx: StackContext) -> None:
                 ctx.violation(queue, f"{subject} has no redrivePolicy with a deadLetterTargetArn, so a message "
                                      f"that always fails is retried until retention drops it")
                 continue
-            count = number(redrive.get("maxReceiveCount"), 0)
+            count = number(redrive.get("maxReceiveCount"), aws_defaults.SQS_MAX_RECEIVE_COUNT)
             if not low <= count <= high:
                 ctx.violation(queue, f"{subject} redrivePolicy maxReceiveCount {fmt(count)} is outside "
                                      f"{fmt(low)}..{fmt(high)}")
@@ -76,8 +76,15 @@ def _dlq_alarm_problem(alarms: Sequence[PolicyResource]) -> str | None:
         if _fires_on_first_message(alarm) and as_list(alarm.props.get("alarmActions")):
             return None
     return "; ".join(
-        f"{describe(a)} fires on {a.props.get('comparisonOperator')} {fmt(number(a.props.get('threshold'), 0))} "
+        f"{describe(a)} fires on {a.props.get('comparisonOperator')} {_threshold_text(a)} "
         f"with {len(as_list(a.props.get('alarmActions')))} alarm action(s)" for a in alarms)
+
+
+def _threshold_text(alarm: PolicyResource) -> str:
+    """An alarm without a static threshold (one on an anomaly band, thresholdMetricId) says so: printing a stand-in
+    number would read like the very threshold the remediation asks for."""
+    threshold = alarm.props.get("threshold")
+    return "no threshold" if threshold is None or threshold == "" else fmt(float(threshold))
 
 
 def _dlq_and_age_alarms(ctx: StackContext) -> None:
@@ -185,7 +192,7 @@ RULES = (
     Rule(
         name="sqs-redrive-to-dlq",
         what="Every queue a Lambda consumes, or S3 or EventBridge delivers to, has a redrive policy to a DLQ "
-             "with maxReceiveCount in the configured range.",
+             "with maxReceiveCount in the configured range (AWS default when left out: 10).",
         why="Without a DLQ a poison message is retried until retention silently drops it; a maxReceiveCount "
             "below 5 dead-letters messages that were only throttled.",
         scope="stack",

@@ -8,6 +8,7 @@ Prices are eu-west-1's from offline/cost/prices.yaml (both stacks are in eu-west
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -177,10 +178,12 @@ def test_s3_requests_and_storage_of_file_ingestion(dev_medium: Estimate) -> None
 # --- CloudWatch -------------------------------------------------------------------------------------------------
 
 def test_cloudwatch_alarms_dashboards_metrics_and_logs_of_event_processing(dev_medium: Estimate) -> None:
-    # dev eventproc alarms: worker errors and throttles, work queue age, work DLQ, intake and completed undelivered,
-    # subscriber age and DLQ, model throttles, invalid answers = 10; one dashboard (dashboard: true); the worker
+    # dev eventproc alarms: worker error rate (metric math over Errors and Invocations: billed as 2 alarm metrics)
+    # and throttles, work queue age and backlog, work DLQ, intake and completed undelivered, subscriber age and DLQ,
+    # model throttles, invalid answers = 11 alarms, 12 alarm metrics; the pipeline's dashboard; the worker
     # publishes MessagesReceived and ResultsStored. Logs: 111,111.1 invocations x 4 KB; 14-day retention holds 14 days.
-    assert item(dev_medium, "eventProcessing", "CloudWatch", "alarms").cost == pytest.approx(10 * 0.10)
+    assert item(dev_medium, "eventProcessing", "CloudWatch", "alarms").quantity == 12
+    assert item(dev_medium, "eventProcessing", "CloudWatch", "alarms").cost == pytest.approx(12 * 0.10)
     assert item(dev_medium, "eventProcessing", "CloudWatch", "dashboards").cost == pytest.approx(3.00)
     assert item(dev_medium, "eventProcessing", "CloudWatch", "custom metrics").cost == pytest.approx(2 * 0.30)
     ingested = 1_000_000 / 9 * 4 / 1024 / 1024  # 0.424 GB
@@ -199,11 +202,37 @@ def test_cloudwatch_alarms_and_metrics_of_knowledge_base_sync(dev_medium: Estima
     assert item(dev_medium, "knowledgeBaseSync", "CloudWatch", "custom metrics").cost == pytest.approx(11 * 0.30)
 
 
+def test_metric_math_alarms_are_billed_per_metric_they_read(dev_medium: Estimate) -> None:
+    # dev batchinf, 25 alarms. 23 read one metric each: failure lane age and DLQ (2), completion queue age and DLQ
+    # (2), job-events undelivered (1), run-endings age, DLQ and undelivered (3), model throttles and output mismatches
+    # (2), errors and throttles of sharder, submitter, completion, reconciler, finalizer and run-ended (12), the sync
+    # worker's throttles (1). Two are metric math: runs-failed reads ExecutionsFailed, ExecutionsTimedOut and
+    # ExecutionsAborted (3), the sync worker's error rate reads Errors and Invocations (2).
+    single = 2 + 2 + 1 + 3 + 2 + 12 + 1
+    assert single + 2 == 25
+    alarms = item(dev_medium, "batchInference", "CloudWatch", "alarms")
+    assert alarms.quantity == single + 3 + 2 == 28
+    assert alarms.cost == pytest.approx(28 * 0.10)
+    # one dashboard per pipeline, $3 each (before the account's three free dashboards)
+    for pipeline in ("knowledgeBaseSync", "eventProcessing", "fileIngestion", "batchInference"):
+        assert item(dev_medium, pipeline, "CloudWatch", "dashboards").cost == pytest.approx(3.00)
+
+
 def test_log_storage_follows_the_stack_retention(prod: Inventory, prices: PriceTable) -> None:
     # prod keeps logs 90 days: after one month a month's logs are held, not 14 days'
     result = estimate(prod, profile("medium"), prices)
     ingested = item(result, "eventProcessing", "CloudWatch", "logs ingestion").quantity
     assert item(result, "eventProcessing", "CloudWatch", "logs storage").quantity == pytest.approx(ingested)
+
+
+# --- VPC ---------------------------------------------------------------------------------------------------------
+
+def test_the_secrets_manager_interface_endpoint_is_billed_per_zone_hour(dev_medium: Estimate) -> None:
+    # dev fileingest creates a Secrets Manager interface endpoint in its 2 subnets (2 zones) and an S3 gateway
+    # endpoint (free): 2 x 730 h x $0.011
+    line = item(dev_medium, "fileIngestion", "VPC", "interface endpoint hours")
+    assert line.quantity == 2 * 730
+    assert line.cost == pytest.approx(2 * 730 * 0.011)  # $16.06
 
 
 # --- KMS, Secrets Manager ---------------------------------------------------------------------------------------
@@ -338,3 +367,13 @@ def test_cost_command_bad_volume_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["cost", "--stack", "dev", "--volume", str(path)]) == 2
     err = capsys.readouterr().err
     assert "batchInference.recordsPerRun" in err and "many" in err
+
+
+def test_every_service_the_estimate_bills_has_a_hand_computed_line_above(dev_medium: Estimate, prod: Inventory,
+                                                                          prices: PriceTable) -> None:
+    # The services named in this module's `item(..., "<service>", ...)` checks, each against a hand computation.
+    checked = set(re.findall(r'item\(\w+, "\w+", "([^"]+)", "', Path(__file__).read_text(encoding="utf-8")))
+    billed = {line.service for result in (dev_medium, estimate(prod, profile("large"), prices))
+              for bill in result.bills for line in bill.lines}
+    assert billed - checked == set()
+    assert len(checked) >= 11

@@ -93,6 +93,9 @@ def test_status_shows_alarms_with_their_answer_depths_ages_runs_and_jobs(deploye
     assert "ai-pipelines-dev-kbsync-changes: 1 waiting, 0 in flight, 0 delayed; oldest 1234 s" in out  # S3's test event
     assert "ai-pipelines-dev-kbsync-changes-dlq: 1 waiting" in out
     assert "JOB0000001 IN_PROGRESS" in out
+    region = deployed.outputs.region
+    assert (f"dashboard: ai-pipelines-dev-kbsync-dashboard https://{region}.console.aws.amazon.com/cloudwatch/home"
+            f"?region={region}#dashboards/dashboard/ai-pipelines-dev-kbsync-dashboard") in out
 
 
 def test_status_lists_the_runs_in_progress(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:

@@ -402,6 +402,22 @@ def test_the_submitter_may_pass_only_the_batch_role_and_only_to_bedrock(stack: S
     assert passes == ["batchinf-submitter-policy"]
 
 
+def test_every_task_function_reserves_what_it_can_need(stack: Synthesis) -> None:
+    """Sharder and finalizer one per concurrent run (default 2), submitter the concurrent-jobs quota (7 here), the
+    reconciler one; the sync worker the on-demand concurrency (12 here)."""
+    reserved = {purpose: stack.named(f"batchinf-{purpose}").inputs.get("reservedConcurrentExecutions")
+                for purpose in ("sharder", "submitter", "finalizer", "reconciler", "sync-worker")}
+    assert reserved == {"sharder": 2, "submitter": 7, "finalizer": 2, "reconciler": 1, "sync-worker": 12}
+
+
+def test_concurrent_runs_sizes_the_sharder_and_the_finalizer() -> None:
+    runs = synth(settings(concurrentRuns=5))
+    assert {runs.named(f"batchinf-{purpose}").inputs["reservedConcurrentExecutions"]
+            for purpose in ("sharder", "finalizer")} == {5}
+    with pytest.raises(ConfigError, match="concurrentRuns = 0: Input should be greater than or equal to 1"):
+        parse_stack_config({"owner": "team", "batchInference": {**MINIMAL, "concurrentRuns": 0}}, stack="dev")
+
+
 def test_an_inference_profile_extends_the_model_grants_to_its_regions() -> None:
     profile = synth(settings(model={"inferenceProfileId": f"eu.{MODEL}",
                                     "inferenceProfileRegions": ["eu-central-1", "eu-west-3"]}), mode="update")

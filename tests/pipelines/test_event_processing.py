@@ -52,7 +52,7 @@ def synth(config: EventProcessingSettings | None = None, *, mode: str = "preview
 
 @pytest.fixture(scope="module", params=["preview", "update"])
 def stack(request: pytest.FixtureRequest) -> Synthesis:
-    return synth(settings(dashboard=True), mode=request.param)
+    return synth(settings(), mode=request.param)
 
 
 def arn(service: str, resource: str, *, account: str = ACCOUNT, region: str = REGION) -> str:
@@ -64,7 +64,7 @@ def statements(record: ResourceRecord, prop: str = "policy") -> dict[str, dict[s
 
 
 def test_every_input_is_known_at_preview() -> None:
-    preview = synth(settings(dashboard=True))
+    preview = synth(settings())
     unknown = [(r.type, key) for r in preview.resources for key, value in r.inputs.items()
                if contains_unknown(value) and (r.type, key) not in UNKNOWN_AT_PREVIEW_BY_DESIGN]
     assert unknown == []
@@ -213,7 +213,8 @@ def test_the_result_bus_has_an_example_subscriber_with_retries_and_a_dlq(stack: 
 def test_without_the_example_subscriber_the_result_bus_has_no_rule() -> None:
     result = synth(settings(resultSubscriber=False))
     assert [r.inputs["name"] for r in result.of_type("aws:cloudwatch/eventRule:EventRule")] == [f"{PREFIX}-intake"]
-    assert result.of_type("aws:cloudwatch/dashboard:Dashboard") == []
+    (dashboard,) = result.of_type("aws:cloudwatch/dashboard:Dashboard")
+    assert "subscriber" not in dashboard.inputs["dashboardBody"]
 
 
 ALARMS = {
@@ -222,7 +223,7 @@ ALARMS = {
                                        {"QueueName": f"{PREFIX}-work-dlq"}),
     "eventproc-intake-undelivered-depth-alarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
                                                  {"QueueName": f"{PREFIX}-intake-undelivered"}),
-    "eventproc-worker-errors-alarm": ("AWS/Lambda", "Errors", {"FunctionName": f"{PREFIX}-worker"}),
+    "eventproc-work-backlog-alarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": f"{PREFIX}-work"}),
     "eventproc-worker-throttles-alarm": ("AWS/Lambda", "Throttles", {"FunctionName": f"{PREFIX}-worker"}),
     "eventproc-model-throttles-alarm": ("AWS/Bedrock", "InvocationThrottles", {"ModelId": MODEL}),
     # The worker's own metric (Powertools, dimension service): a model answer that failed validation.
@@ -257,11 +258,30 @@ def test_dead_letter_alarms_fire_on_the_first_message_and_throttles_above_the_th
     assert custom.inputs["threshold"] == 50
 
 
-def test_the_dashboard_shows_backlog_dead_letters_worker_and_model(stack: Synthesis) -> None:
+def test_the_worker_pages_on_its_error_rate_and_the_queue_on_its_backlog(stack: Synthesis) -> None:
+    rate = stack.named("eventproc-worker-error-rate-alarm").inputs
+    queries = {q["id"]: q for q in rate["metricQueries"]}
+    assert {query_id: q["metric"]["metricName"] for query_id, q in queries.items() if "metric" in q} == {
+        "errors": "Errors", "invocations": "Invocations"}
+    assert queries["value"]["expression"] == "IF(invocations >= 20, 100 * FILL(errors, 0) / invocations, 0)"
+    assert (rate["threshold"], rate["comparisonOperator"]) == (5, "GreaterThanThreshold")
+    assert [r for r in stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+            if r.inputs["name"] == f"{PREFIX}-worker-errors"] == []
+    backlog = stack.named("eventproc-work-backlog-alarm").inputs
+    assert (backlog["threshold"], backlog["evaluationPeriods"], backlog["statistic"]) == (10_000, 5, "Maximum")
+    chosen = synth(settings(queue={"backlogAlarmMessages": 500}, worker={"errors": {"pageOn": "count"}}))
+    assert chosen.named("eventproc-work-backlog-alarm").inputs["threshold"] == 500
+    assert chosen.named("eventproc-worker-errors-alarm").inputs["metricName"] == "Errors"
+
+
+def test_the_dashboard_shows_backlog_dead_letters_worker_model_and_results(stack: Synthesis) -> None:
     dashboard = stack.named("eventproc-dashboard")
     body = json.loads(dashboard.inputs["dashboardBody"])
-    titles = [w["properties"]["title"] for w in body["widgets"]]
-    assert titles == ["Work queue backlog", "Dead letters", "Worker", "Model"]
+    headings = [w["properties"]["markdown"] for w in body["widgets"] if w["type"] == "text"]
+    assert headings == ["## Work queue", "## Worker", "## Model", "## Results", "## Example subscriber"]
+    titles = [w["properties"]["title"] for w in body["widgets"] if w["type"] == "metric"]
+    assert {"work messages waiting", "worker duration (ms) against its timeout", "model latency (ms)",
+            "batch sizes (messages per invocation)"} <= set(titles)
     metrics = json.dumps(body)
     assert f"{PREFIX}-work" in metrics and "InvocationThrottles" in metrics and MODEL in metrics
 

@@ -21,6 +21,8 @@ REGION, ACCOUNT = "eu-west-1", "123456789012"
 NAMING = Naming("ai-pipelines", "test", "shared", owner="platform")
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 GROUPS = ["sg-0123456789abcdef0"]
+# The VPC routes to both services through a NAT gateway here; the endpoint tests below let the stack create them.
+VPC = {"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "endpoints": {"s3": "nat", "secretsManager": "nat"}}
 BUCKET = f"ai-pipelines-test-fileingest-files-{ACCOUNT}-{REGION}"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:analytics/ingest-AbCdEf"
 NETWORK_ACTIONS = {"ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces",
@@ -37,7 +39,7 @@ def settings(database: dict[str, Any] | None = None, **overrides: Any) -> FileIn
     if not database.get("aurora", {}).get("enabled"):
         database = {"host": "db.internal", "name": "ingest", **database}
     return FileIngestionSettings.model_validate(
-        {"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, **database}, **overrides})
+        {"database": {"vpc": VPC, **database}, **overrides})
 
 
 def synth(config: FileIngestionSettings, mode: str = "preview", protect: bool = False) -> Synthesis:
@@ -188,14 +190,60 @@ def test_the_created_bucket_keeps_versions_as_long_as_a_message_may_name_them() 
     assert (rules[1]["filter"], rules[1]["expiration"]) == ({"prefix": ""}, {"days": 60})
 
 
-DB = {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "host": "db.internal", "name": "ingest"}
+DB = {"vpc": VPC, "host": "db.internal", "name": "ingest"}
+
+
+@pytest.mark.parametrize(("vpc", "message"), [
+    ({"subnetIds": SUBNETS, "securityGroupIds": GROUPS},
+     r"need a route to S3 and Secrets Manager: set vpcId \(and routeTableIds\) so the stack creates"),
+    ({"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "endpoints": {"s3": "nat"}},
+     r"need a route to Secrets Manager: set vpcId"),
+    ({"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "vpcId": "vpc-0123456789abcdef0"},
+     "endpoints.s3 is create .*: set routeTableIds"),
+    ({**VPC, "routeTableIds": ["rtb-0123456789abcdef0"]}, "routeTableIds is set but endpoints.s3 is nat"),
+    ({**VPC, "endpoints": {"s3": "nat", "secretsManager": "create"}}, "secretsManager: create needs vpcId"),
+    ({**VPC, "vpcId": "vpc-nope"}, "vpcId"),
+])
+def test_a_vpc_without_a_route_to_s3_and_secrets_manager_is_refused(vpc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_stack_config({"owner": "x", "fileIngestion": {"database": {**DB, "vpc": vpc}}}, stack="dev")
+
+
+def test_with_a_vpc_id_the_stack_creates_both_endpoints_before_the_migrations_run() -> None:
+    vpc = {"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "vpcId": "vpc-0123456789abcdef0",
+           "routeTableIds": ["rtb-0123456789abcdef0"]}
+    stack = synth(settings(database={"vpc": vpc}))
+    s3 = stack.named("fileingest-s3-endpoint").inputs
+    assert (s3["vpcEndpointType"], s3["serviceName"], s3["routeTableIds"]) == (
+        "Gateway", f"com.amazonaws.{REGION}.s3", ["rtb-0123456789abcdef0"])
+    secrets = stack.named("fileingest-secretsmanager-endpoint")
+    assert (secrets.inputs["vpcEndpointType"], secrets.inputs["serviceName"], secrets.inputs["privateDnsEnabled"],
+            secrets.inputs["subnetIds"]) == ("Interface", f"com.amazonaws.{REGION}.secretsmanager", True, SUBNETS)
+    group = stack.named("fileingest-endpoints-sg")
+    assert secrets.property_dependencies["securityGroupIds"] == [group.urn]
+    (ingress,) = group.inputs["ingress"]
+    assert (ingress["protocol"], ingress["fromPort"], ingress["toPort"], ingress["securityGroups"]) == (
+        "tcp", 443, 443, GROUPS)
+    assert "cidrBlocks" not in ingress and not group.inputs.get("egress")
+    invocation = next(r for r in stack.resources if r.type == "aws:lambda/invocation:Invocation")
+    assert {stack.named("fileingest-s3-endpoint").urn, secrets.urn} <= set(invocation.dependencies)
+
+
+def test_declared_routes_create_no_endpoint_and_endpoint_subnets_can_be_chosen() -> None:
+    assert synth(settings()).of_type("aws:ec2/vpcEndpoint:VpcEndpoint") == []
+    vpc = {"subnetIds": SUBNETS, "securityGroupIds": GROUPS, "vpcId": "vpc-0123456789abcdef0",
+           "endpoints": {"s3": "existing", "subnetIds": SUBNETS[:1]}}
+    stack = synth(settings(database={"vpc": vpc}))
+    (endpoint,) = stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert (endpoint.inputs["serviceName"], endpoint.inputs["subnetIds"]) == (
+        f"com.amazonaws.{REGION}.secretsmanager", SUBNETS[:1])
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"datasets": [{"prefix": "other/orders/", "dataset": "orders"}]}, "under no inputRules prefix"),
     ({"maxObjectBytes": 64 * 1024 * 1024}, "would not fit in memory"),
     ({"database": {**DB, "vpc": {"subnetIds": ["subnet-nope"], "securityGroupIds": GROUPS}}}, "subnet ids"),
-    ({"database": {"vpc": {"subnetIds": SUBNETS, "securityGroupIds": GROUPS}, "aurora": {"enabled": True},
+    ({"database": {"vpc": VPC, "aurora": {"enabled": True},
                    "secret": {"existingName": "x"}}}, "aurora.enabled creates"),
     ({"database": {**DB, "secret": {"existingName": "x", "existingArn": SECRET_ARN}}}, "not both"),
     ({"database": {**DB, "sslMode": "verify-full"}},

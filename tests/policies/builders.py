@@ -140,13 +140,20 @@ def alarm_topic(stack: Stack, name: str = "alarms", **overrides: Any) -> Resourc
 
 
 def metric_alarm(stack: Stack, name: str, watched: ResourceRecord, metric: str, topic: ResourceRecord | None, *,
-                 namespace: str = "AWS/SQS", dimension: str = "QueueName", threshold: float = 0,
-                 parent: ResourceRecord | None = None, **overrides: Any) -> ResourceRecord:
-    inputs = {"name": stack.physical(name), "namespace": namespace, "metricName": metric,
-              "dimensions": {dimension: watched.inputs["name"]}, "statistic": "Maximum", "period": 60,
-              "evaluationPeriods": 1, "threshold": threshold, "comparisonOperator": "GreaterThanThreshold",
+                 namespace: str = "AWS/SQS", dimension: str = "QueueName", threshold: float | object = 0,
+                 parent: ResourceRecord | None = None, as_query: bool = False, **overrides: Any) -> ResourceRecord:
+    """`as_query=True` names the metric in a `metricQueries` entry (as a metric-math alarm does) instead of the
+    alarm's own metricName, namespace and dimensions."""
+    watched_metric = {"namespace": namespace, "metricName": metric, "dimensions": {dimension: watched.inputs["name"]}}
+    where: dict[str, Any] = (
+        {"metricQueries": [{"id": "m1", "returnData": True,
+                            "metric": {**watched_metric, "period": 60, "stat": "Maximum"}}]} if as_query
+        else {**watched_metric, "statistic": "Maximum", "period": 60})
+    inputs = {"name": stack.physical(name), **where, "evaluationPeriods": 1, "threshold": threshold,
+              "comparisonOperator": "GreaterThanThreshold",
               "alarmActions": [arn("sns", topic.inputs["name"])] if topic else [], "tags": stack.tags()}
-    deps = {"dimensions": [watched], "alarmActions": [topic] if topic else []}
+    deps = {"metricQueries" if as_query else "dimensions": [watched], "alarmActions": [topic] if topic else []}
+    overrides = {"threshold": threshold, **overrides}  # DROP as the threshold leaves it out
     return stack.add("aws:cloudwatch/metricAlarm:MetricAlarm", name, merged(inputs, overrides), parent=parent,
                      deps=deps)
 
@@ -281,6 +288,48 @@ def data_bucket(stack: Stack, name: str, *, bucket: Overrides = None, public_acc
     return record
 
 
+def bucket_logging(stack: Stack, source: ResourceRecord, target: ResourceRecord, **overrides: Any) -> ResourceRecord:
+    """`source`'s server access logs into `target`, under a folder named after the source."""
+    return stack.add("aws:s3/bucketLogging:BucketLogging", f"{source.name}-access-logging", merged({
+        "bucket": source.inputs["bucket"], "targetBucket": target.inputs["bucket"],
+        "targetPrefix": f"{source.inputs['bucket']}/"}, overrides),
+        deps={"bucket": [source], "targetBucket": [target]})
+
+
+def log_delivery(target: str, source: ResourceRecord, *, conditions: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The bucket-policy grant that admits S3's delivery of `source`'s access logs into the bucket named `target`
+    (AWS's shape: the source bucket and account as conditions, unless `conditions` says otherwise)."""
+    grant = allow(f"DeliverAccessLogsOf{source.name.replace('-', '')}", ["s3:PutObject"],
+                  [f"arn:aws:s3:::{target}/{source.inputs['bucket']}/*"],
+                  {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source.inputs['bucket']}"},
+                   "StringEquals": {"aws:SourceAccount": ACCOUNT}} if conditions is None else conditions)
+    return {**grant, "Principal": {"Service": "logging.s3.amazonaws.com"}}
+
+
+def access_log_bucket(stack: Stack, name: str, sources: Sequence[ResourceRecord], *,
+                      grants: Sequence[Mapping[str, Any]] | None = None) -> ResourceRecord:
+    """A locked-down log bucket receiving the access logs of `sources` (each with its BucketLogging); its policy
+    denies plain HTTP and holds `grants` (default: one scoped log-delivery grant per source)."""
+    physical = stack.physical(name)
+    record = stack.add("aws:s3/bucket:Bucket", name, {"bucket": physical, "tags": stack.tags()})
+    stack.add("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-public-access", {
+        "bucket": physical, "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+        "restrictPublicBuckets": True}, deps={"bucket": [record]})
+    stack.add("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+              f"{name}-encryption", {"bucket": physical, "rules": [
+                  {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}, deps={"bucket": [record]})
+    bucket_arn = f"arn:aws:s3:::{physical}"
+    statements = [log_delivery(physical, source) for source in sources] if grants is None else list(grants)
+    stack.add("aws:s3/bucketPolicy:BucketPolicy", f"{name}-policy", {
+        "bucket": physical, "policy": document({**deny_insecure_transport("s3", bucket_arn),
+                                                "Resource": [bucket_arn, f"{bucket_arn}/*"]}, *statements)},
+        deps={"bucket": [record, *sources]})
+    for source in sources:
+        bucket_logging(stack, source, record)
+    return record
+
+
 def bucket_to_queue(stack: Stack, name: str, bucket: ResourceRecord, target: Queue, *, prefix: str = "incoming/",
                     suffix: str = "", events: Sequence[str] = ("s3:ObjectCreated:*",)) -> ResourceRecord:
     entry: dict[str, Any] = {"queueArn": target.arn, "events": list(events)}
@@ -370,7 +419,8 @@ def scheduled_function(stack: Stack, name: str, dead_letter: Queue, *, invoke_co
     physical = stack.physical(name)
     record = stack.add("aws:lambda/function:Function", name, merged({
         "name": physical, "role": arn("iam", f"role/{physical}", region=""), "runtime": "python3.13",
-        "handler": "app.handler", "timeout": 60, "tags": stack.tags()}, function))
+        "handler": "app.handler", "timeout": 60, "reservedConcurrentExecutions": 1, "tags": stack.tags()},
+        function))
     stack.add("aws:cloudwatch/logGroup:LogGroup", f"{name}-logs", {
         "name": f"/aws/lambda/{physical}", "retentionInDays": 14, "tags": stack.tags()})
     stack.add("aws:scheduler/schedule:Schedule", f"{name}-schedule", {
@@ -425,6 +475,7 @@ def pipeline_unit(stack: Stack, name: str, topic: ResourceRecord) -> None:
     jobs = queue_with_dlq(stack, f"{name}-jobs", topic)
     worker(stack, f"{name}-worker", jobs, topic)
     bucket = data_bucket(stack, f"{name}-data", versioned=True)
+    access_log_bucket(stack, f"{name}-access-logs", [bucket])
     bucket_to_queue(stack, f"{name}-uploads", bucket, jobs)
     requests = queue_with_dlq(stack, f"{name}-requests", topic)
     rule_to_queue(stack, f"{name}-requests", requests, requests.dlq)

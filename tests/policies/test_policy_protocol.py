@@ -12,6 +12,7 @@ import pytest
 from offline import policy_config
 from offline.analyzer import DEFAULT_PACK_DIR, PolicyPackError, PolicyPackProcess, analyze
 from offline.model import PolicyInfo
+from policies.rules import RULES
 from tests.policies.builders import PROJECT, STACK, Stack, alarm_topic, compliant_stack, queue_with_dlq, worker
 from tests.policies.reports import findings, only
 
@@ -29,7 +30,8 @@ def test_pack_identity_and_defaults(pack: PolicyPackProcess) -> None:
     info = pack.info()
     assert info.name == "ai-pipelines-guardrails"
     policies = {p.name: p for p in pack.policies()}
-    assert len(policies) == 25
+    # The pack serves every rule it registers, each once (names are unique).
+    assert sorted(policies) == sorted(rule.name for rule in RULES)
     # Advisory by default: the exemptions report only.
     assert policies.pop("exemptions-applied").enforcement == "advisory"
     assert {p.enforcement for p in policies.values()} == {"mandatory"}

@@ -26,12 +26,12 @@ from tests.policies.reports import findings, only
 def worker_stack(*, queue: dict[str, Any] | None = None, dlq: dict[str, Any] | None = None,
                  function: dict[str, Any] | None = None, mapping: dict[str, Any] | None = None,
                  dlq_alarm: dict[str, Any] | None = None, max_receive_count: int = 5, age_alarm: bool = True,
-                 ) -> tuple[Stack, Queue, Worker]:
+                 log_group: dict[str, Any] | None = None) -> tuple[Stack, Queue, Worker]:
     stack = Stack()
     topic = alarm_topic(stack)
     jobs = queue_with_dlq(stack, "jobs", topic, queue=queue, dlq=dlq, dlq_alarm=dlq_alarm,
                           max_receive_count=max_receive_count, age_alarm=age_alarm)
-    return stack, jobs, worker(stack, "worker", jobs, topic, function=function, mapping=mapping)
+    return stack, jobs, worker(stack, "worker", jobs, topic, function=function, mapping=mapping, log_group=log_group)
 
 
 POLICIES = ("sqs-visibility-timeout-covers-consumer", "lambda-sqs-concurrency-bounded", "sqs-redrive-to-dlq",

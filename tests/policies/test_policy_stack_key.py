@@ -112,3 +112,51 @@ def test_without_the_setting_aws_managed_keys_pass(pack: PolicyPackProcess) -> N
     _stores(stack, None, None, skip="all")
     assert not findings(pack.analyze(stack.records), RULE)
     assert findings(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
+
+
+SSE_S3 = {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}, "bucketKeyEnabled": True}
+
+
+def _access_log_bucket(stack: Stack, source: ResourceRecord, rule: dict[str, Any] | None) -> ResourceRecord:
+    """A log bucket (encrypted by `rule`, none when None) receiving `source`'s server access logs."""
+    logs = stack.add("aws:s3/bucket:Bucket", "access-logs", {"bucket": stack.physical("access-logs")})
+    if rule is not None:
+        stack.add("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                  "access-logs-encryption", {"bucket": stack.physical("access-logs"), "rules": [rule]},
+                  deps={"bucket": [logs]})
+    stack.add("aws:s3/bucketLogging:BucketLogging", "bucket-access-logging",
+              {"bucket": stack.physical("bucket"), "targetBucket": stack.physical("access-logs"),
+               "targetPrefix": "bucket/"}, deps={"bucket": [source], "targetBucket": [logs]})
+    return logs
+
+
+def test_the_access_log_destination_on_sse_s3_passes(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    key, alias = _key(stack)
+    stores = _stores(stack, key, alias)
+    _access_log_bucket(stack, stores["bucket"], SSE_S3)
+    assert not findings(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
+
+
+@pytest.mark.parametrize(("rule", "expected"), [
+    (None, "has no encryption configuration"),
+    ({"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "alias/aws/s3"},
+      "bucketKeyEnabled": True}, "names no customer-managed key of this stack"),
+])
+def test_the_access_log_destination_otherwise_is_still_checked(pack: PolicyPackProcess, rule: dict[str, Any] | None,
+                                                               expected: str) -> None:
+    stack = Stack()
+    key, alias = _key(stack)
+    stores = _stores(stack, key, alias)
+    logs = _access_log_bucket(stack, stores["bucket"], rule)
+    violation = only(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
+    assert violation.urn == logs.urn and expected in violation.message
+
+
+def test_a_logged_source_bucket_on_sse_s3_is_still_a_violation(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    key, alias = _key(stack)
+    stores = _stores(stack, key, alias, bucket_rule=SSE_S3)
+    _access_log_bucket(stack, stores["bucket"], SSE_S3)
+    violation = only(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
+    assert violation.urn == stores["bucket"].urn and "does not encrypt with aws:kms" in violation.message

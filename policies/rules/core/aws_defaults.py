@@ -21,6 +21,8 @@ UNRESERVED_CONCURRENCY: Final = -1
 # AWS service defaults (the provider has none: the property is absent when unset).
 SQS_MAPPING_BATCH_SIZE: Final = 10  # an SQS event source mapping's batch size
 MAPPING_BATCHING_WINDOW_SECONDS: Final = 0
+# A redrive policy without maxReceiveCount (SQS API reference, SetQueueAttributes: RedrivePolicy).
+SQS_MAX_RECEIVE_COUNT: Final = 10
 # Since April 2023 S3 turns on all four Block Public Access settings for every new bucket
 # (https://aws.amazon.com/blogs/aws/heads-up-amazon-s3-security-changes-are-coming-in-april-of-2023/).
 S3_NEW_BUCKET_BLOCKS_PUBLIC_ACCESS: Final = True

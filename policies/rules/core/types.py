@@ -47,6 +47,7 @@ BUCKET_ENCRYPTIONS: Final = (
 BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
 BUCKET_NOTIFICATION: Final = "aws:s3/bucketNotification:BucketNotification"
 BUCKET_VERSIONINGS: Final = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
+BUCKET_LOGGINGS: Final = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
 BUCKET_LIFECYCLES: Final = (
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
@@ -74,7 +75,7 @@ _NOUNS: Final = {
     RDS_CLUSTER_INSTANCE: "database instance",
     RDS_INSTANCE: "database instance", **{t: "bucket versioning" for t in BUCKET_VERSIONINGS},
     **{t: "bucket lifecycle" for t in BUCKET_LIFECYCLES}, **{t: "bucket" for t in BUCKETS},
-    **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS},
+    **{t: "bucket encryption" for t in BUCKET_ENCRYPTIONS}, **{t: "bucket logging" for t in BUCKET_LOGGINGS},
 }
 
 

@@ -8,8 +8,6 @@ import itertools
 import json
 import logging
 import signal
-import time
-import timeit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +23,7 @@ from batch_inference.exceptions import InvalidTaskInputError
 from batch_inference.joining import jsonl_lines
 from batch_inference.records import InputFrame
 from batch_inference.sharding import MAX_DEPTH, MemorySink, ShardLimits, shard_corpus
+from benchmarks.sharder_linearity import adversarial_lines
 from common.redact import digest
 from components.pipelines.batch_inference import JOB_OWNER_TAG
 from tests.handlers.batch_inference.conftest import (
@@ -59,7 +58,6 @@ from tests.support.stacks import SHIPPED_STACKS, function_environment, function_
 
 FRAME = InputFrame.build("amazon.nova-lite-v1:0", "{{content}}", max_tokens=8, temperature=0.0)
 RECORD_LIMIT = sharder.settings.max_record_bytes  # the stack's maxRecordBytes (100,000 bytes)
-OPEN = b"[" * (MAX_DEPTH + 88)  # deep enough that the sharder measures the nesting of the rest
 
 
 @contextmanager
@@ -78,19 +76,9 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGPROF, previous)
 
 
-def _adversarial(size: int) -> list[bytes]:
-    """Lines of `size` bytes that open more brackets than MAX_DEPTH and then hold what made a backtracking string
-    pattern rescan the rest of the line from every quote: runs of escaped quotes, quotes, backslashes."""
-    def fill(unit: bytes, head: bytes = OPEN) -> bytes:
-        return (head + unit * size)[:size]
-
-    return [fill(b'"\\'), fill(b'\\"'), fill(b'"'), fill(b"\\"), fill(b'"\\\\'), fill(b'"\\"\\"'),
-            fill(b'"\\', OPEN + b'"x"'), fill(b'["\\', b""), fill(b'{"a":"\\', b"")]
-
-
 def test_a_corpus_of_adversarial_lines_at_the_record_limit_is_judged_in_linear_time(invoke: Invoke,
                                                                                      storage: Storage) -> None:
-    lines = _adversarial(RECORD_LIMIT - 10)
+    lines = adversarial_lines(RECORD_LIMIT - 10)
     assert {len(line) for line in lines} == {RECORD_LIMIT - 10}
     corpus: list[str | bytes] = [*records(3), *lines, *records(2, start=3)]
     # a backtracking pattern took minutes per line (past the sharder's 900 s timeout, on every retry)
@@ -101,31 +89,21 @@ def test_a_corpus_of_adversarial_lines_at_the_record_limit_is_judged_in_linear_t
     assert output["counts"] == {"lines": len(corpus), "valid": 5, "rejected": len(lines), "blank": 0, "shards": 1}
 
 
-def test_judging_a_line_takes_time_linear_in_its_length() -> None:
-    """Four times the bytes, about four times the work on both paths (a quadratic judge: sixteen times)."""
+def test_lines_at_the_largest_record_limit_are_judged_within_a_hang_guard() -> None:
+    """Adversarial lines at the largest record limit the config allows (1 MiB), on both paths, all rejected within a
+    CPU-time guard far above the milliseconds they take; how the cost grows with the length (linear, not quadratic)
+    is measured side by side by `python -m benchmarks.sharder_linearity`."""
     limits = ShardLimits(1, 10, 4 << 20, 1 << 20)
-
-    def cost(size: int, per_line: bool) -> float:
-        lines = _adversarial(size)
-
-        def judge() -> None:
+    lines = adversarial_lines(1 << 20)
+    with _deadline(20):
+        for per_line in (False, True):
             result = shard_corpus(lines, FRAME, limits, MemorySink(), text_field="text", id_field="id",
                                   per_line=per_line)
             assert len(result.rejected) == len(lines)
 
-        return min(timeit.repeat(judge, timer=time.process_time, number=2, repeat=5))
-
-    with _deadline(30):
-        for per_line in (False, True):
-            small, large = cost(RECORD_LIMIT // 4, per_line), cost(RECORD_LIMIT, per_line)
-            assert large < 8 * small, f"per_line={per_line}: 25 KB lines {small:.4f} s, 100 KB lines {large:.4f} s"
-        started = time.process_time()
-        cost(1 << 20, per_line=True)  # lines at the largest record limit the config allows, ten times over
-        assert time.process_time() - started < 10
-
 
 def test_an_adversarial_line_is_rejected_for_its_depth_with_its_line_number() -> None:
-    line = _adversarial(RECORD_LIMIT - 10)[0]
+    line = adversarial_lines(RECORD_LIMIT - 10)[0]
     limits = ShardLimits(1, 10, 1 << 22, RECORD_LIMIT)
     with _deadline(20):
         for per_line in (False, True):
