@@ -10,9 +10,9 @@ import pytest
 from tools.checkov_gate import Failure, failures_of, judge, load_skips
 
 SKIPS = {
-    "CKV_A": {"reason": "everywhere"},
-    "CKV_B": {"reason": "dev only", "stacks": ["dev"]},
-    "CKV_C": {"reason": "one resource", "resources": ["aws_s3_bucket.logs"]},
+    "CKV_A": [{"reason": "everywhere"}],
+    "CKV_B": [{"reason": "dev only", "stacks": ["dev"]}],
+    "CKV_C": [{"reason": "one resource", "resources": ["aws_s3_bucket.logs"]}],
 }
 
 
@@ -34,9 +34,19 @@ def test_a_skip_that_matches_nothing_in_a_stack_it_applies_to_is_stale() -> None
     assert judge([Failure("CKV_A", "aws_x.a", "a")], SKIPS, "prod").stale == ["CKV_C"]
 
 
+def test_a_check_can_be_skipped_for_one_reason_in_one_stack_and_another_elsewhere() -> None:
+    skips = {"CKV_K": [{"reason": "dev keys", "stacks": ["dev"]},
+                       {"reason": "log bucket", "stacks": ["prod"], "resources": ["aws_s3_bucket.logs"]}]}
+    failures = [Failure("CKV_K", "aws_s3_bucket.logs", "k"), Failure("CKV_K", "aws_s3_bucket.data", "k")]
+    assert judge(failures, skips, "dev").unskipped == []
+    prod = judge(failures, skips, "prod")
+    assert [f.resource for f in prod.unskipped] == ["aws_s3_bucket.data"] and prod.stale == []
+    assert judge(failures[1:], skips, "prod").stale == ["CKV_K (entry 2)"]
+
+
 def test_a_skip_without_a_reason_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "skips.json"
-    path.write_text(json.dumps({"skips": {"CKV_A": {"reason": " "}}}))
+    path.write_text(json.dumps({"skips": {"CKV_A": [{"reason": "fine"}, {"reason": " "}]}}))
     with pytest.raises(ValueError, match="CKV_A has no reason"):
         load_skips(path)
 
@@ -44,7 +54,8 @@ def test_a_skip_without_a_reason_is_refused(tmp_path: Path) -> None:
 def test_the_shipped_skips_each_give_a_reason_and_name_shipped_stacks() -> None:
     skips = load_skips()
     assert skips and all(check_id.startswith(("CKV_AWS_", "CKV2_AWS_")) for check_id in skips)
-    assert all(set(skip.get("stacks", ["prod", "dev"])) <= {"prod", "dev"} for skip in skips.values())
+    assert all(set(entry.get("stacks", ["prod", "dev"])) <= {"prod", "dev"}
+               for entries in skips.values() for entry in entries)
 
 
 def test_failures_are_read_from_one_report_or_a_list_of_them() -> None:

@@ -39,10 +39,12 @@ class Verdict:
     stale: list[str]  # skips that apply to this stack and matched nothing
 
 
-def load_skips(path: Path = SKIPS_FILE) -> dict[str, dict[str, Any]]:
-    skips: dict[str, dict[str, Any]] = json.loads(path.read_text())["skips"]
-    for check_id, skip in skips.items():
-        if not str(skip.get("reason", "")).strip():
+def load_skips(path: Path = SKIPS_FILE) -> dict[str, list[dict[str, Any]]]:
+    """Each check id's skips: one object, or a list of them when the reason differs by stack or resource."""
+    raw: dict[str, Any] = json.loads(path.read_text())["skips"]
+    skips = {check_id: entry if isinstance(entry, list) else [entry] for check_id, entry in raw.items()}
+    for check_id, entries in skips.items():
+        if not entries or not all(str(entry.get("reason", "")).strip() for entry in entries):
             raise ValueError(f"{path.name}: skip {check_id} has no reason")
     return skips
 
@@ -51,17 +53,27 @@ def _applies(skip: dict[str, Any], stack: str) -> bool:
     return stack in skip.get("stacks", SHIPPED_STACKS)
 
 
-def judge(failures: Sequence[Failure], skips: dict[str, dict[str, Any]], stack: str) -> Verdict:
+def _covering(entries: list[dict[str, Any]], failure: Failure, stack: str) -> int | None:
+    """The index of the first skip entry that covers this failure in this stack, if any."""
+    for index, entry in enumerate(entries):
+        if _applies(entry, stack) and failure.resource in entry.get("resources", [failure.resource]):
+            return index
+    return None
+
+
+def judge(failures: Sequence[Failure], skips: dict[str, list[dict[str, Any]]], stack: str) -> Verdict:
     """Split a stack's failures into skipped (by check id, and by resource when the skip names resources) and not."""
     unskipped, skipped, used = [], [], set()
     for failure in failures:
-        skip = skips.get(failure.check_id)
-        if skip is not None and _applies(skip, stack) and failure.resource in skip.get("resources", [failure.resource]):
-            skipped.append(failure)
-            used.add(failure.check_id)
-        else:
+        index = _covering(skips.get(failure.check_id, []), failure, stack)
+        if index is None:
             unskipped.append(failure)
-    stale = sorted(check_id for check_id, skip in skips.items() if _applies(skip, stack) and check_id not in used)
+        else:
+            skipped.append(failure)
+            used.add((failure.check_id, index))
+    stale = sorted(f"{check_id}" + (f" (entry {index + 1})" if len(entries) > 1 else "")
+                   for check_id, entries in skips.items() for index, entry in enumerate(entries)
+                   if _applies(entry, stack) and (check_id, index) not in used)
     return Verdict(unskipped, skipped, stale)
 
 
