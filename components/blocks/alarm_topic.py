@@ -47,7 +47,8 @@ class AlarmTopic(pulumi.ComponentResource):
             naming.logical("alarms-topic-policy"),
             arn=self.arn,
             policy=PolicyDocument([
-                service_may("CloudWatchPublishes", "cloudwatch.amazonaws.com", ["sns:Publish"], [topic_arn], env),
+                service_may("CloudWatchPublishes", "cloudwatch.amazonaws.com", ["sns:Publish"], [topic_arn], env,
+                            source_arn=alarms),
                 deny_insecure_transport(["sns:Publish", "sns:Subscribe"], [topic_arn]),
             ]).to_json(),
             opts=child,

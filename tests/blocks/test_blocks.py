@@ -100,9 +100,12 @@ def test_alarm_topic_is_encrypted_with_its_own_key_and_tls_only(preview: Synthes
     assert topic.inputs["kmsMasterKeyId"] == "alias/ai-pipelines-test-demo-alarms"
     policy = statements(preview.named("demo-alarms-topic-policy"))
     assert policy["CloudWatchPublishes"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    this_stacks_alarms = {"aws:SourceArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:ai-pipelines-test-*"}
+    assert policy["CloudWatchPublishes"]["Condition"]["ArnLike"] == this_stacks_alarms
     assert "DenyInsecureTransport" in policy
     key_grants = statements(preview.named("demo-alarms-key"))
     assert key_grants["CloudWatchPublishes"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert key_grants["CloudWatchPublishes"]["Condition"]["ArnLike"] == this_stacks_alarms
     assert preview.named("demo-alarms-key").inputs["enableKeyRotation"] is True
     assert preview.named("demo-alarms-email-0").inputs["endpoint"] == "oncall@example.com"
 
