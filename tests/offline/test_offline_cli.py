@@ -262,8 +262,9 @@ def _pack_children(parent: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process table from /proc")
-def test_real_ctrl_c_stops_the_pack() -> None:
-    env = {**os.environ, "OFFLINE_FIXTURE_PACK_SLEEP": "60"}  # the pack is busy in AnalyzeStack when Ctrl-C comes
+def test_real_ctrl_c_stops_the_pack(tmp_path: Path) -> None:
+    busy = tmp_path / "pack-busy"  # written by the fixture pack once it is inside AnalyzeStack
+    env = {**os.environ, "OFFLINE_FIXTURE_PACK_SLEEP": "60", "OFFLINE_FIXTURE_PACK_BUSY_FILE": str(busy)}
     cli_process = subprocess.Popen(_fixture_argv("violating"), cwd=REPO, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
     try:
@@ -271,7 +272,9 @@ def test_real_ctrl_c_stops_the_pack() -> None:
         while not (children := _pack_children(cli_process.pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert children, "the policy pack never started"
-        time.sleep(1.5)  # into the analysis
+        while not busy.exists() and time.monotonic() < deadline:  # a cold pack takes a while to import
+            time.sleep(0.1)
+        assert busy.exists(), "the policy pack never reached AnalyzeStack"
         cli_process.send_signal(signal.SIGINT)
         _, err = cli_process.communicate(timeout=30)
     finally:

@@ -31,7 +31,10 @@ def function_timeout(args: ResourceValidationArgs, report: ReportViolation) -> N
 
 
 def visibility_covers_timeout(args: StackValidationArgs, report: ReportViolation) -> None:
-    # Lets a test interrupt the driver while the pack is busy.
+    # Lets a test interrupt the driver while the pack is busy (the marker file says it is).
+    if marker := os.environ.get("OFFLINE_FIXTURE_PACK_BUSY_FILE"):
+        with open(marker, "w") as busy:
+            busy.write(str(os.getpid()))
     time.sleep(float(os.environ.get("OFFLINE_FIXTURE_PACK_SLEEP", "0")))
     for mapping in (r for r in args.resources if r.resource_type == MAPPING):
         queues = mapping.property_dependencies.get("eventSourceArn", [])
