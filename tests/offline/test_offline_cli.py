@@ -265,8 +265,11 @@ def _pack_children(parent: int) -> list[int]:
 def test_real_ctrl_c_stops_the_pack(tmp_path: Path) -> None:
     busy = tmp_path / "pack-busy"  # written by the fixture pack once it is inside AnalyzeStack
     env = {**os.environ, "OFFLINE_FIXTURE_PACK_SLEEP": "60", "OFFLINE_FIXTURE_PACK_BUSY_FILE": str(busy)}
-    cli_process = subprocess.Popen(_fixture_argv("violating"), cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+    # Output to files, not pipes: the test waits for the CLI's own exit, not for every holder of its pipes.
+    err_file = tmp_path / "stderr"
+    with open(err_file, "w") as err_out:
+        cli_process = subprocess.Popen(_fixture_argv("violating"), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=err_out, text=True)
     try:
         deadline = time.monotonic() + 60
         while not (children := _pack_children(cli_process.pid)) and time.monotonic() < deadline:
@@ -276,8 +279,14 @@ def test_real_ctrl_c_stops_the_pack(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert busy.exists(), "the policy pack never reached AnalyzeStack"
         cli_process.send_signal(signal.SIGINT)
-        _, err = cli_process.communicate(timeout=30)
+        try:
+            cli_process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            threads = sorted(p.name for p in Path(f"/proc/{cli_process.pid}/task").glob("*"))
+            pytest.fail(f"the CLI still runs 30 s after Ctrl-C ({len(threads)} threads); its stderr:\n"
+                        f"{err_file.read_text()[-3000:]}")
     finally:
         cli_process.kill()
+    err = err_file.read_text()
     assert cli_process.returncode == cli.EXIT_INTERRUPTED, err
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
