@@ -93,8 +93,9 @@ def tree_files() -> list[str]:
     return [p for p in out.split("\0") if p and p.split("/", 1)[0] not in SKIPPED_TOP_LEVEL and (ROOT / p).is_file()]
 
 
-def make_workspace(index: int, files: list[str]) -> Path:
-    workspace = WORK / f"worker-{index}"
+def make_workspace(group: Group, files: list[str]) -> Path:
+    # One copy per group, named by it: two `make mutation --group` runs side by side never share a copy.
+    workspace = WORK / group.name
     shutil.rmtree(workspace, ignore_errors=True)
     for relative in files:
         target = workspace / relative
@@ -230,19 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     jobs = max(1, min(args.jobs, len(groups)))
     started = time.monotonic()
     files = tree_files()
-    workspaces = [make_workspace(i, files) for i in range(jobs)]
-    free = list(workspaces)
 
     def work(group: Group) -> GroupResult:
-        workspace = free.pop()
-        try:
-            print(f"mutating {group.name} ({', '.join(group.modules)})", flush=True)
-            result = run_group(group, workspace, settings)
-            print(f"  {group.name}: {len(result.mutants)} mutants in {result.seconds:.0f} s"
-                  + (f" ({result.error.splitlines()[0]})" if result.error else ""), flush=True)
-            return result
-        finally:
-            free.append(workspace)
+        print(f"mutating {group.name} ({', '.join(group.modules)})", flush=True)
+        result = run_group(group, make_workspace(group, files), settings)
+        survived = sum(1 for m in result.mutants if m.outcome == "survived")
+        print(f"  {group.name}: {len(result.mutants)} mutants, {survived} survived, in {result.seconds:.0f} s"
+              + (f" ({result.error.splitlines()[0]})" if result.error else ""), flush=True)
+        return result
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(work, groups))
