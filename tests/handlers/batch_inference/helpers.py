@@ -32,6 +32,20 @@ def shard(invoke: Invoke, storage: Storage, lines: list[str | bytes], *, run: st
     return output
 
 
+def first_shard(invoke: Invoke, storage: Storage, monkeypatch: pytest.MonkeyPatch, count: int = 8) -> dict[str, Any]:
+    """The first shard of a corpus of `count` records, cut under quotas small enough to make several."""
+    small_jobs(monkeypatch)
+    return shard_list(storage, shard(invoke, storage, records(count)))[0]
+
+
+def submitted_shard(invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch,
+                    count: int = 8) -> tuple[dict[str, Any], list[str]]:
+    """The first shard and its record ids, its job submitted (Map child task token "token-1")."""
+    descriptor = first_shard(invoke, storage, monkeypatch, count)
+    submit(invoke, bedrock, descriptor, "token-1")
+    return descriptor, shard_ids(storage, descriptor)
+
+
 def shard_list(storage: Storage, output: dict[str, Any]) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = json.loads(storage.read(INPUT_BUCKET, output["shardList"]["key"]))
     return listed

@@ -51,6 +51,7 @@ from tests.handlers.batch_inference.helpers import (
     shard_list,
     small_jobs,
     submit,
+    submitted_shard,
     uris,
 )
 from tests.handlers.conftest import SqsEventSource
@@ -192,10 +193,7 @@ def test_a_job_output_deleted_before_its_completion_is_read_is_empty_not_denied(
     """Someone deletes a finished job's output (and its manifest): S3 tells the completion handler the keys are
     missing (its role may list the job-output prefix), so the shard settles with every record in the failure lane
     as missing output instead of the message failing on AccessDenied until it is dead-lettered."""
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(4)))[0]
-    ids = shard_ids(storage, descriptor)
-    submit(invoke, bedrock, descriptor, "token-1")
+    descriptor, ids = submitted_shard(invoke, storage, bedrock, monkeypatch, 4)
     name, _, arn = job_of(descriptor)
     _, output_uri = uris(descriptor)
     write_job_output(storage.s3, output_uri, arn.rsplit("/", 1)[-1], descriptor["key"],

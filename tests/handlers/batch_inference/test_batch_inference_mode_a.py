@@ -44,6 +44,7 @@ from tests.handlers.batch_inference.helpers import (
     CORPUS,
     RUN,
     describe,
+    first_shard,
     job_of,
     records,
     shard,
@@ -51,6 +52,7 @@ from tests.handlers.batch_inference.helpers import (
     shard_list,
     small_jobs,
     submit,
+    submitted_shard,
     uris,
 )
 from tests.handlers.conftest import SqsEventSource
@@ -95,8 +97,7 @@ def test_a_corpus_below_the_per_job_minimum_runs_synchronously(invoke: Invoke, s
 
 def test_the_same_shard_submitted_twice_starts_one_job(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     first = submit(invoke, bedrock, descriptor, "token-1")
     # A retried child (a lost Lambda response, a heartbeat timeout) submits again with a new task token: Bedrock
     # sees the same job name and clientRequestToken (the Stubber checks both) and answers with the same job.
@@ -110,8 +111,7 @@ def test_the_same_shard_submitted_twice_starts_one_job(invoke: Invoke, storage: 
 
 def test_shards_hold_converse_requests_and_jobs_are_created_as_converse_jobs(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     line = json.loads(storage.read(INPUT_BUCKET, descriptor["key"]).splitlines()[0])
     # The stack's prompt template, rendered into Converse's request body: what mode B sends to Converse too.
     assert set(line["modelInput"]) == {"messages", "inferenceConfig"}
@@ -139,8 +139,7 @@ def test_a_stack_with_native_request_bodies_creates_invoke_model_jobs(
 
 def test_every_job_is_tagged_with_its_run_and_the_stacks_tags(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     assert STACK_TAGS == {"project": "ai-pipelines", "stack": "dev", "pipeline": "batchinf", "owner": "platform-team"}
     name, token, arn = job_of(descriptor)
     input_uri, output_uri = uris(descriptor)
@@ -166,8 +165,7 @@ def test_job_output_is_encrypted_with_the_configured_key_and_jobs_run_in_the_con
 def test_a_job_name_that_exists_already_is_found_and_awaited(invoke: Invoke, storage: Storage,
                                                               bedrock: FakeBedrock,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     name, _, arn = job_of(descriptor)
     input_uri, output_uri = uris(descriptor)
     bedrock.refuses_create("ConflictException", f"A job named {name} already exists")
@@ -183,8 +181,7 @@ def test_a_job_name_that_exists_already_is_found_and_awaited(invoke: Invoke, sto
 def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch, code: str,
         error: type[Exception]) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     bedrock.refuses_create(code)
     with pytest.raises(error) as raised:
         invoke("submitter", {"runId": RUN, "shard": descriptor, "taskToken": "token-1"})
@@ -195,8 +192,7 @@ def test_a_refused_submission_fails_the_child_for_its_retry_or_its_catch(
 
 def test_a_full_concurrent_jobs_quota_is_waited_out_and_the_retry_submits_the_same_job(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     name, _, arn = job_of(descriptor)
     # Another run holds every concurrent-job slot: Bedrock refuses the job for now, not for good.
     bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
@@ -212,8 +208,7 @@ def test_a_full_concurrent_jobs_quota_is_waited_out_and_the_retry_submits_the_sa
 
 def test_a_shard_queued_past_the_deadline_switches_to_synchronous_calls_once(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     name = job_of(descriptor)[0]
     soon = (datetime.now(UTC) + timedelta(hours=6)).isoformat()  # a job (24 h expected) would end after it
     child = {"runId": RUN, "shard": descriptor, "taskToken": "token-1", "deadline": soon}
@@ -232,8 +227,7 @@ def test_a_shard_queued_past_the_deadline_switches_to_synchronous_calls_once(
 
 def test_a_full_quota_is_waited_out_while_a_job_still_ends_before_the_deadline(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     later = (datetime.now(UTC) + timedelta(hours=30)).isoformat()
     bedrock.refuses_create("ServiceQuotaExceededException", "concurrent model invocation jobs quota reached")
     with pytest.raises(JobQuotaFullError):
@@ -244,8 +238,7 @@ def test_a_full_quota_is_waited_out_while_a_job_still_ends_before_the_deadline(
 
 def test_a_shard_whose_job_was_submitted_never_switches(invoke: Invoke, storage: Storage, bedrock: FakeBedrock,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     name = job_of(descriptor)[0]
     submit(invoke, bedrock, descriptor, "token-1")
     table = jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400)
@@ -292,10 +285,7 @@ def _rows(ids: list[str], errors: set[str]) -> list[dict[str, Any]]:
 def test_a_completed_job_is_joined_on_record_id_settled_and_its_shard_resumed(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
-    ids = shard_ids(storage, descriptor)
-    submit(invoke, bedrock, descriptor, "token-1")
+    descriptor, ids = submitted_shard(invoke, storage, bedrock, monkeypatch)
     complete(invoke, storage, bedrock, descriptor, _rows(ids, errors={ids[1]}))
 
     describe(bedrock, descriptor, "Completed")
@@ -321,10 +311,7 @@ def test_a_completed_job_is_joined_on_record_id_settled_and_its_shard_resumed(
 def test_a_job_output_without_a_manifest_counts_the_tokens_of_its_answers(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
-    ids = shard_ids(storage, descriptor)
-    submit(invoke, bedrock, descriptor, "token-1")
+    descriptor, ids = submitted_shard(invoke, storage, bedrock, monkeypatch)
     name, _, arn = job_of(descriptor)
     _, output_uri = uris(descriptor)
     write_job_output(storage.s3, output_uri, arn.rsplit("/", 1)[-1], descriptor["key"], _rows(ids, errors={ids[0]}),
@@ -342,10 +329,7 @@ def test_a_job_output_without_a_manifest_counts_the_tokens_of_its_answers(
 def test_replaying_a_completed_shard_writes_nothing_twice(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
-    ids = shard_ids(storage, descriptor)
-    submit(invoke, bedrock, descriptor, "token-1")
+    descriptor, ids = submitted_shard(invoke, storage, bedrock, monkeypatch)
     complete(invoke, storage, bedrock, descriptor, _rows(ids, errors={ids[0]}))
     describe(bedrock, descriptor, "Completed")
     states.expects_success("token-1")
@@ -375,10 +359,7 @@ def test_replaying_a_completed_shard_writes_nothing_twice(
 def test_a_failed_job_sends_its_records_to_the_failure_lane_and_fails_its_shard(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
-    ids = shard_ids(storage, descriptor)
-    submit(invoke, bedrock, descriptor, "token-1")
+    descriptor, ids = submitted_shard(invoke, storage, bedrock, monkeypatch)
     name, _, arn = job_of(descriptor)
     deliver_event(storage, job_state_change(arn, name, "Failed", MODEL_ID))
     describe(bedrock, descriptor, "Failed", message="The service role cannot read the input file")
@@ -475,8 +456,7 @@ def test_the_job_name_prefix_and_the_rule_agree_with_the_stack() -> None:
 def test_replaying_a_failed_shard_fails_its_child_again_without_a_job(
         invoke: Invoke, storage: Storage, bedrock: FakeBedrock, states: FakeStepFunctions,
         completion_source: SqsEventSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    small_jobs(monkeypatch)
-    descriptor = shard_list(storage, shard(invoke, storage, records(8)))[0]
+    descriptor = first_shard(invoke, storage, monkeypatch)
     submit(invoke, bedrock, descriptor, "token-1")
     name, _, arn = job_of(descriptor)
     deliver_event(storage, job_state_change(arn, name, "Expired", MODEL_ID))
