@@ -29,7 +29,7 @@ def _bounds(field: FieldInfo) -> str:
     parts = []
     for item in field.metadata:
         for attr, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("pattern", "matches"),
-                             ("min_length", "min length")):
+                             ("min_length", "min length"), ("max_length", "max length")):
             value = getattr(item, attr, None)
             if value is not None:
                 parts.append(f"{symbol} `{value}`")

@@ -507,17 +507,6 @@ def test_records_are_converse_requests_for_any_model_unless_native_bodies_are_as
         assert native.named(f"batchinf-{function}").inputs["environment"]["variables"]["REQUEST_FORMAT"] == "native"
 
 
-def test_the_built_in_token_prices_are_the_cost_estimates_price_table() -> None:
-    from components.config.batch_inference import BATCH_PRICE_FACTOR, TOKEN_PRICES_USD_PER_MILLION
-    from offline.cost.prices import load_prices
-    for region, models in TOKEN_PRICES_USD_PER_MILLION.items():
-        table = load_prices(region)
-        assert table.batch_discount == BATCH_PRICE_FACTOR
-        assert models == {model: (price.input, price.output) for model, price in table.tokens.items()
-                          if price.per == 1_000_000}, region
-        assert all(price.per == 1_000_000 for price in table.tokens.values())
-
-
 def test_runs_are_costed_at_the_models_price_in_the_stacks_region_or_the_configured_one() -> None:
     def prices(config: BatchInferenceSettings) -> str:
         return str(synth(config).named("batchinf-finalizer").inputs["environment"]["variables"]["TOKEN_PRICES"])
