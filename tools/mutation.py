@@ -9,11 +9,18 @@ status is 1 when a survivor is not listed there, or a group's tests fail before 
     python -m tools.mutation                         # every group, one worker per CPU
     python -m tools.mutation --group policies-sqs    # some groups (repeat --group)
     python -m tools.mutation --list                  # the groups, their modules and tests
+    python -m tools.mutation --survivors --group X   # only the mutants X's last full run let survive
+
+`--survivors` is for the loop of writing a test and checking that it kills its mutant: a full run records its
+survivors (`.build/mutation/survivors/<group>.json`, with a digest of the group's modules), and a re-check tests
+only those, counting every other mutant of that run as killed still. Tests only grow in that loop; once a module
+changes, its mutants are numbered afresh and the group runs in full again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -30,6 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".build" / "mutation"
 SURVIVORS_DOC = ROOT / "docs" / "mutation-survivors.md"
+SURVIVORS = WORK / "survivors"
 SKIPPED_TOP_LEVEL = {".git", ".venv", ".build", ".hypothesis", ".mypy_cache", ".ruff_cache", ".pytest_cache", "out"}
 BIN = Path(sys.executable).parent
 
@@ -62,6 +70,7 @@ class GroupResult:
     baseline_seconds: float = 0.0
     error: str | None = None
     mutants: list[Mutant] = field(default_factory=list)
+    killed_before: int = 0  # in a re-check: mutants the last full run killed, not run again
 
 
 def load_settings() -> dict[str, Any]:
@@ -138,7 +147,41 @@ def _changed_line(module_text: list[str], diff: str, fallback: int) -> tuple[int
     return fallback, removed, added or ""
 
 
-def run_group(group: Group, workspace: Path, settings: dict[str, Any]) -> GroupResult:
+def modules_digest(group: Group, root: Path | None = None) -> str:
+    root = root or ROOT
+    digest = hashlib.sha256()
+    for module in group.modules:
+        path = root / module
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def last_survivors(group: Group) -> dict[str, Any] | None:
+    """The survivors of the group's last full run, if its modules are unchanged since."""
+    path = SURVIVORS / f"{group.name}.json"
+    if not path.exists():
+        return None
+    saved: dict[str, Any] = json.loads(path.read_text())
+    return saved if saved.get("modules") == modules_digest(group) else None
+
+
+def _keep_only(db: Any, survivors: list[list[Any]]) -> int:
+    """Mark every pending mutant not in `survivors` as done (skipped); return how many."""
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    wanted = {(str(module), operator, int(occurrence)) for module, operator, occurrence in survivors}
+    dropped = 0
+    for item in list(db.pending_work_items):
+        mutation = item.mutations[0]
+        if (str(mutation.module_path), mutation.operator_name, mutation.occurrence) not in wanted:
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="killed before"))
+            dropped += 1
+    return dropped
+
+
+def run_group(group: Group, workspace: Path, settings: dict[str, Any], recheck: dict[str, Any] | None = None
+              ) -> GroupResult:
     from cosmic_ray.work_db import WorkDB, use_db  # a development dependency: imported when mutating only
 
     result = GroupResult(group)
@@ -155,16 +198,24 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any]) -> GroupR
     config.write_text(_config(group, settings, timeout))
     session.unlink(missing_ok=True)
     for step in ([BIN / "cosmic-ray", "init", config, session], [BIN / "cr-filter-operators", session, config],
-                 [BIN / "cr-filter-pragma", session], [BIN / "cosmic-ray", "exec", config, session]):
+                 [BIN / "cr-filter-pragma", session], "recheck", [BIN / "cosmic-ray", "exec", config, session]):
+        if step == "recheck":
+            if recheck is not None:
+                with use_db(str(session), WorkDB.Mode.open) as db:
+                    _keep_only(db, recheck["survivors"])
+                result.killed_before = int(recheck["killed"])
+            continue
         done = subprocess.run([str(part) for part in step], cwd=workspace, capture_output=True, text=True)
         if done.returncode != 0:
             result.error = f"{step[0]} failed: {done.stderr[-3000:]}"
             return result
+    survivors: list[list[Any]] = []
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item, outcome in db.completed_work_items:
             if outcome.worker_outcome == "skipped":
                 continue
             mutation = item.mutations[0]
+            identity = [str(mutation.module_path), mutation.operator_name, mutation.occurrence]
             module = str(mutation.module_path)
             text = (workspace / module).read_text().splitlines()
             line, source, mutated = _changed_line(text, outcome.diff or "", mutation.start_pos[0])
@@ -173,7 +224,15 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any]) -> GroupR
                 kind = "timeout"
             result.mutants.append(Mutant(group.name, module, mutation.operator_name, mutation.occurrence, line,
                                          source, mutated, kind, outcome.diff or ""))
+            if kind == "survived":
+                survivors.append(identity)
     result.seconds = time.monotonic() - started
+    if recheck is None:
+        SURVIVORS.mkdir(parents=True, exist_ok=True)
+        killed = sum(1 for m in result.mutants if m.outcome != "survived")
+        (SURVIVORS / f"{group.name}.json").write_text(json.dumps(
+            {"modules": modules_digest(group, workspace), "killed": killed, "total": len(result.mutants),
+             "survivors": survivors}, indent=1))
     return result
 
 
@@ -184,28 +243,31 @@ def report(results: list[GroupResult], seconds: float, jobs: int) -> int:
         mutant.equivalent_reason = listed.get((mutant.module, mutant.source_line, mutant.mutated_line))
     survivors = [m for m in mutants if m.outcome == "survived"]
     unexplained = [m for m in survivors if m.equivalent_reason is None]
-    killed = len(mutants) - len(survivors)
+    before = sum(r.killed_before for r in results)
+    killed = before + len(mutants) - len(survivors)
+    total_mutants = before + len(mutants)
     print("\nMutation testing (cosmic-ray): killed/total per group")
     for r in results:
-        total = len(r.mutants)
-        dead = sum(1 for m in r.mutants if m.outcome != "survived")
-        status = f"ERROR: {r.error}" if r.error else f"{dead}/{total} in {r.seconds:.0f} s"
+        total = r.killed_before + len(r.mutants)
+        dead = r.killed_before + sum(1 for m in r.mutants if m.outcome != "survived")
+        again = f", {len(r.mutants)} survivors of the last full run re-checked" if r.killed_before else ""
+        status = f"ERROR: {r.error}" if r.error else f"{dead}/{total} in {r.seconds:.0f} s{again}"
         print(f"  {r.group.name:<28} {status} (tests {r.baseline_seconds:.1f} s unmutated)")
     for m in survivors:
         label = f"equivalent: {m.equivalent_reason}" if m.equivalent_reason else "SURVIVED"
         print(f"\n{label}\n  {m.module}:{m.line} {m.operator} (occurrence {m.occurrence})\n"
               f"    - {m.source_line}\n    + {m.mutated_line}")
-    score = 100.0 * killed / len(mutants) if mutants else 0.0
+    score = 100.0 * killed / total_mutants if total_mutants else 0.0
     timeouts = sum(1 for m in mutants if m.outcome == "timeout")
-    print(f"\nscore: {killed}/{len(mutants)} killed ({score:.1f}%; {timeouts} by timeout), "
+    print(f"\nscore: {killed}/{total_mutants} killed ({score:.1f}%; {timeouts} by timeout), "
           f"{len(survivors)} survived ({len(survivors) - len(unexplained)} listed as equivalent, "
           f"{len(unexplained)} unexplained); {seconds / 60:.1f} min with {jobs} workers")
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "last.json").write_text(json.dumps({
-        "killed": killed, "total": len(mutants), "seconds": round(seconds), "jobs": jobs,
-        "groups": {r.group.name: {"error": r.error, "seconds": round(r.seconds),
-                                  "killed": sum(1 for m in r.mutants if m.outcome != "survived"),
-                                  "total": len(r.mutants)} for r in results},
+        "killed": killed, "total": total_mutants, "seconds": round(seconds), "jobs": jobs,
+        "groups": {r.group.name: {"error": r.error, "seconds": round(r.seconds), "rechecked": bool(r.killed_before),
+                                  "killed": r.killed_before + sum(1 for m in r.mutants if m.outcome != "survived"),
+                                  "total": r.killed_before + len(r.mutants)} for r in results},
         "survivors": [{"module": m.module, "line": m.line, "source": m.source_line, "mutated": m.mutated_line,
                        "operator": m.operator, "equivalent": m.equivalent_reason} for m in survivors]}, indent=2))
     return 1 if unexplained or any(r.error for r in results) else 0
@@ -216,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", action="append", help="run only this group (repeatable)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="workers (default: one per CPU)")
     parser.add_argument("--list", action="store_true", help="list the groups and exit")
+    parser.add_argument("--survivors", action="store_true",
+                        help="re-check only the survivors of each group's last full run (modules unchanged)")
     args = parser.parse_args(argv)
     settings = load_settings()
     groups = load_groups(settings)
@@ -233,8 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     files = tree_files()
 
     def work(group: Group) -> GroupResult:
+        recheck = last_survivors(group) if args.survivors else None
+        if args.survivors and recheck is None:
+            print(f"{group.name}: no full run of these modules recorded; running every mutant", flush=True)
         print(f"mutating {group.name} ({', '.join(group.modules)})", flush=True)
-        result = run_group(group, make_workspace(group, files), settings)
+        result = run_group(group, make_workspace(group, files), settings, recheck)
         survived = sum(1 for m in result.mutants if m.outcome == "survived")
         print(f"  {group.name}: {len(result.mutants)} mutants, {survived} survived, in {result.seconds:.0f} s"
               + (f" ({result.error.splitlines()[0]})" if result.error else ""), flush=True)

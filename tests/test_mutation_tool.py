@@ -1,0 +1,59 @@
+"""`make mutation`'s bookkeeping (tools/mutation.py): which mutants a re-check runs, and when it must run them all."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import mutation
+
+
+@dataclass
+class _Mutation:
+    module_path: str
+    operator_name: str
+    occurrence: int
+
+
+@dataclass
+class _Item:
+    job_id: str
+    mutations: list[_Mutation]
+
+
+@dataclass
+class _Db:
+    pending_work_items: list[_Item]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def set_result(self, job_id: str, result: Any) -> None:
+        self.results[job_id] = result
+
+
+def test_a_recheck_runs_only_the_recorded_survivors() -> None:
+    items = [_Item(f"job-{i}", [_Mutation("m.py", op, occurrence)])
+             for i, (op, occurrence) in enumerate([("NumberReplacer", 0), ("NumberReplacer", 1), ("AddNot", 0)])]
+    db = _Db(items)
+    assert mutation._keep_only(db, [["m.py", "NumberReplacer", 1]]) == 2
+    assert set(db.results) == {"job-0", "job-2"}
+    assert all(r.worker_outcome.value == "skipped" for r in db.results.values())
+
+
+def test_recorded_survivors_are_dropped_once_a_module_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "pkg" / "rules.py"
+    module.parent.mkdir()
+    module.write_text("LIMIT = 5\n")
+    group = mutation.Group("g", ("pkg",), ("tests/x.py",))
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "SURVIVORS", tmp_path / "survivors")
+    (tmp_path / "survivors").mkdir()
+    digest = mutation.modules_digest(group, tmp_path)
+    (tmp_path / "survivors" / "g.json").write_text(json.dumps(
+        {"modules": digest, "killed": 3, "total": 4, "survivors": [["pkg/rules.py", "NumberReplacer", 0]]}))
+    assert mutation.last_survivors(group) is not None
+    module.write_text("LIMIT = 6\n")  # occurrences are numbered afresh: the record no longer names these mutants
+    assert mutation.last_survivors(group) is None
