@@ -57,3 +57,18 @@ def test_recorded_survivors_are_dropped_once_a_module_changes(tmp_path: Path, mo
     assert mutation.last_survivors(group) is not None
     module.write_text("LIMIT = 6\n")  # occurrences are numbered afresh: the record no longer names these mutants
     assert mutation.last_survivors(group) is None
+
+
+def test_mutants_in_function_annotations_are_dropped_only_where_never_evaluated() -> None:
+    source = ("from __future__ import annotations\n"
+              "class Model(BaseModel):\n"
+              "    limit: int | None = None\n"  # read by pydantic: mutants here are real
+              "def pick(items: list[int] | None, *rest: int) -> int | None:\n"
+              "    found: int | None = None\n"
+              "    return found or (1 | 2)\n")
+    spans = mutation._signature_annotations(source)
+    inside = [(4, 26), (4, 41), (4, 53), (5, 15)]  # `list[int] | None`, `*rest: int`, the return's `|`, a local's
+    outside = [(3, 15), (6, 23)]  # the class field's `|`, a `|` in an expression
+    assert all(any(a <= pos < b for a, b in spans) for pos in inside)
+    assert not any(a <= pos < b for a, b in spans for pos in outside)
+    assert mutation._signature_annotations(source.split("\n", 1)[1]) == []  # evaluated without the future import

@@ -20,6 +20,7 @@ changes, its mutants are numbered afresh and the group runs in full again.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -166,6 +167,48 @@ def last_survivors(group: Group) -> dict[str, Any] | None:
     return saved if saved.get("modules") == modules_digest(group) else None
 
 
+def _signature_annotations(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Spans of a module's function annotations (parameters, returns, annotated locals), when the module has
+    `from __future__ import annotations`: those are kept as strings and never evaluated, so a mutant inside one
+    (`str | None` to `str & None`) can never be told from the code. Class-level annotations are left alone:
+    pydantic and dataclasses read them."""
+    tree = ast.parse(source)
+    future = any(isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                 and any(alias.name == "annotations" for alias in node.names) for node in tree.body)
+    if not future:
+        return []
+    spans = []
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        arguments = function.args
+        annotations = [a.annotation for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                                              arguments.vararg, arguments.kwarg) if a is not None]
+        annotations += [function.returns] if function.returns is not None else []
+        annotations += [n.annotation for n in ast.walk(function) if isinstance(n, ast.AnnAssign)]
+        spans += [((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+                  for a in annotations if a is not None]
+    return spans
+
+
+def _drop_annotation_mutants(db: Any, workspace: Path) -> int:
+    """Mark every pending mutant inside a never-evaluated annotation as done (skipped); return how many."""
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
+    dropped = 0
+    for item in list(db.pending_work_items):
+        mutation = item.mutations[0]
+        module = str(mutation.module_path)
+        if module not in spans:
+            spans[module] = _signature_annotations((workspace / module).read_text())
+        start = tuple(mutation.start_pos)
+        if any(first <= start < last for first, last in spans[module]):
+            db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="in an annotation"))
+            dropped += 1
+    return dropped
+
+
 def _keep_only(db: Any, survivors: list[list[Any]]) -> int:
     """Mark every pending mutant not in `survivors` as done (skipped); return how many."""
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
@@ -198,11 +241,13 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any], recheck: 
     config.write_text(_config(group, settings, timeout))
     session.unlink(missing_ok=True)
     for step in ([BIN / "cosmic-ray", "init", config, session], [BIN / "cr-filter-operators", session, config],
-                 [BIN / "cr-filter-pragma", session], "recheck", [BIN / "cosmic-ray", "exec", config, session]):
-        if step == "recheck":
-            if recheck is not None:
-                with use_db(str(session), WorkDB.Mode.open) as db:
+                 [BIN / "cr-filter-pragma", session], "filter", [BIN / "cosmic-ray", "exec", config, session]):
+        if step == "filter":
+            with use_db(str(session), WorkDB.Mode.open) as db:
+                _drop_annotation_mutants(db, workspace)
+                if recheck is not None:
                     _keep_only(db, recheck["survivors"])
+            if recheck is not None:
                 result.killed_before = int(recheck["killed"])
             continue
         done = subprocess.run([str(part) for part in step], cwd=workspace, capture_output=True, text=True)
