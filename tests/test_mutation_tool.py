@@ -38,25 +38,29 @@ def test_a_recheck_runs_only_the_recorded_survivors() -> None:
     items = [_Item(f"job-{i}", [_Mutation("m.py", op, occurrence)])
              for i, (op, occurrence) in enumerate([("NumberReplacer", 0), ("NumberReplacer", 1), ("AddNot", 0)])]
     db = _Db(items)
-    assert mutation._keep_only(db, [["m.py", "NumberReplacer", 1]]) == 2
-    assert set(db.results) == {"job-0", "job-2"}
+    items.append(_Item("job-3", [_Mutation("changed.py", "AddNot", 0)]))
+    assert mutation._keep_only(db, [["m.py", "NumberReplacer", 1]], unchanged={"m.py"}) == 2
+    assert set(db.results) == {"job-0", "job-2"}  # job-3's module changed: it runs again
     assert all(r.worker_outcome.value == "skipped" for r in db.results.values())
 
 
-def test_recorded_survivors_are_dropped_once_a_module_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    module = tmp_path / "pkg" / "rules.py"
-    module.parent.mkdir()
-    module.write_text("LIMIT = 5\n")
+def test_a_changed_module_loses_its_record_and_only_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "rules.py").write_text("LIMIT = 5\n")
+    (package / "other.py").write_text("NAME = 'x'\n")
     group = mutation.Group("g", ("pkg",), ("tests/x.py",))
     monkeypatch.setattr(mutation, "ROOT", tmp_path)
     monkeypatch.setattr(mutation, "SURVIVORS", tmp_path / "survivors")
     (tmp_path / "survivors").mkdir()
-    digest = mutation.modules_digest(group, tmp_path)
     (tmp_path / "survivors" / "g.json").write_text(json.dumps(
-        {"modules": digest, "killed": 3, "total": 4, "survivors": [["pkg/rules.py", "NumberReplacer", 0]]}))
-    assert mutation.last_survivors(group) is not None
-    module.write_text("LIMIT = 6\n")  # occurrences are numbered afresh: the record no longer names these mutants
-    assert mutation.last_survivors(group) is None
+        {"modules": mutation.module_digests(group, tmp_path), "killed": {"pkg/rules.py": 3, "pkg/other.py": 1},
+         "survivors": [["pkg/rules.py", "NumberReplacer", 0]]}))
+    recorded = mutation.last_survivors(group)
+    assert recorded is not None
+    assert mutation.unchanged_modules(group, recorded) == {"pkg/rules.py", "pkg/other.py"}
+    (package / "rules.py").write_text("LIMIT = 6\n")  # occurrences are numbered afresh: the record no longer holds
+    assert mutation.unchanged_modules(group, recorded) == {"pkg/other.py"}
 
 
 def test_mutants_in_function_annotations_are_dropped_only_where_never_evaluated() -> None:

@@ -12,9 +12,9 @@ status is 1 when a survivor is not listed there, or a group's tests fail before 
     python -m tools.mutation --survivors --group X   # only the mutants X's last full run let survive
 
 `--survivors` is for the loop of writing a test and checking that it kills its mutant: a full run records its
-survivors (`.build/mutation/survivors/<group>.json`, with a digest of the group's modules), and a re-check tests
-only those, counting every other mutant of that run as killed still. Tests only grow in that loop; once a module
-changes, its mutants are numbered afresh and the group runs in full again.
+survivors (`.build/mutation/survivors/<group>.json`, with a digest of each module), and a re-check tests only
+those, counting every other mutant of that run as killed still. Tests only grow in that loop; a module that changed
+since has its mutants numbered afresh, so all of that module's mutants run again.
 """
 
 from __future__ import annotations
@@ -148,23 +148,30 @@ def _changed_line(module_text: list[str], diff: str, fallback: int) -> tuple[int
     return fallback, removed, added or ""
 
 
-def modules_digest(group: Group, root: Path | None = None) -> str:
+def module_digests(group: Group, root: Path | None = None) -> dict[str, str]:
+    """Each of the group's module files (relative path) with a digest of its text."""
     root = root or ROOT
-    digest = hashlib.sha256()
+    digests = {}
     for module in group.modules:
         path = root / module
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()
+            digests[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+    return digests
 
 
 def last_survivors(group: Group) -> dict[str, Any] | None:
-    """The survivors of the group's last full run, if its modules are unchanged since."""
+    """The group's last full run: per module its digest and killed count, and the survivors."""
     path = SURVIVORS / f"{group.name}.json"
     if not path.exists():
         return None
     saved: dict[str, Any] = json.loads(path.read_text())
-    return saved if saved.get("modules") == modules_digest(group) else None
+    return saved if isinstance(saved.get("modules"), dict) else None
+
+
+def unchanged_modules(group: Group, recorded: dict[str, Any]) -> set[str]:
+    """Modules whose text is what the recorded run mutated: their mutants keep their numbers and outcomes."""
+    now = module_digests(group)
+    return {module for module, digest in recorded["modules"].items() if now.get(module) == digest}
 
 
 def _signature_annotations(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -209,15 +216,17 @@ def _drop_annotation_mutants(db: Any, workspace: Path) -> int:
     return dropped
 
 
-def _keep_only(db: Any, survivors: list[list[Any]]) -> int:
-    """Mark every pending mutant not in `survivors` as done (skipped); return how many."""
+def _keep_only(db: Any, survivors: list[list[Any]], unchanged: set[str]) -> int:
+    """Mark every pending mutant of an unchanged module that is not in `survivors` as done (skipped); return how
+    many. A changed module's mutants all run: its occurrences are numbered afresh."""
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     wanted = {(str(module), operator, int(occurrence)) for module, operator, occurrence in survivors}
     dropped = 0
     for item in list(db.pending_work_items):
         mutation = item.mutations[0]
-        if (str(mutation.module_path), mutation.operator_name, mutation.occurrence) not in wanted:
+        identity = (str(mutation.module_path), mutation.operator_name, mutation.occurrence)
+        if identity[0] in unchanged and identity not in wanted:
             db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="killed before"))
             dropped += 1
     return dropped
@@ -246,9 +255,9 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any], recheck: 
             with use_db(str(session), WorkDB.Mode.open) as db:
                 _drop_annotation_mutants(db, workspace)
                 if recheck is not None:
-                    _keep_only(db, recheck["survivors"])
-            if recheck is not None:
-                result.killed_before = int(recheck["killed"])
+                    unchanged = unchanged_modules(group, recheck)
+                    _keep_only(db, recheck["survivors"], unchanged)
+                    result.killed_before = sum(int(recheck["killed"].get(m, 0)) for m in unchanged)
             continue
         done = subprocess.run([str(part) for part in step], cwd=workspace, capture_output=True, text=True)
         if done.returncode != 0:
@@ -274,10 +283,11 @@ def run_group(group: Group, workspace: Path, settings: dict[str, Any], recheck: 
     result.seconds = time.monotonic() - started
     if recheck is None:
         SURVIVORS.mkdir(parents=True, exist_ok=True)
-        killed = sum(1 for m in result.mutants if m.outcome != "survived")
+        killed: dict[str, int] = {}
+        for mutant in result.mutants:
+            killed[mutant.module] = killed.get(mutant.module, 0) + (mutant.outcome != "survived")
         (SURVIVORS / f"{group.name}.json").write_text(json.dumps(
-            {"modules": modules_digest(group, workspace), "killed": killed, "total": len(result.mutants),
-             "survivors": survivors}, indent=1))
+            {"modules": module_digests(group, workspace), "killed": killed, "survivors": survivors}, indent=1))
     return result
 
 
@@ -344,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     def work(group: Group) -> GroupResult:
         recheck = last_survivors(group) if args.survivors else None
         if args.survivors and recheck is None:
-            print(f"{group.name}: no full run of these modules recorded; running every mutant", flush=True)
+            print(f"{group.name}: no full run recorded; running every mutant", flush=True)
+        elif recheck is not None:
+            changed = sorted(set(module_digests(group)) - unchanged_modules(group, recheck))
+            if changed:
+                print(f"{group.name}: changed since its full run, all their mutants run: {', '.join(changed)}",
+                      flush=True)
         print(f"mutating {group.name} ({', '.join(group.modules)})", flush=True)
         result = run_group(group, make_workspace(group, files), settings, recheck)
         survived = sum(1 for m in result.mutants if m.outcome == "survived")
