@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOADER_GROUP = "file_ingestion_loader"
-# Room for the "_clone" suffix the alternating-users rotation adds, within PostgreSQL's 63-byte names.
-_USERNAME = re.compile(r"^[a-z_][a-z0-9_]{0,56}$")
+# PostgreSQL's names are 63 bytes at most. The stack names its loader in 57 at most (components/pipelines/
+# file_ingestion.py, loader_username), leaving room for the "_clone" the alternating-users rotation adds; after a
+# rotation the secret names that clone, which this function must accept too.
+_USERNAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class LoginError(RuntimeError):
@@ -43,7 +45,7 @@ def ensure_login(connection: Any, login: LoaderLogin) -> bool:
 
     if not _USERNAME.match(login.username):
         raise LoginError(f"the loader's secret names user {login.username[:80]!r}: expected lowercase letters, digits "
-                         "and underscores, at most 57 characters")
+                         "and underscores, at most 63 characters")
     verifier = connection.pgconn.encrypt_password(login.password.encode(), login.username.encode(),
                                                   b"scram-sha-256").decode()
     user = sql.Identifier(login.username)

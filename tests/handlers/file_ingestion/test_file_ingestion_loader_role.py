@@ -101,6 +101,17 @@ def test_a_member_of_the_loader_role_loads_too_as_the_rotation_s_second_user_doe
         _run(database, f"DROP ROLE {clone['username']}")
 
 
+def test_after_a_rotation_the_clone_of_the_longest_loader_name_is_still_a_login(database: Database) -> None:
+    """The stack's loader name has 57 characters at most; the rotation's ``<user>_clone`` then has 63, PostgreSQL's
+    limit, and the next migration must still accept it."""
+    clone = "l" * 57 + "_clone"
+    with database.connect() as connection:
+        assert logins.ensure_login(connection, logins.LoaderLogin(clone, "clone-password")) is True
+        with pytest.raises(logins.LoginError, match="at most 63 characters"):
+            logins.ensure_login(connection, logins.LoaderLogin(clone + "x", "x"))
+    _run(database, f"DROP ROLE {clone}")
+
+
 def test_the_login_is_idempotent_stores_only_a_scram_verifier_and_refuses_what_it_must_not_create(
         database: Database) -> None:
     with database.connect() as connection:
