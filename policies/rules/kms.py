@@ -13,6 +13,8 @@ from .core.values import as_list, fmt, get_path, number, truthy
 # Only symmetric encryption keys with AWS-generated material can rotate automatically (KMS rejects
 # EnableKeyRotation for asymmetric, HMAC and imported keys; aws:kms/externalKey:ExternalKey is a separate type).
 _SYMMETRIC = "SYMMETRIC_DEFAULT"
+# What KMS rotates by when rotationPeriodInDays is left out (EnableKeyRotation, RotationPeriodInDays).
+_KMS_ROTATION_PERIOD_DAYS = 365
 
 
 def _key_rotation(ctx: ResourceContext) -> None:
@@ -25,9 +27,10 @@ def _key_rotation(ctx: ResourceContext) -> None:
                       f"never changes")
         return
     most = float(ctx.settings["maxRotationPeriodDays"])
-    period = number(ctx.props.get("rotationPeriodInDays"), 365)
+    period = number(ctx.props.get("rotationPeriodInDays"), _KMS_ROTATION_PERIOD_DAYS)
     if period > most:
-        ctx.violation(f"{ctx.subject} rotationPeriodInDays {fmt(period)} exceeds {fmt(most)}")
+        unset = " (unset: KMS's default)" if ctx.props.get("rotationPeriodInDays") is None else ""
+        ctx.violation(f"{ctx.subject} rotationPeriodInDays {fmt(period)}{unset} exceeds {fmt(most)}")
 
 
 # Each store type and the input that names its key. The key is related through property dependencies (the input was
@@ -45,10 +48,10 @@ _STORE_KEYS: dict[str, str] = {
 
 def _keys_behind(ctx: StackContext, resource: PolicyResource, key: str) -> list[PolicyResource]:
     """The stack's KMS keys the input `key` of `resource` was built from, directly or through an alias."""
-    keys = ctx.index.deps(resource, key, types.KMS_KEY)
+    keys = {k.urn: k for k in ctx.index.deps(resource, key, types.KMS_KEY)}
     for alias in ctx.index.deps(resource, key, types.KMS_ALIAS):
-        keys += ctx.index.deps(alias, "targetKeyId", types.KMS_KEY)
-    return keys
+        keys.update((k.urn, k) for k in ctx.index.deps(alias, "targetKeyId", types.KMS_KEY))
+    return list(keys.values())
 
 
 def _problem(ctx: StackContext, resource: PolicyResource, key: str) -> str | None:
@@ -56,7 +59,9 @@ def _problem(ctx: StackContext, resource: PolicyResource, key: str) -> str | Non
     if not keys:
         return f"its {key} names no customer-managed key of this stack"
     if not any(truthy(k.props.get("enableKeyRotation")) for k in keys):
-        return f"its key {describe(keys[0])} does not rotate"
+        # Its input was built from each of them; which one it names is not known at preview, so name them all.
+        named = ", ".join(describe(k) for k in keys)
+        return f"its key {named} does not rotate" if len(keys) == 1 else f"its keys {named} do not rotate"
     return None
 
 
@@ -129,8 +134,8 @@ RULES = (
             cis("3.6", spec="Rotation for customer-created symmetric CMKs is enabled"),
             well_architected("SEC08-BP01", spec="Implement secure key management"),
         ),
-        remediation="Set enableKeyRotation true on the aws.kms.Key (and rotationPeriodInDays within the maximum, "
-                    "if set).",
+        remediation="Set enableKeyRotation true on the aws.kms.Key (and rotationPeriodInDays within the maximum; "
+                    "left unset, KMS rotates every 365 days).",
         url="https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html",
         settings={"maxRotationPeriodDays": {"type": "integer", "minimum": 90, "maximum": 2560, "default": 365,
                                             "description": "Longest rotation period accepted, in days."}},

@@ -16,7 +16,7 @@ from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 from .core import types
 from .core.frameworks import well_architected
 from .core.rule import Rule, StackContext, describe
-from .core.values import as_list, fmt, get_path, number, truthy, unless_computed
+from .core.values import as_list, fmt, get_path, truthy, unless_computed
 
 
 def _versioned(ctx: StackContext, bucket: PolicyResource) -> bool:
@@ -55,8 +55,8 @@ def _rules(ctx: StackContext, bucket: PolicyResource) -> list[tuple[int | None, 
 
 
 def _problems(ctx: StackContext, bucket: PolicyResource) -> list[str]:
-    max_abort = number(ctx.settings["maxAbortIncompleteUploadDays"], 7)
-    max_noncurrent = number(ctx.settings["maxNoncurrentVersionDays"], 365)
+    max_abort = float(ctx.settings["maxAbortIncompleteUploadDays"])
+    max_noncurrent = float(ctx.settings["maxNoncurrentVersionDays"])
     rules = _rules(ctx, bucket)
     problems = []
     aborts = [days for days, _ in rules if days is not None]

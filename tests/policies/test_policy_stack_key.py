@@ -160,3 +160,21 @@ def test_a_logged_source_bucket_on_sse_s3_is_still_a_violation(pack: PolicyPackP
     _access_log_bucket(stack, stores["bucket"], SSE_S3)
     violation = only(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
     assert violation.urn == stores["bucket"].urn and "does not encrypt with aws:kms" in violation.message
+
+
+@pytest.mark.parametrize(("built_from", "expected"), [
+    (("data-key", "data-key-alias"), "its key KMS key 'data-key' does not rotate"),  # one key, named once
+    (("data-key", "other-key"), "its keys KMS key 'data-key', KMS key 'other-key' do not rotate"),
+    (("other-key", "data-key-alias"), "its keys KMS key 'other-key', KMS key 'data-key' do not rotate"),
+])
+def test_a_store_built_from_keys_none_of_which_rotates_names_each(pack: PolicyPackProcess,
+                                                                 built_from: tuple[str, ...], expected: str) -> None:
+    """Which of the keys its input was built from the store names is unknown at preview: every one is named."""
+    stack = Stack()
+    _key(stack, enableKeyRotation=False)
+    kms_key(stack, "other-key", enableKeyRotation=False)
+    sources = [next(r for r in stack.records if r.name == name) for name in built_from]
+    queue = stack.add("aws:sqs/queue:Queue", "queue", {"name": stack.physical("queue"), "kmsMasterKeyId": UNKNOWN},
+                      deps={"kmsMasterKeyId": sources})
+    violation = only(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
+    assert violation.urn == queue.urn and violation.message == f"queue 'queue': {expected}"
