@@ -59,9 +59,8 @@ def _problem(ctx: StackContext, resource: PolicyResource, key: str) -> str | Non
     if not keys:
         return f"its {key} names no customer-managed key of this stack"
     if not any(truthy(k.props.get("enableKeyRotation")) for k in keys):
-        # Its input was built from each of them; which one it names is not known at preview, so name them all.
-        named = ", ".join(describe(k) for k in keys)
-        return f"its key {named} does not rotate" if len(keys) == 1 else f"its keys {named} do not rotate"
+        # Which of the keys its input was built from it names is not known at preview, so name them all.
+        return f"its key does not rotate (built from {', '.join(describe(k) for k in keys)})"
     return None
 
 

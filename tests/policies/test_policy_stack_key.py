@@ -163,9 +163,9 @@ def test_a_logged_source_bucket_on_sse_s3_is_still_a_violation(pack: PolicyPackP
 
 
 @pytest.mark.parametrize(("built_from", "expected"), [
-    (("data-key", "data-key-alias"), "its key KMS key 'data-key' does not rotate"),  # one key, named once
-    (("data-key", "other-key"), "its keys KMS key 'data-key', KMS key 'other-key' do not rotate"),
-    (("other-key", "data-key-alias"), "its keys KMS key 'other-key', KMS key 'data-key' do not rotate"),
+    (("data-key", "data-key-alias"), "KMS key 'data-key'"),  # one key, directly and by its alias: named once
+    (("data-key", "other-key"), "KMS key 'data-key', KMS key 'other-key'"),
+    (("other-key", "data-key-alias"), "KMS key 'other-key', KMS key 'data-key'"),
 ])
 def test_a_store_built_from_keys_none_of_which_rotates_names_each(pack: PolicyPackProcess,
                                                                  built_from: tuple[str, ...], expected: str) -> None:
@@ -177,4 +177,5 @@ def test_a_store_built_from_keys_none_of_which_rotates_names_each(pack: PolicyPa
     queue = stack.add("aws:sqs/queue:Queue", "queue", {"name": stack.physical("queue"), "kmsMasterKeyId": UNKNOWN},
                       deps={"kmsMasterKeyId": sources})
     violation = only(pack.analyze(stack.records, policy_config=REQUIRED), RULE)
-    assert violation.urn == queue.urn and violation.message == f"queue 'queue': {expected}"
+    assert violation.urn == queue.urn
+    assert violation.message == f"queue 'queue': its key does not rotate (built from {expected})"
