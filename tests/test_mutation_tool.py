@@ -76,3 +76,14 @@ def test_mutants_in_function_annotations_are_dropped_only_where_never_evaluated(
     assert all(any(a <= pos < b for a, b in spans) for pos in inside)
     assert not any(a <= pos < b for a, b in spans for pos in outside)
     assert mutation._signature_annotations(source.split("\n", 1)[1]) == []  # evaluated without the future import
+
+
+def test_a_removed_decorator_is_named_by_its_line_not_the_blank_line_its_diff_takes_with_it() -> None:
+    module = ["class A:", "    x = 1", "", "    @cache", "    def f(self) -> int:", "        return 1"]
+    diff = ("--- a/m.py\n+++ b/m.py\n@@ -1,6 +1,4 @@\n class A:\n     x = 1\n-\n-    @cache\n"
+            "     def f(self) -> int:\n         return 1")
+    assert mutation._changed_line(module, diff, 1) == (4, "@cache", "")
+    changed = "--- a/m.py\n+++ b/m.py\n@@ -2,3 +2,3 @@\n     x = 1\n-\n+\n-    @cache\n+    @cache(maxsize=2)\n"
+    assert mutation._changed_line(module, changed, 1)[1:] == ("@cache", "@cache(maxsize=2)")
+    number = "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n class A:\n-    x = 1\n+    x = 2\n"
+    assert mutation._changed_line(module, number, 1) == (2, "x = 1", "x = 2")

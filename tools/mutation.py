@@ -131,16 +131,23 @@ def _config(group: Group, settings: dict[str, Any], timeout: float) -> str:
 
 
 def _changed_line(module_text: list[str], diff: str, fallback: int) -> tuple[int, str, str]:
-    """(line number, the line, the line as mutated) of a mutant's diff."""
+    """(line number, the line, the line as mutated) of a mutant's diff. Blank lines are not the change: a removed
+    decorator's diff may take the blank line above it away too."""
     removed = added = None
     for diff_line in diff.splitlines():
+        text = diff_line[1:].strip()
         match = re.match(r"@@ -(\d+)", diff_line)
         if match:
             fallback = int(match.group(1))
-        elif diff_line.startswith("-") and not diff_line.startswith("---"):
-            removed = removed if removed is not None else diff_line[1:].strip()
-        elif diff_line.startswith("+") and not diff_line.startswith("+++"):
-            added = added if added is not None else diff_line[1:].strip()
+        elif diff_line.startswith("---") or diff_line.startswith("+++"):
+            continue
+        elif diff_line.startswith("-") and removed is None:
+            if text:
+                removed = text
+            else:
+                fallback += 1
+        elif diff_line.startswith("+") and added is None and text:
+            added = text
         elif diff_line.startswith(" ") and removed is None:
             fallback += 1
     if removed is None:
