@@ -156,12 +156,13 @@ def _pass_role_scoped(ctx: ResourceContext) -> None:
         passes = [a for a in documents.actions(statement.body) if fnmatchcase("iam:passrole", a.lower())]
         if not passes:
             continue
+        named = ", ".join(passes)  # every action that passes roles: fixing one leaves the others granting it
         wildcards = [r for r in documents.resources(statement.body) if _is_wildcard(r)]
         if wildcards:
-            ctx.violation(f"{statement.where} allows {passes[0]} on {', '.join(wildcards)}; name the roles it may "
+            ctx.violation(f"{statement.where} allows {named} on {', '.join(wildcards)}; name the roles it may "
                           f"pass")
         if "iam:passedtoservice" not in documents.condition_keys(statement.body):
-            ctx.violation(f"{statement.where} allows {passes[0]} without an iam:PassedToService condition, so the "
+            ctx.violation(f"{statement.where} allows {named} without an iam:PassedToService condition, so the "
                           f"role could be handed to any service; name the service that receives it")
 
 

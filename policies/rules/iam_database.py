@@ -12,6 +12,7 @@ formats policy-sentry treats specially (S3 buckets vs objects, DynamoDB tables) 
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -46,14 +47,14 @@ def formats(action: str) -> tuple[str, ...] | None:
 
 @cache
 def expand(pattern: str) -> tuple[str, ...]:
-    """The actions a wildcard action pattern (`sqs:Get*`) names."""
+    """The actions a wildcard action pattern names (`sqs:Get*`, `iam:*AccessKey*`, `s3:Get?bject`). IAM matches `*`
+    and `?` anywhere in the name and ignores case; policy-sentry's own lookup takes a trailing `*` only and compares
+    case-sensitively, so the service's actions are matched here."""
     actions, _ = _sentry()
     service, name = split(pattern)
-    prefix = name.rstrip("*")
-    if "*" in prefix or "?" in prefix:  # only trailing wildcards are resolved; anything else names nothing known
-        return ()
-    entries = actions.get_action_data(service, f"{prefix}*").get(service) or []
-    return tuple(sorted({entry["action"] for entry in entries}))
+    matcher = re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in name.lower()))
+    entries = actions.get_action_data(service, "*").get(service) or []
+    return tuple(sorted({entry["action"] for entry in entries if matcher.fullmatch(split(entry["action"])[1].lower())}))
 
 
 @cache

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from offline.analyzer import DEFAULT_PACK_DIR, PolicyPackProcess
+from policies.rules import trust_guidance
 from tests.policies.builders import ACCOUNT, REGION, Stack, arn, document, role, trust
 from tests.policies.reports import findings, only, skipped
 
@@ -52,11 +53,43 @@ def test_services_without_source_conditions_is_configurable(pack: PolicyPackProc
 
 
 def test_catalogue_records_each_service_decision_and_its_source() -> None:
+    """The table the catalogue generates, and the README generated from it."""
     readme = (DEFAULT_PACK_DIR / "README.md").read_text(encoding="utf-8")
-    for service, verdict in [("states", "demanded"), ("lambda", "not demanded"), ("appsync", "not demanded"),
-                             ("apigateway", "not demanded"), ("glue", "not demanded"), ("redshift", "not demanded")]:
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `{service}.amazonaws.com` |"))
-        assert f"| {verdict} |" in row and "(https://docs.aws.amazon.com/" in row
+    for text in (trust_guidance.catalogue_table(), readme):
+        for service, verdict in [("states", "demanded"), ("lambda", "not demanded"), ("appsync", "not demanded"),
+                                 ("apigateway", "not demanded"), ("glue", "not demanded"),
+                                 ("redshift", "not demanded")]:
+            row = next(line for line in text.splitlines() if line.startswith(f"| `{service}.amazonaws.com` |"))
+            assert f"| {verdict} |" in row and "(https://docs.aws.amazon.com/" in row
+
+
+def _trust_policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _service(service: str | list[str], effect: str = "Allow") -> dict[str, Any]:
+    return {"Effect": effect, "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+
+
+def test_trust_statement_after_a_deny_or_another_principal_is_judged(pack: PolicyPackProcess) -> None:
+    """A Deny names a service without a source condition and is right to: only the Allow after it is a finding."""
+    stack = Stack()
+    role(stack, "machine-role", assumeRolePolicy=_trust_policy(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"},
+        _service("scheduler.amazonaws.com", effect="Deny"), _service("states.amazonaws.com")))
+    assert only(pack.analyze(stack.records), RULE).message.startswith(
+        "role 'machine-role' assumeRolePolicy statement #3 trusts states.amazonaws.com without an aws:SourceAccount "
+        "or aws:SourceArn condition")
+
+
+def test_trust_statement_after_one_of_two_services_is_judged(pack: PolicyPackProcess) -> None:
+    stack = Stack()
+    role(stack, "machine-role", assumeRolePolicy=_trust_policy(
+        _service(["lambda.amazonaws.com", "states.amazonaws.com"]), _service("scheduler.amazonaws.com")))
+    messages = [v.message for v in findings(pack.analyze(stack.records), RULE)]
+    assert len(messages) == 2
+    assert "statement #1 trusts 2 service principals (lambda.amazonaws.com, states.amazonaws.com)" in messages[0]
+    assert "statement #2 trusts scheduler.amazonaws.com without" in messages[1]
 
 
 # --- resource policies open to '*' ---------------------------------------------------------------------------------
@@ -131,7 +164,8 @@ def test_service_permission_without_source_is_a_violation(pack: PolicyPackProces
     violation = only(pack.analyze(stack.records), RULE)
     assert violation.urn == permission.urn
     assert violation.message.startswith("lambda permission 'invoke' lets s3.amazonaws.com invoke "
-                                        "ai-pipelines-test-worker without sourceArn or sourceAccount")
+                                        "ai-pipelines-test-worker without sourceArn or sourceAccount, so another "
+                                        "account's s3 resource could invoke it")
 
 
 def test_permission_open_to_everyone_is_a_violation(pack: PolicyPackProcess) -> None:
