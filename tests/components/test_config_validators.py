@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from batch_inference.records import model_family
 from components.config import StackConfig, parse_stack_config
 from tests.components.test_config import KB, error_for, kb
 
@@ -177,6 +178,15 @@ def test_an_event_batch_of_five_is_the_smallest_accepted() -> None:
     assert config.event_processing is not None and config.event_processing.worker.batch_size == 5
 
 
+def test_the_event_worker_timeout_may_equal_one_model_request_and_its_bookkeeping() -> None:
+    # model.requestTimeoutSeconds 30 (the default) + 10 s of bookkeeping = 40 s.
+    config = accepted({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "timeoutSeconds": 40}}})
+    assert config.event_processing is not None and config.event_processing.worker.timeout_seconds == 40
+    message = error_for({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "timeoutSeconds": 39}}})
+    assert ("ai-pipelines:eventProcessing: worker.timeoutSeconds 39 is below model.requestTimeoutSeconds 30 + 10 s "
+            "of bookkeeping = 40: one model request must fit in an invocation") in message
+
+
 def test_an_event_batch_of_four_is_refused() -> None:
     message = error_for({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": 4},
                                              "recordConcurrency": 4}})
@@ -201,6 +211,23 @@ def test_a_job_maximum_below_twice_the_minimum_less_one_is_refused_with_the_figu
     message = error_for(batch_inference(minRecordsPerJob=100, maxRecordsPerJob=198))
     assert ("ai-pipelines:batchInference: maxRecordsPerJob 198 is below 2 x minRecordsPerJob - 1 = 199: a short "
             "tail could not join the shard before it") in message
+
+
+@pytest.mark.parametrize("model_id", [
+    "anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0", "meta.llama3-8b-instruct-v1:0",
+    # The model id pattern also lets a geography-prefixed id through when it has no version: its family is the one
+    # after the geography, as for the inference profile ids the sharder is given.
+    "us.amazon.nova-lite-v1", "eu.anthropic.claude-v2", "us.meta.llama3-8b-instruct-v1"])
+def test_native_requests_are_accepted_for_the_families_the_sharder_builds_them_for(model_id: str) -> None:
+    raw = batch_inference(requestFormat="native", model={**BATCH["model"], "modelId": model_id})
+    try:
+        model_family(model_id)
+    except ValueError:
+        assert (f"ai-pipelines:batchInference: model.modelId {model_id}: requestFormat native builds the native "
+                "request of anthropic and amazon.nova models only; use requestFormat converse") in error_for(raw)
+    else:
+        config = accepted(raw)
+        assert config.batch_inference is not None and config.batch_inference.request_format == "native"
 
 
 @pytest.mark.parametrize(("timeout_hours", "days", "needed"), [(24, 18, 432), (168, 30, 720)])
@@ -240,6 +267,14 @@ def test_role_arns_named_twice_are_listed_once_each_and_alone() -> None:
     message = error_for({"encryption": "customer-managed", "keyReaders": [twice, once, twice]})
     (line,) = [line for line in message.splitlines() if "keyReaders" in line]
     assert line.endswith(f": duplicate IAM role ARNs: {twice}")
+
+
+def test_a_batch_above_ten_needs_a_window_of_one_second_at_least() -> None:
+    config = accepted(kb(worker={"batchSize": 11, "batchingWindowSeconds": 1}))
+    assert config.knowledge_base_sync is not None
+    assert config.knowledge_base_sync.worker.batching_window_seconds == 1
+    message = error_for(kb(worker={"batchSize": 11, "batchingWindowSeconds": 0}))
+    assert "batchSize 11 is above 10, which needs batchingWindowSeconds >= 1 (got 0)" in message
 
 
 @pytest.mark.parametrize(("keys", "named"), [
