@@ -260,6 +260,40 @@ def test_the_sync_worker_may_use_its_whole_budget() -> None:
             "model.requestTimeoutSeconds 30 s + 0 s of backoff) = 870 s exceeds the worker's 840 s") in message
 
 
+@pytest.mark.parametrize("profile", [f"eu.{BATCH['model']['modelId']}", f"global.{BATCH['model']['modelId']}"])
+def test_an_inference_profile_of_the_configured_model_in_a_geography_is_accepted(profile: str) -> None:
+    config = accepted(batch_inference(model={**BATCH["model"], "inferenceProfileId": profile,
+                                             "inferenceProfileRegions": ["eu-west-1", "eu-central-1"]}))
+    assert config.batch_inference is not None and config.batch_inference.model.invoked_id == profile
+
+
+@pytest.mark.parametrize("profile", ["eu.amazon.nova-lite-v1:0", f"mars.{BATCH['model']['modelId']}"])
+def test_an_inference_profile_of_another_model_or_geography_is_refused(profile: str) -> None:
+    message = error_for(batch_inference(model={**BATCH["model"], "inferenceProfileId": profile,
+                                               "inferenceProfileRegions": ["eu-west-1"]}))
+    assert (f"ai-pipelines:batchInference.model: inferenceProfileId {profile} must be "
+            f"<geography>.{BATCH['model']['modelId']} with a geography in us, eu, apac") in message
+
+
+# --- the stack as a whole ---------------------------------------------------------------------------------------
+
+def test_key_readers_need_the_customer_managed_key() -> None:
+    config = accepted({"encryption": "customer-managed", "keyReaders": [f"{ROLE}kb-service"]})
+    assert config.key_readers == (f"{ROLE}kb-service",)
+    message = error_for({"keyReaders": [f"{ROLE}kb-service"]})
+    assert ("ai-pipelines: keyReaders is set but encryption is aws-managed: there is no stack key to admit them "
+            "to") in message
+
+
+def test_batch_results_need_batch_inference_enabled_in_the_stack() -> None:
+    subscribed = kb(batchResults=True)
+    config = accepted({**subscribed, **batch_inference()})
+    assert config.knowledge_base_sync is not None and config.knowledge_base_sync.batch_results
+    for without in ({}, batch_inference(enabled=False)):
+        assert ("ai-pipelines: knowledgeBaseSync.batchResults subscribes to the batch-inference result bus, but "
+                "batchInference is not enabled in this stack") in error_for({**subscribed, **without})
+
+
 # --- sections shared by the pipelines ---------------------------------------------------------------------------
 
 def test_role_arns_named_twice_are_listed_once_each_and_alone() -> None:
