@@ -150,6 +150,14 @@ def test_an_existing_secret_named_both_ways_is_refused() -> None:
             "read exactly one secret") in message
 
 
+@pytest.mark.parametrize("missing", ["host", "name"])
+def test_without_aurora_the_database_needs_its_host_and_its_name(missing: str) -> None:
+    database = {key: value for key, value in DATABASE.items() if key != missing}
+    message = error_for({"fileIngestion": {"database": database}})
+    assert ("ai-pipelines:fileIngestion.database: host and name are required (unless aurora.enabled): the loader's "
+            "secret, which the stack writes, names the database") in message
+
+
 AURORA = {"vpc": VPC, "aurora": {"enabled": True}}
 
 
@@ -309,6 +317,14 @@ def test_a_batch_above_ten_needs_a_window_of_one_second_at_least() -> None:
     assert config.knowledge_base_sync.worker.batching_window_seconds == 1
     message = error_for(kb(worker={"batchSize": 11, "batchingWindowSeconds": 0}))
     assert "batchSize 11 is above 10, which needs batchingWindowSeconds >= 1 (got 0)" in message
+
+
+def test_alarm_emails_are_addresses() -> None:
+    config = accepted({"alarms": {"emails": ["oncall@example.com"]}})
+    assert config.alarms.emails == ("oncall@example.com",)
+    message = error_for({"alarms": {"emails": ["oncall@example.com", "oncall", "a b@example.com"]}})
+    assert 'ai-pipelines:alarms.emails = ["oncall@example.com", "oncall", "a b@example.com"]: not an email address: ' \
+           "oncall, a b@example.com" in message
 
 
 @pytest.mark.parametrize(("keys", "named"), [
