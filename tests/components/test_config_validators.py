@@ -238,6 +238,15 @@ def test_native_requests_are_accepted_for_the_families_the_sharder_builds_them_f
         assert config.batch_inference is not None and config.batch_inference.request_format == "native"
 
 
+def test_a_shard_file_may_hold_exactly_twice_the_minimum_of_the_longest_records() -> None:
+    # 2 x 8 records x 64 KiB = 1 MiB, the smallest maxFileBytes.
+    config = accepted(batch_inference(minRecordsPerJob=8, maxRecordBytes=65_536, maxFileBytes=1 << 20))
+    assert config.batch_inference is not None and config.batch_inference.max_file_bytes == 1 << 20
+    message = error_for(batch_inference(minRecordsPerJob=8, maxRecordBytes=65_537, maxFileBytes=1 << 20))
+    assert ("ai-pipelines:batchInference: maxFileBytes 1048576 is below 2 x minRecordsPerJob x maxRecordBytes = "
+            "1048592: a shard could not hold its minimum plus a merged tail") in message
+
+
 @pytest.mark.parametrize(("timeout_hours", "days", "needed"), [(24, 18, 432), (168, 30, 720)])
 @pytest.mark.parametrize("key", ["intermediateRetentionDays", "corpusRetentionDays", "resultRetentionDays"])
 def test_what_a_redriven_run_reads_outlives_the_run_and_its_redrive_period(
