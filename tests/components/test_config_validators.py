@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from batch_inference.records import model_family
-from components.config import StackConfig, parse_stack_config
+from components.config import EXAMPLE_ACCOUNT, ConfigError, StackConfig, parse_stack_config, refuse_example_values
 from tests.components.test_config import KB, error_for, kb
 
 ROLE = "arn:aws:iam::123456789012:role/"
@@ -371,6 +371,30 @@ def test_pipelines_sharing_a_bucket_under_overlapping_prefixes_are_refused() -> 
     message = error_for(shared_bucket("input/"))
     assert ("ai-pipelines: bucket shared-landing: the notification of fileIngestion (prefix 'input/', suffix "
             "'.json') overlaps that of knowledgeBaseSync (prefix 'input/', suffix '')") in message
+
+
+# --- how a problem is reported -----------------------------------------------------------------------------------
+
+def test_an_unknown_key_far_from_any_is_answered_with_the_valid_ones() -> None:
+    message = error_for(kb(worker={"zzzz": 1}))
+    assert ("ai-pipelines:knowledgeBaseSync.worker.zzzz: unknown key; valid keys: batchSize, batchingWindowSeconds, "
+            "errors, maxConcurrency, memoryMb, reservedConcurrency, timeoutSeconds") in message
+
+
+def test_an_unknown_key_in_an_item_of_a_list_is_answered_with_the_items_keys() -> None:
+    message = error_for(file_ingestion(inputRules=[{"prefix": "input/", "sufix": ".json"}]))
+    assert "ai-pipelines:fileIngestion.inputRules.0.sufix: unknown key; did you mean 'suffix'?" in message
+
+
+def test_example_ids_stop_a_stack_outside_the_example_account() -> None:
+    example = accepted({"exampleValues": True})
+    refuse_example_values(example, EXAMPLE_ACCOUNT, "dev")
+    refuse_example_values(accepted({}), "210987654321", "prod")
+    with pytest.raises(ConfigError) as raised:
+        refuse_example_values(example, "210987654321", "prod")
+    assert str(raised.value).startswith("Pulumi.prod.yaml: ai-pipelines:exampleValues is true, so this stack file "
+                                        "carries example ids")
+    assert "account 210987654321 is real" in str(raised.value)
 
 
 # --- structured values as the Pulumi runtime holds them ---------------------------------------------------------
