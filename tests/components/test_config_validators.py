@@ -1,5 +1,5 @@
-"""Each cross-field rule of the stack config, at the boundary it guards: the last value accepted, the first refused,
-and the refusal's message naming the key, the value and the figure it computed."""
+"""Each rule of the stack config at the boundary it guards: the last value accepted, the first refused, and the
+refusal's message naming the key, the value and the figure it computed; and how an unknown key is answered."""
 
 from __future__ import annotations
 
