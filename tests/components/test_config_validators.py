@@ -161,6 +161,17 @@ def test_without_aurora_the_database_needs_its_host_and_its_name(missing: str) -
 AURORA = {"vpc": VPC, "aurora": {"enabled": True}}
 
 
+def test_aurora_may_scale_within_one_capacity() -> None:
+    config = accepted({"fileIngestion": {"database": {**AURORA, "aurora": {"enabled": True, "minCapacity": 2,
+                                                                           "maxCapacity": 2}}}})
+    assert config.file_ingestion is not None
+    assert (config.file_ingestion.database.aurora.min_capacity, config.file_ingestion.database.aurora.max_capacity) \
+        == (2, 2)
+    message = error_for({"fileIngestion": {"database": {**AURORA, "aurora": {"enabled": True, "minCapacity": 2.5,
+                                                                             "maxCapacity": 2}}}})
+    assert "ai-pipelines:fileIngestion.database.aurora: minCapacity 2.5 exceeds maxCapacity 2" in message
+
+
 def test_aurora_brings_its_own_secret_host_and_name() -> None:
     config = accepted({"fileIngestion": {"database": AURORA}})
     assert config.file_ingestion is not None and config.file_ingestion.database.aurora.enabled
@@ -180,10 +191,11 @@ EVENTS = {"intake": {"sources": ["com.example.documents"], "detailTypes": ["Docu
 EVENT_WORKER = {"timeoutSeconds": 120, "memoryMb": 512, "reservedConcurrency": 20, "maxConcurrency": 20}
 
 
-def test_an_event_batch_of_five_is_the_smallest_accepted() -> None:
-    config = accepted({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": 5},
+@pytest.mark.parametrize("size", [5, 10])
+def test_event_batches_of_five_to_ten_are_accepted(size: int) -> None:
+    config = accepted({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": size},
                                            "recordConcurrency": 5}})
-    assert config.event_processing is not None and config.event_processing.worker.batch_size == 5
+    assert config.event_processing is not None and config.event_processing.worker.batch_size == size
 
 
 def test_the_event_worker_timeout_may_equal_one_model_request_and_its_bookkeeping() -> None:
@@ -195,10 +207,11 @@ def test_the_event_worker_timeout_may_equal_one_model_request_and_its_bookkeepin
             "of bookkeeping = 40: one model request must fit in an invocation") in message
 
 
-def test_an_event_batch_of_four_is_refused() -> None:
-    message = error_for({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": 4},
-                                             "recordConcurrency": 4}})
-    assert "ai-pipelines:eventProcessing: worker.batchSize 4 is outside 5..10" in message
+@pytest.mark.parametrize("size", [4, 11])
+def test_event_batches_of_four_or_eleven_are_refused(size: int) -> None:
+    worker = {**EVENT_WORKER, "batchSize": size, "batchingWindowSeconds": 1}  # a window, which 11 needs anyway
+    message = error_for({"eventProcessing": {**EVENTS, "worker": worker, "recordConcurrency": 4}})
+    assert f"ai-pipelines:eventProcessing: worker.batchSize {size} is outside 5..10" in message
 
 
 # --- batch inference ---------------------------------------------------------------------------------------------
