@@ -212,7 +212,8 @@ def _describe(error: ValidationError, *, stack: str, project: str) -> str:
 def _valid_keys(path: list[str]) -> list[str]:
     """The camelCase keys allowed at `path` (a list of aliases) in the config tree."""
     model: type[BaseModel] = StackConfig
-    for part in path:
+    # An index (fileIngestion.inputRules.0) names an item of a list of sections, not a key: the item's keys apply.
+    for part in [part for part in path if not part.isdigit()]:
         field = next((f for name, f in model.model_fields.items() if (f.alias or name) == part), None)
         annotation = field.annotation if field else None
         candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]

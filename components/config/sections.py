@@ -4,6 +4,7 @@ the Lambda platform; and the error invalid config raises."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Annotated, Literal, TypeAlias
 
 import pulumi
@@ -45,6 +46,31 @@ class Section(BaseModel):
     """Base for every config section: camelCase keys as in the stack files, unknown keys rejected."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given_keys_over_the_defaults(cls, data: object) -> object:
+        # A section's own default of a nested section (knowledgeBaseSync's worker: batches of 1,000 over 20 s) is
+        # what the config reference documents for each of its keys. A stack file that sets some keys of it keeps
+        # the others at that default, not at the nested class's (a worker's memoryMb alone must not drop the
+        # batching window).
+        if not isinstance(data, Mapping):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            key = field.alias if field.alias in data else name
+            given = data.get(key)
+            if isinstance(given, Mapping):
+                default = field.get_default(call_default_factory=True)
+                if isinstance(default, Section):
+                    merged[key] = {**default._chosen_apart_from(given), **given}
+        return merged
+
+    def _chosen_apart_from(self, given: Mapping[str, object]) -> dict[str, object]:
+        """The keys this default sets itself (by field name), but those `given` sets by alias or by name."""
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in self.model_fields_set
+                if fields[name].alias not in given and name not in given}
 
 
 class QueueSettings(Section):

@@ -211,7 +211,7 @@ def test_the_ledger_outlives_a_run_and_its_redrive_period(retention: int, timeou
     assert config.batch_inference is not None and config.batch_inference.reconcile_lookback_hours == 384
 
 
-@pytest.mark.parametrize(("value", "days"), [("forever", None), (90, 90), ("90", 90), (36500, 36500)])
+@pytest.mark.parametrize(("value", "days"), [("forever", None), (1, 1), ("1", 1), (90, 90), ("90", 90), (36500, 36500)])
 def test_a_retention_is_days_or_forever(value: object, days: int | None) -> None:
     from components.config.sections import retention_days
 

@@ -21,3 +21,12 @@ def test_a_window_past_its_bounds_is_refused(window: int, bound: str) -> None:
     message = error_for(kb(worker={"batchingWindowSeconds": window}))
     assert f"ai-pipelines:knowledgeBaseSync.worker.batchingWindowSeconds = {window}: Input should be {bound}" \
         in message
+
+
+def test_a_worker_built_without_a_window_waits_for_none() -> None:
+    # The run-ended worker is built in code without a window; its queue's visibility is set to 6 x its timeout,
+    # which is the derived visibility only while the window it takes from WorkerSettings is 0.
+    from components.pipelines.batch_inference import RUN_ENDED_WORKER
+
+    assert RUN_ENDED_WORKER.batching_window_seconds == 0
+    assert RUN_ENDED_WORKER.visibility_timeout_seconds == 6 * RUN_ENDED_WORKER.timeout_seconds
