@@ -142,6 +142,11 @@ class KnowledgeBaseSync(pulumi.ComponentResource):
                     "bedrock:StartIngestionJob", "bedrock:GetIngestionJob", "bedrock:ListIngestionJobs",
                     "bedrock:IngestKnowledgeBaseDocuments", "bedrock:DeleteKnowledgeBaseDocuments",
                     "bedrock:GetKnowledgeBaseDocuments"], [knowledge_base_arn]),
+                # Direct ingestion asks the bucket whether a changed document still exists (handlers/kb_sync/
+                # stored.py): notifications of one key may be applied out of order. A listing under the document
+                # prefix needs this grant alone; HeadObject would need s3:GetObject on every document besides.
+                Statement("TellDocumentsThatStillExist", ["s3:ListBucket"], [bucket_arn],
+                          conditions={"StringLike": {"s3:prefix": [f"{settings.document_prefix}*"]}}),
                 *self.queue.statements_to_send("RequestFollowUpSync"),
                 # Lambda delivers a failed scheduled (asynchronous) run to its queue with the function's own role.
                 *([Statement("DeadLetterFailedScheduledRuns", ["sqs:SendMessage"], [self.failed_runs_arn]),

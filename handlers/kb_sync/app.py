@@ -39,8 +39,10 @@ Direct ingestion, bursts and quotas (``routing``)
     Under ``SYNC_MODE`` auto (the default) a batch of at most ``BURST_THRESHOLD_DOCUMENTS`` changed documents is
     ingested and deleted directly (``direct``), without waiting behind the data source's running job; a larger
     batch is a burst, handed to a follow-up ``BURST_SETTLE_SECONDS`` later so that its one job sees the rest of
-    the burst. On a conflict, a running job that started after every change of the batch already covers it.
-    A refusal for the account's concurrent-jobs quota is waited out like a conflict and never counts toward
+    the burst. A document is ingested or deleted as the bucket holds it when its batch runs, not as its
+    notification says (``stored``), so notifications of one key applied out of order still leave the index as S3
+    is. On a conflict, a running job that started after every change of the batch already covers it. A refusal
+    for the account's concurrent-jobs quota is waited out like a conflict and never counts toward
     ``MAX_FOLLOW_UPS``.
 
 Watched to the end (``watching``)
@@ -67,7 +69,7 @@ from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.redact import clip, digest
-from kb_sync import bedrock, clients, direct, follow_up, watching
+from kb_sync import bedrock, clients, direct, follow_up, stored, watching
 from kb_sync.classify import Changed, CheckRequested, ObjectChange, Rejected, Skipped, Source, classify
 from kb_sync.config import Settings
 from kb_sync.exceptions import (
@@ -210,8 +212,16 @@ def _sync(plan: SyncPlan, queued: Sequence[QueuedMessage]) -> SyncResult:
 
 
 def _ingest_directly(plan: SyncPlan, queued: Sequence[QueuedMessage]) -> SyncResult | None:
-    """Ingest and delete the batch's documents directly; None when Bedrock refuses, so a job takes them."""
-    changes = [DocumentChange(kind=str(c.kind), uri=c.uri) for c in latest_changes(queued)]  # type: ignore[arg-type]
+    """Ingest and delete the batch's documents directly; None when Bedrock refuses, so a job takes them.
+
+    Each document as the bucket holds it now, not as its notification says (``stored``): another batch may carry a
+    later change of the same key and have been applied already.
+    """
+    announced = [DocumentChange(kind=str(c.kind), uri=c.uri) for c in latest_changes(queued)]  # type: ignore[arg-type]
+    changes = stored.as_stored(clients.s3(), settings, announced)
+    superseded = sum(1 for was, now in zip(announced, changes, strict=True) if was.kind != now.kind)
+    if superseded:
+        metrics.add_metric(name="DocumentsSuperseded", unit=MetricUnit.Count, value=superseded)
     answer = direct.submit(clients.bedrock_agent(), settings, changes, seed=plan.client_token)
     if isinstance(answer, direct.Refused):
         metrics.add_metric(name="DirectIngestionRefused", unit=MetricUnit.Count, value=1)
@@ -224,7 +234,7 @@ def _ingest_directly(plan: SyncPlan, queued: Sequence[QueuedMessage]) -> SyncRes
         if count:
             metrics.add_metric(name=f"DocumentsSubmitted{kind.capitalize()}", unit=MetricUnit.Count, value=count)
     logger.info("Documents submitted directly", extra={
-        "clientToken": plan.client_token, "documents": len(changes),
+        "clientToken": plan.client_token, "documents": len(changes), "superseded": superseded,
         "statuses": dict(Counter(answer.statuses.values()))})
     return SyncResult(plan=plan, direct=True)
 

@@ -31,7 +31,13 @@ def sqs() -> Any:
     return new_client("sqs", _CONFIG)
 
 
+@functools.cache
+def s3() -> Any:
+    return new_client("s3", _CONFIG)
+
+
 def reset() -> None:
     """Forget the clients so the next call creates new ones (for tests)."""
     bedrock_agent.cache_clear()
     sqs.cache_clear()
+    s3.cache_clear()

@@ -37,5 +37,9 @@ class DirectIngestionError(KbSyncError):
     """Bedrock failed a direct-ingestion request for a reason that a retry may cure (throttling, an outage)."""
 
 
+class BucketListingError(KbSyncError):
+    """The data-source bucket could not be listed to tell whether a document still exists."""
+
+
 class JobCheckError(KbSyncError):
     """The status of an ingestion job could not be read."""

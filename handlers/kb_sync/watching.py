@@ -9,7 +9,9 @@ Each check is one delayed message on the pipeline's own queue, read once and the
 * ``DocumentCheck``: ``GetKnowledgeBaseDocuments``. Pending documents are looked at again (up to
   ``MAX_JOB_CHECKS`` looks); failed ones are submitted again, up to ``MAX_DOCUMENT_RETRIES`` times; past that
   they take the failure lane: ``DirectDocumentsFailed`` (alarmed) and a follow-up that starts an ingestion job,
-  which syncs the data source as it is, so nothing is lost.
+  which syncs the data source as it is, so nothing is lost. Before either, a failed document is judged again
+  against the bucket as it is now (``stored``): one whose key changed again since is done if the index already
+  matches S3, and is otherwise submitted as S3 holds it.
 
 An error reading a status raises; the adapter reports that check alone as a batch item failure, so SQS retries
 it and finally dead-letters it (the DLQ alarm pages).
@@ -18,13 +20,13 @@ it and finally dead-letters it (the DLQ alarm pages).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from common.redact import digest
-from kb_sync import bedrock, clients, direct, follow_up
+from kb_sync import bedrock, clients, direct, follow_up, stored
 from kb_sync.config import Settings
 from kb_sync.messages import DocumentChange, DocumentCheck, FollowUp, FollowUpReason, JobCheck
 from kb_sync.watch import judge_documents, judge_job
@@ -93,9 +95,11 @@ def _check_documents(settings: Settings, request: DocumentCheck) -> None:
                 documents=list(verdicts.pending)))
         else:
             failed += verdicts.pending
+    failed, superseded = _against_the_bucket(settings, failed, found)
     logger.info("Direct ingestion checked", extra={
-        **entry, "failures": [{"keySha256": _key_digest(c), "kind": c.kind, "status": status}
-                              for c, status in verdicts.failed[:_URIS_LOGGED]]})
+        **entry, "superseded": superseded,
+        "failures": [{"keySha256": _key_digest(c), "kind": c.kind, "status": status}
+                     for c, status in verdicts.failed[:_URIS_LOGGED]]})
     if not failed:
         return
     if request.attempt <= settings.max_document_retries:
@@ -108,6 +112,24 @@ def _check_documents(settings: Settings, request: DocumentCheck) -> None:
         logger.warning("Direct ingestion refused on retry; handing the documents to an ingestion job",
                        extra={**entry, "code": answer.code, "detail": answer.message[:300]})
     _hand_to_job(settings, request, failed)
+
+
+def _against_the_bucket(settings: Settings, failed: Sequence[DocumentChange],
+                        found: Mapping[str, tuple[str, str]]) -> tuple[list[DocumentChange], int]:
+    """The failed documents still to submit, as the bucket holds them now, and how many it shows are done.
+
+    A document fails its check when a later change of its key was applied after its own (``stored``: two workers
+    at once): a deletion finds its document INDEXED again, an ingestion finds it gone. Judged again against the
+    bucket, such a document is done when the index already matches S3; otherwise it is submitted as S3 holds it,
+    never as the superseded change said, and only then do retries and the failure lane apply.
+    """
+    if not failed:
+        return [], 0
+    again = judge_documents(stored.as_stored(clients.s3(), settings, failed), found)
+    if again.done:
+        metrics.add_metric(name="DirectDocumentsDone", unit=MetricUnit.Count, value=len(again.done))
+        metrics.add_metric(name="DocumentsSuperseded", unit=MetricUnit.Count, value=len(again.done))
+    return [*again.pending, *(change for change, _ in again.failed)], len(again.done)
 
 
 def _hand_to_job(settings: Settings, request: DocumentCheck, failed: Sequence[DocumentChange]) -> None:
