@@ -65,7 +65,7 @@ def deliver_apart(event_source: Any, invoke: Any, messages: list[dict[str, Any]]
             event_source._sqs.delete_message(QueueUrl=event_source.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
-@faults.injects(REORDERED)
+@faults.injects("notifications of one key applied out of order")
 @pytest.mark.parametrize(("changes", "in_s3"), [
     pytest.param(("delete", "put"), True, id="deleted-then-uploaded-again"),
     pytest.param(("put", "delete"), False, id="uploaded-again-then-deleted"),
@@ -99,7 +99,7 @@ def test_reliability_the_later_change_of_a_key_applied_first_leaves_the_index_as
     assert pipeline.attribute("ApproximateNumberOfMessagesNotVisible") == 0
 
 
-@faults.injects(REORDERED)
+@faults.injects("notifications of one key applied out of order")
 def test_reliability_a_removal_listed_before_the_re_upload_and_applied_after_its_ingestion_is_repaired(
         pipeline, event_source, bedrock, invoke, clock, capsys):
     """Two workers: one lists the bucket for a removal, the key is uploaded again and the other worker ingests it,
