@@ -2,9 +2,9 @@
 
 A standard queue may reorder messages and two workers run at once, and S3's sequencer orders a key's events only
 within one batch. The reliability tests start with a document ingested, indexed and checked, change it twice in
-S3, and have the handler apply the two notifications apart, the later change first and checked before the earlier
-one comes (or at once: one worker lists the bucket just before the other worker's change). The fake knowledge base's documents are the index; every check
-is followed to its end and counted."""
+S3, and have the handler apply the two notifications apart: the later change first, applied and checked before the
+earlier one comes, or at once (one worker lists the bucket just before the other worker's change). The fake
+knowledge base's documents are the index; every check is followed to its end and counted."""
 
 from __future__ import annotations
 
