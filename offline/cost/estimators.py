@@ -144,6 +144,9 @@ def knowledge_base_sync(pipeline: Pipeline, v: KnowledgeBaseSync, bill: Bill) ->
     scheduled = sum(pipeline.schedules.values())
     bill.add("S3", "PUT requests", "s3.put_requests", changes, "documents written (billed to the owner)")
     bill.add("S3", "GET requests", "s3.get_requests", changes, "the ingestion job reads each changed document")
+    bill.add("S3", "PUT requests", "s3.put_requests", changes,
+             "at most one ListObjectsV2 per change, for those ingested directly (does the document still exist; "
+             "LIST is billed as PUT)")
     bill.add("S3", "storage", "s3.storage", v.documents_stored * v.document_kb / KB_PER_GB, "documents kept")
     bill.add("SQS", "requests", "sqs.requests", changes, "changes queue: one S3 notification per change")
     bill.add("SQS", "requests", "sqs.requests", 2 * batches,
