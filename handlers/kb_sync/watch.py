@@ -66,9 +66,9 @@ class DocumentVerdicts:
 def judge_documents(changes: Sequence[DocumentChange], found: Mapping[str, tuple[str, str]]) -> DocumentVerdicts:
     """Sort each change by its document's status: an ingested document must be indexed, a deleted one gone.
 
-    A created document Bedrock no longer knows (NOT_FOUND) failed: it may have been deleted since, which a later
-    notification reports, or never been taken; either way the failure lane hands it to a job, which syncs the
-    data source as it is.
+    A created document Bedrock no longer knows (NOT_FOUND) failed: it may have been deleted since, or never been
+    taken. The adapter (``watching``) then asks the bucket: a document deleted since is done, one still there is
+    submitted again and, past its retries, handed to a job, which syncs the data source as it is.
     """
     done: list[DocumentChange] = []
     pending: list[DocumentChange] = []
