@@ -42,8 +42,9 @@ class QueueWorker(pulumi.ComponentResource):
     ``key`` (the stack's key) its log group is encrypted with it, and the role may decrypt its queue's messages.
 
     >>> worker = QueueWorker(naming, env, "worker", queue=jobs, code=function_code("kb_sync"),
-    ...                      settings=WorkerSettings(), alarm_topic_arn=topic.arn,
-    ...                      log_retention_days=30, statements=[...])  # doctest: +SKIP
+    ...                      settings=WorkerSettings(timeout_seconds=60, memory_mb=256, reserved_concurrency=2,
+    ...                                              batch_size=10),
+    ...                      alarm_topic_arn=topic.arn, log_retention_days=30, statements=[...])  # doctest: +SKIP
     """
 
     def __init__(self, naming: Naming, env: AwsEnv, purpose: str, *, queue: QueueWithDlq, code: FunctionCode,

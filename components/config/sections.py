@@ -110,13 +110,17 @@ class ErrorAlarmSettings(Section):
 
 
 class WorkerSettings(Section):
-    """A Lambda function fed by an SQS event source mapping."""
+    """A Lambda function fed by an SQS event source mapping.
 
-    timeout_seconds: int = Field(60, ge=1, le=900, description="Function timeout in seconds.")
-    memory_mb: int = Field(256, ge=128, le=10240, description="Function memory in MB.")
-    reserved_concurrency: int = Field(2, ge=1, le=1000,
+    Its size has no default of its own: each pipeline's default worker names it (what the config reference shows),
+    and a worker a stack file gives in part keeps the rest at that default (`_given_keys_over_the_defaults`).
+    """
+
+    timeout_seconds: int = Field(ge=1, le=900, description="Function timeout in seconds.")
+    memory_mb: int = Field(ge=128, le=10240, description="Function memory in MB.")
+    reserved_concurrency: int = Field(ge=1, le=1000,
                                       description="Reserved concurrent executions: the function's ceiling.")
-    batch_size: int = Field(10, ge=1, le=defaults.SQS_BATCH_SIZE_MAX,
+    batch_size: int = Field(ge=1, le=defaults.SQS_BATCH_SIZE_MAX,
                             description="Messages per invocation (1..10,000 for standard queues).")
     batching_window_seconds: int = Field(0, ge=0, le=defaults.MAX_BATCHING_WINDOW_SECONDS,
                                          description="Maximum seconds the event source waits to fill a batch.")

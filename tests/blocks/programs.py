@@ -23,7 +23,7 @@ def fake_code() -> FunctionCode:
 
 
 def worker_program(settings: WorkerSettings | None = None, queue_settings: QueueSettings | None = None) -> None:
-    settings = settings or WorkerSettings(timeout_seconds=30, batch_size=50, batching_window_seconds=5,
+    settings = settings or WorkerSettings(timeout_seconds=30, memory_mb=256, batch_size=50, batching_window_seconds=5,
                                           reserved_concurrency=4, max_concurrency=3)
     env = AwsEnv.lookup()
     topic = AlarmTopic(NAMING, env, emails=["oncall@example.com"])

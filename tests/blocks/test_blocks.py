@@ -159,7 +159,8 @@ def test_preview_leaves_provider_outputs_unknown_update_makes_them_real(preview:
 
 
 def test_mapping_without_max_concurrency_leaves_scaling_unset() -> None:
-    result = synth("preview", settings=WorkerSettings(timeout_seconds=10, reserved_concurrency=2))
+    result = synth("preview", settings=WorkerSettings(timeout_seconds=10, memory_mb=128, reserved_concurrency=2,
+                                                      batch_size=10))
     mapping = result.named("demo-worker-source")
     assert "scalingConfig" not in mapping.inputs
     assert result.named("demo-jobs").inputs["visibilityTimeoutSeconds"] == 60

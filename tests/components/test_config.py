@@ -62,7 +62,8 @@ def test_unknown_key_names_the_closest_valid_one(raw: dict, expected: str) -> No
 def test_visibility_timeout_is_derived_not_asked_for() -> None:
     message = error_for(kb(queue={"visibilityTimeoutSeconds": 30}))
     assert "visibilityTimeoutSeconds: unknown key" in message
-    assert WorkerSettings(timeout_seconds=100, batching_window_seconds=20).visibility_timeout_seconds == 620
+    assert WorkerSettings(timeout_seconds=100, memory_mb=256, reserved_concurrency=2, batch_size=10,
+                          batching_window_seconds=20).visibility_timeout_seconds == 620
 
 
 def test_batch_size_above_ten_needs_a_batching_window() -> None:

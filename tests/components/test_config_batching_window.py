@@ -11,7 +11,8 @@ from tests.components.test_config import error_for, kb
 
 @pytest.mark.parametrize("window", [0, 1, 21, 299, 300])
 def test_every_window_up_to_lambdas_maximum_is_accepted_and_counted_whole(window: int) -> None:
-    worker = WorkerSettings(timeout_seconds=100, batching_window_seconds=window)
+    worker = WorkerSettings(timeout_seconds=100, memory_mb=256, reserved_concurrency=2, batch_size=10,
+                            batching_window_seconds=window)
     assert worker.batching_window_seconds == window
     assert worker.visibility_timeout_seconds == 6 * 100 + window
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from batch_inference.records import model_family
 from components.config import EXAMPLE_ACCOUNT, ConfigError, StackConfig, parse_stack_config, refuse_example_values
@@ -416,3 +417,54 @@ def test_a_malformed_json_section_is_refused_naming_the_key_and_the_text() -> No
     message = error_for({"knowledgeBaseSync": '{"knowledgeBaseId": "KB12345678",'})
     assert ('ai-pipelines:knowledgeBaseSync = "{\\"knowledgeBaseId\\": \\"KB12345678\\",": Input should be a valid '
             "dictionary") in message
+
+
+# --- event processing: an idempotency record outlives every redelivery -------------------------------------------
+
+def _events_keeping_keys(ttl_seconds: int) -> dict:
+    # 120 s timeout: 720 s visibility; 6 receives: SQS may redeliver for 4,320 s
+    return {"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": 5}, "recordConcurrency": 4,
+                                "queue": {"maxReceiveCount": 6}, "idempotency": {"ttlSeconds": ttl_seconds}}}
+
+
+def test_idempotency_records_may_live_exactly_as_long_as_sqs_redelivers() -> None:
+    config = accepted(_events_keeping_keys(4320))
+    assert config.event_processing is not None and config.event_processing.idempotency.ttl_seconds == 4320
+
+
+def test_idempotency_records_one_second_shorter_are_refused_with_the_redelivery_time() -> None:
+    message = error_for(_events_keeping_keys(4319))
+    assert ("ai-pipelines:eventProcessing: idempotency.ttlSeconds 4319 is below the time SQS keeps redelivering a "
+            "message (720 s visibility x 6 receives = 4320 s): a late copy would call the model again") in message
+
+
+# --- file ingestion: Aurora names its own host and database -----------------------------------------------------
+
+@pytest.mark.parametrize("given", [{"host": "db.internal"}, {"name": "ingest"}])
+def test_aurora_with_a_host_or_a_name_of_its_own_is_refused(given: dict) -> None:
+    message = error_for({"fileIngestion": {"database": {**AURORA, **given}}})
+    assert "aurora.enabled: host and name come from the cluster; remove host and name" in message
+
+
+# --- the settings themselves ---------------------------------------------------------------------------------------
+
+def test_a_validated_config_cannot_be_changed_afterwards() -> None:
+    """Every component reads the one validated config: a component that changed a value would change it for the
+    others, past the rules that accepted it."""
+    config = accepted({"eventProcessing": {**EVENTS, "worker": {**EVENT_WORKER, "batchSize": 5},
+                                           "recordConcurrency": 4}})
+    assert config.event_processing is not None
+    with pytest.raises(ValidationError, match="frozen"):
+        config.event_processing.worker.memory_mb = 10240  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("runtime", "version"), [("python3.12", "3.12"), ("python3.13", "3.13")])
+def test_the_runtime_names_the_python_version_functions_are_packaged_for(runtime: str, version: str) -> None:
+    config = accepted({"lambda": {"runtime": runtime}})
+    assert config.lambda_.python_version == version
+
+
+def test_every_unknown_key_is_named_not_only_the_first() -> None:
+    message = error_for(kb(queue={"maxRecieveCount": 5}, worker={"timeout": 30}))
+    assert "ai-pipelines:knowledgeBaseSync.queue.maxRecieveCount: unknown key" in message
+    assert "ai-pipelines:knowledgeBaseSync.worker.timeout: unknown key" in message
