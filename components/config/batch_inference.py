@@ -173,7 +173,7 @@ class BatchInferenceSettings(Section):
             raise ValueError(f"ledgerRetentionDays {self.ledger_retention_days} must be longer than a run may last "
                              f"(the reconciler's look-back, {self.reconcile_lookback_hours} h = 2 x (jobTimeoutHours "
                              f"{self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})) plus the "
-                             f"{REDRIVE_PERIOD_HOURS // 24} days in which it can be redriven, {needed} h in all: a "
+                             f"{REDRIVE_PERIOD_DAYS} days in which it can be redriven, {needed} h in all: a "
                              "record or run ending the ledger had forgotten would be processed or reported again")
         # A redriven run reads its shards, job output and Map results again, and may shard its corpus again.
         for key, value in (("intermediateRetentionDays", self.intermediate_retention_days),
@@ -183,7 +183,7 @@ class BatchInferenceSettings(Section):
             if days is not None and days * 24 <= needed:
                 raise ValueError(f"{key} {days} must be longer than a run may last ({self.reconcile_lookback_hours} "
                                  f"h = 2 x (jobTimeoutHours {self.job_timeout_hours} + {JOB_QUEUE_ALLOWANCE_HOURS})) "
-                                 f"plus the {REDRIVE_PERIOD_HOURS // 24} days in which it can be redriven, {needed} h "
+                                 f"plus the {REDRIVE_PERIOD_DAYS} days in which it can be redriven, {needed} h "
                                  f"in all (at least {needed // 24 + 1} days): a redriven run would miss what it reads")
         if _overlap(self.corpus_prefix, SHARD_PREFIX):
             raise ValueError(f"corpusPrefix {self.corpus_prefix} overlaps the shard prefix {SHARD_PREFIX}: corpora "
@@ -263,7 +263,8 @@ def _overlap(prefix: str, other: str) -> bool:
 # How long a job may sit in Bedrock's queue before it runs, on top of its own timeout.
 JOB_QUEUE_ALLOWANCE_HOURS = 24
 # Step Functions redrives an execution that ended in the last 14 days.
-REDRIVE_PERIOD_HOURS = 14 * 24
+REDRIVE_PERIOD_DAYS = 14
+REDRIVE_PERIOD_HOURS = REDRIVE_PERIOD_DAYS * 24
 
 # The sync worker's timeout, and its Task's TimeoutSeconds: Lambda's 15 minutes (the component's
 # LONG_TASK_SECONDS). A worker that reaches it fails as Sandbox.Timedout / States.Timeout, which the Task does not
