@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -179,3 +180,26 @@ def test_create_writes_the_item_once_and_hands_back_the_one_stored(claims: Claim
     assert leased.create({KEY: {"S": ITEM}, "value": {"S": "first"}}, "copy-a", until=10).mine
     second = leased.create({KEY: {"S": ITEM}, "value": {"S": "second"}}, "copy-b", until=10)
     assert not second.mine and second.holder == "copy-a" and second.item["value"] == {"S": "first"}
+    assert int(second.item["claimUntil"]["N"]) == 10  # the item was written with its lease
+
+
+def test_create_needs_the_lease_of_a_leased_table_and_none_of_a_lease_less_one(claims: ClaimTable) -> None:
+    leased = ClaimTable(claims.client, TABLE, KEY, NAMES)
+    with pytest.raises(ValueError, match="needs `until`"):
+        leased.create({KEY: {"S": ITEM}}, "copy-a")
+    assert claims.observe(ITEM) == {}  # refused before anything was written
+    assert claims.create({KEY: {"S": ITEM}}, "unit-1").mine
+    assert claims.observe(ITEM) == {KEY: {"S": ITEM}, "owner": {"S": "unit-1"}}  # held for good: no lease
+
+
+def test_observe_asks_for_a_consistent_read() -> None:
+    """Callers read right after a conditional write and decide on what they read (the batch finalizer observes a
+    run's success just after claiming a failure's publication, to supersede it). DynamoDB's default read is
+    eventually consistent and may return the item as it was before that write; moto always answers with the latest
+    state, so the request itself is checked."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_response("get_item", {"Item": {KEY: {"S": ITEM}}},
+                             expected_params={"TableName": TABLE, "Key": {KEY: {"S": ITEM}}, "ConsistentRead": True})
+        assert ClaimTable(client, TABLE, KEY, NAMES).observe(ITEM) == {KEY: {"S": ITEM}}
+        stubber.assert_no_pending_responses()
