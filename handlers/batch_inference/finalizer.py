@@ -247,14 +247,20 @@ def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, s
 def _write_once(key: str, body: bytes) -> None:
     """Write a batch's results object unless it is there: the batch wrote it before its unit failed, or an earlier
     attempt of this settlement did (S3's conditional write: If-None-Match)."""
-    try:
-        clients.s3().put_object(Bucket=settings.storage.output_bucket, Key=key, ContentType="application/jsonl",
-                                Body=body, IfNoneMatch="*")
-    except ClientError as error:
-        # 412: the object is there; 409: a write of the same key raced this one (S3 asks to retry; it is there).
-        if error.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
-            raise
-        logger.info("Results already written", extra={"key": key})
+    for attempt in range(2):
+        try:
+            clients.s3().put_object(Bucket=settings.storage.output_bucket, Key=key, ContentType="application/jsonl",
+                                    Body=body, IfNoneMatch="*")
+            return
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            # 409: a write of the same key raced this one, and S3 asks for a retry (then 412 if that one wrote it)
+            if code == "ConditionalRequestConflict" and attempt == 0:
+                continue
+            if code != "PreconditionFailed":  # 412: the object is there
+                raise
+            logger.info("Results already written", extra={"key": key})
+            return
 
 
 def _give_up_shard(run_id: str, shard_id: str) -> bool:

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from batch_inference import clients, jobs, sync_worker
+from batch_inference import clients, finalizer, jobs, sync_worker
 from batch_inference.exceptions import ThrottlingException
 from tests.handlers.batch_inference.conftest import (
     INPUT_BUCKET,
@@ -231,6 +232,40 @@ def test_a_switched_shard_whose_child_failed_is_settled_from_its_batches_claims(
     assert invoke("finalizer", request)["counts"] == result["counts"]
     assert storage.failure_lane() == [] and storage.published() == []
     assert {key: storage.read(OUTPUT_BUCKET, key) for key in storage.keys(OUTPUT_BUCKET, f"results/{RUN}/")} == objects
+
+
+class _RacedS3:
+    """S3 answering a conditional write with the given error codes in turn (None: written)."""
+
+    def __init__(self, *codes: str | None) -> None:
+        self.codes, self.writes = list(codes), 0
+
+    def put_object(self, **request: Any) -> dict[str, Any]:
+        assert request["IfNoneMatch"] == "*"
+        self.writes += 1
+        code = self.codes.pop(0)
+        if code is None:
+            return {}
+        raise ClientError({"Error": {"Code": code, "Message": code}}, "PutObject")
+
+
+@pytest.mark.parametrize(("codes", "writes"), [
+    ((None,), 1), (("PreconditionFailed",), 1), (("ConditionalRequestConflict", None), 2),
+    (("ConditionalRequestConflict", "PreconditionFailed"), 2)])
+def test_kept_answers_are_written_once_whoever_writes_first(storage: Storage, codes: tuple[str | None, ...],
+                                                            writes: int) -> None:
+    s3 = _RacedS3(*codes)
+    with pytest.MonkeyPatch.context() as patch:  # undone before the storage fixture clears the clients
+        patch.setattr(finalizer.clients, "s3", lambda: s3)
+        finalizer._write_once("results/run/batch-k.jsonl", b"{}\n")
+    assert s3.writes == writes
+
+
+@pytest.mark.parametrize("codes", [("AccessDenied",), ("ConditionalRequestConflict", "ConditionalRequestConflict")])
+def test_a_results_write_that_fails_otherwise_fails_the_finalizer(storage: Storage, codes: tuple[str, ...]) -> None:
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ClientError, match=codes[-1]):
+        patch.setattr(finalizer.clients, "s3", lambda: _RacedS3(*codes))
+        finalizer._write_once("results/run/batch-k.jsonl", b"{}\n")
 
 
 @pytest.mark.parametrize("sharded", [True, False])
