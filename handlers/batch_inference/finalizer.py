@@ -81,11 +81,10 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
             else:
                 failed_units += 1
                 unit = json.loads(entry.get("Input") or "{}")
-                settled, kept = settle_failed_unit(run_id, unit_mode, unit, entry.get("Error", ""),
-                                                   entry.get("Cause", ""))
+                settled = settle_failed_unit(run_id, unit_mode, unit, entry.get("Error", ""), entry.get("Cause", ""))
                 _add(totals, settled.counts.as_dict())
                 # Kept answers are synchronous calls' (a failed mode B batch, a switched shard's), billed on demand.
-                tokens["onDemand"] = tokens["onDemand"] + kept
+                tokens["onDemand"] = tokens["onDemand"] + settled.kept
                 if unit_mode == "batch" and settled.switched:
                     switched.append(str(unit.get("shard", {}).get("shardId")))
 
@@ -159,32 +158,29 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
     return outcome
 
 
-@dataclass
+@dataclass(frozen=True)
 class FailedUnit:
     counts: Counts
+    kept: usage.Tokens  # the tokens of the answers kept (synchronous answers; a stopped job's are not known)
     switched: bool = False  # a mode A shard that had switched to synchronous calls
 
 
-def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
-                       cause: str) -> tuple[FailedUnit, usage.Tokens]:
+def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str, cause: str) -> FailedUnit:
     """Settle the records of a Map child that failed for good; its earlier settlements stand.
 
     A record its unit settled as succeeded stays succeeded (a mode B batch's kept answers are written here); every
     other record goes to the failure lane. A mode A shard is settled under its lease, and marked settled, so a job
     completing after its child gave up (or still running: it is stopped) writes nothing the lane already holds.
     A shard switched to synchronous calls (`_settle_shard`) is settled from its batches' claims.
-    Returns the counts and the tokens of the answers kept (synchronous answers; a stopped job's are not known).
     """
     ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds, run_id)
     detail = f"{error}: {cause}"[:500]
     if mode == "batch":
         shard = unit.get("shard", {})
         switched = _give_up_shard(run_id, str(shard["shardId"]))
-        counts, tokens = _settle_shard(ledger, shard, detail)
-        return FailedUnit(counts, switched), tokens
+        return FailedUnit(*_settle_shard(ledger, shard, detail), switched=switched)
     order = [str(item["recordId"]) for item in unit.get("Items", [])]
-    counts, tokens = _settle_batch(ledger, order, batch_key(list(dict.fromkeys(order))), detail)
-    return FailedUnit(counts), tokens
+    return FailedUnit(*_settle_batch(ledger, order, batch_key(list(dict.fromkeys(order))), detail))
 
 
 def _settle_shard(ledger: Ledger, shard: dict[str, Any], detail: str) -> tuple[Counts, usage.Tokens]:
