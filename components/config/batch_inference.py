@@ -101,7 +101,10 @@ class BatchInferenceSettings(Section):
                                       "a queued shard switches when now plus this passes the deadline.")
     on_demand_concurrency: int = Field(10, ge=1, le=1000,
                                        description="Concurrent synchronous batches the on-demand quota allows: the "
-                                                   "sync Map's MaxConcurrency and the worker's reserved concurrency.")
+                                                   "sync Map's MaxConcurrency and the worker's reserved concurrency. "
+                                                   "A shard switched to synchronous calls for the deadline runs "
+                                                   "onDemandConcurrency // concurrentJobs of them (at least 1), so "
+                                                   "all switched shards together stay within it.")
     items_per_batch: int = Field(20, ge=1, le=1000, description="Records per synchronous batch (ItemBatcher).")
     record_concurrency: int = Field(4, ge=1, le=64,
                                     description="Converse calls one synchronous batch makes at the same time.")

@@ -11,7 +11,8 @@ Shape::
                jobs quota, each child SubmitAndWait (lambda:invoke.waitForTaskToken, heartbeat + timeout bound);
                a shard still queued behind the quota when the run's deadline would be missed (the submitter's
                DeadlineFallbackError) is caught to InferShard: a Distributed Map over that shard's lines, as the
-               synchronous Map below
+               synchronous Map below, at onDemandConcurrency // concurrentJobs batches at once (at least 1), so all
+               switched shards together stay within the sync worker's reserved concurrency
       sync  -> InferRecords: Distributed Map over the prepared JSONL (ItemReader JSONL, ItemBatcher), MaxConcurrency
                = on-demand concurrency, each child InferBatch (sync worker Lambda)
       empty -> NothingToInfer
@@ -24,7 +25,8 @@ handler (BatchRunCompleted with the status FAILED, TIMED_OUT or ABORTED), for ev
 
 Both Maps tolerate a configured percentage of failed children, write their children's results to the output
 bucket (ResultWriter) and run STANDARD children. Every Task retries Lambda's throttling and service errors with
-backoff and full jitter and has a timeout.
+backoff and full jitter and has a timeout; the sync worker's tasks wait out its reserved concurrency longer (a slot
+frees only when another batch ends).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ JOB_FAILED_ERROR = "BedrockJobFailed"
 # The submitter's error for a shard that switches to synchronous calls to meet the run's deadline.
 DEADLINE_FALLBACK_ERROR = "DeadlineFallbackError"
 # Lambda's own transient errors, as the Lambda integration names them (AWS's recommended retry set).
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
 LAMBDA_TRANSIENT = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.TooManyRequestsException"]
+                    LAMBDA_THROTTLED]
 # Errors the handlers raise for throttling (batch_inference.exceptions.ThrottlingException) and model timeouts.
 MODEL_THROTTLING = ["ThrottlingException", "ModelTimeoutException"]
 
@@ -83,13 +86,23 @@ def _quota_wait(job_wait_seconds: int) -> dict[str, Any]:
                   attempts=2 * -(-job_wait_seconds // QUOTA_WAIT_STEP_SECONDS) + 3)
 
 
+# The sync worker refused at its reserved concurrency (onDemandConcurrency) while other batches hold it: another
+# run's synchronous Map shares it, and with fewer on-demand slots than concurrent jobs each switched shard still runs
+# one batch. A slot frees when a batch ends (at most the task's timeout, 900 s): full-jitter waits capped at 5 min
+# over 10 attempts add up to about 15 minutes on average (30 at most), a batch's worst case, before the batch fails.
+SYNC_WORKER_THROTTLED = _retry([LAMBDA_THROTTLED], interval=10, attempts=10, max_delay=300)
+
+
 def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_state: str | None,
             result_path: str | None, result_selector: dict[str, str] | None = None,
-            extra_retries: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+            throttled: dict[str, Any] | None = None, extra_retries: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+    """A Lambda task; `throttled`: its own retrier for Lambda's throttling (Step Functions uses the first retrier
+    that matches an error, so it comes first and the transient one leaves that error out)."""
+    transient = LAMBDA_TRANSIENT if throttled is None else [e for e in LAMBDA_TRANSIENT if e != LAMBDA_THROTTLED]
     state: dict[str, Any] = {
         "Type": "Task", "Resource": LAMBDA_INVOKE, "TimeoutSeconds": timeout,
         "Parameters": {"FunctionName": function_arn, "Payload": payload},
-        "Retry": [_retry(LAMBDA_TRANSIENT), *extra_retries],
+        "Retry": [*([throttled] if throttled else []), _retry(transient), *extra_retries],
     }
     if result_selector is not None:
         state["ResultSelector"] = result_selector
@@ -101,6 +114,14 @@ def _invoke(function_arn: Any, payload: dict[str, Any], *, timeout: int, next_st
 def _distributed(*, start: str, states: dict[str, Any]) -> dict[str, Any]:
     return {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}, "StartAt": start,
             "States": states}
+
+
+def shard_concurrency(p: AslParameters) -> int:
+    """A switched shard's synchronous batches at once. InferShard runs inside each of up to concurrentJobs
+    SubmitShards children, all calling the one sync worker reserved at onDemandConcurrency: each child gets an equal
+    share, so together they stay within it (at least one each: with fewer on-demand slots than jobs, the rest wait
+    on SYNC_WORKER_THROTTLED)."""
+    return max(1, p.on_demand_concurrency // p.concurrent_jobs)
 
 
 def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) -> dict[str, Any]:
@@ -168,6 +189,7 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
                                         "retryCount.$": "$$.State.RetryCount"},
                     timeout=p.sync_timeout_seconds, next_state=None, result_path="$",
                     result_selector={"counts.$": "$.Payload.counts", "batchKey.$": "$.Payload.batchKey"},
+                    throttled=SYNC_WORKER_THROTTLED,
                     extra_retries=(_retry(MODEL_THROTTLING, interval=20, attempts=p.batch_retries, max_delay=600),))}),
                 "ResultWriter": writer,
                 "ResultPath": "$.map",
@@ -195,10 +217,13 @@ def definition(p: AslParameters, *, modes: tuple[str, ...] = ("batch", "sync")) 
         child["InferShard"] = {
             **{key: value for key, value in states["InferRecords"].items()
                if key not in ("ItemReader", "Next", "ItemProcessor")},
+            "MaxConcurrency": shard_concurrency(p),
             "ItemProcessor": _distributed(start="InferShardBatch", states={"InferShardBatch": batch}),
             "ItemReader": {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSONL"},
                            "Parameters": {"Bucket.$": "$.shard.bucket", "Key.$": "$.shard.key"}},
-            "ItemBatcher": {**states["InferRecords"]["ItemBatcher"], "BatchInput": {"runId.$": "$.runId"}},
+            # The shard's id on its batches' ledger claims: a failed child is settled from them (the finalizer).
+            "ItemBatcher": {**states["InferRecords"]["ItemBatcher"],
+                            "BatchInput": {"runId.$": "$.runId", "shardId.$": "$.shard.shardId"}},
             "ResultPath": "$.switched", "End": True}
     for mode, state in (("batch", "SubmitShards"), ("sync", "InferRecords")):
         if mode not in modes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -34,7 +35,7 @@ from batch_inference.config import FinalizerSettings
 from batch_inference.exceptions import PublicationBusyError, PublicationFailedError
 from batch_inference.joining import batch_key, jsonl_lines, result_line, shard_record_ids
 from batch_inference.lane import LaneRecord
-from batch_inference.ledger import Ledger
+from batch_inference.ledger import Claim, Ledger
 from batch_inference.settle import Counts, settle_unit
 from batch_inference.tasks import FinalizeRequest, task_input
 
@@ -79,10 +80,13 @@ def finalize(request: FinalizeRequest) -> dict[str, Any]:
                 tokens[unit_lane] = tokens[unit_lane] + usage.Tokens.of_counts(unit_counts)
             else:
                 failed_units += 1
-                settled, kept = settle_failed_unit(run_id, unit_mode, json.loads(entry.get("Input") or "{}"),
-                                                   entry.get("Error", ""), entry.get("Cause", ""))
-                _add(totals, settled.as_dict())
-                tokens[unit_lane] = tokens[unit_lane] + kept
+                unit = json.loads(entry.get("Input") or "{}")
+                settled = settle_failed_unit(run_id, unit_mode, unit, entry.get("Error", ""), entry.get("Cause", ""))
+                _add(totals, settled.counts.as_dict())
+                # Kept answers are synchronous calls' (a failed mode B batch, a switched shard's), billed on demand.
+                tokens["onDemand"] = tokens["onDemand"] + settled.kept
+                if unit_mode == "batch" and settled.switched:
+                    switched.append(str(unit.get("shard", {}).get("shardId")))
 
     if request.status == "SUCCEEDED" and request.map and "ResultWriterDetails" in request.map:
         add_results(request.map["ResultWriterDetails"], mode)
@@ -154,36 +158,72 @@ def publish(run_id: str, detail: dict[str, Any], ending: str, *, manifest: bytes
     return outcome
 
 
-def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str,
-                       cause: str) -> tuple[Counts, usage.Tokens]:
+@dataclass(frozen=True)
+class FailedUnit:
+    counts: Counts
+    kept: usage.Tokens  # the tokens of the answers kept (synchronous answers; a stopped job's are not known)
+    switched: bool = False  # a mode A shard that had switched to synchronous calls
+
+
+def settle_failed_unit(run_id: str, mode: str, unit: dict[str, Any], error: str, cause: str) -> FailedUnit:
     """Settle the records of a Map child that failed for good; its earlier settlements stand.
 
     A record its unit settled as succeeded stays succeeded (a mode B batch's kept answers are written here); every
     other record goes to the failure lane. A mode A shard is settled under its lease, and marked settled, so a job
     completing after its child gave up (or still running: it is stopped) writes nothing the lane already holds.
-    Returns the counts and the tokens of the answers kept (a stopped job's are not known).
+    A shard switched to synchronous calls (`_settle_shard`) is settled from its batches' claims.
     """
     ledger = Ledger(clients.dynamodb(), settings.records.ledger_table, settings.records.ledger_ttl_seconds, run_id)
     detail = f"{error}: {cause}"[:500]
     if mode == "batch":
         shard = unit.get("shard", {})
-        body = clients.s3().get_object(Bucket=shard["bucket"], Key=shard["key"])["Body"]
-        order = shard_record_ids(jsonl_lines(body.iter_chunks(1 << 20)))
-        owner = f"{run_id}/{shard['shardId']}"
-        source: dict[str, Any] = {"bucket": shard["bucket"], "key": shard["key"]}
-        _give_up_shard(run_id, str(shard["shardId"]))
-        return _settle_records(ledger, order, owner, detail, source, results_key=None)
+        switched = _give_up_shard(run_id, str(shard["shardId"]))
+        return FailedUnit(*_settle_shard(ledger, shard, detail), switched=switched)
     order = [str(item["recordId"]) for item in unit.get("Items", [])]
-    key = batch_key(list(dict.fromkeys(order)))
+    return FailedUnit(*_settle_batch(ledger, order, batch_key(list(dict.fromkeys(order))), detail))
+
+
+def _settle_shard(ledger: Ledger, shard: dict[str, Any], detail: str) -> tuple[Counts, usage.Tokens]:
+    """Settle a failed mode A child's shard. When it was switched to synchronous calls, its inner Map's results
+    went with the child, but each batch that ran left its claims (``<runId>/b-<key>``, with this shard's id): a
+    record one of them holds is settled as that batch would be settled had it failed (its kept answer written
+    unless the batch wrote its results, its tokens counted; anything else to the failure lane once). What no batch
+    claimed (never ran) goes to the failure lane under the shard; the same id held elsewhere in the run is a
+    duplicate, as in any unit."""
+    run_id, shard_id = ledger.run_id, str(shard["shardId"])
+    body = clients.s3().get_object(Bucket=shard["bucket"], Key=shard["key"])["Body"]
+    order = shard_record_ids(jsonl_lines(body.iter_chunks(1 << 20)))
+    owner = f"{run_id}/{shard_id}"
+    claims = ledger.claim_all(order, owner)
+    batches: dict[str, list[str]] = {}  # holder -> its records, in shard order (repeats included)
+    for record_id in order:
+        claim = claims[record_id]
+        if not claim.mine and claim.shard == shard_id and claim.holder and claim.holder.startswith(f"{run_id}/b-"):
+            batches.setdefault(claim.holder, []).append(record_id)
+    held = {record_id for ids in batches.values() for record_id in ids}
+    rest = [record_id for record_id in order if record_id not in held]
+    source: dict[str, Any] = {"bucket": shard["bucket"], "key": shard["key"]}
+    counts, tokens = _settle_records(ledger, rest, owner, detail, source, results_key=None,
+                                     claims={r: claims[r] for r in rest})
+    for holder, ids in batches.items():
+        batch_counts, kept = _settle_batch(ledger, ids, holder.removeprefix(f"{run_id}/b-"), detail)
+        counts, tokens = counts + batch_counts, tokens + kept
+    return counts, tokens
+
+
+def _settle_batch(ledger: Ledger, order: list[str], key: str, detail: str) -> tuple[Counts, usage.Tokens]:
+    """Settle a failed mode B batch (`key`) as its own owner: its kept answers written, the rest to the lane."""
+    run_id = ledger.run_id
     return _settle_records(ledger, order, f"{run_id}/b-{key}", detail, {},
                            results_key=f"{settings.storage.results_prefix}{run_id}/batch-{key}.jsonl")
 
 
 def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, source: dict[str, Any], *,
-                    results_key: str | None) -> tuple[Counts, usage.Tokens]:
-    """Settle a failed unit's records; with `results_key` (mode B), write the answers its batch kept. Returns the
-    counts and the tokens of those answers (their Converse usage)."""
-    claims = ledger.claim_all(order, owner)
+                    results_key: str | None, claims: dict[str, Claim] | None = None) -> tuple[Counts, usage.Tokens]:
+    """Settle a failed unit's records; with `results_key` (mode B), write the answers its batch kept unless that
+    object is there (the batch wrote it). Returns the counts and the tokens of those answers (Converse usage)."""
+    if claims is None:
+        claims = ledger.claim_all(order, owner)
     succeeded = {r for r, c in claims.items() if c.mine and c.outcome == "succeeded"}
     kept = {r: json.loads(c.output) for r, c in claims.items() if r in succeeded and c.output}
     failures = {r: LaneRecord(ledger.run_id, "unit", "unit_failed", detail, dedupe_key=r, record_id=r, **source)
@@ -193,30 +233,50 @@ def _settle_records(ledger: Ledger, order: list[str], owner: str, detail: str, s
     answered = [r for r in settlement.succeeded if r in kept]
     if answered and results_key is not None:  # mode A's successes were written by the completion handler
         body = b"".join(result_line(r, kept[r].get("output"), kept[r].get("text")) for r in answered)
-        clients.s3().put_object(Bucket=settings.storage.output_bucket, ContentType="application/jsonl", Body=body,
-                                Key=results_key)
+        _write_once(results_key, body)
     logger.warning("Settled the records of a failed unit", extra={"owner": owner, "detail": detail,
                                                                    "counts": settlement.counts.as_dict()})
     tokens = usage.total(kept[r].get("output") for r in answered) if results_key is not None else usage.Tokens()
     return settlement.counts, tokens
 
 
-def _give_up_shard(run_id: str, shard_id: str) -> None:
+def _write_once(key: str, body: bytes) -> None:
+    """Write a batch's results object unless it is there: the batch wrote it before its unit failed, or an earlier
+    attempt of this settlement did (S3's conditional write: If-None-Match)."""
+    for attempt in range(2):
+        try:
+            clients.s3().put_object(Bucket=settings.storage.output_bucket, Key=key, ContentType="application/jsonl",
+                                    Body=body, IfNoneMatch="*")
+            return
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            # 409: a write of the same key raced this one, and S3 asks for a retry (then 412 if that one wrote it)
+            if code == "ConditionalRequestConflict" and attempt == 0:
+                continue
+            if code != "PreconditionFailed":  # 412: the object is there
+                raise
+            logger.info("Results already written", extra={"key": key})
+            return
+
+
+def _give_up_shard(run_id: str, shard_id: str) -> bool:
     """Mark a failed child's shard settled (FAILED) under its lease, unless its job's completion settled it first,
     and stop its job if it still runs: a completion arriving later only resumes the (gone) child and writes nothing
-    the failure lane already holds. A shard never submitted has no item and no job."""
+    the failure lane already holds. A shard never submitted has no item and no job. Returns whether the shard had
+    switched to synchronous calls (the run's manifest lists it)."""
     table = jobs.JobsTable(clients.dynamodb(), settings.jobs_table, settings.records.ledger_ttl_seconds)
     name = jobs.job_name(settings.job_name_prefix, run_id, shard_id)
     record = table.get(name)
     if record is None or record.status in jobs.SETTLED:
-        return
+        return record is not None and record.switched
     with table.settling(name) as lease:  # its job's completion may have settled it meanwhile
         current = lease.record
         if current is None or current.status in jobs.SETTLED:
-            return
+            return record.switched
         if current.job_arn:
             _stop(current.job_arn)
         lease.settle(jobs.FAILED, {}, current.job_arn or "")
+    return record.switched
 
 
 def _stop(job_arn: str) -> None:

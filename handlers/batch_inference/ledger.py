@@ -18,6 +18,11 @@ claim, so a retry knows what its earlier attempt finished:
   again for a record it already answered;
 * ``laneSent``: a failure already on the failure lane is not sent again.
 
+A batch of a shard switched to synchronous calls (the deadline fallback) also writes the shard's id on its records
+(``shardId``), and a refused claim returns it with the holder: when that shard's child fails, the finalizer tells
+the records its own batches hold (settled as those batches) from the same ids held elsewhere in the run
+(duplicates).
+
 Items expire (TTL ``expiresAt``) after the retention the stack configures; the table has point-in-time recovery.
 """
 
@@ -45,6 +50,7 @@ class Claim:
     output: str | None = None
     lane_sent: bool = False
     holder: str | None = None  # the other owner, when not mine
+    shard: str | None = None  # when not mine: the switched shard whose synchronous batch holds it, if one does
 
 
 @dataclass(frozen=True)
@@ -64,19 +70,21 @@ class Ledger:
     def _claims(self) -> ClaimTable:
         return ClaimTable(self.client, self.table, KEY, RECORD_CLAIMS)
 
-    def claim(self, record_id: str, owner: str) -> Claim:
+    def claim(self, record_id: str, owner: str, shard: str | None = None) -> Claim:
+        """Claim the record for `owner`; `shard`: the switched shard `owner` (a synchronous batch) belongs to."""
+        first = {"runId": {"S": self.run_id}} | ({"shardId": {"S": shard}} if shard is not None else {})
         claimed = self._claims().claim(
             self._id(record_id), owner, also={"expiresAt": {"N": str(int(time.time()) + self.ttl_seconds)}},
-            if_absent={"runId": {"S": self.run_id}})
-        if not claimed.mine:
-            return Claim(record_id, mine=False, holder=claimed.holder)
+            if_absent=first)
         old = claimed.item
+        if not claimed.mine:
+            return Claim(record_id, mine=False, holder=claimed.holder, shard=_s(old, "shardId"))
         return Claim(record_id, mine=True, outcome=_s(old, "outcome"), output=_s(old, "output"),
                      lane_sent=bool(old.get("laneSent", {}).get("BOOL", False)))
 
-    def claim_all(self, record_ids: Iterable[str], owner: str) -> dict[str, Claim]:
+    def claim_all(self, record_ids: Iterable[str], owner: str, shard: str | None = None) -> dict[str, Claim]:
         ids = list(dict.fromkeys(record_ids))
-        claims = map_in_context(lambda i: self.claim(i, owner), ids, workers=CONCURRENCY)
+        claims = map_in_context(lambda i: self.claim(i, owner, shard), ids, workers=CONCURRENCY)
         return dict(zip(ids, claims, strict=True))
 
     def settle(self, record_id: str, owner: str, outcome: str, output: str | None = None) -> None:

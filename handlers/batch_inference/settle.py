@@ -28,6 +28,9 @@ class Counts:
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
 
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(**{name: value + getattr(other, name) for name, value in self.as_dict().items()})
+
 
 @dataclass
 class Settlement:

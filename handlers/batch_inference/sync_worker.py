@@ -1,9 +1,11 @@
 """Synchronous worker: ``batch_inference.sync_worker.handler``, the mode B Map's child Task.
 
-Input (Distributed Map with ItemBatcher) ``{"Items": [{"recordId", "modelInput"}...], "BatchInput": {"runId"},
-"retryCount": <$$.State.RetryCount>}``. Each record is claimed in the ledger for this batch (owner
-``<runId>/b-<digest of the batch's ids>``); records held by another owner are skipped, and a record this batch
-answered in an earlier attempt keeps that answer (stored in the ledger) instead of calling the model again.
+Input (Distributed Map with ItemBatcher) ``{"Items": [{"recordId", "modelInput"}...], "BatchInput": {"runId",
+"shardId" (a switched shard's batch)}, "retryCount": <$$.State.RetryCount>}``. Each record is claimed in the ledger
+for this batch (owner ``<runId>/b-<digest of the batch's ids>``, with the switched shard's id, so the finalizer can
+settle a failed switched shard from its batches' claims); records held by another owner are skipped, and a record
+this batch answered in an earlier attempt keeps that answer (stored in the ledger) instead of calling the model
+again.
 
 The rest call Converse, at most RECORD_CONCURRENCY at a time, each with exponential backoff and full jitter over
 throttling, model timeouts and transient errors (`backoff`). Then:
@@ -97,11 +99,11 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     batch = task_input(event, SyncBatch, "sync worker input is not a Map batch")
     run_id = batch.BatchInput.runId
     logger.append_keys(runId=run_id, records=len(batch.Items), retryCount=batch.retryCount)
-    return process_batch(run_id, batch.Items, retry_count=batch.retryCount,
+    return process_batch(run_id, batch.Items, retry_count=batch.retryCount, shard=batch.BatchInput.shardId,
                          remaining=lambda: context.get_remaining_time_in_millis() / 1000)
 
 
-def process_batch(run_id: str, items: list[SyncItem], *, retry_count: int,
+def process_batch(run_id: str, items: list[SyncItem], *, retry_count: int, shard: str | None = None,
                   sleep: Callable[[float], None] | None = None,
                   remaining: Callable[[], float] | None = None) -> dict[str, Any]:
     """Settle one batch; `remaining` gives the seconds left in the invocation (no limit without it)."""
@@ -111,7 +113,7 @@ def process_batch(run_id: str, items: list[SyncItem], *, retry_count: int,
     key = batch_key(order)
     owner = f"{run_id}/b-{key}"
     ledger = Ledger(clients.dynamodb(), records.ledger_table, records.ledger_ttl_seconds, run_id)
-    claims = ledger.claim_all(order, owner)
+    claims = ledger.claim_all(order, owner, shard)
     deadline = Deadline(remaining or (lambda: math.inf), settings.model_timeout_seconds)
     answers: dict[str, Answer] = {}
     to_call = []

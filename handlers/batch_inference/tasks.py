@@ -67,6 +67,7 @@ class SyncItem(_Input):
 
 class SyncBatchInput(_Input):
     runId: str = Field(pattern=_ID)
+    shardId: str | None = Field(None, pattern=r"^[0-9]{5}$")  # a switched shard's batch (InferShard)
 
 
 class SyncBatch(_Input):

@@ -16,7 +16,7 @@ from components.blocks.iam import AwsEnv
 from components.blocks.naming import Naming
 from components.config import BatchInferenceSettings, ConfigError, parse_stack_config
 from components.pipelines.batch_inference import BatchInference
-from components.pipelines.batch_inference_asl import AslParameters, definition
+from components.pipelines.batch_inference_asl import AslParameters, definition, shard_concurrency
 from offline.check import contains_unknown
 from offline.model import ResourceRecord
 from offline.synth import Synthesis, run_program
@@ -121,8 +121,9 @@ def test_a_shard_switched_for_the_deadline_runs_as_the_synchronous_map_runs_a_co
     shard, corpus = found["InferShard"], found["InferRecords"]
     assert shard["ItemReader"]["Parameters"] == {"Bucket.$": "$.shard.bucket", "Key.$": "$.shard.key"}
     assert shard["ItemReader"]["ReaderConfig"] == {"InputType": "JSONL"}
-    assert shard["ItemBatcher"] == {**corpus["ItemBatcher"], "BatchInput": {"runId.$": "$.runId"}}
-    for key in ("MaxConcurrency", "ToleratedFailurePercentage", "ResultWriter"):
+    assert shard["ItemBatcher"] == {**corpus["ItemBatcher"],
+                                    "BatchInput": {"runId.$": "$.runId", "shardId.$": "$.shard.shardId"}}
+    for key in ("ToleratedFailurePercentage", "ResultWriter"):
         assert shard[key] == corpus[key], key
     assert shard["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     assert found["InferShardBatch"] == found["InferBatch"]
@@ -132,6 +133,26 @@ def test_a_shard_switched_for_the_deadline_runs_as_the_synchronous_map_runs_a_co
     assert submit["ItemSelector"]["deadline.$"] == "$.sharding.deadline"
     assert found["SubmitAndWait"]["Parameters"]["Payload"]["deadline.$"] == "$.deadline"
     assert found["Shard"]["Parameters"]["Payload"]["options.$"] == "$"
+
+
+def test_switched_shards_together_stay_within_the_sync_workers_reserved_concurrency(stack: Synthesis) -> None:
+    """Every SubmitShards child may switch: concurrentJobs (7) InferShard Maps at once, each at its share of the
+    on-demand concurrency (12 // 7 = 1), all calling the sync worker reserved at onDemandConcurrency (12)."""
+    found = states(stack)
+    reserved = stack.named("batchinf-sync-worker").inputs["reservedConcurrentExecutions"]
+    assert found["InferShard"]["MaxConcurrency"] == 1
+    assert found["SubmitShards"]["MaxConcurrency"] * found["InferShard"]["MaxConcurrency"] <= reserved == 12
+
+
+@pytest.mark.parametrize(("jobs", "on_demand", "share"), [(7, 12, 1), (4, 100, 25), (10, 10, 1), (3, 20, 6),
+                                                          (10, 5, 1)])
+def test_a_switched_shards_concurrency_is_its_share_of_the_on_demand_concurrency(jobs: int, on_demand: int,
+                                                                                 share: int) -> None:
+    p = AslParameters("a", "b", "c", "d", "bucket", "runs/x", jobs, on_demand, 1, 1024, 5.0, 60, 60, 60, 60, 60, 1)
+    found = definition(p)["States"]["SubmitShards"]["ItemProcessor"]["States"]["InferShard"]
+    assert found["MaxConcurrency"] == shard_concurrency(p) == share
+    # Within the reservation whenever there are at least as many on-demand slots as jobs; below that, one each.
+    assert jobs * share <= on_demand or share == 1
 
 
 def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> None:
@@ -149,8 +170,17 @@ def test_every_task_retries_throttling_and_has_a_timeout(stack: Synthesis) -> No
         leases = (["ShardBusyError"], ["PublicationBusyError"])  # waits that must outlast a lease: never shortened
         assert all(r["JitterStrategy"] == ("NONE" if r["ErrorEquals"] in leases else "FULL") for r in task["Retry"])
         assert 0 < task["TimeoutSeconds"] <= 72 * 3600, name
-    assert "ThrottlingException" in tasks["InferBatch"]["Retry"][1]["ErrorEquals"]
-    assert tasks["InferBatch"]["Retry"][1]["MaxAttempts"] == 3  # the sync worker's BATCH_RETRIES
+    (model,) = [r for r in tasks["InferBatch"]["Retry"] if "ThrottlingException" in r["ErrorEquals"]]
+    assert model["MaxAttempts"] == 3  # the sync worker's BATCH_RETRIES
+    # The sync worker at its reserved concurrency: waited out first (the first matching retrier is the one used)
+    # for as long as another batch may hold its slot, twice its timeout in ceilings as full jitter halves each step.
+    for name in ("InferBatch", "InferShardBatch"):
+        throttled, transient = tasks[name]["Retry"][:2]
+        assert throttled["ErrorEquals"] == ["Lambda.TooManyRequestsException"], name
+        assert "Lambda.TooManyRequestsException" not in transient["ErrorEquals"], name
+        ceilings = [min(throttled["MaxDelaySeconds"], throttled["IntervalSeconds"] * 2 ** n)
+                    for n in range(throttled["MaxAttempts"])]
+        assert sum(ceilings) >= 2 * tasks[name]["TimeoutSeconds"], name
     wait = tasks["SubmitAndWait"]
     assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
     assert wait["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"

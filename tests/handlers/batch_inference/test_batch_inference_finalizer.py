@@ -7,10 +7,19 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from batch_inference import sync_worker
+from batch_inference import clients, finalizer, jobs, sync_worker
 from batch_inference.exceptions import ThrottlingException
-from tests.handlers.batch_inference.conftest import INPUT_BUCKET, OUTPUT_BUCKET, RESULT_BUS, Invoke, Storage
+from tests.handlers.batch_inference.conftest import (
+    INPUT_BUCKET,
+    JOB_PREFIX,
+    JOBS_TABLE,
+    OUTPUT_BUCKET,
+    RESULT_BUS,
+    Invoke,
+    Storage,
+)
 from tests.handlers.batch_inference.fakes import FakeConverse
 from tests.handlers.batch_inference.helpers import CORPUS, RUN, records, shard, shard_ids, shard_list, small_jobs
 from tests.handlers.batch_inference.test_batch_inference_mode_b import batch
@@ -157,6 +166,106 @@ def test_a_shard_switched_for_the_deadline_is_counted_from_its_batches_and_the_m
     assert manifest["tokens"]["onDemand"] == {"inputTokens": 24, "outputTokens": 10}
     (event,) = storage.published()
     assert event["detail"]["deadline"] == manifest["deadline"]
+
+
+def _shard_batch(ids: list[str], shard_id: str) -> dict[str, Any]:
+    """A batch of InferShard's (a switched shard's synchronous Map): its BatchInput names the shard."""
+    unit = batch(ids)
+    return {**unit, "BatchInput": {**unit["BatchInput"], "shardId": shard_id}}
+
+
+def test_a_switched_shard_whose_child_failed_is_settled_from_its_batches_claims(
+        invoke: Invoke, storage: Storage, converse: FakeConverse, monkeypatch: pytest.MonkeyPatch) -> None:
+    small_jobs(monkeypatch, minimum=4, maximum=7)
+    # Two shards, both switched to synchronous calls; the second repeats DOC0001, which the first one's batch holds.
+    corpus = [*records(4), *records(5, start=4), *records(1, start=1)]
+    sharding = {**shard(invoke, storage, corpus), "deadline": "2026-06-28T06:00:00+00:00"}
+    first, second = shard_list(storage, sharding)
+    assert shard_ids(storage, second) == ["DOC0004", "DOC0005", "DOC0006", "DOC0007", "DOC0008", "DOC0001"]
+    for descriptor in (first, second):  # the submitter marked both switched (DeadlineFallbackError)
+        name = jobs.job_name(JOB_PREFIX, RUN, descriptor["shardId"])
+        storage.ddb.put_item(TableName=JOBS_TABLE, Item={"jobKey": {"S": name}, "runId": {"S": RUN},
+                                                         "shardId": {"S": descriptor["shardId"]}})
+        assert jobs.JobsTable(clients.dynamodb(), JOBS_TABLE, 86400).switch_to_sync(name)
+    # The first shard's InferShard: two batches answered, its child succeeded.
+    converse.answers("first", times=4)
+    first_batches = [invoke("sync_worker", _shard_batch(ids, "00000")) for ids in (["DOC0000", "DOC0001"],
+                                                                                    ["DOC0002", "DOC0003"])]
+    inner = write_map_results(storage, succeeded=[_entry("SUCCEEDED", i, _shard_batch([], "00000"), output)
+                                                  for i, output in enumerate(first_batches)], failed=[], run="inner")
+    # The second's: one batch answered and wrote its results; one answered DOC0006 (kept in the ledger), then
+    # stayed throttled on DOC0007 and failed; one (DOC0008, DOC0001) never ran: the inner Map exceeded its tolerated
+    # failures and the outer child FAILED, its inner results gone with it.
+    converse.answers("second", times=3)
+    written = invoke("sync_worker", _shard_batch(["DOC0004", "DOC0005"], "00001"))
+    converse.fails("ThrottlingException", times=sync_worker.settings.max_attempts)
+    with pytest.raises(ThrottlingException):
+        invoke("sync_worker", _shard_batch(["DOC0006", "DOC0007"], "00001"))
+    results_key = f"results/{RUN}/batch-{written['batchKey']}.jsonl"
+    storage.s3.put_object(Bucket=OUTPUT_BUCKET, Key=results_key, Body=b"{\"note\": \"as the batch wrote it\"}\n")
+    map_output = write_map_results(storage, succeeded=[
+        _entry("SUCCEEDED", 0, {"runId": RUN, "shard": first},
+               {"runId": RUN, "shard": first, "fallback": {"Error": "DeadlineFallbackError"}, "switched": inner})],
+        failed=[_entry("FAILED", 1, {"runId": RUN, "shard": second},
+                       error=("States.ExceedToleratedFailureThreshold", "The specified tolerated failure threshold "
+                                                                        "was exceeded"))])
+    request = {"status": "SUCCEEDED", "runId": RUN, "corpusKey": CORPUS, "sharding": sharding, "map": map_output}
+    result = invoke("finalizer", request)
+
+    assert result["counts"] == {"records": 10, "succeeded": 7, "failed": 2, "duplicates": 1, "rejected": 0,
+                                "failedUnits": 1, "inputTokens": 7 * 12, "outputTokens": 7 * 5}
+    assert sorted((m["recordId"], m["reason"]) for m in storage.failure_lane()) == [
+        ("DOC0001", "duplicate_record_id"), ("DOC0007", "unit_failed"), ("DOC0008", "unit_failed")]
+    # DOC0006's kept answer is written; the results the batch wrote itself are left as they are.
+    assert storage.read(OUTPUT_BUCKET, results_key) == b"{\"note\": \"as the batch wrote it\"}\n"
+    assert sorted(r["recordId"] for r in storage.results(RUN) if "recordId" in r) == [
+        "DOC0000", "DOC0001", "DOC0002", "DOC0003", "DOC0006"]
+    manifest = json.loads(storage.read(OUTPUT_BUCKET, f"runs/{RUN}/manifest.json"))
+    assert manifest["tokens"]["onDemand"] == {"inputTokens": 84, "outputTokens": 35}
+    assert manifest["deadline"]["shardsSwitchedToSync"] == ["00000", "00001"]
+    (event,) = storage.published()
+    assert event["detail"]["counts"] == result["counts"]
+
+    # Replayed (a lost response, a redelivery): the same counts, nothing sent or written again.
+    objects = {key: storage.read(OUTPUT_BUCKET, key) for key in storage.keys(OUTPUT_BUCKET, f"results/{RUN}/")}
+    invoke.calls.clear()
+    assert invoke("finalizer", request)["counts"] == result["counts"]
+    assert storage.failure_lane() == [] and storage.published() == []
+    assert {key: storage.read(OUTPUT_BUCKET, key) for key in storage.keys(OUTPUT_BUCKET, f"results/{RUN}/")} == objects
+
+
+class _RacedS3:
+    """S3 answering a conditional write with the given error codes in turn (None: written)."""
+
+    def __init__(self, *codes: str | None) -> None:
+        self.codes, self.writes = list(codes), 0
+
+    def put_object(self, **request: Any) -> dict[str, Any]:
+        assert request["IfNoneMatch"] == "*"
+        self.writes += 1
+        code = self.codes.pop(0)
+        if code is None:
+            return {}
+        raise ClientError({"Error": {"Code": code, "Message": code}}, "PutObject")
+
+
+@pytest.mark.parametrize(("codes", "writes"), [
+    ((None,), 1), (("PreconditionFailed",), 1), (("ConditionalRequestConflict", None), 2),
+    (("ConditionalRequestConflict", "PreconditionFailed"), 2)])
+def test_kept_answers_are_written_once_whoever_writes_first(storage: Storage, codes: tuple[str | None, ...],
+                                                            writes: int) -> None:
+    s3 = _RacedS3(*codes)
+    with pytest.MonkeyPatch.context() as patch:  # undone before the storage fixture clears the clients
+        patch.setattr(finalizer.clients, "s3", lambda: s3)
+        finalizer._write_once("results/run/batch-k.jsonl", b"{}\n")
+    assert s3.writes == writes
+
+
+@pytest.mark.parametrize("codes", [("AccessDenied",), ("ConditionalRequestConflict", "ConditionalRequestConflict")])
+def test_a_results_write_that_fails_otherwise_fails_the_finalizer(storage: Storage, codes: tuple[str, ...]) -> None:
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ClientError, match=codes[-1]):
+        patch.setattr(finalizer.clients, "s3", lambda: _RacedS3(*codes))
+        finalizer._write_once("results/run/batch-k.jsonl", b"{}\n")
 
 
 @pytest.mark.parametrize("sharded", [True, False])

@@ -14,9 +14,12 @@ from botocore.stub import ANY, Stubber
 
 from batch_inference import clients, completion, jobs, sync_worker
 from batch_inference.exceptions import PublicationFailedError, ThrottlingException
+from batch_inference.ledger import Claim
+from batch_inference.ledger import Ledger as RecordLedger
 from tests.handlers.batch_inference.conftest import (
     COMPLETION_QUEUE_URL,
     JOBS_TABLE,
+    LEDGER_TABLE,
     MODEL_ID,
     STATE_MACHINE_ARN,
     Invoke,
@@ -433,3 +436,15 @@ def test_a_record_id_that_spells_a_marker_is_still_a_record(
     assert sorted(r["recordId"] for r in storage.results(RUN)) == sorted(["line#1", *(f"DOC{i:04d}" for i in
                                                                                        range(4))])
     assert [(m["lineNumber"], m["reason"]) for m in storage.failure_lane()] == [(1, "not_json")]
+
+
+def test_a_switched_shards_batch_names_its_shard_to_whoever_else_claims_its_records(storage: Storage) -> None:
+    """The finalizer tells a failed switched shard's own batches from the same ids held elsewhere by this."""
+    ledger = RecordLedger(clients.dynamodb(), LEDGER_TABLE, 86400, RUN)
+    batch_owner, shard_owner = f"{RUN}/b-key", f"{RUN}/00001"
+    assert ledger.claim("DOC0001", batch_owner, "00001").mine
+    assert ledger.claim("DOC0001", batch_owner, "00002").mine  # the same batch again: its shard stays the first
+    assert ledger.claim("DOC0002", f"{RUN}/b-other").mine  # a batch of the corpus's own Map: no shard
+    assert ledger.claim("DOC0001", shard_owner) == Claim("DOC0001", mine=False, holder=batch_owner, shard="00001")
+    assert ledger.claim("DOC0002", shard_owner) == Claim("DOC0002", mine=False, holder=f"{RUN}/b-other")
+    assert storage.ledger()["DOC0001"]["shardId"] == "00001" and "shardId" not in storage.ledger()["DOC0002"]
