@@ -87,3 +87,13 @@ def test_a_removed_decorator_is_named_by_its_line_not_the_blank_line_its_diff_ta
     assert mutation._changed_line(module, changed, 1)[1:] == ("@cache", "@cache(maxsize=2)")
     number = "--- a/m.py\n+++ b/m.py\n@@ -1,2 +1,2 @@\n class A:\n-    x = 1\n+    x = 2\n"
     assert mutation._changed_line(module, number, 1) == (2, "x = 1", "x = 2")
+
+
+
+@pytest.mark.parametrize("tree", ["policies/rules", "components/config"])
+def test_every_module_of_the_rules_and_the_config_is_mutated(tree: str) -> None:
+    """The issue's scope: every rule module and every config module has its mutants run by some group (a group
+    names a module or its directory)."""
+    covered = {m for g in mutation.load_groups(mutation.load_settings()) for m in g.modules}
+    modules = [p.relative_to(mutation.ROOT).as_posix() for p in sorted((mutation.ROOT / tree).glob("*.py"))]
+    assert [m for m in modules if m not in covered and tree not in covered] == []
