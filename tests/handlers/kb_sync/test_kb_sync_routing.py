@@ -62,6 +62,19 @@ def test_a_document_s_last_change_follows_s3_s_sequencer_not_delivery_order() ->
     assert [c.kind for c in latest_changes(unordered)] == [ChangeKind.REMOVED]  # no sequencer: the later wins
 
 
+def test_a_plan_knows_when_its_newest_change_happened() -> None:
+    """What lets a running job cover a batch (a job started after it saw every change): a notification's change
+    happened before SQS received it (its SentTimestamp); a follow-up carries the time of the changes it stands for,
+    not its own sending time; one obligation that cannot say makes the plan unable to say."""
+    notified = QueuedMessage("m1", Changed((change("d/a"),)), sent_at=1_000)
+    follow_up = QueuedMessage("m2", SyncRequested(generation=1, origin="a" * 64, changed_before=500), sent_at=9_000)
+    assert plan_batch([notified], "KB12345678", "DS12345678").changed_before == 1_000  # type: ignore[union-attr]
+    assert plan_batch([follow_up], "KB12345678", "DS12345678").changed_before == 500  # type: ignore[union-attr]
+    assert plan_batch([notified, follow_up], "KB12345678", "DS12345678").changed_before == 1_000  # type: ignore[union-attr]
+    unknown = QueuedMessage("m3", Changed((change("d/b"),)))  # no SentTimestamp
+    assert plan_batch([notified, unknown], "KB12345678", "DS12345678").changed_before is None  # type: ignore[union-attr]
+
+
 def job(status: str, failed: int = 0) -> dict:
     return {"status": status, "statistics": {"numberOfDocumentsFailed": failed}, "failureReasons": ["why"]}
 
