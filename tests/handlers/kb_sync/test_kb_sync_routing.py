@@ -60,6 +60,9 @@ def test_a_document_s_last_change_follows_s3_s_sequencer_not_delivery_order() ->
     assert kinds == {"d/a": ChangeKind.REMOVED, "d/b": ChangeKind.REMOVED}
     unordered = batch(change("d/c"), change("d/c", ChangeKind.REMOVED))
     assert [c.kind for c in latest_changes(unordered)] == [ChangeKind.REMOVED]  # no sequencer: the later wins
+    for first, second in ((change("d/e", sequencer="01"), change("d/e", ChangeKind.REMOVED)),
+                          (change("d/e"), change("d/e", ChangeKind.REMOVED, sequencer="01"))):
+        assert [c.kind for c in latest_changes(batch(first, second))] == [ChangeKind.REMOVED]  # one of the two: too
 
 
 def test_a_plan_knows_when_its_newest_change_happened() -> None:
