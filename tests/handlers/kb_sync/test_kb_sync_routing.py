@@ -78,6 +78,20 @@ def test_a_plan_knows_when_its_newest_change_happened() -> None:
     assert plan_batch([notified, unknown], "KB12345678", "DS12345678").changed_before is None  # type: ignore[union-attr]
 
 
+def test_two_copies_of_a_batch_run_s_end_plan_one_job_and_two_requests_two() -> None:
+    """EventBridge may deliver a run's end twice (two SQS messages): both copies name the run, so they plan the same
+    client token and Bedrock starts one job. Two sync requests that name no run are two requests."""
+    def token(message_id: str, run_id: str | None) -> str:
+        plan = plan_batch([QueuedMessage(message_id, SyncRequested(generation=0, run_id=run_id))], "KB12345678",
+                          "DS12345678")
+        assert plan is not None
+        return plan.client_token
+
+    assert token("m1", "run-1") == token("m2", "run-1")
+    assert token("m1", "run-1") != token("m1", "run-2")
+    assert token("m1", None) != token("m2", None)
+
+
 def job(status: str, failed: int = 0) -> dict:
     return {"status": status, "statistics": {"numberOfDocumentsFailed": failed}, "failureReasons": ["why"]}
 
