@@ -97,3 +97,10 @@ def test_every_module_of_the_rules_and_the_config_is_mutated(tree: str) -> None:
     covered = {m for g in mutation.load_groups(mutation.load_settings()) for m in g.modules}
     modules = [p.relative_to(mutation.ROOT).as_posix() for p in sorted((mutation.ROOT / tree).glob("*.py"))]
     assert [m for m in modules if m not in covered and tree not in covered] == []
+
+
+def test_every_listed_equivalent_names_a_line_its_module_still_has() -> None:
+    """A row left behind by a change of its line would explain a mutant that no longer exists."""
+    stale = [(module, line) for module, line, _ in mutation.equivalents()
+             if line not in {text.strip() for text in (mutation.ROOT / module).read_text().splitlines()}]
+    assert stale == []
