@@ -38,12 +38,12 @@ def content_version(content: str, reference: str | None) -> str:
     """The SHA-256 hex digest of an item's content and reference: equal for equal items, whoever sends them."""
     canonical = json.dumps({"content": content, "reference": reference}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()
+    return _sha256(canonical)
 
 
 def versioned_key(identity: str, version: str) -> str:
     """The key of one version of one item: a SHA-256 over its identity and its content version."""
-    return hashlib.sha256(f"{identity}\n{version}".encode("utf-8", "backslashreplace")).hexdigest()
+    return _sha256(f"{identity}\n{version}")
 
 
 def idempotency_key(event: Mapping[str, Any], fields: Sequence[str]) -> str:
@@ -55,9 +55,14 @@ def idempotency_key(event: Mapping[str, Any], fields: Sequence[str]) -> str:
         return event_id
     parts = [[field, _lookup(event, field)] for field in fields]
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    # As for a version: a lone surrogate (JSON can escape one, a field the event model does not check can hold it)
-    # has no UTF-8 form; its escape is digested instead, and JSON's escaping of "\\" keeps that apart from the text.
-    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()
+    return _sha256(canonical)
+
+
+def _sha256(text: str) -> str:
+    """The SHA-256 hex digest of `text`'s UTF-8. A lone surrogate (JSON can escape one, and a field the event model
+    does not check can hold it) has no UTF-8 form: its escape is digested instead, and JSON's escaping of "\\"
+    keeps that apart from the literal text."""
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
 
 def _lookup(event: Mapping[str, Any], path: str) -> Any:
