@@ -32,6 +32,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from common.retry import error_code
 from kb_sync.config import Settings
 from kb_sync.exceptions import BucketListingError
 from kb_sync.messages import DocumentChange
@@ -50,8 +51,7 @@ def _exists(client: Any, settings: Settings, uri: str) -> bool:
     try:
         listed = client.list_objects_v2(Bucket=settings.document_bucket, Prefix=key, MaxKeys=1)
     except (ClientError, BotoCoreError) as error:
-        code = error.response.get("Error", {}).get("Code", "Unknown") if isinstance(error, ClientError) else None
         raise BucketListingError(
             f"could not tell whether a document of knowledge base {settings.knowledge_base_id} still exists in "
-            f"{settings.document_bucket} (ListObjectsV2: {code or type(error).__name__})") from error
+            f"{settings.document_bucket} (ListObjectsV2: {error_code(error)})") from error
     return any(entry.get("Key") == key for entry in listed.get("Contents", []))
