@@ -7,7 +7,7 @@ import pytest
 
 from kb_sync.classify import Changed, ChangeKind, ObjectChange, SyncRequested
 from kb_sync.messages import DocumentChange
-from kb_sync.planning import QueuedMessage, latest_changes, plan_batch
+from kb_sync.planning import QueuedMessage, SyncPlan, latest_changes, plan_batch
 from kb_sync.routing import Route, choose_route
 from kb_sync.watch import JobEnd, judge_documents, judge_job
 
@@ -23,10 +23,14 @@ def batch(*changes: ObjectChange, extra: tuple[QueuedMessage, ...] = ()) -> list
     return [QueuedMessage(f"m{n}", Changed((c,))) for n, c in enumerate(changes)] + list(extra)
 
 
+def plan(messages: list[QueuedMessage]) -> SyncPlan:
+    planned = plan_batch(messages, "KB12345678", "DS12345678")
+    assert planned is not None
+    return planned
+
+
 def route(messages: list[QueuedMessage], mode: str, threshold: int = 3, settle: int = 60) -> Route:
-    plan = plan_batch(messages, "KB12345678", "DS12345678")
-    assert plan is not None
-    return choose_route(plan, messages, mode=mode, burst_threshold=threshold, settle_seconds=settle)
+    return choose_route(plan(messages), messages, mode=mode, burst_threshold=threshold, settle_seconds=settle)
 
 
 @pytest.mark.parametrize(("mode", "documents", "expected"), [
@@ -71,21 +75,18 @@ def test_a_plan_knows_when_its_newest_change_happened() -> None:
     not its own sending time; one obligation that cannot say makes the plan unable to say."""
     notified = QueuedMessage("m1", Changed((change("d/a"),)), sent_at=1_000)
     follow_up = QueuedMessage("m2", SyncRequested(generation=1, origin="a" * 64, changed_before=500), sent_at=9_000)
-    assert plan_batch([notified], "KB12345678", "DS12345678").changed_before == 1_000  # type: ignore[union-attr]
-    assert plan_batch([follow_up], "KB12345678", "DS12345678").changed_before == 500  # type: ignore[union-attr]
-    assert plan_batch([notified, follow_up], "KB12345678", "DS12345678").changed_before == 1_000  # type: ignore[union-attr]
+    assert plan([notified]).changed_before == 1_000
+    assert plan([follow_up]).changed_before == 500
+    assert plan([notified, follow_up]).changed_before == 1_000
     unknown = QueuedMessage("m3", Changed((change("d/b"),)))  # no SentTimestamp
-    assert plan_batch([notified, unknown], "KB12345678", "DS12345678").changed_before is None  # type: ignore[union-attr]
+    assert plan([notified, unknown]).changed_before is None
 
 
 def test_two_copies_of_a_batch_run_s_end_plan_one_job_and_two_requests_two() -> None:
     """EventBridge may deliver a run's end twice (two SQS messages): both copies name the run, so they plan the same
     client token and Bedrock starts one job. Two sync requests that name no run are two requests."""
     def token(message_id: str, run_id: str | None) -> str:
-        plan = plan_batch([QueuedMessage(message_id, SyncRequested(generation=0, run_id=run_id))], "KB12345678",
-                          "DS12345678")
-        assert plan is not None
-        return plan.client_token
+        return plan([QueuedMessage(message_id, SyncRequested(generation=0, run_id=run_id))]).client_token
 
     assert token("m1", "run-1") == token("m2", "run-1")
     assert token("m1", "run-1") != token("m1", "run-2")
