@@ -22,9 +22,10 @@ CHANGE = DocumentChange(kind="created", uri=f"s3://{BUCKET}/{PREFIX}handbook.pdf
 def test_a_refused_listing_names_the_bucket_and_s3_s_code() -> None:
     client = boto3.client("s3", region_name=REGION)
     with Stubber(client) as stubber:
-        stubber.add_client_error("list_objects_v2", service_error_code="AccessDenied", http_status_code=403,
+        # SlowDown: a code S3's model does not declare, so the error's class is ClientError and only its code names it
+        stubber.add_client_error("list_objects_v2", service_error_code="SlowDown", http_status_code=503,
                                  expected_params={"Bucket": BUCKET, "Prefix": f"{PREFIX}handbook.pdf", "MaxKeys": 1})
-        with pytest.raises(BucketListingError, match=f"still exists in {BUCKET} \\(ListObjectsV2: AccessDenied\\)"):
+        with pytest.raises(BucketListingError, match=f"still exists in {BUCKET} \\(ListObjectsV2: SlowDown\\)"):
             stored.as_stored(client, SETTINGS, [CHANGE])
 
 
